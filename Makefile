@@ -1,0 +1,95 @@
+# pgfleet build. `make` builds build/pgfleet; `make test` installs what tests need and
+# runs every test; `make run` starts a server on a default home. See README.md.
+
+CC      ?= cc
+PKGS    := libmicrohttpd jansson sqlite3 libsodium libpq
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
+CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -Isrc $(WARN) $(PKG_CFLAGS) -pthread
+LDLIBS  := $(PKG_LIBS) -pthread -lm
+
+SRCS    := $(sort $(shell find src -name '*.c' ! -name main.c))
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+
+# release build
+REL_DIR := build/rel
+REL_OBJS := $(SRCS:%.c=$(REL_DIR)/%.o)
+REL_CFLAGS := $(CFLAGS_COMMON) -O2 -g
+
+# sanitizer build (unit tests and the server under e2e test)
+SAN_DIR := build/san
+SAN_OBJS := $(SRCS:%.c=$(SAN_DIR)/%.o)
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+SAN_CFLAGS := $(CFLAGS_COMMON) -O1 -g $(SAN_FLAGS)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(SAN_DIR)/tests/%)
+
+PGFLEET_HOME ?= $(CURDIR)/.pgfleet
+LISTEN ?= 127.0.0.1:8080
+
+.PHONY: all build san deps deps-test unit e2e test run bench format format-check clean
+
+all: build
+build: build/pgfleet
+san: build/pgfleet-san
+
+build/pgfleet: $(REL_OBJS) $(REL_DIR)/src/main.o
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+build/pgfleet-san: $(SAN_OBJS) $(SAN_DIR)/src/main.o
+	$(CC) $(SAN_CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(REL_DIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(REL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(SAN_DIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN_CFLAGS) -MMD -MP -c -o $@ $<
+
+# Each unit test is one program: its test_*.c linked with src/util and the modules named
+# in MODS_<test> (all modules when unset), so a module's tests build on their own.
+MODS_test_util   := util
+MODS_test_store  := util store
+MODS_test_engine := util engine
+MODS_test_auth   := util auth store
+mods_objs = $(filter $(foreach m,$(or $(MODS_$(1)),$(notdir $(wildcard src/*))),$(SAN_DIR)/src/$(m)/%),$(SAN_OBJS))
+.SECONDEXPANSION:
+$(SAN_DIR)/tests/%: tests/unit/%.c $$(call mods_objs,$$*)
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN_CFLAGS) -Itests/unit -o $@ $< $(call mods_objs,$*) $(LDLIBS) -lcmocka
+
+-include $(shell find build -name '*.d' 2>/dev/null)
+
+deps:
+	@scripts/install-deps.sh build
+
+deps-test:
+	@scripts/install-deps.sh test
+
+unit: $(UNIT_BINS)
+	@scripts/run-unit.sh $(UNIT_BINS)
+
+e2e: build/pgfleet-san build/pgfleet
+	@scripts/run-e2e.sh
+
+test: deps-test
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory e2e
+
+run: deps
+	@$(MAKE) --no-print-directory build
+	@scripts/run.sh "$(PGFLEET_HOME)" "$(LISTEN)"
+
+bench: deps-test
+	@$(MAKE) --no-print-directory build
+	@bench/run.sh
+
+format:
+	clang-format -i $(SRCS) src/main.c $(UNIT_SRCS) $(shell find src tests/unit -name '*.h')
+
+format-check:
+	clang-format --dry-run --Werror $(SRCS) src/main.c $(UNIT_SRCS) $(shell find src tests/unit -name '*.h')
+
+clean:
+	rm -rf build

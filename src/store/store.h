@@ -1,0 +1,254 @@
+/* store: the catalog. SQLite in WAL mode, versioned migrations, typed queries.
+ *
+ * Threading: one store is shared by all threads; each thread gets its own SQLite
+ * connection (created on first use), so reads run in parallel. A change that touches
+ * several rows runs between store_tx_begin and store_tx_commit (BEGIN IMMEDIATE) on the
+ * calling thread's connection; every single-call write is its own transaction.
+ *
+ * Visibility: rows in a "deleting" state (databases, connections) and rows of other
+ * workspaces are invisible to every get/list that takes a workspace id: those calls
+ * answer 404 exactly as for an unknown id. Functions named *_internal see everything
+ * and are for the ops workers and the reconciler.
+ *
+ * Errors: not found -> status 404 code "NotFound"; uniqueness -> 409 "Conflict";
+ * bad cursor -> 400 "ValidationError" hint "cursor"; anything else -> 500. */
+#ifndef PF_STORE_STORE_H
+#define PF_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+#include "util/util.h"
+
+#define STORE_NAME_MAX 256   /* names are at most 255 bytes */
+#define STORE_TS_MAX 32      /* ISO-8601 timestamps */
+#define STORE_VERIFIER_MAX 256
+#define STORE_REASON_MAX 384
+
+typedef struct store store;
+
+int store_open(const char *path, store **out, pf_err *e); /* creates + migrates */
+void store_close(store *s);
+int store_schema_version(store *s); /* latest applied migration */
+
+int store_tx_begin(store *s, pf_err *e);
+int store_tx_commit(store *s, pf_err *e);
+void store_tx_rollback(store *s);
+
+/* ---- pagination ---- */
+typedef struct store_page {
+    const char *cursor; /* NULL or "": from the start; else the id of the last row seen */
+    int limit;          /* 1..100, validated by the caller */
+} store_page;
+
+typedef struct store_page_out {
+    bool has_more;
+    char next_cursor[PF_ID_MAX]; /* "" when !has_more */
+} store_page_out;
+
+/* ---- workspaces ---- */
+typedef struct store_workspace {
+    char id[PF_ID_MAX]; /* wksp_... */
+    char name[STORE_NAME_MAX];
+    char created_at[STORE_TS_MAX];
+} store_workspace;
+
+int store_workspace_insert(store *s, const store_workspace *w, pf_err *e);
+int store_workspace_get(store *s, const char *id, store_workspace *out, pf_err *e);
+/* Lists workspaces with only_id (a token sees only its own) or all when only_id is NULL. */
+int store_workspace_list(store *s, const char *only_id, const store_page *pg,
+                         store_workspace **out, size_t *n, store_page_out *po, pf_err *e);
+/* The first workspace created ("default"), for the CLI's default. */
+int store_workspace_first(store *s, store_workspace *out, pf_err *e);
+
+/* ---- service tokens (only the SHA-256 hex of the value is stored) ---- */
+typedef struct store_token {
+    char id[PF_ID_MAX]; /* tok_... */
+    char workspace_id[PF_ID_MAX];
+    char name[STORE_NAME_MAX];
+    char hash[65];
+    char value_hint[16]; /* last few chars of the value, shown after creation */
+    char created_at[STORE_TS_MAX];
+    char expires_at[STORE_TS_MAX]; /* "" = never */
+} store_token;
+
+int store_token_insert(store *s, const store_token *t, pf_err *e);
+/* 404 if no token has this hash. Expiry is the caller's check. */
+int store_token_by_hash(store *s, const char *hash, store_token *out, pf_err *e);
+
+/* ---- projects ---- */
+typedef struct store_project {
+    char id[PF_ID_MAX]; /* proj_... */
+    char workspace_id[PF_ID_MAX];
+    char name[STORE_NAME_MAX];
+    char logical_id[STORE_NAME_MAX]; /* "" = null */
+    char default_region[32];         /* "" = null */
+    char created_at[STORE_TS_MAX];
+} store_project;
+
+int store_project_insert(store *s, const store_project *p, pf_err *e); /* 409 on dup logicalId in workspace */
+int store_project_get(store *s, const char *ws, const char *id, store_project *out, pf_err *e);
+int store_project_list(store *s, const char *ws, const char *logical_id /* NULL = any */,
+                       const store_page *pg, store_project **out, size_t *n, store_page_out *po,
+                       pf_err *e);
+int store_project_update_name(store *s, const char *ws, const char *id, const char *name,
+                              pf_err *e);
+/* Deletes the project row and its branches; its databases must already be gone or
+ * marked deleting (their rows keep project_id until their delete op removes them). */
+int store_project_delete(store *s, const char *ws, const char *id, pf_err *e);
+
+/* ---- branches ---- */
+typedef struct store_branch {
+    char id[PF_ID_MAX]; /* br_... */
+    char project_id[PF_ID_MAX];
+    char git_name[STORE_NAME_MAX]; /* unique within the project (409) */
+    bool is_default;               /* exactly one per project */
+    char created_at[STORE_TS_MAX];
+    char updated_at[STORE_TS_MAX];
+} store_branch;
+
+int store_branch_insert(store *s, const store_branch *b, pf_err *e);
+/* Gets a branch whose project is in workspace ws. */
+int store_branch_get(store *s, const char *ws, const char *id, store_branch *out, pf_err *e);
+int store_branch_by_git_name(store *s, const char *project_id, const char *git_name,
+                             store_branch *out, pf_err *e);
+int store_branch_default(store *s, const char *project_id, store_branch *out, pf_err *e);
+int store_branch_list(store *s, const char *project_id, const char *git_name /* exact or NULL */,
+                      const char *git_name_contains /* or NULL */, const store_page *pg,
+                      store_branch **out, size_t *n, store_page_out *po, pf_err *e);
+/* Makes id the project's default branch (clearing the old default), bumps updated_at. */
+int store_branch_set_default(store *s, const char *id, pf_err *e);
+int store_branch_delete(store *s, const char *id, pf_err *e);
+/* Number of live (not deleting) databases on the branch. */
+int store_branch_database_count(store *s, const char *id, int *count, pf_err *e);
+
+/* ---- databases ---- */
+typedef enum {
+    DB_PROVISIONING = 0,
+    DB_READY,
+    DB_RECOVERING,
+    DB_FAILURE,
+    DB_DELETING /* internal: invisible to the API */
+} store_db_status;
+
+const char *store_db_status_name(store_db_status st); /* "provisioning", ... "deleting" */
+
+typedef struct store_database {
+    char id[PF_ID_MAX]; /* db_... */
+    char workspace_id[PF_ID_MAX];
+    char project_id[PF_ID_MAX];
+    char branch_id[PF_ID_MAX]; /* "" = null */
+    char name[STORE_NAME_MAX];
+    char logical_id[STORE_NAME_MAX]; /* "" = null; unique within a branch (409) */
+    store_db_status status;
+    char status_reason[STORE_REASON_MAX]; /* why it failed; "" otherwise */
+    bool is_default;
+    char region[32];
+    char source_type[16];           /* "empty" | "backup" | "database" */
+    char source_database_id[PF_ID_MAX];
+    char source_backup_id[PF_ID_MAX];
+    int port;                       /* direct endpoint TCP port; unique among all rows */
+    char default_connection_id[PF_ID_MAX]; /* "" = null */
+    char created_at[STORE_TS_MAX];
+} store_database;
+
+typedef struct store_db_filter {
+    const char *project_id;      /* NULL = any */
+    const char *logical_id;      /* NULL = any */
+    const char *branch_id;       /* NULL = any; "unassigned" = branch_id IS NULL */
+    const char *branch_git_name; /* NULL = any */
+} store_db_filter;
+
+int store_database_insert(store *s, const store_database *d, pf_err *e);
+int store_database_get(store *s, const char *ws, const char *id, store_database *out, pf_err *e);
+int store_database_get_internal(store *s, const char *id, store_database *out, pf_err *e);
+int store_database_list(store *s, const char *ws, const store_db_filter *f, const store_page *pg,
+                        store_database **out, size_t *n, store_page_out *po, pf_err *e);
+/* Every database row, any state (reconciler). */
+int store_database_list_internal(store *s, store_database **out, size_t *n, pf_err *e);
+/* Sets status (and reason, "" to clear). */
+int store_database_set_status(store *s, const char *id, store_db_status st, const char *reason,
+                              pf_err *e);
+int store_database_set_port(store *s, const char *id, int port, pf_err *e);
+int store_database_set_default_connection(store *s, const char *id, const char *conn_id,
+                                          pf_err *e);
+/* name / branch_id ("" = null) / logical_id; NULL leaves a field unchanged. 409 on dup logicalId. */
+int store_database_update(store *s, const char *id, const char *name, const char *branch_id,
+                          const char *logical_id, pf_err *e);
+/* Clears is_default on the project's other databases when making id the default. */
+int store_database_set_default(store *s, const char *project_id, const char *id, pf_err *e);
+int store_database_delete_row(store *s, const char *id, pf_err *e); /* also its connections */
+/* Lowest port in [lo, hi] used by no database row and not in `avoid` (n_avoid entries);
+ * 409 "Conflict" when the range is full. */
+int store_port_allocate(store *s, int lo, int hi, const int *avoid, size_t n_avoid, int *port,
+                        pf_err *e);
+
+/* ---- connections ---- */
+typedef struct store_connection {
+    char id[PF_ID_MAX]; /* conn_... */
+    char workspace_id[PF_ID_MAX];
+    char database_id[PF_ID_MAX];
+    char name[STORE_NAME_MAX];
+    char role[64];                       /* PostgreSQL role name, generated by us */
+    char verifier[STORE_VERIFIER_MAX];   /* SCRAM-SHA-256 secret; the password is never stored */
+    bool deleting;                       /* internal: invisible to the API */
+    char created_at[STORE_TS_MAX];
+} store_connection;
+
+int store_connection_insert(store *s, const store_connection *c, pf_err *e);
+int store_connection_get(store *s, const char *ws, const char *id, store_connection *out,
+                         pf_err *e);
+int store_connection_get_internal(store *s, const char *id, store_connection *out, pf_err *e);
+/* database_id NULL = all of the workspace's live connections. */
+int store_connection_list(store *s, const char *ws, const char *database_id, const store_page *pg,
+                          store_connection **out, size_t *n, store_page_out *po, pf_err *e);
+/* All live connections of a database, oldest first, no paging (for the database shape). */
+int store_connection_list_for_db(store *s, const char *database_id, bool include_deleting,
+                                 store_connection **out, size_t *n, pf_err *e);
+int store_connection_set_verifier(store *s, const char *id, const char *verifier, pf_err *e);
+int store_connection_mark_deleting(store *s, const char *id, pf_err *e);
+int store_connection_delete_row(store *s, const char *id, pf_err *e);
+
+/* ---- operations: the durable queue of long work ---- */
+typedef enum {
+    OP_DB_PROVISION = 0, /* make the instance exist, run, and carry every connection's role */
+    OP_DB_DELETE,        /* stop the instance, remove its files, delete the rows */
+    OP_CONN_SYNC,        /* make the role exist with the catalog's verifier (create, rotate) */
+    OP_CONN_DROP,        /* end the role's sessions, drop it, delete the row */
+    OP__COUNT
+} store_op_kind;
+
+typedef enum { OPS_PENDING = 0, OPS_RUNNING, OPS_DONE, OPS_FAILED } store_op_state;
+
+const char *store_op_kind_name(store_op_kind k);
+const char *store_op_state_name(store_op_state st);
+
+typedef struct store_op {
+    char id[PF_ID_MAX]; /* op_... */
+    store_op_kind kind;
+    store_op_state state;
+    char database_id[PF_ID_MAX];
+    char connection_id[PF_ID_MAX]; /* "" unless a connection op */
+    int attempts;
+    char error[STORE_REASON_MAX];
+    char created_at[STORE_TS_MAX];
+    char updated_at[STORE_TS_MAX];
+} store_op;
+
+int store_op_insert(store *s, const store_op *op, pf_err *e); /* state must be PENDING */
+int store_op_get(store *s, const char *id, store_op *out, pf_err *e);
+/* Atomically claims the oldest pending op whose database has no running op, marks it
+ * running and bumps attempts. Returns 1 with *out filled, 0 if none is ready. */
+int store_op_claim(store *s, store_op *out, pf_err *e);
+int store_op_finish(store *s, const char *id, store_op_state final_state, const char *error,
+                    pf_err *e);
+/* Puts a running op back to pending (to retry later). */
+int store_op_requeue(store *s, const char *id, const char *error, pf_err *e);
+/* At startup: every RUNNING op becomes PENDING again (its worker died with us). */
+int store_op_reset_running(store *s, int *count, pf_err *e);
+/* Number of PENDING or RUNNING ops for a database (0 = idle). */
+int store_op_count_active(store *s, const char *database_id, int *count, pf_err *e);
+
+#endif
