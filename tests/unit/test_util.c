@@ -41,7 +41,8 @@ static void test_secret_alphabet_and_length(void **state)
     util_secret(s, 40);
     assert_int_equal(strlen(s), 40);
     for (size_t i = 0; i < 40; i++)
-        assert_non_null(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", s[i]));
+        assert_non_null(
+            strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", s[i]));
 }
 
 static void test_parse_int_bounds(void **state)

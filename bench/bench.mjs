@@ -1,0 +1,92 @@
+// pgfleet benchmarks (issue figures). Run through `make bench`.
+// Prints: create-to-ready p50/p99 over 30 sequential creates; GET /v1/databases/{id}
+// requests/s with wrk (32 keep-alive connections, 2 threads, 10 s); server RSS with 100
+// databases.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, openSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const bin = process.env.PGFLEET_BIN ?? 'build/pgfleet';
+const N_CREATE = Number(process.env.BENCH_CREATES ?? 30);
+const N_DENSE = Number(process.env.BENCH_DENSE ?? 100);
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+    s.on('error', reject);
+  });
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]; };
+const rssKiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+
+const home = mkdtempSync(join(tmpdir(), 'pgfleet-bench-'));
+const port = await freePort();
+const lo = 30000 + Math.floor(Math.random() * 200) * 50;
+const base = `http://127.0.0.1:${port}`;
+const log = openSync(join(home, 'server.log'), 'a');
+const token = execFileSync(bin, ['token', 'create', '--home', home], { encoding: 'utf8' }).trim().split('\n').pop();
+const server = spawn(bin, ['serve', '--home', home, '--listen', `127.0.0.1:${port}`, '--port-range', `${lo}-${lo + N_DENSE + 40}`], { stdio: ['ignore', log, log] });
+const H = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
+async function api(method, path, body) {
+  const r = await fetch(base + path, { method, headers: H, body: body ? JSON.stringify(body) : undefined });
+  const text = await r.text();
+  if (r.status >= 400) throw new Error(`${method} ${path} -> ${r.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+async function waitReady(id) {
+  for (;;) {
+    const { data } = await api('GET', `/v1/databases/${id}`);
+    if (data.status === 'ready') return;
+    if (data.status === 'failure') throw new Error(`database ${id} failed`);
+    await sleep(5);
+  }
+}
+
+try {
+  for (let i = 0; i < 200; i++) { try { if ((await fetch(base + '/healthz')).ok) break; } catch {} await sleep(50); }
+  const { data: project } = await api('POST', '/v1/projects', { name: 'bench', createDatabase: false });
+  const ids = [];
+
+  // 1. create-to-ready, sequential
+  const times = [];
+  for (let i = 0; i < N_CREATE; i++) {
+    const t0 = performance.now();
+    const { data } = await api('POST', '/v1/databases', { projectId: project.id, name: `bench-${i}` });
+    await waitReady(data.id);
+    times.push(performance.now() - t0);
+    ids.push(data.id);
+  }
+  console.log(`create-to-ready over ${N_CREATE} sequential creates: p50 ${pct(times, 50).toFixed(0)} ms, p99 ${pct(times, 99).toFixed(0)} ms, max ${Math.max(...times).toFixed(0)} ms`);
+
+  // 2. GET throughput with wrk
+  try {
+    const out = execFileSync('wrk', ['-t2', '-c32', '-d10s', '--latency', '-H', `Authorization: Bearer ${token}`, `${base}/v1/databases/${ids[0]}`], { encoding: 'utf8' });
+    const rps = /Requests\/sec:\s+([\d.]+)/.exec(out)?.[1];
+    const p50 = /50%\s+(\S+)/.exec(out)?.[1];
+    const p99 = /99%\s+(\S+)/.exec(out)?.[1];
+    const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? '0';
+    console.log(`GET /v1/databases/{id} (wrk -t2 -c32 -d10s): ${rps} requests/s, latency p50 ${p50}, p99 ${p99}, non-2xx ${non2xx}`);
+  } catch (err) {
+    console.log(`wrk unavailable or failed: ${err.message}`);
+  }
+
+  // 3. RSS with N_DENSE databases
+  while (ids.length < N_DENSE) {
+    const batch = [];
+    for (let i = 0; i < 10 && ids.length + batch.length < N_DENSE; i++)
+      batch.push(api('POST', '/v1/databases', { projectId: project.id }).then(({ data }) => data.id));
+    const made = await Promise.all(batch);
+    await Promise.all(made.map(waitReady));
+    ids.push(...made);
+  }
+  await sleep(1000);
+  console.log(`server RSS with ${ids.length} ready databases: ${(rssKiB(server.pid) / 1024).toFixed(1)} MiB`);
+} finally {
+  server.kill('SIGTERM');
+  await new Promise((r) => server.on('exit', r));
+  rmSync(home, { recursive: true, force: true });
+}

@@ -1,0 +1,135 @@
+/* Actions shared by several handlers. All run inside the caller's transaction. */
+#include <stdio.h>
+#include <string.h>
+
+#include "api/internal.h"
+#include "engine/engine.h"
+
+int tx_end(app *a, int rc, pf_err *e)
+{
+    if (rc != 0) {
+        store_tx_rollback(a->st);
+        return -1;
+    }
+    if (store_tx_commit(a->st, e) != 0) {
+        store_tx_rollback(a->st);
+        return -1;
+    }
+    if (a->ops)
+        ops_notify(a->ops);
+    return 0;
+}
+
+int action_new_connection(const char *ws, const char *db_id, const char *name, store_connection *c,
+                          char password[64], pf_err *e)
+{
+    memset(c, 0, sizeof *c);
+    util_id_new("conn", c->id);
+    snprintf(c->workspace_id, sizeof c->workspace_id, "%s", ws);
+    snprintf(c->database_id, sizeof c->database_id, "%s", db_id);
+    snprintf(c->name, sizeof c->name, "%s", name);
+    char rnd[PF_ID_MAX];
+    util_id_new("u", rnd);
+    snprintf(c->role, sizeof c->role, "%s", rnd);
+    util_secret(password, 40);
+    util_now_iso(c->created_at);
+    return engine_scram_verifier(c->role, password, c->verifier, e);
+}
+
+int action_resolve_branch(app *a, const char *ws, const char *project_id, const char *branch_id,
+                          const char *git_name, store_branch *out, pf_err *e)
+{
+    if (branch_id) {
+        if (v_path_id("br", branch_id, "Branch", "branchId", e) != 0)
+            return -1;
+        if (store_branch_get(a->st, ws, branch_id, out, e) != 0)
+            return -1;
+        if (strcmp(out->project_id, project_id) != 0)
+            return err_set(e, 404, "NotFound", "branchId", "Branch %s was not found in project %s",
+                           branch_id, project_id);
+        return 0;
+    }
+    if (git_name) {
+        pf_err le;
+        if (store_branch_by_git_name(a->st, project_id, git_name, out, &le) == 0)
+            return 0;
+        if (le.status != 404) {
+            *e = le;
+            return -1;
+        }
+        memset(out, 0, sizeof *out);
+        util_id_new("br", out->id);
+        snprintf(out->project_id, sizeof out->project_id, "%s", project_id);
+        snprintf(out->git_name, sizeof out->git_name, "%s", git_name);
+        util_now_iso(out->created_at);
+        memcpy(out->updated_at, out->created_at, sizeof out->updated_at);
+        return store_branch_insert(a->st, out, e);
+    }
+    return store_branch_default(a->st, project_id, out, e);
+}
+
+int action_create_database(app *a, const char *ws, const db_create_req *r, store_database *db,
+                           store_connection *conn, char password[64], pf_err *e)
+{
+    store_branch br;
+    if (action_resolve_branch(a, ws, r->project_id, r->branch_id, r->branch_git_name, &br, e) != 0)
+        return -1;
+    memset(db, 0, sizeof *db);
+    util_id_new("db", db->id);
+    snprintf(db->workspace_id, sizeof db->workspace_id, "%s", ws);
+    snprintf(db->project_id, sizeof db->project_id, "%s", r->project_id);
+    snprintf(db->branch_id, sizeof db->branch_id, "%s", br.id);
+    if (r->name)
+        snprintf(db->name, sizeof db->name, "%s", r->name);
+    else
+        snprintf(db->name, sizeof db->name, "database-%.6s", db->id + 3);
+    snprintf(db->logical_id, sizeof db->logical_id, "%s", r->logical_id ? r->logical_id : "");
+    db->status = DB_PROVISIONING;
+    db->is_default = r->is_default;
+    snprintf(db->region, sizeof db->region, "%s", r->region);
+    snprintf(db->source_type, sizeof db->source_type, "empty");
+    util_now_iso(db->created_at);
+    if (store_port_allocate(a->st, a->port_lo, a->port_hi, NULL, 0, &db->port, e) != 0) {
+        if (e && e->status == 409)
+            err_set(e, 409, "Conflict", "port range",
+                    "No free port is left in %d-%d for a new database", a->port_lo, a->port_hi);
+        return -1;
+    }
+    if (store_database_insert(a->st, db, e) != 0)
+        return -1;
+    if (action_new_connection(ws, db->id, "default", conn, password, e) != 0)
+        return -1;
+    if (store_connection_insert(a->st, conn, e) != 0)
+        return -1;
+    if (store_database_set_default_connection(a->st, db->id, conn->id, e) != 0)
+        return -1;
+    snprintf(db->default_connection_id, sizeof db->default_connection_id, "%s", conn->id);
+    if (r->is_default && store_database_set_default(a->st, r->project_id, db->id, e) != 0)
+        return -1;
+    store_op op;
+    ops_op_init(&op, OP_DB_PROVISION, db->id, NULL);
+    return store_op_insert(a->st, &op, e);
+}
+
+int action_delete_database(app *a, const store_database *d, char *op_id, pf_err *e)
+{
+    if (store_database_set_status(a->st, d->id, DB_DELETING, "", e) != 0)
+        return -1;
+    store_op op;
+    ops_op_init(&op, OP_DB_DELETE, d->id, NULL);
+    if (op_id)
+        snprintf(op_id, PF_ID_MAX, "%s", op.id);
+    return store_op_insert(a->st, &op, e);
+}
+
+int action_wait_op(app *a, const char *op_id, pf_err *e)
+{
+    if (!a->ops)
+        return 0;
+    store_op op;
+    if (ops_wait(a->ops, op_id, a->op_wait_ms > 0 ? a->op_wait_ms : 20000, &op, e) != 0)
+        return -1;
+    if (op.state == OPS_FAILED)
+        return err_internal(e, "%s failed: %s", store_op_kind_name(op.kind), op.error);
+    return 0;
+}

@@ -1,0 +1,48 @@
+/* api: one file per resource. Handlers validate input, authorize (a credential sees only
+ * its own workspace), record intent in the store (with an op for long work) and shape
+ * responses exactly as the Management API contract types them. They never spawn
+ * processes or talk to PostgreSQL: the ops workers do. */
+#ifndef PF_API_API_H
+#define PF_API_API_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "http/http.h"
+#include "ops/ops.h"
+#include "store/store.h"
+
+#define API_MAX_REGIONS 16
+
+typedef struct api_region {
+    char id[32];
+    char name[96];
+    bool available;
+} api_region;
+
+typedef struct app {
+    store *st;
+    ops *ops;              /* NULL in unit tests that only shape JSON */
+    char base_url[256];    /* public API base URL, no trailing slash */
+    char public_host[256]; /* host written into connection strings */
+    int port_lo, port_hi;  /* instance port range */
+    api_region regions[API_MAX_REGIONS];
+    size_t nregions;
+    char default_region[32];
+    int op_wait_ms; /* how long credential changes wait for their op */
+} app;
+
+/* The route table (declared once, in routes.c). */
+const http_route *api_routes(size_t *n);
+/* Bearer-token authentication hook for the http layer. */
+int api_auth(void *app, http_req *req, pf_err *e);
+
+/* Fills the contract's region list: configured regions available, the contract's other
+ * ids listed unavailable. spec is "id=Name,id=Name" or NULL for the default. */
+int api_regions_configure(app *a, const char *spec, pf_err *e);
+/* Resolves a requested region: NULL/"" gives the default; unknown -> 400, listed but
+ * unavailable -> 400 "RegionUnavailable"; hint "region". */
+int api_region_resolve(app *a, const char *want, const char **out, pf_err *e);
+const api_region *api_region_find(app *a, const char *id);
+
+#endif

@@ -1,0 +1,265 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/internal.h"
+
+static int load_db(app *a, http_req *req, store_database *d, pf_err *e)
+{
+    const char *id = req->params[0];
+    if (v_path_id("db", id, "Database", "databaseId", e) != 0)
+        return -1;
+    return store_database_get(a->st, req->workspace_id, id, d, e);
+}
+
+/* Validates `source` (and the deprecated `fromDatabase`). Only empty databases exist until
+ * backups land; the other source types get a clear 400 naming the field. */
+static int check_source(json_t *body, pf_err *e)
+{
+    json_t *src = json_object_get(body, "source");
+    if (src && !json_is_null(src)) {
+        if (!json_is_object(src))
+            return err_set(e, 400, "ValidationError", "source",
+                           "The field 'source' must be an object like {\"type\":\"empty\"}");
+        json_t *t = json_object_get(src, "type");
+        if (!json_is_string(t))
+            return err_set(e, 400, "ValidationError", "source.type",
+                           "The field 'source.type' is required and must be a string");
+        const char *type = json_string_value(t);
+        if (strcmp(type, "backup") == 0 || strcmp(type, "database") == 0)
+            return err_set(e, 400, "UnsupportedSource", "source.type",
+                           "Creating a database from a %s is not supported by this pgfleet "
+                           "version; omit 'source' or use {\"type\":\"empty\"}",
+                           type);
+        if (strcmp(type, "empty") != 0)
+            return err_set(e, 400, "ValidationError", "source.type",
+                           "Unknown source type '%s'; use 'empty', 'backup' or 'database'", type);
+    }
+    json_t *from = json_object_get(body, "fromDatabase");
+    if (from && !json_is_null(from))
+        return err_set(e, 400, "UnsupportedSource", "fromDatabase",
+                       "Creating a database from another database is not supported by this "
+                       "pgfleet version; omit 'fromDatabase'");
+    return 0;
+}
+
+/* branchId / branchGitName: strings, never null, mutually exclusive. */
+static int check_branch_fields(json_t *body, const char **branch_id, const char **git_name,
+                               pf_err *e)
+{
+    if (json_is_null(json_object_get(body, "branchId")))
+        return err_set(e, 400, "ValidationError", "branchId",
+                       "Every database belongs to a branch: 'branchId' cannot be null");
+    if (json_is_null(json_object_get(body, "branchGitName")))
+        return err_set(e, 400, "ValidationError", "branchGitName",
+                       "Every database belongs to a branch: 'branchGitName' cannot be null");
+    if (v_string(body, "branchId", false, false, 64, 400, branch_id, e) != 0 ||
+        v_string(body, "branchGitName", false, false, NAME_MAX_LEN, 400, git_name, e) != 0)
+        return -1;
+    if (*branch_id && *git_name)
+        return err_set(e, 400, "ValidationError", "branchGitName",
+                       "'branchId' and 'branchGitName' are mutually exclusive");
+    return 0;
+}
+
+/* The body both create endpoints share; project_id comes from the path or the body. */
+static int create_common(app *a, http_req *req, json_t *body, const char *project_id,
+                         bool with_keys, http_resp *resp, pf_err *e)
+{
+    const char *name, *region_in, *branch_id, *git_name, *logical_id;
+    int is_default;
+    if (v_string(body, "name", false, false, NAME_MAX_LEN, 400, &name, e) != 0 ||
+        v_string(body, "region", false, false, 64, 400, &region_in, e) != 0 ||
+        v_bool(body, "isDefault", 400, &is_default, e) != 0 ||
+        v_string(body, "logicalId", false, false, NAME_MAX_LEN, 400, &logical_id, e) != 0 ||
+        check_branch_fields(body, &branch_id, &git_name, e) != 0 || check_source(body, e) != 0)
+        return -1;
+    if (v_path_id("proj", project_id, "Project", "projectId", e) != 0)
+        return -1;
+    store_project p;
+    if (store_project_get(a->st, req->workspace_id, project_id, &p, e) != 0) {
+        if (e && e->status == 404)
+            snprintf(e->hint, sizeof e->hint, "projectId");
+        return -1;
+    }
+    const char *region;
+    if (region_in && strcmp(region_in, "inherit") == 0)
+        region_in = p.default_region[0] ? p.default_region : NULL;
+    if (api_region_resolve(a, region_in, &region, e) != 0)
+        return -1;
+    db_create_req r = {.project_id = p.id,
+                       .name = name,
+                       .region = region,
+                       .branch_id = branch_id,
+                       .branch_git_name = git_name,
+                       .logical_id = logical_id,
+                       .is_default = is_default == 1};
+    store_database db;
+    store_connection conn;
+    char password[64] = "";
+    if (store_tx_begin(a->st, e) != 0)
+        return -1;
+    if (tx_end(a, action_create_database(a, req->workspace_id, &r, &db, &conn, password, e), e) !=
+        0)
+        return -1;
+    json_t *j = NULL;
+    if (shape_database(a, &db, conn.id, password, with_keys, &j, e) != 0)
+        return -1;
+    resp->status = 201;
+    resp->body = json_pack("{s:o}", "data", j);
+    return 0;
+}
+
+HANDLER(h_databases_create)
+{
+    app *a = ctx;
+    json_t *body = NULL;
+    if (http_json_body(req, false, &body, e) != 0)
+        return -1;
+    const char *project_id;
+    int rc = v_string(body, "projectId", true, false, 64, 400, &project_id, e);
+    if (rc == 0)
+        rc = create_common(a, req, body, project_id, false, resp, e);
+    json_decref(body);
+    return rc;
+}
+
+HANDLER(h_project_databases_create)
+{
+    app *a = ctx;
+    json_t *body = NULL;
+    if (http_json_body(req, true, &body, e) != 0)
+        return -1;
+    int rc = create_common(a, req, body, req->params[0], true, resp, e);
+    json_decref(body);
+    return rc;
+}
+
+static int list_common(app *a, http_req *req, const store_db_filter *f, http_resp *resp, pf_err *e)
+{
+    store_page pg;
+    if (v_page(req, &pg, e) != 0)
+        return -1;
+    store_database *rows = NULL;
+    size_t n = 0;
+    store_page_out po;
+    if (store_database_list(a->st, req->workspace_id, f, &pg, &rows, &n, &po, e) != 0)
+        return -1;
+    json_t *data = json_array();
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        json_t *j = NULL;
+        rc = shape_database(a, &rows[i], NULL, NULL, false, &j, e);
+        if (rc == 0)
+            json_array_append_new(data, j);
+    }
+    free(rows);
+    if (rc != 0) {
+        json_decref(data);
+        return -1;
+    }
+    resp->body = shape_list(data, &po);
+    return 0;
+}
+
+HANDLER(h_databases_list)
+{
+    app *a = ctx;
+    store_db_filter f = {.project_id = http_query(req, "projectId"),
+                         .logical_id = http_query(req, "logicalId"),
+                         .branch_id = http_query(req, "branchId"),
+                         .branch_git_name = http_query(req, "branchGitName")};
+    if (f.branch_id && f.branch_git_name)
+        return err_set(e, 400, "ValidationError", "branchGitName",
+                       "The filters 'branchId' and 'branchGitName' are mutually exclusive");
+    return list_common(a, req, &f, resp, e);
+}
+
+HANDLER(h_project_databases_list)
+{
+    app *a = ctx;
+    const char *pid = req->params[0];
+    store_project p;
+    if (v_path_id("proj", pid, "Project", "projectId", e) != 0 ||
+        store_project_get(a->st, req->workspace_id, pid, &p, e) != 0)
+        return -1;
+    store_db_filter f = {.project_id = p.id};
+    return list_common(a, req, &f, resp, e);
+}
+
+HANDLER(h_database_get)
+{
+    app *a = ctx;
+    store_database d;
+    if (load_db(a, req, &d, e) != 0)
+        return -1;
+    json_t *j = NULL;
+    if (shape_database(a, &d, NULL, NULL, false, &j, e) != 0)
+        return -1;
+    resp->body = json_pack("{s:o}", "data", j);
+    return 0;
+}
+
+HANDLER(h_database_patch)
+{
+    app *a = ctx;
+    store_database d;
+    if (load_db(a, req, &d, e) != 0)
+        return -1;
+    json_t *body = NULL;
+    if (http_json_body(req, false, &body, e) != 0)
+        return -1;
+    int rc = -1;
+    const char *name, *branch_id, *git_name, *logical_id;
+    if (v_string(body, "name", false, false, NAME_MAX_LEN, 400, &name, e) != 0 ||
+        v_string(body, "logicalId", false, false, NAME_MAX_LEN, 400, &logical_id, e) != 0 ||
+        check_branch_fields(body, &branch_id, &git_name, e) != 0)
+        goto out;
+    if (store_tx_begin(a->st, e) != 0)
+        goto out;
+    int trc = 0;
+    const char *new_branch = NULL;
+    store_branch br;
+    if (branch_id || git_name) {
+        trc =
+            action_resolve_branch(a, req->workspace_id, d.project_id, branch_id, git_name, &br, e);
+        new_branch = br.id;
+    }
+    if (trc == 0)
+        trc = store_database_update(a->st, d.id, name, new_branch, logical_id, e);
+    if (tx_end(a, trc, e) != 0)
+        goto out;
+    if (store_database_get(a->st, req->workspace_id, d.id, &d, e) != 0)
+        goto out;
+    json_t *j = NULL;
+    if (shape_database(a, &d, NULL, NULL, false, &j, e) != 0)
+        goto out;
+    resp->body = json_pack("{s:o}", "data", j);
+    rc = 0;
+out:
+    json_decref(body);
+    return rc;
+}
+
+HANDLER(h_database_delete)
+{
+    app *a = ctx;
+    store_database d;
+    if (load_db(a, req, &d, e) != 0)
+        return -1;
+    if (d.is_default)
+        return err_set(e, 403, "Forbidden", "databaseId",
+                       "Database %s is its project's default database and cannot be deleted on "
+                       "its own; delete the project to remove it",
+                       d.id);
+    char op_id[PF_ID_MAX];
+    if (store_tx_begin(a->st, e) != 0)
+        return -1;
+    if (tx_end(a, action_delete_database(a, &d, op_id, e), e) != 0)
+        return -1;
+    /* answer once the server is stopped and its port free, as the client expects */
+    if (action_wait_op(a, op_id, e) != 0)
+        return -1;
+    resp->status = 204;
+    return 0;
+}

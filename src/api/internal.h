@@ -1,0 +1,107 @@
+/* Helpers shared by the handlers in src/api: input validation, paging and the JSON shapes
+ * of each resource. Internal to src/api. */
+#ifndef PF_API_INTERNAL_H
+#define PF_API_INTERNAL_H
+
+#include <jansson.h>
+
+#include "api/api.h"
+
+#define NAME_MAX_LEN 255
+
+/* ---- validation: each returns 0, or -1 with `status` (400 or 422) and a hint naming
+ * the field. A JSON null counts as absent only where allow_null is true. ---- */
+int v_string(json_t *body, const char *field, bool required, bool allow_null, size_t maxlen,
+             int status, const char **out, pf_err *e);
+int v_bool(json_t *body, const char *field, int status, int *out /* -1 absent, 0, 1 */, pf_err *e);
+/* For a path parameter: ids of the wrong shape behave exactly like unknown ids (404). */
+int v_path_id(const char *prefix, const char *id, const char *what, const char *hint, pf_err *e);
+/* ?limit= (1..100, default 100) and ?cursor=. */
+int v_page(http_req *req, store_page *pg, pf_err *e);
+
+/* ---- shapes ---- */
+json_t *shape_workspace(app *a, const store_workspace *w);
+json_t *shape_project(app *a, const store_project *p);
+json_t *shape_branch(app *a, const store_branch *b, const store_project *p);
+/* A database with its connections. secret_conn/secret_password: the one connection whose
+ * password is known (just created), or NULL. with_keys adds the create-response extras
+ * (apiKeys, connectionString, directConnection). */
+int shape_database(app *a, const store_database *d, const char *secret_conn,
+                   const char *secret_password, bool with_keys, json_t **out, pf_err *e);
+/* A connection; password NULL for read shapes (no secrets, no connection strings). */
+json_t *shape_connection(app *a, const store_connection *c, const store_database *d,
+                         const char *password);
+/* extras: the create/rotate-only fields (connectionString, host, user, pass). */
+json_t *shape_connection_ex(app *a, const store_connection *c, const store_database *d,
+                            const char *password, bool extras);
+json_t *shape_pagination(const store_page_out *po);
+/* {"data":[...], "pagination":{...}} */
+json_t *shape_list(json_t *data, const store_page_out *po);
+
+/* ---- shared actions ---- */
+typedef struct db_create_req {
+    const char *project_id;
+    const char *name;
+    const char *region;          /* resolved id */
+    const char *branch_id;       /* NULL: default branch (or by git name) */
+    const char *branch_git_name; /* created when missing */
+    const char *logical_id;
+    bool is_default;
+} db_create_req;
+
+/* Inside the caller's transaction: inserts the database, its default connection and the
+ * provision op. Fills the new rows and the connection's one-time password. */
+int action_create_database(app *a, const char *ws, const db_create_req *r, store_database *db,
+                           store_connection *conn, char password[64], pf_err *e);
+/* New credential row + its verifier (no insert). */
+int action_new_connection(const char *ws, const char *db_id, const char *name, store_connection *c,
+                          char password[64], pf_err *e);
+/* Resolves branchId / branchGitName for a project (creating a branch by git name). Inside
+ * the caller's transaction. */
+int action_resolve_branch(app *a, const char *ws, const char *project_id, const char *branch_id,
+                          const char *git_name, store_branch *out, pf_err *e);
+/* Marks a database deleting and queues its delete (inside the caller's transaction).
+ * op_id (may be NULL) receives the op's id. */
+int action_delete_database(app *a, const store_database *d, char *op_id, pf_err *e);
+
+/* After commit: waits (a->op_wait_ms) for an op whose effect the response promises, e.g.
+ * a rotated password that must work at once. A failed op is a 500. */
+int action_wait_op(app *a, const char *op_id, pf_err *e);
+
+/* Commit helper: commits, or rolls back and returns -1 if rc != 0 or the commit fails. */
+int tx_end(app *a, int rc, pf_err *e);
+
+/* ---- handlers (routes.c) ---- */
+#define HANDLER(name) int name(void *ctx, http_req *req, http_resp *resp, pf_err *e)
+HANDLER(h_healthz);
+HANDLER(h_workspaces_list);
+HANDLER(h_workspace_get);
+HANDLER(h_projects_list);
+HANDLER(h_projects_create);
+HANDLER(h_project_get);
+HANDLER(h_project_patch);
+HANDLER(h_project_delete);
+HANDLER(h_branches_list);
+HANDLER(h_branches_create);
+HANDLER(h_branch_get);
+HANDLER(h_branch_patch);
+HANDLER(h_branch_delete);
+HANDLER(h_databases_list);
+HANDLER(h_databases_create);
+HANDLER(h_project_databases_list);
+HANDLER(h_project_databases_create);
+HANDLER(h_database_get);
+HANDLER(h_database_patch);
+HANDLER(h_database_delete);
+HANDLER(h_db_connections_list);
+HANDLER(h_db_connections_create);
+HANDLER(h_connections_list);
+HANDLER(h_connections_create);
+HANDLER(h_connection_get);
+HANDLER(h_connection_delete);
+HANDLER(h_connection_rotate);
+HANDLER(h_regions_list);
+HANDLER(h_regions_postgres);
+HANDLER(h_regions_accelerate);
+
+#endif

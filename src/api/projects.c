@@ -1,0 +1,183 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/internal.h"
+
+HANDLER(h_projects_list)
+{
+    app *a = ctx;
+    store_page pg;
+    if (v_page(req, &pg, e) != 0)
+        return -1;
+    store_project *rows = NULL;
+    size_t n = 0;
+    store_page_out po;
+    if (store_project_list(a->st, req->workspace_id, http_query(req, "logicalId"), &pg, &rows, &n,
+                           &po, e) != 0)
+        return -1;
+    json_t *data = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(data, shape_project(a, &rows[i]));
+    free(rows);
+    resp->body = shape_list(data, &po);
+    return 0;
+}
+
+HANDLER(h_projects_create)
+{
+    app *a = ctx;
+    json_t *body = NULL;
+    if (http_json_body(req, true, &body, e) != 0)
+        return -1;
+    int rc = -1;
+    const char *name, *region_in, *logical_id, *ws_in, *region;
+    int create_db;
+    if (v_string(body, "name", false, false, NAME_MAX_LEN, 400, &name, e) != 0 ||
+        v_string(body, "region", false, false, 64, 400, &region_in, e) != 0 ||
+        v_string(body, "logicalId", false, false, NAME_MAX_LEN, 400, &logical_id, e) != 0 ||
+        v_string(body, "workspaceId", false, false, 64, 400, &ws_in, e) != 0 ||
+        v_bool(body, "createDatabase", 400, &create_db, e) != 0)
+        goto out;
+    if (api_region_resolve(a, region_in, &region, e) != 0)
+        goto out;
+    if (ws_in && strcmp(ws_in, req->workspace_id) != 0) {
+        err_set(e, 404, "NotFound", "workspaceId", "Workspace %s was not found", ws_in);
+        goto out;
+    }
+    store_project p;
+    memset(&p, 0, sizeof p);
+    util_id_new("proj", p.id);
+    snprintf(p.workspace_id, sizeof p.workspace_id, "%s", req->workspace_id);
+    snprintf(p.name, sizeof p.name, "%s", name ? name : "Untitled project");
+    snprintf(p.logical_id, sizeof p.logical_id, "%s", logical_id ? logical_id : "");
+    snprintf(p.default_region, sizeof p.default_region, "%s", region);
+    util_now_iso(p.created_at);
+    store_branch br;
+    memset(&br, 0, sizeof br);
+    util_id_new("br", br.id);
+    snprintf(br.project_id, sizeof br.project_id, "%s", p.id);
+    snprintf(br.git_name, sizeof br.git_name, "main");
+    br.is_default = true;
+    memcpy(br.created_at, p.created_at, sizeof br.created_at);
+    memcpy(br.updated_at, p.created_at, sizeof br.updated_at);
+
+    store_database db;
+    store_connection conn;
+    char password[64] = "";
+    if (store_tx_begin(a->st, e) != 0)
+        goto out;
+    int trc = store_project_insert(a->st, &p, e);
+    if (trc == 0)
+        trc = store_branch_insert(a->st, &br, e);
+    if (trc == 0 && create_db != 0) {
+        db_create_req r = {.project_id = p.id, .name = name, .region = region, .is_default = true};
+        trc = action_create_database(a, req->workspace_id, &r, &db, &conn, password, e);
+    }
+    if (tx_end(a, trc, e) != 0)
+        goto out;
+    json_t *jp = shape_project(a, &p);
+    if (create_db != 0) {
+        json_t *jdb = NULL;
+        if (shape_database(a, &db, conn.id, password, true, &jdb, e) != 0) {
+            json_decref(jp);
+            goto out;
+        }
+        json_object_set_new(jp, "database", jdb);
+    } else {
+        json_object_set_new(jp, "database", json_null());
+    }
+    resp->status = 201;
+    resp->body = json_pack("{s:o}", "data", jp);
+    rc = 0;
+out:
+    json_decref(body);
+    return rc;
+}
+
+static int load_project(app *a, http_req *req, store_project *p, pf_err *e)
+{
+    const char *id = req->params[0];
+    if (v_path_id("proj", id, "Project", "id", e) != 0)
+        return -1;
+    if (store_project_get(a->st, req->workspace_id, id, p, e) != 0) {
+        if (e && e->status == 404)
+            snprintf(e->hint, sizeof e->hint, "id");
+        return -1;
+    }
+    return 0;
+}
+
+HANDLER(h_project_get)
+{
+    app *a = ctx;
+    store_project p;
+    if (load_project(a, req, &p, e) != 0)
+        return -1;
+    resp->body = json_pack("{s:o}", "data", shape_project(a, &p));
+    return 0;
+}
+
+HANDLER(h_project_patch)
+{
+    app *a = ctx;
+    store_project p;
+    if (load_project(a, req, &p, e) != 0)
+        return -1;
+    json_t *body = NULL;
+    if (http_json_body(req, false, &body, e) != 0) {
+        e->status = e->status == 400 ? 422 : e->status;
+        return -1;
+    }
+    int rc = -1;
+    const char *name;
+    if (v_string(body, "name", false, false, NAME_MAX_LEN, 422, &name, e) != 0)
+        goto out;
+    json_t *settings = json_object_get(body, "settings");
+    if (settings && !json_is_object(settings)) {
+        err_set(e, 422, "ValidationError", "settings", "The field 'settings' must be an object");
+        goto out;
+    }
+    if (name) {
+        if (store_project_update_name(a->st, req->workspace_id, p.id, name, e) != 0)
+            goto out;
+        snprintf(p.name, sizeof p.name, "%s", name);
+    }
+    resp->body = json_pack("{s:o}", "data", shape_project(a, &p));
+    rc = 0;
+out:
+    json_decref(body);
+    return rc;
+}
+
+/* Deleting a project deletes its databases (each through its delete op) and branches. */
+HANDLER(h_project_delete)
+{
+    app *a = ctx;
+    store_project p;
+    if (load_project(a, req, &p, e) != 0)
+        return -1;
+    if (store_tx_begin(a->st, e) != 0)
+        return -1;
+    int rc = 0;
+    store_db_filter f = {.project_id = p.id};
+    for (;;) {
+        store_page pg = {.cursor = NULL, .limit = 100};
+        store_database *dbs = NULL;
+        size_t n = 0;
+        store_page_out po;
+        rc = store_database_list(a->st, req->workspace_id, &f, &pg, &dbs, &n, &po, e);
+        for (size_t i = 0; rc == 0 && i < n; i++)
+            rc = action_delete_database(a, &dbs[i], NULL, e);
+        free(dbs);
+        /* deleted rows leave the visible list, so the next pass starts from the top */
+        if (rc != 0 || n == 0)
+            break;
+    }
+    if (rc == 0)
+        rc = store_project_delete(a->st, req->workspace_id, p.id, e);
+    if (tx_end(a, rc, e) != 0)
+        return -1;
+    resp->status = 204;
+    return 0;
+}

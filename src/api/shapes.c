@@ -1,0 +1,179 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/internal.h"
+
+static json_t *url_of(app *a, const char *kind, const char *id)
+{
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s/v1/%s/%s", a->base_url, kind, id);
+    return json_string(buf);
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s && *s ? json_string(s) : json_null();
+}
+
+json_t *shape_workspace(app *a, const store_workspace *w)
+{
+    return json_pack("{s:s, s:s, s:o, s:s, s:s}", "id", w->id, "type", "workspace", "url",
+                     url_of(a, "workspaces", w->id), "name", w->name, "createdAt", w->created_at);
+}
+
+json_t *shape_project(app *a, const store_project *p)
+{
+    store_workspace w;
+    pf_err e;
+    if (store_workspace_get(a->st, p->workspace_id, &w, &e) != 0)
+        snprintf(w.name, sizeof w.name, "%s", "");
+    return json_pack("{s:s, s:s, s:o, s:s, s:o, s:s, s:o, s:{s:s, s:o, s:s}}", "id", p->id, "type",
+                     "project", "url", url_of(a, "projects", p->id), "name", p->name, "logicalId",
+                     str_or_null(p->logical_id), "createdAt", p->created_at, "defaultRegion",
+                     str_or_null(p->default_region), "workspace", "id", p->workspace_id, "url",
+                     url_of(a, "workspaces", p->workspace_id), "name", w.name);
+}
+
+json_t *shape_branch(app *a, const store_branch *b, const store_project *p)
+{
+    return json_pack("{s:s, s:s, s:o, s:s, s:b, s:s, s:s, s:s, s:{s:s, s:o, s:s}}", "id", b->id,
+                     "type", "branch", "url", url_of(a, "branches", b->id), "gitName", b->git_name,
+                     "isDefault", b->is_default, "role", b->is_default ? "production" : "preview",
+                     "createdAt", b->created_at, "updatedAt", b->updated_at, "project", "id", p->id,
+                     "url", url_of(a, "projects", p->id), "name", p->name);
+}
+
+static char *conn_string(app *a, const store_connection *c, const store_database *d,
+                         const char *password)
+{
+    return xasprintf("postgresql://%s:%s@%s:%d/postgres", c->role, password, a->public_host,
+                     d->port);
+}
+
+static json_t *endpoint(app *a, int port, const char *cs)
+{
+    json_t *j = json_pack("{s:s, s:i}", "host", a->public_host, "port", port);
+    if (cs)
+        json_object_set_new(j, "connectionString", json_string(cs));
+    return j;
+}
+
+static json_t *direct_connection(app *a, const store_connection *c, const store_database *d,
+                                 const char *password)
+{
+    char host[300];
+    snprintf(host, sizeof host, "%s:%d", a->public_host, d->port);
+    return json_pack("{s:s, s:s, s:s}", "host", host, "user", c->role, "pass", password);
+}
+
+json_t *shape_connection(app *a, const store_connection *c, const store_database *d,
+                         const char *password)
+{
+    return shape_connection_ex(a, c, d, password, password != NULL);
+}
+
+json_t *shape_connection_ex(app *a, const store_connection *c, const store_database *d,
+                            const char *password, bool extras)
+{
+    char *cs = password ? conn_string(a, c, d, password) : NULL;
+    json_t *j = json_pack("{s:s, s:s, s:o, s:s, s:s, s:s, s:{s:o}, s:{s:s, s:o, s:s}}", "id", c->id,
+                          "type", "connection", "url", url_of(a, "connections", c->id), "name",
+                          c->name, "createdAt", c->created_at, "kind", "postgres", "endpoints",
+                          "direct", endpoint(a, d->port, cs), "database", "id", d->id, "url",
+                          url_of(a, "databases", d->id), "name", d->name);
+    if (password) {
+        json_object_set_new(j, "directConnection", direct_connection(a, c, d, password));
+    } else {
+        json_object_set_new(j, "directConnection", json_null());
+    }
+    if (password && extras) {
+        char host[300];
+        snprintf(host, sizeof host, "%s:%d", a->public_host, d->port);
+        json_object_set_new(j, "connectionString", json_string(cs));
+        json_object_set_new(j, "host", json_string(host));
+        json_object_set_new(j, "user", json_string(c->role));
+        json_object_set_new(j, "pass", json_string(password));
+    }
+    free(cs);
+    return j;
+}
+
+int shape_database(app *a, const store_database *d, const char *secret_conn,
+                   const char *secret_password, bool with_keys, json_t **out, pf_err *e)
+{
+    store_project p;
+    if (store_project_get(a->st, d->workspace_id, d->project_id, &p, e) != 0)
+        return -1;
+    store_connection *conns = NULL;
+    size_t n = 0;
+    if (store_connection_list_for_db(a->st, d->id, false, &conns, &n, e) != 0)
+        return -1;
+    json_t *jconns = json_array();
+    json_t *keys = json_array();
+    json_t *top_cs = json_null();
+    json_t *top_dc = json_null();
+    for (size_t i = 0; i < n; i++) {
+        const char *pw =
+            secret_conn && strcmp(conns[i].id, secret_conn) == 0 ? secret_password : NULL;
+        json_array_append_new(jconns, shape_connection_ex(a, &conns[i], d, pw, false));
+        if (with_keys && pw) {
+            char *cs = conn_string(a, &conns[i], d, pw);
+            json_t *k = json_pack("{s:s, s:s, s:o, s:s, s:s, s:s, s:{s:o}, s:s, s:o}", "id",
+                                  conns[i].id, "type", "connection", "url",
+                                  url_of(a, "connections", conns[i].id), "name", conns[i].name,
+                                  "createdAt", conns[i].created_at, "kind", "postgres", "endpoints",
+                                  "direct", endpoint(a, d->port, NULL), "connectionString", cs,
+                                  "directConnection", direct_connection(a, &conns[i], d, pw));
+            json_array_append_new(keys, k);
+            json_decref(top_cs);
+            json_decref(top_dc);
+            top_cs = json_string(cs);
+            top_dc = direct_connection(a, &conns[i], d, pw);
+            free(cs);
+        }
+    }
+    free(conns);
+    const api_region *r = api_region_find(a, d->region);
+    json_t *region = json_pack("{s:s, s:s}", "id", d->region, "name", r ? r->name : d->region);
+    json_t *source;
+    if (strcmp(d->source_type, "backup") == 0)
+        source = json_pack("{s:s, s:s, s:s}", "type", "backup", "databaseId", d->source_database_id,
+                           "backupId", d->source_backup_id);
+    else if (strcmp(d->source_type, "database") == 0)
+        source = json_pack("{s:s, s:s}", "type", "database", "databaseId", d->source_database_id);
+    else
+        source = json_pack("{s:s}", "type", "empty");
+    json_t *j = json_pack(
+        "{s:s, s:s, s:o, s:s, s:s, s:s, s:b, s:o, s:o, s:{s:s, s:o, s:s}, s:o, s:o, s:o, s:o}",
+        "id", d->id, "type", "database", "url", url_of(a, "databases", d->id), "name", d->name,
+        "status", store_db_status_name(d->status), "createdAt", d->created_at, "isDefault",
+        d->is_default, "defaultConnectionId", str_or_null(d->default_connection_id), "connections",
+        jconns, "project", "id", p.id, "url", url_of(a, "projects", p.id), "name", p.name, "region",
+        region, "source", source, "branchId", str_or_null(d->branch_id), "logicalId",
+        str_or_null(d->logical_id));
+    if (with_keys) {
+        json_object_set_new(j, "apiKeys", keys);
+        json_object_set_new(j, "connectionString", top_cs);
+        json_object_set_new(j, "directConnection", top_dc);
+    } else {
+        json_decref(keys);
+        json_decref(top_cs);
+        json_decref(top_dc);
+    }
+    *out = j;
+    return 0;
+}
+
+json_t *shape_pagination(const store_page_out *po)
+{
+    return json_pack("{s:o, s:b}", "nextCursor",
+                     po->has_more && po->next_cursor[0] ? json_string(po->next_cursor)
+                                                        : json_null(),
+                     "hasMore", po->has_more);
+}
+
+json_t *shape_list(json_t *data, const store_page_out *po)
+{
+    return json_pack("{s:o, s:o}", "data", data, "pagination", shape_pagination(po));
+}

@@ -1,0 +1,46 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/internal.h"
+
+HANDLER(h_healthz)
+{
+    (void)ctx;
+    (void)req;
+    (void)e;
+    resp->body = json_pack("{s:s}", "status", "ok");
+    return 0;
+}
+
+HANDLER(h_workspaces_list)
+{
+    app *a = ctx;
+    store_page pg;
+    if (v_page(req, &pg, e) != 0)
+        return -1;
+    store_workspace *rows = NULL;
+    size_t n = 0;
+    store_page_out po;
+    if (store_workspace_list(a->st, req->workspace_id, &pg, &rows, &n, &po, e) != 0)
+        return -1;
+    json_t *data = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(data, shape_workspace(a, &rows[i]));
+    free(rows);
+    resp->body = shape_list(data, &po);
+    return 0;
+}
+
+HANDLER(h_workspace_get)
+{
+    app *a = ctx;
+    const char *id = req->params[0];
+    /* another workspace's id behaves exactly like an unknown one */
+    if (v_path_id("wksp", id, "Workspace", "id", e) != 0 || strcmp(id, req->workspace_id) != 0)
+        return err_set(e, 404, "NotFound", "id", "Workspace %s was not found", id);
+    store_workspace w;
+    if (store_workspace_get(a->st, id, &w, e) != 0)
+        return -1;
+    resp->body = json_pack("{s:o}", "data", shape_workspace(a, &w));
+    return 0;
+}

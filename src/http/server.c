@@ -1,0 +1,336 @@
+#include "http/http.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <microhttpd.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util/log.h"
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    http_config cfg;
+};
+
+/* Per-request state, from the first callback to MHD's completion notice. */
+typedef struct req_ctx {
+    char *buf;
+    size_t len;
+    size_t cap;
+    bool too_large;
+    int64_t started_ms;
+} req_ctx;
+
+static atomic_ulong request_seq;
+
+json_t *http_error_json(const pf_err *e)
+{
+    json_t *err = json_pack("{s:s, s:s}", "code", e->code[0] ? e->code : "InternalError", "message",
+                            e->message[0] ? e->message : "Internal error");
+    if (e->hint[0])
+        json_object_set_new(err, "hint", json_string(e->hint));
+    return json_pack("{s:o}", "error", err);
+}
+
+bool http_match(const char *pattern, const char *path, char *buf, size_t bufsz, const char **params,
+                int *nparams)
+{
+    size_t used = 0;
+    int np = 0;
+    const char *p = pattern, *q = path;
+    while (*p && *q) {
+        if (*p == '{') {
+            const char *pe = strchr(p, '}');
+            if (!pe)
+                return false;
+            const char *qe = strchr(q, '/');
+            size_t qlen = qe ? (size_t)(qe - q) : strlen(q);
+            if (qlen == 0 || np >= HTTP_MAX_PARAMS || used + qlen + 1 > bufsz)
+                return false;
+            memcpy(buf + used, q, qlen);
+            buf[used + qlen] = '\0';
+            params[np++] = buf + used;
+            used += qlen + 1;
+            p = pe + 1;
+            q += qlen;
+        } else {
+            if (*p != *q)
+                return false;
+            p++;
+            q++;
+        }
+    }
+    /* tolerate one trailing slash on the request */
+    if (*p == '\0' && (*q == '\0' || (q[0] == '/' && q[1] == '\0'))) {
+        *nparams = np;
+        return true;
+    }
+    return false;
+}
+
+const char *http_query(http_req *req, const char *key)
+{
+    return MHD_lookup_connection_value(req->mhd, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *http_header(http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->mhd, MHD_HEADER_KIND, name);
+}
+
+int http_json_body(http_req *req, bool allow_empty, json_t **out, pf_err *e)
+{
+    *out = NULL;
+    if (!req->body || req->body_len == 0) {
+        if (allow_empty) {
+            *out = json_object();
+            return 0;
+        }
+        return err_set(e, 400, "ValidationError", "Send a JSON object as the request body.",
+                       "The request body is empty");
+    }
+    json_error_t je;
+    json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
+    if (!j) {
+        char hint[160];
+        snprintf(hint, sizeof hint, "Fix the JSON near line %d, column %d.", je.line, je.column);
+        return err_set(e, 400, "InvalidJson", hint, "The request body is not valid JSON: %s",
+                       je.text);
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return err_set(e, 400, "ValidationError", "Send a JSON object as the request body.",
+                       "The request body must be a JSON object");
+    }
+    *out = j;
+    return 0;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *body,
+                                 const char *request_id)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (body) {
+        text = json_dumps(body, JSON_COMPACT);
+        if (!text)
+            abort();
+        len = strlen(text);
+    }
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        len, text ? text : (char *)"", text ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (body)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(r, "X-Request-Id", request_id);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result send_raw(struct MHD_Connection *c, int status, char *raw, size_t len,
+                                const char *ctype, const char *request_id)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, raw, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(r, "X-Request-Id", request_id);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, const pf_err *e, const char *request_id)
+{
+    json_t *j = http_error_json(e);
+    int status = e->status >= 400 && e->status <= 599 ? e->status : 500;
+    enum MHD_Result r = send_json(c, status, j, request_id);
+    json_decref(j);
+    return r;
+}
+
+static void dispatch(http_server *s, struct MHD_Connection *c, const char *method, const char *url,
+                     req_ctx *ctx, int *status_out, http_req *req)
+{
+    pf_err e;
+    err_clear(&e);
+    char pbuf[512];
+    const http_route *route = NULL;
+    bool path_known = false;
+    for (size_t i = 0; i < s->cfg.nroutes; i++) {
+        const http_route *rt = &s->cfg.routes[i];
+        const char *params[HTTP_MAX_PARAMS];
+        int np = 0;
+        if (!http_match(rt->pattern, url, pbuf, sizeof pbuf, params, &np))
+            continue;
+        path_known = true;
+        if (strcmp(rt->method, method) != 0)
+            continue;
+        route = rt;
+        memcpy(req->params, params, sizeof params);
+        req->nparams = np;
+        break;
+    }
+    http_resp resp = {0};
+    int rc = 0;
+    if (!route) {
+        if (path_known)
+            rc = err_set(&e, 405, "MethodNotAllowed", NULL, "%s is not allowed on %s", method, url);
+        else
+            rc = err_set(&e, 404, "NotFound", NULL, "No such endpoint: %s %s", method, url);
+    } else if (ctx->too_large) {
+        rc = err_set(&e, 413, "PayloadTooLarge", "Send a body of at most 1 MiB.",
+                     "The request body exceeds 1 MiB");
+    } else {
+        req->body = ctx->buf;
+        req->body_len = ctx->len;
+        if ((route->flags & HTTP_AUTH) && s->cfg.auth)
+            rc = s->cfg.auth(s->cfg.app, req, &e);
+        if (rc == 0)
+            rc = route->handler(s->cfg.app, req, &resp, &e);
+    }
+    if (rc != 0) {
+        json_decref(resp.body);
+        free(resp.raw);
+        *status_out = e.status >= 400 && e.status <= 599 ? e.status : 500;
+        if (*status_out >= 500)
+            log_error("req=%s %s %s failed: %s", req->request_id, method, url, e.message);
+        send_error(c, &e, req->request_id);
+        return;
+    }
+    *status_out = resp.status ? resp.status : 200;
+    if (resp.raw)
+        send_raw(c, *status_out, resp.raw, resp.raw_len,
+                 resp.content_type ? resp.content_type : "text/plain", req->request_id);
+    else
+        send_json(c, *status_out, resp.body, req->request_id);
+    json_decref(resp.body);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    http_server *s = cls;
+    req_ctx *ctx = *con_cls;
+    if (!ctx) {
+        ctx = xcalloc(1, sizeof *ctx);
+        ctx->started_ms = util_now_ms();
+        *con_cls = ctx;
+        const char *cl =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        long n = 0;
+        if (cl && util_parse_int(cl, 0, 1L << 40, &n) && n > HTTP_BODY_MAX)
+            ctx->too_large = true;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        if (!ctx->too_large && ctx->len + n > HTTP_BODY_MAX)
+            ctx->too_large = true;
+        if (!ctx->too_large) {
+            if (ctx->len + n + 1 > ctx->cap) {
+                size_t cap = ctx->cap ? ctx->cap : 1024;
+                while (cap < ctx->len + n + 1)
+                    cap *= 2;
+                char *nb = realloc(ctx->buf, cap);
+                if (!nb)
+                    abort();
+                ctx->buf = nb;
+                ctx->cap = cap;
+            }
+            memcpy(ctx->buf + ctx->len, upload_data, n);
+            ctx->len += n;
+            ctx->buf[ctx->len] = '\0';
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    http_req req = {.method = method, .path = url, .mhd = c};
+    snprintf(req.request_id, sizeof req.request_id, "req_%lu",
+             (unsigned long)atomic_fetch_add(&request_seq, 1) + 1);
+    int status = 500;
+    dispatch(s, c, method, url, ctx, &status, &req);
+    int64_t ms = util_now_ms() - ctx->started_ms;
+    if (strcmp(method, "GET") != 0 || status >= 400)
+        log_info("req=%s %s %s -> %d (%lld ms)", req.request_id, method, url, status,
+                 (long long)ms);
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    req_ctx *ctx = *con_cls;
+    if (ctx) {
+        free(ctx->buf);
+        free(ctx);
+        *con_cls = NULL;
+    }
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    log_warn("http: %s", line);
+}
+
+int http_start(const http_config *cfg, http_server **out, pf_err *e)
+{
+    http_server *s = xcalloc(1, sizeof *s);
+    s->cfg = *cfg;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    if (inet_pton(AF_INET, cfg->host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)cfg->port);
+    } else if (inet_pton(AF_INET6, cfg->host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)cfg->port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        free(s);
+        return err_set(e, 400, "ValidationError", "--listen takes HOST:PORT with a numeric IP",
+                       "cannot listen on '%s'", cfg->host);
+    }
+    s->daemon = MHD_start_daemon(
+        flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+        on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+        MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024), MHD_OPTION_END);
+    if (!s->daemon) {
+        free(s);
+        return err_internal(e, "cannot listen on %s:%d (in use, or not an address of this host)",
+                            cfg->host, cfg->port);
+    }
+    *out = s;
+    return 0;
+}
+
+void http_stop(http_server *s)
+{
+    if (!s)
+        return;
+    MHD_stop_daemon(s->daemon);
+    free(s);
+}

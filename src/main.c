@@ -1,0 +1,425 @@
+/* pgfleet: the program. `pgfleet serve` runs the control plane; `pgfleet token create` and
+ * `pgfleet workspace create` work on a home directly, whether or not a server runs.
+ * Options are declared once in `options[]`: parsing, defaults, environment variables and
+ * the help text all come from it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "auth/auth.h"
+#include "engine/engine.h"
+#include "http/http.h"
+#include "ops/ops.h"
+#include "store/store.h"
+#include "util/log.h"
+#include "util/proc.h"
+#include "util/util.h"
+
+#define PGFLEET_VERSION "0.1.0"
+
+enum { CMD_SERVE = 1, CMD_TOKEN = 2, CMD_WORKSPACE = 4 };
+
+typedef enum {
+    O_HOME,
+    O_LISTEN,
+    O_PUBLIC_URL,
+    O_PUBLIC_HOST,
+    O_PORT_RANGE,
+    O_REGIONS,
+    O_RUN_AS,
+    O_PG_BINDIR,
+    O_WORKERS,
+    O_LOG_LEVEL,
+    O_WORKSPACE,
+    O_NAME,
+    O__COUNT
+} opt_id;
+
+typedef struct opt_def {
+    const char *name;
+    const char *env;
+    const char *def;
+    int cmds;
+    const char *help;
+} opt_def;
+
+static const opt_def options[O__COUNT] = {
+    [O_HOME] = {"home", "PGFLEET_HOME", "./.pgfleet", CMD_SERVE | CMD_TOKEN | CMD_WORKSPACE,
+                "data directory: catalog, instances, golden copy, keys"},
+    [O_LISTEN] = {"listen", "PGFLEET_LISTEN", "127.0.0.1:8080", CMD_SERVE,
+                  "HOST:PORT the API listens on (numeric address)"},
+    [O_PUBLIC_URL] = {"public-url", "PGFLEET_PUBLIC_URL", NULL, CMD_SERVE,
+                      "base URL written into every `url` field (default http://LISTEN)"},
+    [O_PUBLIC_HOST] = {"public-host", "PGFLEET_PUBLIC_HOST", "127.0.0.1", CMD_SERVE,
+                       "host written into connection strings"},
+    [O_PORT_RANGE] = {"port-range", "PGFLEET_PORT_RANGE", "55000-55999", CMD_SERVE,
+                      "LO-HI: TCP ports for database servers (one each)"},
+    [O_REGIONS] = {"regions", "PGFLEET_REGIONS", "us-east-1=US East (N. Virginia)", CMD_SERVE,
+                   "served regions as id=Name,id=Name (the first is the default)"},
+    [O_RUN_AS] = {"run-as", "PGFLEET_RUN_AS", "postgres", CMD_SERVE,
+                  "OS user for PostgreSQL when pgfleet runs as root"},
+    [O_PG_BINDIR] = {"pg-bindir", "PGFLEET_PG_BINDIR", "/usr/lib/postgresql/15/bin", CMD_SERVE,
+                     "where postgres and initdb live"},
+    [O_WORKERS] = {"workers", "PGFLEET_WORKERS", "2", CMD_SERVE, "operation worker threads"},
+    [O_LOG_LEVEL] = {"log-level", "PGFLEET_LOG_LEVEL", "info", CMD_SERVE,
+                     "debug, info, warn or error"},
+    [O_WORKSPACE] = {"workspace", NULL, NULL, CMD_TOKEN,
+                     "workspace id (default: the default workspace)"},
+    [O_NAME] = {"name", NULL, NULL, CMD_TOKEN | CMD_WORKSPACE, "a display name"},
+};
+
+static const char *optval[O__COUNT];
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "pgfleet %s: a self-hosted PostgreSQL control plane serving the Prisma Postgres "
+            "Management API (v1)\n\n"
+            "usage:\n"
+            "  pgfleet serve [options]             run the API and the databases\n"
+            "  pgfleet token create [options]      print a new service token (last line)\n"
+            "  pgfleet workspace create --name N   print a new workspace's id\n"
+            "  pgfleet version\n\noptions:\n",
+            PGFLEET_VERSION);
+    for (int i = 0; i < O__COUNT; i++) {
+        const opt_def *o = &options[i];
+        fprintf(f, "  --%-13s %s", o->name, o->help);
+        if (o->def)
+            fprintf(f, " [%s]", o->def);
+        if (o->env)
+            fprintf(f, " (env %s)", o->env);
+        fputc('\n', f);
+    }
+}
+
+static int parse_options(int argc, char **argv, int first, int cmd)
+{
+    for (int i = 0; i < O__COUNT; i++) {
+        const char *env = options[i].env ? getenv(options[i].env) : NULL;
+        optval[i] = env && *env ? env : options[i].def;
+    }
+    for (int i = first; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            fprintf(stderr, "pgfleet: unexpected argument '%s'\n", arg);
+            return -1;
+        }
+        const char *name = arg + 2;
+        const char *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        int found = -1;
+        for (int k = 0; k < O__COUNT; k++)
+            if (strlen(options[k].name) == nlen && strncmp(options[k].name, name, nlen) == 0)
+                found = k;
+        if (found < 0 || !(options[found].cmds & cmd)) {
+            fprintf(stderr, "pgfleet: unknown option '--%.*s' (see pgfleet --help)\n", (int)nlen,
+                    name);
+            return -1;
+        }
+        if (eq) {
+            optval[found] = eq + 1;
+        } else if (i + 1 < argc) {
+            optval[found] = argv[++i];
+        } else {
+            fprintf(stderr, "pgfleet: option '--%s' needs a value\n", options[found].name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Makes the home absolute and present, opens the catalog, and makes sure a default
+ * workspace exists. */
+static int open_home(char *home_abs, size_t n, store **st, pf_err *e)
+{
+    const char *home = optval[O_HOME];
+    if (mkdir(home, 0711) != 0 && errno != EEXIST)
+        return err_internal(e, "cannot create home %s: %s", home, strerror(errno));
+    if (!realpath(home, home_abs))
+        return err_internal(e, "cannot resolve home %s: %s", home, strerror(errno));
+    (void)n;
+    char *db = xasprintf("%s/catalog.db", home_abs);
+    int rc = store_open(db, st, e);
+    free(db);
+    if (rc != 0)
+        return -1;
+    store_workspace w;
+    pf_err le;
+    if (store_workspace_first(*st, &w, &le) == 0)
+        return 0;
+    if (le.status != 404) {
+        *e = le;
+        return -1;
+    }
+    memset(&w, 0, sizeof w);
+    util_id_new("wksp", w.id);
+    snprintf(w.name, sizeof w.name, "Default Workspace");
+    util_now_iso(w.created_at);
+    return store_workspace_insert(*st, &w, e);
+}
+
+static int cmd_token_create(void)
+{
+    char home[4096];
+    store *st = NULL;
+    pf_err e;
+    err_clear(&e);
+    if (open_home(home, sizeof home, &st, &e) != 0)
+        goto fail;
+    store_workspace w;
+    if (optval[O_WORKSPACE]) {
+        if (store_workspace_get(st, optval[O_WORKSPACE], &w, &e) != 0)
+            goto fail;
+    } else if (store_workspace_first(st, &w, &e) != 0) {
+        goto fail;
+    }
+    char value[AUTH_TOKEN_MAX];
+    store_token t;
+    if (auth_token_create(st, w.id, optval[O_NAME], NULL, value, &t, &e) != 0)
+        goto fail;
+    fprintf(stderr, "pgfleet: service token %s for workspace %s (%s); it is shown once:\n", t.id,
+            w.id, w.name);
+    printf("%s\n", value);
+    store_close(st);
+    return 0;
+fail:
+    fprintf(stderr, "pgfleet: %s\n", e.message);
+    if (st)
+        store_close(st);
+    return 1;
+}
+
+static int cmd_workspace_create(void)
+{
+    char home[4096];
+    store *st = NULL;
+    pf_err e;
+    err_clear(&e);
+    const char *name = optval[O_NAME];
+    if (!name || !*name || strlen(name) > 255) {
+        fprintf(stderr, "pgfleet: workspace create needs --name (1 to 255 characters)\n");
+        return 2;
+    }
+    if (open_home(home, sizeof home, &st, &e) != 0)
+        goto fail;
+    store_workspace w;
+    memset(&w, 0, sizeof w);
+    util_id_new("wksp", w.id);
+    snprintf(w.name, sizeof w.name, "%s", name);
+    util_now_iso(w.created_at);
+    if (store_workspace_insert(st, &w, &e) != 0)
+        goto fail;
+    printf("%s\n", w.id);
+    store_close(st);
+    return 0;
+fail:
+    fprintf(stderr, "pgfleet: %s\n", e.message);
+    if (st)
+        store_close(st);
+    return 1;
+}
+
+static int parse_listen(const char *s, char *host, size_t hn, int *port)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s)
+        return -1;
+    size_t len = (size_t)(colon - s);
+    if (s[0] == '[' && len >= 2 && s[len - 1] == ']') {
+        s++;
+        len -= 2;
+    }
+    if (len >= hn)
+        return -1;
+    memcpy(host, s, len);
+    host[len] = '\0';
+    long p = 0;
+    if (!util_parse_int(colon + 1, 1, 65535, &p))
+        return -1;
+    *port = (int)p;
+    return 0;
+}
+
+static int cmd_serve(void)
+{
+    int rc = 1;
+    char home[4096];
+    store *st = NULL;
+    engine *en = NULL;
+    ops *op = NULL;
+    http_server *srv = NULL;
+    int lockfd = -1;
+    pf_err e;
+    err_clear(&e);
+    app a;
+    memset(&a, 0, sizeof a);
+
+    const char *lvl = optval[O_LOG_LEVEL];
+    log_set_level(strcmp(lvl, "debug") == 0   ? LOG_DEBUG
+                  : strcmp(lvl, "warn") == 0  ? LOG_WARN
+                  : strcmp(lvl, "error") == 0 ? LOG_ERROR
+                                              : LOG_INFO);
+    char host[256];
+    int port = 0;
+    if (parse_listen(optval[O_LISTEN], host, sizeof host, &port) != 0) {
+        fprintf(stderr, "pgfleet: --listen takes HOST:PORT, got '%s'\n", optval[O_LISTEN]);
+        return 2;
+    }
+    long lo = 0, hi = 0;
+    {
+        char buf[64];
+        snprintf(buf, sizeof buf, "%s", optval[O_PORT_RANGE]);
+        char *dash = strchr(buf, '-');
+        if (dash)
+            *dash = '\0';
+        if (!dash || !util_parse_int(buf, 1024, 65535, &lo) ||
+            !util_parse_int(dash + 1, 1024, 65535, &hi) || hi < lo) {
+            fprintf(stderr, "pgfleet: --port-range takes LO-HI within 1024-65535, got '%s'\n",
+                    optval[O_PORT_RANGE]);
+            return 2;
+        }
+    }
+    long workers = 2;
+    if (!util_parse_int(optval[O_WORKERS], 1, 64, &workers)) {
+        fprintf(stderr, "pgfleet: --workers takes 1 to 64\n");
+        return 2;
+    }
+
+    /* Signals are handled by this thread alone (sigwait); every thread created from here
+     * on inherits the blocked mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (open_home(home, sizeof home, &st, &e) != 0)
+        goto out;
+    char *lockpath = xasprintf("%s/pgfleet.lock", home);
+    lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    free(lockpath);
+    if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
+        err_internal(&e, "another pgfleet serves %s already", home);
+        goto out;
+    }
+
+    engine_config ec = {.home = home, .pg_bindir = optval[O_PG_BINDIR], .listen_addr = "*"};
+    if (proc_user_resolve(optval[O_RUN_AS], &ec.user, &e) != 0)
+        goto out;
+    int64_t t0 = util_now_ms();
+    if (engine_open(&ec, &en, &e) != 0)
+        goto out;
+    log_info("engine ready in %lld ms (home %s, servers run as %s)",
+             (long long)(util_now_ms() - t0), home, ec.user.name);
+
+    a.st = st;
+    a.port_lo = (int)lo;
+    a.port_hi = (int)hi;
+    a.op_wait_ms = 20000;
+    snprintf(a.public_host, sizeof a.public_host, "%s", optval[O_PUBLIC_HOST]);
+    if (optval[O_PUBLIC_URL]) {
+        snprintf(a.base_url, sizeof a.base_url, "%s", optval[O_PUBLIC_URL]);
+    } else if (strchr(host, ':')) {
+        snprintf(a.base_url, sizeof a.base_url, "http://[%.200s]:%d", host, port);
+    } else {
+        snprintf(a.base_url, sizeof a.base_url, "http://%.200s:%d", host, port);
+    }
+    size_t bl = strlen(a.base_url);
+    while (bl > 0 && a.base_url[bl - 1] == '/')
+        a.base_url[--bl] = '\0';
+    if (api_regions_configure(&a, optval[O_REGIONS], &e) != 0)
+        goto out;
+
+    ops_config oc = {.workers = (int)workers,
+                     .port_lo = (int)lo,
+                     .port_hi = (int)hi,
+                     .start_timeout_ms = 30000,
+                     .max_attempts = 3,
+                     .reconcile_ms = 2000};
+    if (ops_start(st, en, &oc, &op, &e) != 0)
+        goto out;
+    a.ops = op;
+
+    size_t nroutes = 0;
+    const http_route *routes = api_routes(&nroutes);
+    http_config hc = {.host = host,
+                      .port = port,
+                      .routes = routes,
+                      .nroutes = nroutes,
+                      .auth = api_auth,
+                      .app = &a};
+    if (http_start(&hc, &srv, &e) != 0)
+        goto out;
+    log_info("pgfleet %s serving %s on %s:%d (public URL %s)", PGFLEET_VERSION, home, host, port,
+             a.base_url);
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    log_info("received %s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    rc = 0;
+out:
+    if (rc != 0)
+        log_error("pgfleet: %s", e.message);
+    http_stop(srv);
+    ops_stop(op);
+    if (en) {
+        engine_stop_all(en);
+        engine_close(en);
+    }
+    if (st)
+        store_close(st);
+    if (lockfd >= 0)
+        close(lockfd);
+    if (rc == 0)
+        log_info("stopped");
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    util_init();
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *c = argv[1];
+    if (strcmp(c, "--help") == 0 || strcmp(c, "-h") == 0 || strcmp(c, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(c, "version") == 0 || strcmp(c, "--version") == 0) {
+        printf("pgfleet %s\n", PGFLEET_VERSION);
+        return 0;
+    }
+    if (strcmp(c, "serve") == 0) {
+        if (parse_options(argc, argv, 2, CMD_SERVE) != 0)
+            return 2;
+        return cmd_serve();
+    }
+    if (argc >= 3 && strcmp(c, "token") == 0 && strcmp(argv[2], "create") == 0) {
+        if (parse_options(argc, argv, 3, CMD_TOKEN) != 0)
+            return 2;
+        return cmd_token_create();
+    }
+    if (argc >= 3 && strcmp(c, "workspace") == 0 && strcmp(argv[2], "create") == 0) {
+        if (parse_options(argc, argv, 3, CMD_WORKSPACE) != 0)
+            return 2;
+        return cmd_workspace_create();
+    }
+    fprintf(stderr, "pgfleet: unknown command '%s'\n\n", c);
+    usage(stderr);
+    return 2;
+}
