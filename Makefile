@@ -41,11 +41,13 @@ build/pgfleet-san: $(SAN_OBJS) $(SAN_DIR)/src/main.o
 
 $(REL_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(REL_CFLAGS) -MMD -MP -c -o $@ $<
+	@echo "  CC      $<"
+	@$(CC) $(REL_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(SAN_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN_CFLAGS) -MMD -MP -c -o $@ $<
+	@echo "  CC san  $<"
+	@$(CC) $(SAN_CFLAGS) -MMD -MP -c -o $@ $<
 
 # Each unit test is one program: its test_*.c linked with src/util and the modules named
 # in MODS_<test> (all modules when unset), so a module's tests build on their own.

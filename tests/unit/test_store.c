@@ -1,0 +1,1220 @@
+/* Unit tests for src/store: schema, typed queries, visibility, paging, uniqueness, ports,
+ * the op queue, transactions, threads and durability, against a real SQLite file. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "store/store.h"
+#include "util/err.h"
+#include "util/util.h"
+
+typedef struct fixture {
+    char dir[64];
+    char path[96];
+    store *s;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = xcalloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/pgfleet-store-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    snprintf(f->path, sizeof f->path, "%s/catalog.db", f->dir);
+    pf_err e;
+    err_clear(&e);
+    if (store_open(f->path, &f->s, &e) != 0) {
+        fprintf(stderr, "store_open: %s\n", e.message);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    store_close(f->s);
+    const char *suffix[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        char p[128];
+        snprintf(p, sizeof p, "%s%s", f->path, suffix[i]);
+        unlink(p);
+    }
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* ---- builders ---- */
+
+static void now(char out[STORE_TS_MAX])
+{
+    util_now_iso(out);
+}
+
+static void mk_ws(store *s, char id[PF_ID_MAX], const char *name)
+{
+    store_workspace w = {0};
+    util_id_new("wksp", w.id);
+    snprintf(w.name, sizeof w.name, "%s", name);
+    now(w.created_at);
+    pf_err e;
+    assert_int_equal(store_workspace_insert(s, &w, &e), 0);
+    memcpy(id, w.id, PF_ID_MAX);
+}
+
+static int try_project(store *s, const char *ws, const char *logical, char id[PF_ID_MAX], pf_err *e)
+{
+    store_project p = {0};
+    util_id_new("proj", p.id);
+    snprintf(p.workspace_id, sizeof p.workspace_id, "%s", ws);
+    snprintf(p.name, sizeof p.name, "project");
+    snprintf(p.logical_id, sizeof p.logical_id, "%s", logical ? logical : "");
+    snprintf(p.default_region, sizeof p.default_region, "eu-central-1");
+    now(p.created_at);
+    if (id)
+        memcpy(id, p.id, PF_ID_MAX);
+    return store_project_insert(s, &p, e);
+}
+
+static void mk_project(store *s, const char *ws, const char *logical, char id[PF_ID_MAX])
+{
+    pf_err e;
+    assert_int_equal(try_project(s, ws, logical, id, &e), 0);
+}
+
+static int try_branch(store *s, const char *proj, const char *git, bool def, char id[PF_ID_MAX],
+                      pf_err *e)
+{
+    store_branch b = {0};
+    util_id_new("br", b.id);
+    snprintf(b.project_id, sizeof b.project_id, "%s", proj);
+    snprintf(b.git_name, sizeof b.git_name, "%s", git);
+    b.is_default = def;
+    now(b.created_at);
+    now(b.updated_at);
+    if (id)
+        memcpy(id, b.id, PF_ID_MAX);
+    return store_branch_insert(s, &b, e);
+}
+
+static void mk_branch(store *s, const char *proj, const char *git, bool def, char id[PF_ID_MAX])
+{
+    pf_err e;
+    assert_int_equal(try_branch(s, proj, git, def, id, &e), 0);
+}
+
+static int try_db(store *s, const char *ws, const char *proj, const char *branch,
+                  const char *logical, int port, char id[PF_ID_MAX], pf_err *e)
+{
+    store_database d = {0};
+    util_id_new("db", d.id);
+    snprintf(d.workspace_id, sizeof d.workspace_id, "%s", ws);
+    snprintf(d.project_id, sizeof d.project_id, "%s", proj);
+    snprintf(d.branch_id, sizeof d.branch_id, "%s", branch ? branch : "");
+    snprintf(d.name, sizeof d.name, "db");
+    snprintf(d.logical_id, sizeof d.logical_id, "%s", logical ? logical : "");
+    d.status = DB_PROVISIONING;
+    snprintf(d.region, sizeof d.region, "eu-central-1");
+    snprintf(d.source_type, sizeof d.source_type, "empty");
+    d.port = port;
+    now(d.created_at);
+    if (id)
+        memcpy(id, d.id, PF_ID_MAX);
+    return store_database_insert(s, &d, e);
+}
+
+static void mk_db(store *s, const char *ws, const char *proj, const char *branch,
+                  const char *logical, int port, char id[PF_ID_MAX])
+{
+    pf_err e;
+    int rc = try_db(s, ws, proj, branch, logical, port, id, &e);
+    if (rc != 0)
+        fprintf(stderr, "mk_db: %s\n", e.message);
+    assert_int_equal(rc, 0);
+}
+
+static void mk_conn(store *s, const char *ws, const char *db, char id[PF_ID_MAX])
+{
+    store_connection c = {0};
+    util_id_new("conn", c.id);
+    snprintf(c.workspace_id, sizeof c.workspace_id, "%s", ws);
+    snprintf(c.database_id, sizeof c.database_id, "%s", db);
+    snprintf(c.name, sizeof c.name, "default");
+    snprintf(c.role, sizeof c.role, "u_%.40s", c.id + 5);
+    snprintf(c.verifier, sizeof c.verifier, "SCRAM-SHA-256$4096:salt$stored:server");
+    now(c.created_at);
+    pf_err e;
+    assert_int_equal(store_connection_insert(s, &c, &e), 0);
+    memcpy(id, c.id, PF_ID_MAX);
+}
+
+static void mk_op(store *s, store_op_kind kind, const char *db, char id[PF_ID_MAX])
+{
+    store_op o = {0};
+    util_id_new("op", o.id);
+    o.kind = kind;
+    o.state = OPS_PENDING;
+    snprintf(o.database_id, sizeof o.database_id, "%s", db);
+    now(o.created_at);
+    pf_err e;
+    assert_int_equal(store_op_insert(s, &o, &e), 0);
+    memcpy(id, o.id, PF_ID_MAX);
+}
+
+static void assert_err(const pf_err *e, int status, const char *code, const char *hint)
+{
+    assert_int_equal(e->status, status);
+    assert_string_equal(e->code, code);
+    assert_string_equal(e->hint, hint);
+}
+
+/* ---- schema ---- */
+
+static void test_migrations_idempotent(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(store_schema_version(f->s), 1);
+    char ws[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    store_close(f->s);
+    pf_err e;
+    assert_int_equal(store_open(f->path, &f->s, &e), 0);
+    assert_int_equal(store_schema_version(f->s), 1);
+    store_close(f->s);
+    assert_int_equal(store_open(f->path, &f->s, &e), 0);
+    assert_int_equal(store_schema_version(f->s), 1);
+    store_workspace w;
+    assert_int_equal(store_workspace_get(f->s, ws, &w, &e), 0);
+
+    /* seen from outside: WAL mode, one migration row */
+    sqlite3 *raw = NULL;
+    assert_int_equal(sqlite3_open_v2(f->path, &raw, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(raw, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_prepare_v2(raw, "SELECT COUNT(*), MAX(version) FROM schema_migrations",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 1);
+    assert_int_equal(sqlite3_column_int(st, 1), 1);
+    sqlite3_finalize(st);
+    sqlite3_close(raw);
+}
+
+static void test_enum_names(void **state)
+{
+    (void)state;
+    assert_string_equal(store_db_status_name(DB_READY), "ready");
+    assert_string_equal(store_db_status_name(DB_DELETING), "deleting");
+    assert_string_equal(store_op_kind_name(OP_CONN_DROP), "conn_drop");
+    assert_string_equal(store_op_state_name(OPS_FAILED), "failed");
+    assert_string_equal(store_op_kind_name(OP__COUNT), "unknown");
+}
+
+/* ---- entities ---- */
+
+static void test_workspaces_and_tokens(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    store_workspace w;
+    assert_int_equal(store_workspace_first(f->s, &w, &e), -1);
+    assert_err(&e, 404, "NotFound", "workspaceId");
+
+    char a[PF_ID_MAX], b[PF_ID_MAX];
+    mk_ws(f->s, a, "default");
+    mk_ws(f->s, b, "second");
+    assert_int_equal(store_workspace_first(f->s, &w, &e), 0);
+    assert_string_equal(w.id, a);
+    assert_int_equal(store_workspace_get(f->s, b, &w, &e), 0);
+    assert_string_equal(w.name, "second");
+    assert_int_equal(store_workspace_get(f->s, "wksp_nope", &w, &e), -1);
+    assert_err(&e, 404, "NotFound", "workspaceId");
+
+    store_workspace *list = NULL;
+    size_t n = 0;
+    store_page pg = {NULL, 10};
+    store_page_out po;
+    assert_int_equal(store_workspace_list(f->s, NULL, &pg, &list, &n, &po, &e), 0);
+    assert_int_equal(n, 2);
+    assert_false(po.has_more);
+    free(list);
+    assert_int_equal(store_workspace_list(f->s, b, &pg, &list, &n, &po, &e), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].id, b);
+    free(list);
+
+    /* duplicate id */
+    store_workspace dup = {0};
+    memcpy(dup.id, a, PF_ID_MAX);
+    now(dup.created_at);
+    assert_int_equal(store_workspace_insert(f->s, &dup, &e), -1);
+    assert_int_equal(e.status, 409);
+
+    store_token t = {0};
+    util_id_new("tok", t.id);
+    memcpy(t.workspace_id, a, PF_ID_MAX);
+    snprintf(t.name, sizeof t.name, "ci");
+    util_sha256_hex("secret-value", t.hash);
+    snprintf(t.value_hint, sizeof t.value_hint, "alue");
+    now(t.created_at);
+    assert_int_equal(store_token_insert(f->s, &t, &e), 0);
+    store_token got;
+    assert_int_equal(store_token_by_hash(f->s, t.hash, &got, &e), 0);
+    assert_string_equal(got.id, t.id);
+    assert_string_equal(got.workspace_id, a);
+    assert_string_equal(got.expires_at, "");
+    char other[65];
+    util_sha256_hex("other", other);
+    assert_int_equal(store_token_by_hash(f->s, other, &got, &e), -1);
+    assert_err(&e, 404, "NotFound", "token");
+
+    /* unknown workspace: foreign key -> 404 */
+    util_id_new("tok", t.id);
+    util_sha256_hex("v2", t.hash);
+    snprintf(t.workspace_id, sizeof t.workspace_id, "wksp_missing");
+    assert_int_equal(store_token_insert(f->s, &t, &e), -1);
+    assert_err(&e, 404, "NotFound", "workspaceId");
+}
+
+static void test_projects(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX], p1[PF_ID_MAX], p2[PF_ID_MAX], br[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    mk_project(f->s, ws, "app", p1);
+    mk_project(f->s, ws, NULL, p2);
+    mk_project(f->s, ws, NULL, NULL); /* several null logicalIds are fine */
+
+    store_project p;
+    assert_int_equal(store_project_get(f->s, ws, p1, &p, &e), 0);
+    assert_string_equal(p.logical_id, "app");
+    assert_string_equal(p.default_region, "eu-central-1");
+    assert_int_equal(store_project_get(f->s, ws, p2, &p, &e), 0);
+    assert_string_equal(p.logical_id, "");
+
+    assert_int_equal(try_project(f->s, ws, "app", NULL, &e), -1);
+    assert_err(&e, 409, "Conflict", "logicalId");
+
+    store_project *list = NULL;
+    size_t n = 0;
+    store_page pg = {NULL, 100};
+    store_page_out po;
+    assert_int_equal(store_project_list(f->s, ws, NULL, &pg, &list, &n, &po, &e), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(list[0].id, p1);
+    free(list);
+    assert_int_equal(store_project_list(f->s, ws, "app", &pg, &list, &n, &po, &e), 0);
+    assert_int_equal(n, 1);
+    free(list);
+
+    assert_int_equal(store_project_update_name(f->s, ws, p1, "renamed", &e), 0);
+    assert_int_equal(store_project_get(f->s, ws, p1, &p, &e), 0);
+    assert_string_equal(p.name, "renamed");
+    assert_int_equal(store_project_update_name(f->s, ws, "proj_nope", "x", &e), -1);
+    assert_err(&e, 404, "NotFound", "projectId");
+
+    mk_branch(f->s, p1, "main", true, br);
+    assert_int_equal(store_project_delete(f->s, ws, p1, &e), 0);
+    assert_int_equal(store_project_get(f->s, ws, p1, &p, &e), -1);
+    assert_err(&e, 404, "NotFound", "projectId");
+    store_branch b;
+    assert_int_equal(store_branch_get(f->s, ws, br, &b, &e), -1);
+    assert_int_equal(store_project_delete(f->s, ws, p1, &e), -1);
+    assert_int_equal(e.status, 404);
+    /* the logicalId is free again */
+    mk_project(f->s, ws, "app", NULL);
+}
+
+static void test_branches(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX], proj[PF_ID_MAX], main_br[PF_ID_MAX], dev[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    mk_project(f->s, ws, NULL, proj);
+    mk_branch(f->s, proj, "main", true, main_br);
+    mk_branch(f->s, proj, "feature/dev", false, dev);
+    mk_branch(f->s, proj, "feature/x", false, NULL);
+
+    assert_int_equal(try_branch(f->s, proj, "main", false, NULL, &e), -1);
+    assert_err(&e, 409, "Conflict", "gitName");
+    assert_int_equal(try_branch(f->s, proj, "other", true, NULL, &e), -1);
+    assert_err(&e, 409, "Conflict", "isDefault");
+    assert_int_equal(try_branch(f->s, "proj_missing", "main", false, NULL, &e), -1);
+    assert_err(&e, 404, "NotFound", "projectId");
+
+    store_branch b;
+    assert_int_equal(store_branch_get(f->s, ws, dev, &b, &e), 0);
+    assert_string_equal(b.git_name, "feature/dev");
+    assert_false(b.is_default);
+    assert_int_equal(store_branch_by_git_name(f->s, proj, "main", &b, &e), 0);
+    assert_string_equal(b.id, main_br);
+    assert_int_equal(store_branch_by_git_name(f->s, proj, "nope", &b, &e), -1);
+    assert_int_equal(e.status, 404);
+    assert_int_equal(store_branch_default(f->s, proj, &b, &e), 0);
+    assert_string_equal(b.id, main_br);
+
+    store_branch *list = NULL;
+    size_t n = 0;
+    store_page pg = {NULL, 100};
+    store_page_out po;
+    assert_int_equal(store_branch_list(f->s, proj, NULL, NULL, &pg, &list, &n, &po, &e), 0);
+    assert_int_equal(n, 3);
+    free(list);
+    assert_int_equal(store_branch_list(f->s, proj, NULL, "feature", &pg, &list, &n, &po, &e), 0);
+    assert_int_equal(n, 2);
+    free(list);
+    assert_int_equal(store_branch_list(f->s, proj, "feature/x", NULL, &pg, &list, &n, &po, &e), 0);
+    assert_int_equal(n, 1);
+    free(list);
+    /* contains is literal: no LIKE wildcards */
+    assert_int_equal(store_branch_list(f->s, proj, NULL, "%", &pg, &list, &n, &po, &e), 0);
+    assert_int_equal(n, 0);
+    free(list);
+
+    assert_int_equal(store_branch_set_default(f->s, dev, &e), 0);
+    assert_int_equal(store_branch_default(f->s, proj, &b, &e), 0);
+    assert_string_equal(b.id, dev);
+    assert_int_equal(store_branch_get(f->s, ws, main_br, &b, &e), 0);
+    assert_false(b.is_default);
+    assert_int_equal(store_branch_set_default(f->s, "br_nope", &e), -1);
+    assert_err(&e, 404, "NotFound", "branchId");
+
+    int count = -1;
+    char db[PF_ID_MAX];
+    mk_db(f->s, ws, proj, main_br, NULL, 0, db);
+    mk_db(f->s, ws, proj, main_br, NULL, 0, NULL);
+    assert_int_equal(store_branch_database_count(f->s, main_br, &count, &e), 0);
+    assert_int_equal(count, 2);
+    assert_int_equal(store_database_set_status(f->s, db, DB_DELETING, "", &e), 0);
+    assert_int_equal(store_branch_database_count(f->s, main_br, &count, &e), 0);
+    assert_int_equal(count, 1);
+
+    assert_int_equal(store_branch_delete(f->s, main_br, &e), 0);
+    assert_int_equal(store_branch_delete(f->s, main_br, &e), -1);
+    assert_err(&e, 404, "NotFound", "branchId");
+}
+
+static void test_databases(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX], proj[PF_ID_MAX], proj2[PF_ID_MAX], br[PF_ID_MAX], dev[PF_ID_MAX];
+    char d1[PF_ID_MAX], d2[PF_ID_MAX], d3[PF_ID_MAX], d4[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    mk_project(f->s, ws, NULL, proj);
+    mk_project(f->s, ws, NULL, proj2);
+    mk_branch(f->s, proj, "main", true, br);
+    mk_branch(f->s, proj, "dev", false, dev);
+    mk_db(f->s, ws, proj, br, "primary", 15001, d1);
+    mk_db(f->s, ws, proj, dev, "primary", 15002, d2); /* same logicalId, other branch */
+    mk_db(f->s, ws, proj, NULL, NULL, 0, d3);
+    mk_db(f->s, ws, proj2, NULL, NULL, 0, d4); /* two NULL ports are fine */
+
+    assert_int_equal(try_db(f->s, ws, proj, br, "primary", 0, NULL, &e), -1);
+    assert_err(&e, 409, "Conflict", "logicalId");
+    assert_int_equal(try_db(f->s, ws, proj, br, NULL, 15001, NULL, &e), -1);
+    assert_err(&e, 409, "Conflict", "port");
+
+    store_database d;
+    assert_int_equal(store_database_get(f->s, ws, d1, &d, &e), 0);
+    assert_string_equal(d.branch_id, br);
+    assert_string_equal(d.logical_id, "primary");
+    assert_int_equal(d.status, DB_PROVISIONING);
+    assert_int_equal(d.port, 15001);
+    assert_string_equal(d.source_type, "empty");
+    assert_string_equal(d.default_connection_id, "");
+    assert_int_equal(store_database_get(f->s, ws, d3, &d, &e), 0);
+    assert_string_equal(d.branch_id, "");
+    assert_int_equal(d.port, 0);
+    assert_int_equal(store_database_get(f->s, ws, "db_nope", &d, &e), -1);
+    assert_err(&e, 404, "NotFound", "databaseId");
+    assert_non_null(strstr(e.message, "db_nope"));
+
+    /* filters */
+    store_database *list = NULL;
+    size_t n = 0;
+    store_page pg = {NULL, 100};
+    store_page_out po;
+    store_db_filter flt = {0};
+    assert_int_equal(store_database_list(f->s, ws, &flt, &pg, &list, &n, &po, &e), 0);
+    assert_int_equal(n, 4);
+    free(list);
+    flt = (store_db_filter){.project_id = proj};
+    assert_int_equal(store_database_list(f->s, ws, &flt, &pg, &list, &n, &po, &e), 0);
+    assert_int_equal(n, 3);
+    free(list);
+    flt = (store_db_filter){.project_id = proj, .branch_id = "unassigned"};
+    assert_int_equal(store_database_list(f->s, ws, &flt, &pg, &list, &n, &po, &e), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].id, d3);
+    free(list);
+    flt = (store_db_filter){.branch_id = dev};
+    assert_int_equal(store_database_list(f->s, ws, &flt, &pg, &list, &n, &po, &e), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].id, d2);
+    free(list);
+    flt = (store_db_filter){.logical_id = "primary"};
+    assert_int_equal(store_database_list(f->s, ws, &flt, &pg, &list, &n, &po, &e), 0);
+    assert_int_equal(n, 2);
+    free(list);
+    flt = (store_db_filter){.project_id = proj, .branch_git_name = "main"};
+    assert_int_equal(store_database_list(f->s, ws, &flt, &pg, &list, &n, &po, &e), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].id, d1);
+    free(list);
+
+    /* updates */
+    assert_int_equal(store_database_set_status(f->s, d1, DB_FAILURE, "initdb failed", &e), 0);
+    assert_int_equal(store_database_get(f->s, ws, d1, &d, &e), 0);
+    assert_int_equal(d.status, DB_FAILURE);
+    assert_string_equal(d.status_reason, "initdb failed");
+    assert_int_equal(store_database_set_status(f->s, d1, DB_READY, "", &e), 0);
+    assert_int_equal(store_database_get(f->s, ws, d1, &d, &e), 0);
+    assert_string_equal(d.status_reason, "");
+    assert_int_equal(store_database_set_status(f->s, "db_nope", DB_READY, NULL, &e), -1);
+    assert_err(&e, 404, "NotFound", "databaseId");
+
+    assert_int_equal(store_database_set_port(f->s, d3, 15002, &e), -1);
+    assert_err(&e, 409, "Conflict", "port");
+    assert_int_equal(store_database_set_port(f->s, d3, 15003, &e), 0);
+
+    assert_int_equal(store_database_update(f->s, d3, "renamed", br, "replica", &e), 0);
+    assert_int_equal(store_database_get(f->s, ws, d3, &d, &e), 0);
+    assert_string_equal(d.name, "renamed");
+    assert_string_equal(d.branch_id, br);
+    assert_string_equal(d.logical_id, "replica");
+    assert_int_equal(d.port, 15003);
+    assert_int_equal(store_database_update(f->s, d3, NULL, NULL, "primary", &e), -1);
+    assert_err(&e, 409, "Conflict", "logicalId");
+    assert_int_equal(store_database_update(f->s, d3, NULL, "", "", &e), 0);
+    assert_int_equal(store_database_get(f->s, ws, d3, &d, &e), 0);
+    assert_string_equal(d.name, "renamed");
+    assert_string_equal(d.branch_id, "");
+    assert_string_equal(d.logical_id, "");
+
+    assert_int_equal(store_database_set_default(f->s, proj, d1, &e), 0);
+    assert_int_equal(store_database_set_default(f->s, proj, d2, &e), 0);
+    assert_int_equal(store_database_get(f->s, ws, d1, &d, &e), 0);
+    assert_false(d.is_default);
+    assert_int_equal(store_database_get(f->s, ws, d2, &d, &e), 0);
+    assert_true(d.is_default);
+    assert_int_equal(store_database_set_default(f->s, proj, d4, &e), -1); /* other project */
+    assert_err(&e, 404, "NotFound", "databaseId");
+
+    char c1[PF_ID_MAX];
+    mk_conn(f->s, ws, d1, c1);
+    assert_int_equal(store_database_set_default_connection(f->s, d1, c1, &e), 0);
+    assert_int_equal(store_database_get(f->s, ws, d1, &d, &e), 0);
+    assert_string_equal(d.default_connection_id, c1);
+
+    assert_int_equal(store_database_list_internal(f->s, &list, &n, &e), 0);
+    assert_int_equal(n, 4);
+    free(list);
+
+    /* a deleting database frees its logicalId at once */
+    assert_int_equal(store_database_set_status(f->s, d1, DB_DELETING, "", &e), 0);
+    mk_db(f->s, ws, proj, br, "primary", 0, NULL);
+
+    assert_int_equal(store_database_delete_row(f->s, d1, &e), 0);
+    assert_int_equal(store_database_get_internal(f->s, d1, &d, &e), -1);
+    assert_err(&e, 404, "NotFound", "databaseId");
+    store_connection c;
+    assert_int_equal(store_connection_get_internal(f->s, c1, &c, &e), -1);
+    assert_int_equal(store_database_delete_row(f->s, d1, &e), -1);
+    assert_int_equal(e.status, 404);
+}
+
+static void test_connections(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX], proj[PF_ID_MAX], d1[PF_ID_MAX], d2[PF_ID_MAX];
+    char c1[PF_ID_MAX], c2[PF_ID_MAX], c3[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    mk_project(f->s, ws, NULL, proj);
+    mk_db(f->s, ws, proj, NULL, NULL, 0, d1);
+    mk_db(f->s, ws, proj, NULL, NULL, 0, d2);
+    mk_conn(f->s, ws, d1, c1);
+    mk_conn(f->s, ws, d1, c2);
+    mk_conn(f->s, ws, d2, c3);
+
+    store_connection c;
+    assert_int_equal(store_connection_get(f->s, ws, c1, &c, &e), 0);
+    assert_string_equal(c.database_id, d1);
+    assert_false(c.deleting);
+    assert_int_equal(store_connection_set_verifier(f->s, c1, "SCRAM-SHA-256$new", &e), 0);
+    assert_int_equal(store_connection_get(f->s, ws, c1, &c, &e), 0);
+    assert_string_equal(c.verifier, "SCRAM-SHA-256$new");
+    assert_int_equal(store_connection_set_verifier(f->s, "conn_nope", "x", &e), -1);
+    assert_err(&e, 404, "NotFound", "connectionId");
+
+    store_connection *list = NULL;
+    size_t n = 0;
+    store_page pg = {NULL, 100};
+    store_page_out po;
+    assert_int_equal(store_connection_list(f->s, ws, NULL, &pg, &list, &n, &po, &e), 0);
+    assert_int_equal(n, 3);
+    free(list);
+    assert_int_equal(store_connection_list(f->s, ws, d1, &pg, &list, &n, &po, &e), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0].id, c1);
+    assert_string_equal(list[1].id, c2);
+    free(list);
+
+    store_connection c_missing = {0};
+    util_id_new("conn", c_missing.id);
+    memcpy(c_missing.workspace_id, ws, PF_ID_MAX);
+    snprintf(c_missing.database_id, sizeof c_missing.database_id, "db_missing");
+    now(c_missing.created_at);
+    assert_int_equal(store_connection_insert(f->s, &c_missing, &e), -1);
+    assert_err(&e, 404, "NotFound", "databaseId");
+
+    /* deleting: invisible to the API, visible internally */
+    assert_int_equal(store_connection_mark_deleting(f->s, c2, &e), 0);
+    assert_int_equal(store_connection_get(f->s, ws, c2, &c, &e), -1);
+    assert_err(&e, 404, "NotFound", "connectionId");
+    assert_int_equal(store_connection_get_internal(f->s, c2, &c, &e), 0);
+    assert_true(c.deleting);
+    assert_int_equal(store_connection_list(f->s, ws, d1, &pg, &list, &n, &po, &e), 0);
+    assert_int_equal(n, 1);
+    free(list);
+    assert_int_equal(store_connection_list_for_db(f->s, d1, false, &list, &n, &e), 0);
+    assert_int_equal(n, 1);
+    free(list);
+    assert_int_equal(store_connection_list_for_db(f->s, d1, true, &list, &n, &e), 0);
+    assert_int_equal(n, 2);
+    free(list);
+
+    /* deleting the default connection clears the database's pointer */
+    assert_int_equal(store_database_set_default_connection(f->s, d1, c2, &e), 0);
+    assert_int_equal(store_connection_delete_row(f->s, c2, &e), 0);
+    store_database d;
+    assert_int_equal(store_database_get(f->s, ws, d1, &d, &e), 0);
+    assert_string_equal(d.default_connection_id, "");
+    assert_int_equal(store_connection_delete_row(f->s, c2, &e), -1);
+    assert_err(&e, 404, "NotFound", "connectionId");
+
+    /* connections of a deleting database are hidden too */
+    assert_int_equal(store_database_set_status(f->s, d2, DB_DELETING, "", &e), 0);
+    assert_int_equal(store_connection_get(f->s, ws, c3, &c, &e), -1);
+    assert_int_equal(store_connection_list(f->s, ws, NULL, &pg, &list, &n, &po, &e), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].id, c1);
+    free(list);
+}
+
+/* ---- visibility ---- */
+
+static void test_workspace_isolation(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char a[PF_ID_MAX], b[PF_ID_MAX], proj[PF_ID_MAX], br[PF_ID_MAX], db[PF_ID_MAX], cn[PF_ID_MAX];
+    mk_ws(f->s, a, "a");
+    mk_ws(f->s, b, "b");
+    mk_project(f->s, a, "shared-name", proj);
+    mk_project(f->s, b, "shared-name", NULL); /* logicalId is per workspace */
+    mk_branch(f->s, proj, "main", true, br);
+    mk_db(f->s, a, proj, br, NULL, 0, db);
+    mk_conn(f->s, a, db, cn);
+
+    store_project p;
+    store_branch bb;
+    store_database d;
+    store_connection c;
+    assert_int_equal(store_project_get(f->s, b, proj, &p, &e), -1);
+    assert_err(&e, 404, "NotFound", "projectId");
+    assert_int_equal(store_branch_get(f->s, b, br, &bb, &e), -1);
+    assert_err(&e, 404, "NotFound", "branchId");
+    assert_int_equal(store_database_get(f->s, b, db, &d, &e), -1);
+    assert_err(&e, 404, "NotFound", "databaseId");
+    assert_int_equal(store_connection_get(f->s, b, cn, &c, &e), -1);
+    assert_err(&e, 404, "NotFound", "connectionId");
+    assert_int_equal(store_project_update_name(f->s, b, proj, "x", &e), -1);
+    assert_err(&e, 404, "NotFound", "projectId");
+    assert_int_equal(store_project_delete(f->s, b, proj, &e), -1);
+    assert_err(&e, 404, "NotFound", "projectId");
+    assert_int_equal(store_project_get(f->s, a, proj, &p, &e), 0);
+    assert_string_equal(p.name, "project");
+
+    store_page pg = {NULL, 100};
+    store_page_out po;
+    size_t n = 99;
+    store_database *dl = NULL;
+    assert_int_equal(store_database_list(f->s, b, NULL, &pg, &dl, &n, &po, &e), 0);
+    assert_int_equal(n, 0);
+    free(dl);
+    store_connection *cl = NULL;
+    assert_int_equal(store_connection_list(f->s, b, db, &pg, &cl, &n, &po, &e), 0);
+    assert_int_equal(n, 0);
+    free(cl);
+    store_project *pl = NULL;
+    assert_int_equal(store_project_list(f->s, b, NULL, &pg, &pl, &n, &po, &e), 0);
+    assert_int_equal(n, 1);
+    assert_string_not_equal(pl[0].id, proj);
+    free(pl);
+}
+
+static void test_deleting_invisible(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX], proj[PF_ID_MAX], db[PF_ID_MAX], keep[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    mk_project(f->s, ws, NULL, proj);
+    mk_db(f->s, ws, proj, NULL, NULL, 0, db);
+    mk_db(f->s, ws, proj, NULL, NULL, 0, keep);
+    assert_int_equal(store_database_set_status(f->s, db, DB_DELETING, "", &e), 0);
+
+    store_database d;
+    assert_int_equal(store_database_get(f->s, ws, db, &d, &e), -1);
+    assert_err(&e, 404, "NotFound", "databaseId");
+    assert_int_equal(store_database_get_internal(f->s, db, &d, &e), 0);
+    assert_int_equal(d.status, DB_DELETING);
+
+    store_database *list = NULL;
+    size_t n = 0;
+    store_page pg = {NULL, 100};
+    store_page_out po;
+    assert_int_equal(store_database_list(f->s, ws, NULL, &pg, &list, &n, &po, &e), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].id, keep);
+    free(list);
+    assert_int_equal(store_database_list_internal(f->s, &list, &n, &e), 0);
+    assert_int_equal(n, 2);
+    free(list);
+
+    /* the project goes while its deleting database row stays */
+    assert_int_equal(store_project_delete(f->s, ws, proj, &e), 0);
+    assert_int_equal(store_database_get_internal(f->s, db, &d, &e), 0);
+    assert_string_equal(d.project_id, proj);
+}
+
+/* ---- pagination ---- */
+
+static void test_pagination(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX], other[PF_ID_MAX], proj[PF_ID_MAX], ids[35][PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    mk_ws(f->s, other, "other");
+    mk_project(f->s, ws, NULL, proj);
+    for (int i = 0; i < 35; i++) {
+        mk_db(f->s, ws, proj, NULL, NULL, 0, ids[i]);
+        mk_db(f->s, other, proj, NULL, NULL, 0, NULL); /* interleaved noise */
+    }
+
+    char cursor[PF_ID_MAX] = "";
+    size_t sizes[4] = {10, 10, 10, 5};
+    int seen = 0;
+    for (int page = 0; page < 4; page++) {
+        store_page pg = {cursor, 10};
+        store_page_out po;
+        store_database *list = NULL;
+        size_t n = 0;
+        assert_int_equal(store_database_list(f->s, ws, NULL, &pg, &list, &n, &po, &e), 0);
+        assert_int_equal(n, sizes[page]);
+        for (size_t i = 0; i < n; i++)
+            assert_string_equal(list[i].id, ids[seen++]);
+        if (page < 3) {
+            assert_true(po.has_more);
+            assert_string_equal(po.next_cursor, list[n - 1].id);
+        } else {
+            assert_false(po.has_more);
+            assert_string_equal(po.next_cursor, "");
+        }
+        memcpy(cursor, po.next_cursor, PF_ID_MAX);
+        free(list);
+    }
+    assert_int_equal(seen, 35);
+
+    /* exactly a full last page: has_more is false */
+    store_page pg = {ids[24], 10};
+    store_page_out po;
+    store_database *list = NULL;
+    size_t n = 0;
+    assert_int_equal(store_database_list(f->s, ws, NULL, &pg, &list, &n, &po, &e), 0);
+    assert_int_equal(n, 10);
+    assert_false(po.has_more);
+    free(list);
+
+    pg = (store_page){"db_unknown", 10};
+    assert_int_equal(store_database_list(f->s, ws, NULL, &pg, &list, &n, &po, &e), -1);
+    assert_err(&e, 400, "ValidationError", "cursor");
+    pg = (store_page){NULL, 0};
+    assert_int_equal(store_database_list(f->s, ws, NULL, &pg, &list, &n, &po, &e), -1);
+    assert_err(&e, 400, "ValidationError", "limit");
+
+    /* the same cursor scheme on projects */
+    for (int i = 0; i < 34; i++)
+        mk_project(f->s, ws, NULL, NULL);
+    int pages = 0;
+    size_t total = 0;
+    cursor[0] = '\0';
+    do {
+        store_page pp = {cursor, 10};
+        store_project *pl = NULL;
+        assert_int_equal(store_project_list(f->s, ws, NULL, &pp, &pl, &n, &po, &e), 0);
+        total += n;
+        pages++;
+        memcpy(cursor, po.next_cursor, PF_ID_MAX);
+        free(pl);
+    } while (po.has_more);
+    assert_int_equal(pages, 4);
+    assert_int_equal(total, 35);
+    store_page bad = {"proj_unknown", 10};
+    store_project *pl = NULL;
+    assert_int_equal(store_project_list(f->s, ws, NULL, &bad, &pl, &n, &po, &e), -1);
+    assert_err(&e, 400, "ValidationError", "cursor");
+}
+
+/* ---- ports ---- */
+
+static void test_port_allocation(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX], proj[PF_ID_MAX], d[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    mk_project(f->s, ws, NULL, proj);
+    int port = 0;
+    assert_int_equal(store_port_allocate(f->s, 16000, 16004, NULL, 0, &port, &e), 0);
+    assert_int_equal(port, 16000);
+
+    mk_db(f->s, ws, proj, NULL, NULL, 16000, NULL);
+    mk_db(f->s, ws, proj, NULL, NULL, 16002, d);
+    assert_int_equal(store_port_allocate(f->s, 16000, 16004, NULL, 0, &port, &e), 0);
+    assert_int_equal(port, 16001);
+    int avoid[] = {16001, 16003, 9999};
+    assert_int_equal(store_port_allocate(f->s, 16000, 16004, avoid, 3, &port, &e), 0);
+    assert_int_equal(port, 16004);
+
+    /* any status counts, deleting included */
+    assert_int_equal(store_database_set_status(f->s, d, DB_DELETING, "", &e), 0);
+    int avoid2[] = {16001, 16003, 16004};
+    assert_int_equal(store_port_allocate(f->s, 16000, 16004, avoid2, 3, &port, &e), -1);
+    assert_err(&e, 409, "Conflict", "port range");
+
+    /* inside a caller's transaction: allocate, insert, commit */
+    assert_int_equal(store_tx_begin(f->s, &e), 0);
+    assert_int_equal(store_port_allocate(f->s, 16000, 16004, NULL, 0, &port, &e), 0);
+    assert_int_equal(port, 16001);
+    mk_db(f->s, ws, proj, NULL, NULL, port, NULL);
+    assert_int_equal(store_port_allocate(f->s, 16000, 16004, NULL, 0, &port, &e), 0);
+    assert_int_equal(port, 16003);
+    assert_int_equal(store_tx_commit(f->s, &e), 0);
+    assert_int_equal(store_port_allocate(f->s, 16000, 16004, NULL, 0, &port, &e), 0);
+    assert_int_equal(port, 16003);
+}
+
+/* ---- ops ---- */
+
+static void test_op_fifo_per_database(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX], proj[PF_ID_MAX], da[PF_ID_MAX], db[PF_ID_MAX];
+    char a1[PF_ID_MAX], a2[PF_ID_MAX], b1[PF_ID_MAX], a3[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    mk_project(f->s, ws, NULL, proj);
+    mk_db(f->s, ws, proj, NULL, NULL, 0, da);
+    mk_db(f->s, ws, proj, NULL, NULL, 0, db);
+    mk_op(f->s, OP_DB_PROVISION, da, a1);
+    mk_op(f->s, OP_CONN_SYNC, da, a2);
+    mk_op(f->s, OP_DB_PROVISION, db, b1);
+    mk_op(f->s, OP_DB_DELETE, da, a3);
+
+    int active = 0;
+    assert_int_equal(store_op_count_active(f->s, da, &active, &e), 0);
+    assert_int_equal(active, 3);
+
+    store_op o;
+    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_string_equal(o.id, a1);
+    assert_int_equal(o.state, OPS_RUNNING);
+    assert_int_equal(o.attempts, 1);
+    assert_int_equal(o.kind, OP_DB_PROVISION);
+    /* a2 waits for a1: database b runs in parallel */
+    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_string_equal(o.id, b1);
+    assert_int_equal(store_op_claim(f->s, &o, &e), 0);
+
+    assert_int_equal(store_op_finish(f->s, a1, OPS_DONE, NULL, &e), 0);
+    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_string_equal(o.id, a2);
+    assert_int_equal(o.kind, OP_CONN_SYNC);
+
+    /* requeue keeps its place at the head of its database's queue */
+    assert_int_equal(store_op_requeue(f->s, a2, "role busy", &e), 0);
+    assert_int_equal(store_op_get(f->s, a2, &o, &e), 0);
+    assert_int_equal(o.state, OPS_PENDING);
+    assert_string_equal(o.error, "role busy");
+    assert_int_equal(store_op_requeue(f->s, a2, "again", &e), -1);
+    assert_err(&e, 409, "Conflict", "state");
+    assert_int_equal(store_op_requeue(f->s, "op_nope", "x", &e), -1);
+    assert_err(&e, 404, "NotFound", "operationId");
+    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_string_equal(o.id, a2);
+    assert_int_equal(o.attempts, 2);
+
+    /* reset_running: both running ops go back to pending */
+    int count = 0;
+    assert_int_equal(store_op_reset_running(f->s, &count, &e), 0);
+    assert_int_equal(count, 2);
+    assert_int_equal(store_op_get(f->s, b1, &o, &e), 0);
+    assert_int_equal(o.state, OPS_PENDING);
+
+    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_string_equal(o.id, a2);
+    assert_int_equal(o.attempts, 3);
+    assert_int_equal(store_op_finish(f->s, a2, OPS_FAILED, "gave up", &e), 0);
+    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_string_equal(o.id, b1);
+    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_string_equal(o.id, a3);
+    assert_int_equal(store_op_claim(f->s, &o, &e), 0);
+
+    /* the delete op removes the row; the op stays as history and can still finish */
+    assert_int_equal(store_database_delete_row(f->s, da, &e), 0);
+    assert_int_equal(store_op_finish(f->s, a3, OPS_DONE, "", &e), 0);
+    assert_int_equal(store_op_get(f->s, a3, &o, &e), 0);
+    assert_int_equal(o.state, OPS_DONE);
+    assert_int_equal(store_op_get(f->s, a2, &o, &e), 0);
+    assert_string_equal(o.error, "gave up");
+    assert_int_equal(o.state, OPS_FAILED);
+    assert_int_equal(store_op_count_active(f->s, da, &active, &e), 0);
+    assert_int_equal(active, 0);
+    assert_int_equal(store_op_count_active(f->s, db, &active, &e), 0);
+    assert_int_equal(active, 1);
+
+    assert_int_equal(store_op_finish(f->s, "op_nope", OPS_DONE, "", &e), -1);
+    assert_err(&e, 404, "NotFound", "operationId");
+    store_op bad = {0};
+    util_id_new("op", bad.id);
+    bad.state = OPS_RUNNING;
+    assert_int_equal(store_op_insert(f->s, &bad, &e), -1);
+    assert_int_equal(e.status, 500);
+}
+
+typedef struct claim_arg {
+    store *s;
+    _Atomic int *claimed; /* per-op counters */
+    char (*ids)[PF_ID_MAX];
+    int n_ids;
+    int errors;
+} claim_arg;
+
+static void *claimer(void *p)
+{
+    claim_arg *a = p;
+    for (;;) {
+        store_op o;
+        pf_err e;
+        int r = store_op_claim(a->s, &o, &e);
+        if (r < 0) {
+            a->errors++;
+            break;
+        }
+        if (r == 0) {
+            int active = 0;
+            for (int i = 0; i < a->n_ids; i++)
+                active += atomic_load(&a->claimed[i]) == 0;
+            if (!active)
+                break;
+            continue;
+        }
+        for (int i = 0; i < a->n_ids; i++)
+            if (strcmp(a->ids[i], o.id) == 0)
+                atomic_fetch_add(&a->claimed[i], 1);
+        if (store_op_finish(a->s, o.id, OPS_DONE, NULL, &e) != 0)
+            a->errors++;
+    }
+    return NULL;
+}
+
+static void test_op_claim_concurrent(void **state)
+{
+    fixture *f = *state;
+    enum { N_DB = 4, PER_DB = 10, N = N_DB * PER_DB, THREADS = 4 };
+    char ws[PF_ID_MAX], proj[PF_ID_MAX], dbs[N_DB][PF_ID_MAX], ids[N][PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    mk_project(f->s, ws, NULL, proj);
+    for (int i = 0; i < N_DB; i++)
+        mk_db(f->s, ws, proj, NULL, NULL, 0, dbs[i]);
+    for (int i = 0; i < N; i++)
+        mk_op(f->s, OP_CONN_SYNC, dbs[i % N_DB], ids[i]);
+
+    _Atomic int claimed[N];
+    for (int i = 0; i < N; i++)
+        atomic_init(&claimed[i], 0);
+    claim_arg args[THREADS];
+    pthread_t th[THREADS];
+    for (int t = 0; t < THREADS; t++) {
+        args[t] = (claim_arg){f->s, claimed, ids, N, 0};
+        assert_int_equal(pthread_create(&th[t], NULL, claimer, &args[t]), 0);
+    }
+    for (int t = 0; t < THREADS; t++) {
+        pthread_join(th[t], NULL);
+        assert_int_equal(args[t].errors, 0);
+    }
+    for (int i = 0; i < N; i++)
+        assert_int_equal(atomic_load(&claimed[i]), 1);
+}
+
+/* ---- transactions ---- */
+
+typedef struct probe_arg {
+    store *s;
+    const char *id;
+    int rc;
+} probe_arg;
+
+static void *probe_workspace(void *p)
+{
+    probe_arg *a = p;
+    store_workspace w;
+    pf_err e;
+    a->rc = store_workspace_get(a->s, a->id, &w, &e);
+    return NULL;
+}
+
+static int probe_from_other_thread(store *s, const char *id)
+{
+    probe_arg a = {s, id, 99};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, probe_workspace, &a), 0);
+    pthread_join(t, NULL);
+    return a.rc;
+}
+
+static void test_transactions(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX], keep[PF_ID_MAX];
+    store_workspace w;
+
+    /* rollback leaves nothing */
+    assert_int_equal(store_tx_begin(f->s, &e), 0);
+    mk_ws(f->s, ws, "temp");
+    assert_int_equal(store_workspace_get(f->s, ws, &w, &e), 0); /* own writes are visible */
+    assert_int_equal(probe_from_other_thread(f->s, ws), -1);    /* others' are not */
+    store_tx_rollback(f->s);
+    assert_int_equal(store_workspace_get(f->s, ws, &w, &e), -1);
+
+    /* single calls and multi-row calls inside a tx commit with it */
+    assert_int_equal(store_tx_begin(f->s, &e), 0);
+    mk_ws(f->s, keep, "keep");
+    char proj[PF_ID_MAX], b1[PF_ID_MAX], b2[PF_ID_MAX];
+    mk_project(f->s, keep, NULL, proj);
+    mk_branch(f->s, proj, "main", true, b1);
+    mk_branch(f->s, proj, "dev", false, b2);
+    assert_int_equal(store_branch_set_default(f->s, b2, &e), 0); /* nested: a savepoint */
+    assert_int_equal(store_tx_commit(f->s, &e), 0);
+    assert_int_equal(probe_from_other_thread(f->s, keep), 0);
+    store_branch b;
+    assert_int_equal(store_branch_default(f->s, proj, &b, &e), 0);
+    assert_string_equal(b.id, b2);
+
+    /* a multi-row call rolled back with the caller's tx */
+    assert_int_equal(store_tx_begin(f->s, &e), 0);
+    assert_int_equal(store_branch_set_default(f->s, b1, &e), 0);
+    store_tx_rollback(f->s);
+    assert_int_equal(store_branch_default(f->s, proj, &b, &e), 0);
+    assert_string_equal(b.id, b2);
+
+    /* a failed call inside a tx leaves the tx usable; explicit nesting works */
+    assert_int_equal(store_tx_begin(f->s, &e), 0);
+    assert_int_equal(store_branch_set_default(f->s, "br_nope", &e), -1);
+    assert_int_equal(store_tx_begin(f->s, &e), 0);
+    mk_ws(f->s, ws, "inner");
+    store_tx_rollback(f->s); /* inner only */
+    char outer[PF_ID_MAX];
+    mk_ws(f->s, outer, "outer");
+    assert_int_equal(store_tx_commit(f->s, &e), 0);
+    assert_int_equal(store_workspace_get(f->s, ws, &w, &e), -1);
+    assert_int_equal(store_workspace_get(f->s, outer, &w, &e), 0);
+
+    assert_int_equal(store_tx_commit(f->s, &e), -1); /* no tx open */
+    assert_int_equal(e.status, 500);
+}
+
+/* ---- threads ---- */
+
+typedef struct reader_arg {
+    store *s;
+    const char *ws;
+    const char *db;
+    _Atomic bool *stop;
+    long reads;
+    int errors;
+} reader_arg;
+
+static void *reader(void *p)
+{
+    reader_arg *a = p;
+    while (!atomic_load(a->stop) || a->reads < 200) {
+        store_database d;
+        pf_err e;
+        if (store_database_get(a->s, a->ws, a->db, &d, &e) != 0 || strcmp(d.id, a->db) != 0)
+            a->errors++;
+        store_connection *cl = NULL;
+        size_t n = 0;
+        if (store_connection_list_for_db(a->s, a->db, false, &cl, &n, &e) != 0)
+            a->errors++;
+        free(cl);
+        a->reads++;
+    }
+    return NULL;
+}
+
+static void test_concurrent_readers_and_writer(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX], proj[PF_ID_MAX], db[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    mk_project(f->s, ws, NULL, proj);
+    mk_db(f->s, ws, proj, NULL, NULL, 0, db);
+
+    _Atomic bool stop;
+    atomic_init(&stop, false);
+    reader_arg args[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (reader_arg){f->s, ws, db, &stop, 0, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, reader, &args[i]), 0);
+    }
+    for (int i = 0; i < 100; i++) {
+        char cn[PF_ID_MAX];
+        mk_conn(f->s, ws, db, cn);
+        assert_int_equal(
+            store_database_set_status(f->s, db, i % 2 ? DB_READY : DB_RECOVERING, "", &e), 0);
+        mk_db(f->s, ws, proj, NULL, NULL, 0, NULL);
+    }
+    atomic_store(&stop, true);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(args[i].errors, 0);
+        assert_true(args[i].reads >= 200);
+    }
+    store_connection *cl = NULL;
+    size_t n = 0;
+    assert_int_equal(store_connection_list_for_db(f->s, db, false, &cl, &n, &e), 0);
+    assert_int_equal(n, 100);
+    free(cl);
+}
+
+/* ---- durability ---- */
+
+static void test_durability_across_reopen(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX], proj[PF_ID_MAX], db[PF_ID_MAX], cn[PF_ID_MAX], op[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    mk_project(f->s, ws, "app", proj);
+    mk_db(f->s, ws, proj, NULL, "main", 17000, db);
+    mk_conn(f->s, ws, db, cn);
+    mk_op(f->s, OP_DB_PROVISION, db, op);
+    store_op o;
+    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_int_equal(store_database_set_status(f->s, db, DB_READY, "", &e), 0);
+    store_close(f->s);
+
+    assert_int_equal(store_open(f->path, &f->s, &e), 0);
+    store_database d;
+    assert_int_equal(store_database_get(f->s, ws, db, &d, &e), 0);
+    assert_int_equal(d.status, DB_READY);
+    assert_int_equal(d.port, 17000);
+    assert_string_equal(d.logical_id, "main");
+    store_connection c;
+    assert_int_equal(store_connection_get(f->s, ws, cn, &c, &e), 0);
+    int count = 0;
+    assert_int_equal(store_op_reset_running(f->s, &count, &e), 0);
+    assert_int_equal(count, 1);
+    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_string_equal(o.id, op);
+    assert_int_equal(o.attempts, 2);
+    store_project p;
+    assert_int_equal(store_project_get(f->s, ws, proj, &p, &e), 0);
+    assert_string_equal(p.logical_id, "app");
+}
+
+/* A process killed right after a write returned keeps that write. */
+static void test_durability_after_kill(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX];
+    util_id_new("wksp", ws);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        store *s = NULL;
+        if (store_open(f->path, &s, &e) != 0)
+            _exit(1);
+        store_workspace w = {0};
+        memcpy(w.id, ws, PF_ID_MAX);
+        snprintf(w.name, sizeof w.name, "survivor");
+        now(w.created_at);
+        if (store_workspace_insert(s, &w, &e) != 0)
+            _exit(1);
+        raise(SIGKILL); /* no close, no checkpoint */
+        _exit(2);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGKILL);
+    store_close(f->s);
+    assert_int_equal(store_open(f->path, &f->s, &e), 0);
+    store_workspace w;
+    assert_int_equal(store_workspace_get(f->s, ws, &w, &e), 0);
+    assert_string_equal(w.name, "survivor");
+}
+
+int main(void)
+{
+    util_init();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_migrations_idempotent, setup, teardown),
+        cmocka_unit_test(test_enum_names),
+        cmocka_unit_test_setup_teardown(test_workspaces_and_tokens, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_projects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_branches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_databases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connections, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_workspace_isolation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deleting_invisible, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pagination, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_port_allocation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_op_fifo_per_database, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_op_claim_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_readers_and_writer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_durability_across_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_durability_after_kill, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}
