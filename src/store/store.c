@@ -137,9 +137,54 @@ static const char MIGRATION_1[] =
     "CREATE INDEX ops_state ON ops (state, seq);\n"
     "CREATE INDEX ops_database ON ops (database_id, state, seq);\n";
 
+/* Version 2 (backups): the backups table; ops gain the backup kinds (SQLite cannot change
+ * a CHECK, so the table is rebuilt) and an `args` JSON column. */
+static const char MIGRATION_2[] =
+    "CREATE TABLE backups (\n"
+    "    seq         INTEGER PRIMARY KEY,\n"
+    "    id          TEXT NOT NULL UNIQUE,\n"
+    "    database_id TEXT NOT NULL,             -- no foreign key: removed by the delete op\n"
+    "    label       TEXT,                      -- pgBackRest label; NULL until completed\n"
+    "    type        TEXT NOT NULL CHECK (type IN ('full', 'differential', 'incremental')),\n"
+    "    status      TEXT NOT NULL CHECK (status IN ('running', 'completed', 'failed')),\n"
+    "    size        INTEGER,\n"
+    "    started_at  TEXT NOT NULL,\n"
+    "    stopped_at  TEXT,\n"
+    "    write_mark  TEXT NOT NULL DEFAULT '',\n"
+    "    error       TEXT NOT NULL DEFAULT '',\n"
+    "    UNIQUE (database_id, label)\n"
+    ");\n"
+    "CREATE INDEX backups_database ON backups (database_id, seq);\n"
+    "\n"
+    "CREATE TABLE ops_v2 (\n"
+    "    seq           INTEGER PRIMARY KEY,\n"
+    "    id            TEXT NOT NULL UNIQUE,\n"
+    "    kind          TEXT NOT NULL CHECK (kind IN\n"
+    "                      ('db_provision', 'db_delete', 'conn_sync', 'conn_drop',\n"
+    "                       'db_backup', 'db_restore', 'db_clone')),\n"
+    "    state         TEXT NOT NULL CHECK (state IN ('pending', 'running', 'done', "
+    "'failed')),\n"
+    "    database_id   TEXT NOT NULL,\n"
+    "    connection_id TEXT,\n"
+    "    attempts      INTEGER NOT NULL DEFAULT 0,\n"
+    "    error         TEXT NOT NULL DEFAULT '',\n"
+    "    created_at    TEXT NOT NULL,\n"
+    "    updated_at    TEXT NOT NULL,\n"
+    "    args          TEXT NOT NULL DEFAULT ''\n"
+    ");\n"
+    "INSERT INTO ops_v2 (seq, id, kind, state, database_id, connection_id, attempts, error,\n"
+    "                    created_at, updated_at)\n"
+    "    SELECT seq, id, kind, state, database_id, connection_id, attempts, error, created_at,\n"
+    "           updated_at FROM ops;\n"
+    "DROP TABLE ops;\n"
+    "ALTER TABLE ops_v2 RENAME TO ops;\n"
+    "CREATE INDEX ops_state ON ops (state, seq);\n"
+    "CREATE INDEX ops_database ON ops (database_id, state, seq);\n";
+
 /* Applied in order; migration i is schema version i + 1. Append only, never edit. */
 static const char *const migrations[] = {
     MIGRATION_1,
+    MIGRATION_2,
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -157,7 +202,10 @@ static const char *const migrations[] = {
     "c.id, c.workspace_id, c.database_id, c.name, c.role, c.verifier, c.deleting, c.created_at"
 #define OP_COLS                                                                                    \
     "o.id, o.kind, o.state, o.database_id, o.connection_id, o.attempts, o.error, o.created_at, "   \
-    "o.updated_at"
+    "o.updated_at, o.args"
+#define BKP_COLS                                                                                   \
+    "b.id, b.database_id, b.label, b.type, b.status, b.size, b.started_at, b.stopped_at, "         \
+    "b.write_mark, b.error"
 
 /* Paged lists bind ?1 = seq of the cursor row (0 = from the start), ?2 = limit + 1, and
  * their filters from ?3 on. */
@@ -237,6 +285,17 @@ enum stmt_id {
     S_OP_EXISTS,
     S_OP_RESET,
     S_OP_COUNT_ACTIVE,
+    S_OP_NEXT_LANE,
+
+    S_BKP_INSERT,
+    S_BKP_GET,
+    S_BKP_LIST,
+    S_BKP_LIST_ALL,
+    S_BKP_FINISH,
+    S_BKP_UPDATE_BY_LABEL,
+    S_BKP_DELETE,
+    S_BKP_DELETE_FOR_DB,
+    S_DB_SET_SOURCE,
 
     S__COUNT
 };
@@ -368,8 +427,8 @@ static const char *const stmt_sql[S__COUNT] = {
 
     /* ops */
     [S_OP_INSERT] = "INSERT INTO ops (id, kind, state, database_id, connection_id, attempts,"
-                    " error, created_at, updated_at)"
-                    " VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?7)",
+                    " error, created_at, updated_at, args)"
+                    " VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
     [S_OP_GET] = "SELECT " OP_COLS " FROM ops o WHERE o.id = ?1",
     /* the oldest pending op whose database has nothing running and nothing older queued */
     [S_OP_NEXT] = "SELECT o.seq FROM ops o"
@@ -389,6 +448,33 @@ static const char *const stmt_sql[S__COUNT] = {
     [S_OP_RESET] = "UPDATE ops SET state = 'pending', updated_at = ?1 WHERE state = 'running'",
     [S_OP_COUNT_ACTIVE] = "SELECT COUNT(*) FROM ops"
                           " WHERE database_id = ?1 AND state IN ('pending', 'running')",
+    /* S_OP_NEXT for one lane: ?1 = 1 for the backup kinds, 0 for the others */
+    [S_OP_NEXT_LANE] = "SELECT o.seq FROM ops o"
+                       " WHERE o.state = 'pending'"
+                       "   AND (o.kind IN ('db_backup', 'db_restore', 'db_clone')) = ?1"
+                       "   AND NOT EXISTS (SELECT 1 FROM ops r WHERE r.database_id = o.database_id"
+                       "       AND r.state = 'running')"
+                       "   AND NOT EXISTS (SELECT 1 FROM ops q WHERE q.database_id = o.database_id"
+                       "       AND q.state = 'pending' AND q.seq < o.seq)"
+                       " ORDER BY o.seq LIMIT 1",
+
+    /* backups */
+    [S_BKP_INSERT] = "INSERT INTO backups (id, database_id, label, type, status, size, started_at,"
+                     " stopped_at, write_mark, error)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [S_BKP_GET] = "SELECT " BKP_COLS " FROM backups b WHERE b.id = ?1 AND b.database_id = ?2",
+    [S_BKP_LIST] = "SELECT " BKP_COLS " FROM backups b WHERE b.database_id = ?1"
+                   " ORDER BY b.started_at DESC, b.seq DESC LIMIT ?2",
+    [S_BKP_LIST_ALL] = "SELECT " BKP_COLS " FROM backups b WHERE b.database_id = ?1"
+                       " ORDER BY b.started_at, b.seq",
+    [S_BKP_FINISH] = "UPDATE backups SET status = ?2, label = ?3, size = ?4, stopped_at = ?5,"
+                     " error = ?6 WHERE id = ?1",
+    [S_BKP_UPDATE_BY_LABEL] = "UPDATE backups SET type = ?3, status = 'completed', size = ?4,"
+                              " stopped_at = ?5 WHERE database_id = ?1 AND label = ?2",
+    [S_BKP_DELETE] = "DELETE FROM backups WHERE id = ?1",
+    [S_BKP_DELETE_FOR_DB] = "DELETE FROM backups WHERE database_id = ?1",
+    [S_DB_SET_SOURCE] = "UPDATE databases SET source_type = ?2, source_database_id = ?3,"
+                        " source_backup_id = ?4, updated_at = ?5 WHERE id = ?1",
 };
 
 /* ---- connections ---- */
@@ -956,10 +1042,20 @@ static const char *const db_status_names[] = {
     [DB_FAILURE] = "failure",           [DB_DELETING] = "deleting",
 };
 static const char *const op_kind_names[] = {
-    [OP_DB_PROVISION] = "db_provision",
-    [OP_DB_DELETE] = "db_delete",
-    [OP_CONN_SYNC] = "conn_sync",
-    [OP_CONN_DROP] = "conn_drop",
+    [OP_DB_PROVISION] = "db_provision", [OP_DB_DELETE] = "db_delete",
+    [OP_CONN_SYNC] = "conn_sync",       [OP_CONN_DROP] = "conn_drop",
+    [OP_DB_BACKUP] = "db_backup",       [OP_DB_RESTORE] = "db_restore",
+    [OP_DB_CLONE] = "db_clone",
+};
+static const char *const backup_type_names[] = {
+    [BACKUP_FULL] = "full",
+    [BACKUP_DIFF] = "differential",
+    [BACKUP_INCR] = "incremental",
+};
+static const char *const backup_status_names[] = {
+    [BACKUP_RUNNING] = "running",
+    [BACKUP_COMPLETED] = "completed",
+    [BACKUP_FAILED] = "failed",
 };
 static const char *const op_state_names[] = {
     [OPS_PENDING] = "pending",
@@ -1084,6 +1180,23 @@ static void read_op(sqlite3_stmt *st, void *dst)
     col_text(st, 6, o->error, sizeof o->error);
     col_text(st, 7, o->created_at, sizeof o->created_at);
     col_text(st, 8, o->updated_at, sizeof o->updated_at);
+    col_text(st, 9, o->args, sizeof o->args);
+}
+
+static void read_backup(sqlite3_stmt *st, void *dst)
+{
+    store_backup *b = dst;
+    col_text(st, 0, b->id, sizeof b->id);
+    col_text(st, 1, b->database_id, sizeof b->database_id);
+    col_text(st, 2, b->label, sizeof b->label);
+    b->type = (store_backup_type)col_enum(st, 3, backup_type_names, NAMES_COUNT(backup_type_names));
+    b->status =
+        (store_backup_status)col_enum(st, 4, backup_status_names, NAMES_COUNT(backup_status_names));
+    b->size = sqlite3_column_type(st, 5) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 5);
+    col_text(st, 6, b->started_at, sizeof b->started_at);
+    col_text(st, 7, b->stopped_at, sizeof b->stopped_at);
+    col_text(st, 8, b->write_mark, sizeof b->write_mark);
+    col_text(st, 9, b->error, sizeof b->error);
 }
 
 /* Looks up one row by the statement's bound keys; 404 with hint/what when absent. */
@@ -1826,7 +1939,7 @@ int store_op_insert(store *s, const store_op *op, pf_err *e)
     if ((bind_text(st, 1, op->id) | bind_text(st, 2, store_op_kind_name(op->kind)) |
          bind_text(st, 3, op->database_id) | bind_opt(st, 4, op->connection_id) |
          sqlite3_bind_int(st, 5, op->attempts) | bind_text(st, 6, op->error) |
-         bind_text(st, 7, op->created_at)) != SQLITE_OK)
+         bind_text(st, 7, op->created_at) | bind_text(st, 8, op->args)) != SQLITE_OK)
         return bind_fail(c, st, e);
     return exec_write(c, st, NULL, NULL, e);
 }
@@ -1842,7 +1955,8 @@ int store_op_get(store *s, const char *id, store_op *out, pf_err *e)
     return get_row(c, st, read_op, out, "operationId", "Operation", id, e);
 }
 
-int store_op_claim(store *s, store_op *out, pf_err *e)
+/* lane: -1 = any kind, 0 = the fast kinds, 1 = the backup kinds */
+static int op_claim(store *s, int lane, store_op *out, pf_err *e)
 {
     char now[STORE_TS_MAX];
     util_now_iso(now);
@@ -1850,9 +1964,13 @@ int store_op_claim(store *s, store_op *out, pf_err *e)
     if (!c || tx_begin(c, e) != 0) /* BEGIN IMMEDIATE: two workers never pick the same op */
         return -1;
     int64_t seq = 0;
-    sqlite3_stmt *st = stmt(c, S_OP_NEXT, e);
+    sqlite3_stmt *st = stmt(c, lane < 0 ? S_OP_NEXT : S_OP_NEXT_LANE, e);
     if (!st)
         goto fail;
+    if (lane >= 0 && sqlite3_bind_int(st, 1, lane) != SQLITE_OK) {
+        bind_fail(c, st, e);
+        goto fail;
+    }
     int r = query_int(c, st, &seq, e);
     if (r < 0)
         goto fail;
@@ -1887,6 +2005,21 @@ int store_op_claim(store *s, store_op *out, pf_err *e)
 fail:
     tx_rollback(c);
     return -1;
+}
+
+int store_op_claim(store *s, store_op *out, pf_err *e)
+{
+    return op_claim(s, -1, out, e);
+}
+
+int store_op_claim_lane(store *s, bool slow, store_op *out, pf_err *e)
+{
+    return op_claim(s, slow ? 1 : 0, out, e);
+}
+
+bool store_op_kind_slow(store_op_kind k)
+{
+    return k == OP_DB_BACKUP || k == OP_DB_RESTORE || k == OP_DB_CLONE;
 }
 
 int store_op_finish(store *s, const char *id, store_op_state final_state, const char *error,
@@ -1964,4 +2097,192 @@ int store_op_count_active(store *s, const char *database_id, int *count, pf_err 
         return -1;
     *count = (int)v;
     return 0;
+}
+
+/* ---- backups ---- */
+
+const char *store_backup_type_name(store_backup_type t)
+{
+    return (int)t >= 0 && (int)t < NAMES_COUNT(backup_type_names) ? backup_type_names[t]
+                                                                  : "unknown";
+}
+
+const char *store_backup_status_name(store_backup_status st)
+{
+    return (int)st >= 0 && (int)st < NAMES_COUNT(backup_status_names) ? backup_status_names[st]
+                                                                      : "unknown";
+}
+
+static int bind_size(sqlite3_stmt *st, int i, int64_t size)
+{
+    return size < 0 ? sqlite3_bind_null(st, i) : sqlite3_bind_int64(st, i, size);
+}
+
+static int backup_insert(store_conn *c, const store_backup *b, pf_err *e)
+{
+    sqlite3_stmt *st = stmt(c, S_BKP_INSERT, e);
+    if (!st)
+        return -1;
+    if ((bind_text(st, 1, b->id) | bind_text(st, 2, b->database_id) | bind_opt(st, 3, b->label) |
+         bind_text(st, 4, store_backup_type_name(b->type)) |
+         bind_text(st, 5, store_backup_status_name(b->status)) | bind_size(st, 6, b->size) |
+         bind_text(st, 7, b->started_at) | bind_opt(st, 8, b->stopped_at) |
+         bind_text(st, 9, b->write_mark) | bind_text(st, 10, b->error)) != SQLITE_OK)
+        return bind_fail(c, st, e);
+    return exec_write(c, st, NULL, NULL, e);
+}
+
+int store_backup_insert(store *s, const store_backup *b, pf_err *e)
+{
+    store_conn *c = conn_get(s, e);
+    return c ? backup_insert(c, b, e) : -1;
+}
+
+int store_backup_get(store *s, const char *database_id, const char *id, store_backup *out,
+                     pf_err *e)
+{
+    store_conn *c = conn_get(s, e);
+    sqlite3_stmt *st = c ? stmt(c, S_BKP_GET, e) : NULL;
+    if (!st)
+        return -1;
+    if ((bind_text(st, 1, id) | bind_text(st, 2, database_id)) != SQLITE_OK)
+        return bind_fail(c, st, e);
+    return get_row(c, st, read_backup, out, "backupId", "Backup", id, e);
+}
+
+int store_backup_list(store *s, const char *database_id, int limit, store_backup **out, size_t *n,
+                      bool *has_more, pf_err *e)
+{
+    store_conn *c = conn_get(s, e);
+    sqlite3_stmt *st = c ? stmt(c, S_BKP_LIST, e) : NULL;
+    if (!st)
+        return -1;
+    if ((bind_text(st, 1, database_id) | sqlite3_bind_int(st, 2, limit + 1)) != SQLITE_OK)
+        return bind_fail(c, st, e);
+    if (fetch_all(c, st, sizeof **out, read_backup, (void **)out, n, e) != 0)
+        return -1;
+    *has_more = *n > (size_t)limit;
+    if (*has_more)
+        *n = (size_t)limit;
+    return 0;
+}
+
+int store_backup_list_all(store *s, const char *database_id, store_backup **out, size_t *n,
+                          pf_err *e)
+{
+    store_conn *c = conn_get(s, e);
+    sqlite3_stmt *st = c ? stmt(c, S_BKP_LIST_ALL, e) : NULL;
+    if (!st)
+        return -1;
+    if (bind_text(st, 1, database_id) != SQLITE_OK)
+        return bind_fail(c, st, e);
+    return fetch_all(c, st, sizeof **out, read_backup, (void **)out, n, e);
+}
+
+int store_backup_finish(store *s, const char *id, store_backup_status status, const char *label,
+                        int64_t size, const char *stopped_at, const char *error, pf_err *e)
+{
+    store_conn *c = conn_get(s, e);
+    sqlite3_stmt *st = c ? stmt(c, S_BKP_FINISH, e) : NULL;
+    if (!st)
+        return -1;
+    if ((bind_text(st, 1, id) | bind_text(st, 2, store_backup_status_name(status)) |
+         bind_opt(st, 3, label) | bind_size(st, 4, size) | bind_opt(st, 5, stopped_at) |
+         bind_text(st, 6, error ? error : "")) != SQLITE_OK)
+        return bind_fail(c, st, e);
+    if (exec_write(c, st, NULL, NULL, e) != 0)
+        return -1;
+    return touched(c, "backupId", "Backup", id, e);
+}
+
+int store_backup_sync(store *s, const char *database_id, const store_backup *seen, size_t n,
+                      pf_err *e)
+{
+    store_conn *c = conn_get(s, e);
+    if (!c || tx_begin(c, e) != 0)
+        return -1;
+    store_backup *rows = NULL;
+    size_t nrows = 0;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_stmt *st = stmt(c, S_BKP_UPDATE_BY_LABEL, e);
+        if (!st)
+            goto fail;
+        if ((bind_text(st, 1, database_id) | bind_text(st, 2, seen[i].label) |
+             bind_text(st, 3, store_backup_type_name(seen[i].type)) |
+             bind_size(st, 4, seen[i].size) | bind_opt(st, 5, seen[i].stopped_at)) != SQLITE_OK) {
+            bind_fail(c, st, e);
+            goto fail;
+        }
+        if (exec_write(c, st, NULL, NULL, e) != 0)
+            goto fail;
+        if (sqlite3_changes(c->db) > 0)
+            continue;
+        store_backup b = seen[i];
+        util_id_new("bkp", b.id);
+        snprintf(b.database_id, sizeof b.database_id, "%s", database_id);
+        b.status = BACKUP_COMPLETED;
+        if (backup_insert(c, &b, e) != 0)
+            goto fail;
+    }
+    sqlite3_stmt *st = stmt(c, S_BKP_LIST_ALL, e);
+    if (!st)
+        goto fail;
+    if (bind_text(st, 1, database_id) != SQLITE_OK) {
+        bind_fail(c, st, e);
+        goto fail;
+    }
+    if (fetch_all(c, st, sizeof *rows, read_backup, (void **)&rows, &nrows, e) != 0)
+        goto fail;
+    for (size_t i = 0; i < nrows; i++) {
+        if (!rows[i].label[0])
+            continue;
+        bool found = false;
+        for (size_t k = 0; k < n && !found; k++)
+            found = strcmp(rows[i].label, seen[k].label) == 0;
+        if (found)
+            continue;
+        if (!(st = stmt(c, S_BKP_DELETE, e)))
+            goto fail;
+        if (bind_text(st, 1, rows[i].id) != SQLITE_OK) {
+            bind_fail(c, st, e);
+            goto fail;
+        }
+        if (exec_write(c, st, NULL, NULL, e) != 0)
+            goto fail;
+    }
+    free(rows);
+    return tx_commit(c, e);
+
+fail:
+    free(rows);
+    tx_rollback(c);
+    return -1;
+}
+
+int store_backup_delete_for_db(store *s, const char *database_id, pf_err *e)
+{
+    store_conn *c = conn_get(s, e);
+    sqlite3_stmt *st = c ? stmt(c, S_BKP_DELETE_FOR_DB, e) : NULL;
+    if (!st)
+        return -1;
+    if (bind_text(st, 1, database_id) != SQLITE_OK)
+        return bind_fail(c, st, e);
+    return exec_write(c, st, NULL, NULL, e);
+}
+
+int store_database_set_source(store *s, const char *id, const char *type, const char *src_db,
+                              const char *src_backup, pf_err *e)
+{
+    char now[STORE_TS_MAX];
+    util_now_iso(now);
+    store_conn *c = conn_get(s, e);
+    sqlite3_stmt *st = c ? stmt(c, S_DB_SET_SOURCE, e) : NULL;
+    if (!st)
+        return -1;
+    if ((bind_text(st, 1, id) | bind_text(st, 2, type) | bind_opt(st, 3, src_db) |
+         bind_opt(st, 4, src_backup) | bind_text(st, 5, now)) != SQLITE_OK)
+        return bind_fail(c, st, e);
+    if (exec_write(c, st, NULL, NULL, e) != 0)
+        return -1;
+    return touched(c, "databaseId", "Database", id, e);
 }

@@ -186,20 +186,20 @@ static void assert_err(const pf_err *e, int status, const char *code, const char
 static void test_migrations_idempotent(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(store_schema_version(f->s), 1);
+    assert_int_equal(store_schema_version(f->s), 2);
     char ws[PF_ID_MAX];
     mk_ws(f->s, ws, "default");
     store_close(f->s);
     pf_err e;
     assert_int_equal(store_open(f->path, &f->s, &e), 0);
-    assert_int_equal(store_schema_version(f->s), 1);
+    assert_int_equal(store_schema_version(f->s), 2);
     store_close(f->s);
     assert_int_equal(store_open(f->path, &f->s, &e), 0);
-    assert_int_equal(store_schema_version(f->s), 1);
+    assert_int_equal(store_schema_version(f->s), 2);
     store_workspace w;
     assert_int_equal(store_workspace_get(f->s, ws, &w, &e), 0);
 
-    /* seen from outside: WAL mode, one migration row */
+    /* seen from outside: WAL mode, one row per migration */
     sqlite3 *raw = NULL;
     assert_int_equal(sqlite3_open_v2(f->path, &raw, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     sqlite3_stmt *st = NULL;
@@ -211,8 +211,8 @@ static void test_migrations_idempotent(void **state)
                                         -1, &st, NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 1);
-    assert_int_equal(sqlite3_column_int(st, 1), 1);
+    assert_int_equal(sqlite3_column_int(st, 0), 2);
+    assert_int_equal(sqlite3_column_int(st, 1), 2);
     sqlite3_finalize(st);
     sqlite3_close(raw);
 }
@@ -225,6 +225,78 @@ static void test_enum_names(void **state)
     assert_string_equal(store_op_kind_name(OP_CONN_DROP), "conn_drop");
     assert_string_equal(store_op_state_name(OPS_FAILED), "failed");
     assert_string_equal(store_op_kind_name(OP__COUNT), "unknown");
+    assert_string_equal(store_op_kind_name(OP_DB_CLONE), "db_clone");
+    assert_string_equal(store_backup_type_name(BACKUP_DIFF), "differential");
+    assert_string_equal(store_backup_status_name(BACKUP_COMPLETED), "completed");
+}
+
+/* backups: running rows finish, pgBackRest's list is merged by label, expired rows go, op
+ * args survive, and the backup lane only claims backup kinds */
+static void test_backups(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    store_backup b = {0};
+    util_id_new("bkp", b.id);
+    snprintf(b.database_id, sizeof b.database_id, "db_x");
+    b.type = BACKUP_FULL;
+    b.status = BACKUP_RUNNING;
+    b.size = -1;
+    snprintf(b.started_at, sizeof b.started_at, "2026-01-01T00:00:00.000Z");
+    assert_int_equal(store_backup_insert(f->s, &b, &e), 0);
+    assert_int_equal(store_backup_finish(f->s, b.id, BACKUP_COMPLETED, "20260101-000000F", 42,
+                                         "2026-01-01T00:00:01.000Z", "", &e),
+                     0);
+    store_backup seen[2] = {0};
+    snprintf(seen[0].label, sizeof seen[0].label, "20260101-000000F");
+    seen[0].type = BACKUP_FULL;
+    seen[0].size = 43;
+    snprintf(seen[1].label, sizeof seen[1].label, "20260101-000000F_20260102-000000I");
+    seen[1].type = BACKUP_INCR;
+    seen[1].size = 7;
+    snprintf(seen[1].started_at, sizeof seen[1].started_at, "2026-01-02T00:00:00.000Z");
+    assert_int_equal(store_backup_sync(f->s, "db_x", seen, 2, &e), 0);
+    store_backup *rows = NULL;
+    size_t n = 0;
+    bool more = false;
+    assert_int_equal(store_backup_list(f->s, "db_x", 1, &rows, &n, &more, &e), 0);
+    assert_int_equal(n, 1);
+    assert_true(more);
+    assert_int_equal(rows[0].type, BACKUP_INCR); /* newest first */
+    free(rows);
+    store_backup got;
+    assert_int_equal(store_backup_get(f->s, "db_x", b.id, &got, &e), 0);
+    assert_int_equal(got.size, 43);
+    assert_int_equal(got.status, BACKUP_COMPLETED);
+    assert_int_equal(store_backup_get(f->s, "db_y", b.id, &got, &e), -1);
+    assert_int_equal(e.status, 404);
+    /* the full expired: only the incremental remains */
+    assert_int_equal(store_backup_sync(f->s, "db_x", &seen[1], 1, &e), 0);
+    assert_int_equal(store_backup_list_all(f->s, "db_x", &rows, &n, &e), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(rows[0].label, seen[1].label);
+    free(rows);
+    assert_int_equal(store_backup_delete_for_db(f->s, "db_x", &e), 0);
+    assert_int_equal(store_backup_list_all(f->s, "db_x", &rows, &n, &e), 0);
+    assert_int_equal(n, 0);
+    free(rows);
+
+    store_op op = {0};
+    util_id_new("op", op.id);
+    op.kind = OP_DB_BACKUP;
+    snprintf(op.database_id, sizeof op.database_id, "db_x");
+    snprintf(op.args, sizeof op.args, "{\"type\":\"full\"}");
+    now(op.created_at);
+    assert_int_equal(store_op_insert(f->s, &op, &e), 0);
+    char fast[PF_ID_MAX];
+    mk_op(f->s, OP_DB_PROVISION, "db_z", fast);
+    store_op got_op;
+    assert_int_equal(store_op_claim_lane(f->s, true, &got_op, &e), 1);
+    assert_string_equal(got_op.id, op.id);
+    assert_string_equal(got_op.args, "{\"type\":\"full\"}");
+    assert_int_equal(store_op_claim_lane(f->s, true, &got_op, &e), 0);
+    assert_int_equal(store_op_claim_lane(f->s, false, &got_op, &e), 1);
+    assert_string_equal(got_op.id, fast);
 }
 
 /* ---- entities ---- */
@@ -1200,6 +1272,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_migrations_idempotent, setup, teardown),
         cmocka_unit_test(test_enum_names),
+        cmocka_unit_test_setup_teardown(test_backups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_workspaces_and_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_projects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_branches, setup, teardown),
