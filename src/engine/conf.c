@@ -28,7 +28,6 @@ static const char *const conf_fixed =
     "synchronous_commit = on\n"
     "full_page_writes = on\n"
     "wal_level = replica\n"
-    "archive_mode = off\n"
     "max_wal_senders = 3\n"
     "min_wal_size = 32MB\n"
     "max_wal_size = 256MB\n"
@@ -93,11 +92,16 @@ int engine__write_conf(engine *en, const char *datadir, const char *sockdir, con
     int ret = -1;
     char *qlisten = conf_quote(listen);
     char *qsock = conf_quote(sockdir);
+    /* ---- backups: WAL archiving to the database's pgBackRest stanza (backup.c) ---- */
+    char *archive = engine__archive_conf(en, datadir);
+    /* ---- end backups ---- */
     char *conf = xasprintf("%s"
                            "listen_addresses = %s\n"
                            "port = %d\n"
-                           "unix_socket_directories = %s\n",
-                           conf_fixed, qlisten, port, qsock);
+                           "unix_socket_directories = %s\n"
+                           "%s",
+                           conf_fixed, qlisten, port, qsock, archive);
+    free(archive);
     char *conf_path = xasprintf("%s/postgresql.conf", datadir);
     char *hba_path = xasprintf("%s/pg_hba.conf", datadir);
     if (write_if_changed(en, conf_path, conf, e) < 0)

@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "util/err.h"
@@ -35,6 +36,11 @@ typedef struct engine_config {
     const char *pg_bindir;   /* e.g. /usr/lib/postgresql/15/bin */
     const char *listen_addr; /* listen_addresses for instances, e.g. "127.0.0.1" or "*" */
     proc_user user;          /* OS identity of the servers */
+    /* backups (backup.c) */
+    const char *backup_repo;   /* pgBackRest repository; NULL = home/backup */
+    const char *pgbackrest;    /* NULL = /usr/bin/pgbackrest */
+    int backup_retention_days; /* <= 0: 7 */
+    int backup_processes;      /* pgBackRest process-max; <= 0: 2 */
 } engine_config;
 
 /* Creates directories and, if missing, the golden data directory (initdb, ~1-2 s, once). */
@@ -93,5 +99,72 @@ int engine_role_drop(engine *en, const char *db_id, const char *role, pf_err *e)
 /* Computes the SCRAM-SHA-256 secret for password (libpq's PQencryptPasswordConn, no
  * server needed). out must hold 256 bytes. Pure CPU: safe in a request handler. */
 int engine_scram_verifier(const char *role, const char *password, char out[256], pf_err *e);
+
+/* ---- backups (pgBackRest; backup.c, restore.c) ----
+ * One repository, one stanza per database named by its id, one generated configuration
+ * home/pgbackrest/pgbackrest.conf holding the [global] options; the per-database options
+ * (pg1-path, socket, port) go on each command line. Every instance archives its WAL
+ * (archive_command = pgbackrest archive-push) from its first start. */
+typedef enum { ENGINE_BACKUP_FULL = 0, ENGINE_BACKUP_DIFF, ENGINE_BACKUP_INCR } engine_backup_type;
+
+typedef struct engine_backup {
+    char label[64]; /* e.g. 20261127-212142F, 20261127-212142F_20261128-000000I */
+    engine_backup_type type;
+    int64_t size;        /* bytes in the repository */
+    int64_t start, stop; /* unix seconds */
+} engine_backup;
+
+/* Creates the database's stanza if missing (idempotent; the server need not run). */
+int engine_backup_stanza_ensure(engine *en, const char *db_id, pf_err *e);
+
+/* Takes an online backup of the running server (immediate checkpoint, never blocks its
+ * writers) and fills *out with it. Backups of one stanza never overlap. */
+int engine_backup_run(engine *en, const char *db_id, int port, engine_backup_type type,
+                      engine_backup *out, pf_err *e);
+
+/* The stanza's backups, oldest first (none when the stanza does not exist). Caller frees. */
+int engine_backup_list(engine *en, const char *db_id, engine_backup **out, size_t *n, pf_err *e);
+
+/* Removes backups (and WAL) past the retention window. */
+int engine_backup_expire(engine *en, const char *db_id, pf_err *e);
+
+/* Removes the stanza: every backup and archived WAL of the database. No error if missing. */
+int engine_backup_remove(engine *en, const char *db_id, pf_err *e);
+
+/* Forces a WAL switch on the running server and waits until it is archived, so a
+ * point-in-time restore can reach the present. */
+int engine_backup_flush_wal(engine *en, const char *db_id, int port, pf_err *e);
+
+/* A counter of the server's writes (rows changed, all databases); equal values mean no
+ * write happened in between. */
+int engine_write_mark(engine *en, const char *db_id, char out[32], pf_err *e);
+
+/* Parses `pgbackrest info --output=json` for one stanza (pure; exposed for tests). */
+int engine_backup_parse_info(const char *json, engine_backup **out, size_t *n, pf_err *e);
+
+typedef struct engine_role {
+    const char *role;
+    const char *verifier;
+} engine_role;
+
+typedef struct engine_restore_spec {
+    const char *source_id;    /* the stanza (database id) the backup belongs to */
+    const char *label;        /* backup set */
+    const char *target_time;  /* NULL: the backup's end; else "YYYY-MM-DD HH:MM:SS.mmm+00" */
+    const engine_role *roles; /* the target's live credentials: exactly these logins remain */
+    size_t nroles;
+    const char *token; /* names this restore (the op id): once swapped in, it is not redone */
+} engine_restore_spec;
+
+/* Replaces (or makes) the data directory of db_id from a backup. The backup is restored
+ * into instances/<id>/data.restore and recovered there by a socket-only server; the
+ * target's roles are set to spec->roles; only then is the server stopped and the directory
+ * swapped in. The caller starts the server afterwards. Idempotent: an interrupted restore
+ * resumes at the swap once recovery finished, else starts over; until the swap the old
+ * data is untouched, so a failed restore leaves the database as it was. */
+int engine_restore(engine *en, const char *db_id, const engine_restore_spec *spec, pf_err *e);
+
+/* Removes what an abandoned restore left (a recovery server, data.restore). */
+void engine_restore_abandon(engine *en, const char *db_id);
 
 #endif

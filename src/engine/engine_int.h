@@ -32,6 +32,17 @@ struct engine {
     pthread_mutex_t mu;  /* guards procs */
     engine_proc *procs;
     size_t nprocs, capprocs;
+    /* backups (backup.c) */
+    char *pgbr;      /* the pgbackrest program */
+    char *pgbr_dir;  /* home/pgbackrest: config, log, lock, spool */
+    char *pgbr_conf; /* home/pgbackrest/pgbackrest.conf */
+    char *repo;      /* repository path */
+    int retention_days;
+    int backup_procs;
+    pthread_mutex_t bk_mu; /* guards bk_busy */
+    pthread_cond_t bk_cv;
+    char **bk_busy; /* stanzas with a pgBackRest backup running */
+    size_t nbk_busy;
 };
 
 /* ids become path components and socket names: [A-Za-z0-9_-], 1..63 chars */
@@ -69,6 +80,21 @@ int engine__admin_connect(const char *sockdir, int port, PGconn **out, pf_err *e
 /* Runs one statement with text params; res (optional) receives the result to PQclear. */
 int engine__exec(PGconn *c, const char *sql, int nparams, const char *const *params, PGresult **res,
                  pf_err *e);
+
+/* ---- backups (backup.c) ---- */
+/* Sets up the repository and writes the pgBackRest configuration. */
+int engine__backup_open(engine *en, const engine_config *cfg, pf_err *e);
+void engine__backup_close(engine *en);
+/* The archive settings of postgresql.conf for datadir: archiving to the database's stanza
+ * for instances/<id>/data (and data.restore), off for anything else. Caller frees. */
+char *engine__archive_conf(engine *en, const char *datadir);
+/* The pgBackRest configuration text (pure; exposed for tests). Caller frees. */
+char *engine__pgbr_conf_text(const char *repo, const char *dir, int retention_days, int procs);
+/* Runs pgbackrest as the servers' user: argv after the program; out gets its output. */
+int engine__pgbr_run(engine *en, const char *const *args, char *out, size_t outsz, pf_err *e);
+/* Connection roles on an admin connection: drop every LOGIN role not in roles (except the
+ * admin role), then create or update each of roles with its verifier (roles.c). */
+int engine__roles_sync(PGconn *c, const engine_role *roles, size_t n, pf_err *e);
 
 /* Makes home/golden if it is not complete. */
 int engine__golden_ensure(engine *en, pf_err *e);

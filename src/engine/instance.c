@@ -146,6 +146,8 @@ int engine_open(const engine_config *cfg, engine **out, pf_err *e)
         goto fail;
     if (engine__golden_ensure(en, e) < 0)
         goto fail;
+    if (engine__backup_open(en, cfg, e) < 0)
+        goto fail;
     remove_half_spares(en);
     *out = en;
     return 0;
@@ -159,6 +161,7 @@ void engine_close(engine *en)
 {
     if (!en)
         return;
+    engine__backup_close(en);
     pthread_mutex_destroy(&en->mu);
     free(en->procs);
     free(en->home);

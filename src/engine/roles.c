@@ -115,11 +115,11 @@ out:
     return ret;
 }
 
-int engine_role_ensure(engine *en, const char *db_id, const char *role, const char *verifier,
-                       pf_err *e)
+/* Creates or updates role with verifier on an open admin connection. */
+static int role_ensure_on(PGconn *c, const char *role, const char *verifier, bool *existed,
+                          pf_err *e)
 {
     int ret = -1;
-    PGconn *c = NULL;
     PGresult *r = NULL;
     char *ident = NULL, *lit = NULL, *sql = NULL;
     bool in_tx = false;
@@ -131,8 +131,6 @@ int engine_role_ensure(engine *en, const char *db_id, const char *role, const ch
         err_set(e, 400, "ValidationError", "verifier", "not a SCRAM-SHA-256 verifier");
         goto out;
     }
-    if (connect_instance(en, db_id, &c, e) < 0)
-        goto out;
     ident = PQescapeIdentifier(c, role, strlen(role));
     lit = PQescapeLiteral(c, verifier, strlen(verifier));
     if (!ident || !lit) {
@@ -174,36 +172,50 @@ int engine_role_ensure(engine *en, const char *db_id, const char *role, const ch
     if (engine__exec(c, "COMMIT", 0, NULL, NULL, e) < 0)
         goto out;
     in_tx = false;
-    log_info("%s role for %s", exists ? "rotated password of" : "created", db_id);
+    if (existed)
+        *existed = exists;
     ret = 0;
 out:
     if (in_tx)
         PQclear(PQexec(c, "ROLLBACK"));
-    if (ret < 0) {
-        err_prefix(e, "while ensuring a role of %s: ", db_id);
-        log_warn("ensuring a role of %s failed: %s", db_id, e ? e->message : "");
-    }
     PQclear(r);
     PQfreemem(ident);
     PQfreemem(lit);
     free(sql);
-    PQfinish(c);
     return ret;
 }
 
-int engine_role_drop(engine *en, const char *db_id, const char *role, pf_err *e)
+int engine_role_ensure(engine *en, const char *db_id, const char *role, const char *verifier,
+                       pf_err *e)
+{
+    PGconn *c = NULL;
+    bool exists = false;
+    int ret = connect_instance(en, db_id, &c, e);
+    if (ret == 0)
+        ret = role_ensure_on(c, role, verifier, &exists, e);
+    PQfinish(c);
+    if (ret < 0) {
+        err_prefix(e, "while ensuring a role of %s: ", db_id);
+        log_warn("ensuring a role of %s failed: %s", db_id, e ? e->message : "");
+        return -1;
+    }
+    log_info("%s role for %s", exists ? "rotated password of" : "created", db_id);
+    return 0;
+}
+
+/* Ends the role's sessions and drops it on an open admin connection; *dropped tells if it
+ * existed. */
+static int role_drop_on(PGconn *c, const char *role, bool *dropped, pf_err *e)
 {
     int ret = -1;
-    PGconn *c = NULL;
     PGresult *r = NULL;
     char *ident = NULL, *sql = NULL;
     bool in_tx = false;
+    *dropped = false;
     if (!valid_role(role)) {
         err_set(e, 400, "ValidationError", "role", "invalid role name");
         goto out;
     }
-    if (connect_instance(en, db_id, &c, e) < 0)
-        goto out;
     ident = PQescapeIdentifier(c, role, strlen(role));
     if (!ident) {
         err_internal(e, "quoting: %s", PQerrorMessage(c));
@@ -244,19 +256,62 @@ int engine_role_drop(engine *en, const char *db_id, const char *role, pf_err *e)
     if (engine__exec(c, "COMMIT", 0, NULL, NULL, e) < 0)
         goto out;
     in_tx = false;
-    log_info("dropped a role of %s", db_id);
+    *dropped = true;
     ret = 0;
 out:
     if (in_tx)
         PQclear(PQexec(c, "ROLLBACK"));
-    if (ret < 0) {
-        err_prefix(e, "while dropping a role of %s: ", db_id);
-        log_warn("dropping a role of %s failed: %s", db_id, e ? e->message : "");
-    }
     PQclear(r);
     PQfreemem(ident);
     free(sql);
+    return ret;
+}
+
+int engine_role_drop(engine *en, const char *db_id, const char *role, pf_err *e)
+{
+    PGconn *c = NULL;
+    bool dropped = false;
+    int ret = connect_instance(en, db_id, &c, e);
+    if (ret == 0)
+        ret = role_drop_on(c, role, &dropped, e);
     PQfinish(c);
+    if (ret < 0) {
+        err_prefix(e, "while dropping a role of %s: ", db_id);
+        log_warn("dropping a role of %s failed: %s", db_id, e ? e->message : "");
+        return -1;
+    }
+    if (dropped)
+        log_info("dropped a role of %s", db_id);
+    return 0;
+}
+
+int engine__roles_sync(PGconn *c, const engine_role *roles, size_t n, pf_err *e)
+{
+    PGresult *r = NULL;
+    /* every login role but ours: connection roles of this database, or of the database a
+     * backup came from */
+    if (engine__exec(c,
+                     "SELECT rolname FROM pg_roles WHERE rolcanlogin AND rolname <> $1"
+                     " AND rolname !~ '^pg_' ORDER BY rolname",
+                     1, (const char *const[]){PGFLEET_ADMIN_ROLE}, &r, e) < 0)
+        return -1;
+    int ret = 0, dropped = 0;
+    for (int i = 0; i < PQntuples(r) && ret == 0; i++) {
+        const char *have = PQgetvalue(r, i, 0);
+        bool keep = false;
+        for (size_t k = 0; k < n && !keep; k++)
+            keep = strcmp(roles[k].role, have) == 0;
+        bool gone = false;
+        if (!keep && valid_role(have)) {
+            ret = role_drop_on(c, have, &gone, e);
+            dropped += gone;
+        }
+    }
+    PQclear(r);
+    for (size_t k = 0; k < n && ret == 0; k++)
+        ret = role_ensure_on(c, roles[k].role, roles[k].verifier, NULL, e);
+    if (ret == 0)
+        log_info("roles synced: %zu kept or made, %d dropped", n, dropped);
     return ret;
 }
 

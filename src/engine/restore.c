@@ -1,0 +1,393 @@
+/* restore: puts a backup in place of a database's data, the same way for an in-place
+ * restore, a restore from another database's backup, a new database made from a backup and
+ * a clone. Directories under instances/<id>/, each step idempotent:
+ *   data.restore  pgbackrest restore + recovery in progress (redone from scratch on retry)
+ *   data.ready    recovered, roles set, server stopped cleanly (the rename marks it)
+ *   data          swapped in: the old one is renamed data.old, then removed.
+ * Recovery runs on a server listening only on a private socket (run/<id>.r), with
+ * archiving off, so no credential of the backup's database can log in and nothing of the
+ * old timeline reaches the target's stanza. Only the new timeline's files are then marked
+ * for archiving; for a backup of another database the target's own timeline history is
+ * put in pg_wal first, so PostgreSQL picks a timeline the target's archive never saw. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/engine_int.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define RECOVERY_PORT 5432 /* names the socket file only: the server has no TCP listener */
+#define RECOVERY_TIMEOUT_MS (6 * 60 * 60 * 1000)
+#define RESTORE_TIMEOUT_MS (12 * 60 * 60 * 1000)
+
+typedef struct rs_paths {
+    char *dir, *data, *rst, *ready, *old, *sock, *log;
+} rs_paths;
+
+static void rs_make(engine *en, const char *id, rs_paths *p)
+{
+    p->dir = xasprintf("%s/%s", en->instances_dir, id);
+    p->data = xasprintf("%s/data", p->dir);
+    p->rst = xasprintf("%s/data.restore", p->dir);
+    p->ready = xasprintf("%s/data.ready", p->dir);
+    p->old = xasprintf("%s/data.old", p->dir);
+    p->sock = xasprintf("%s/%s.r", en->run_dir, id);
+    p->log = xasprintf("%s/restore.log", p->dir);
+}
+
+static void rs_free(rs_paths *p)
+{
+    free(p->dir);
+    free(p->data);
+    free(p->rst);
+    free(p->ready);
+    free(p->old);
+    free(p->sock);
+    free(p->log);
+}
+
+static int mkdir_owned(engine *en, const char *path, pf_err *e)
+{
+    if (fs_mkdirs(path, 0700, &en->user, e) < 0)
+        return -1;
+    if (chmod(path, 0700) < 0 ||
+        (en->user.switch_user && chown(path, en->user.uid, en->user.gid) < 0))
+        return err_internal(e, "chown %s: %s", path, strerror(errno));
+    return 0;
+}
+
+static int fsync_dir(const char *path, pf_err *e)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) < 0) {
+        int en = errno;
+        if (fd >= 0)
+            close(fd);
+        return err_internal(e, "sync %s: %s", path, strerror(en));
+    }
+    close(fd);
+    return 0;
+}
+
+/* Stops a recovery server a crash of pgfleet left running on dir. */
+static void kill_server_on(engine *en, const char *dir)
+{
+    pid_t pid = engine__live_postmaster(en, dir);
+    if (pid > 0) {
+        log_warn("stopping a leftover recovery server pid=%d on %s", (int)pid, dir);
+        engine__terminate(pid, SIGQUIT, 5000);
+    }
+}
+
+void engine_restore_abandon(engine *en, const char *db_id)
+{
+    if (!engine__valid_id(db_id))
+        return;
+    rs_paths p;
+    rs_make(en, db_id, &p);
+    kill_server_on(en, p.rst);
+    fs_remove_tree(p.rst, NULL);
+    fs_remove_tree(p.ready, NULL);
+    fs_remove_tree(p.sock, NULL);
+    rs_free(&p);
+}
+
+static bool is_history(const char *name, unsigned *tli)
+{
+    if (strlen(name) != 16 || strcmp(name + 8, ".history") != 0 ||
+        strspn(name, "0123456789ABCDEF") < 8)
+        return false;
+    char hex[9];
+    memcpy(hex, name, 8);
+    hex[8] = '\0';
+    *tli = (unsigned)strtoul(hex, NULL, 16);
+    return true;
+}
+
+/* Copies the target stanza's timeline history files into pg_wal of the restored data. */
+static int seed_history(engine *en, const char *target, const char *rst, pf_err *e)
+{
+    char *arch = xasprintf("%s/archive/%s", en->repo, target);
+    DIR *d = opendir(arch);
+    int ret = 0, seeded = 0;
+    struct dirent *de;
+    while (ret == 0 && d && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.' || !strchr(de->d_name, '-'))
+            continue; /* archive ids look like 15-1 */
+        char *sub = xasprintf("%s/%s", arch, de->d_name);
+        DIR *sd = opendir(sub);
+        struct dirent *f;
+        unsigned tli;
+        while (ret == 0 && sd && (f = readdir(sd)) != NULL) {
+            if (!is_history(f->d_name, &tli))
+                continue;
+            char *src = xasprintf("%s/%s", sub, f->d_name);
+            char *dst = xasprintf("%s/pg_wal/%s", rst, f->d_name);
+            size_t len = 0;
+            char *text = fs_read_file(src, &len);
+            if (text && !fs_exists(dst)) {
+                ret = fs_write_atomic(dst, text, len, 0600, &en->user, e);
+                seeded++;
+            }
+            free(text);
+            free(src);
+            free(dst);
+        }
+        if (sd)
+            closedir(sd);
+        free(sub);
+    }
+    if (d)
+        closedir(d);
+    free(arch);
+    if (seeded)
+        log_info("db=%s restore: %d timeline history file(s) of its own archive kept", target,
+                 seeded);
+    return ret;
+}
+
+/* Marks the new timeline's history and segments for archiving by the real server. */
+static int mark_new_timeline(engine *en, const char *rst, pf_err *e)
+{
+    char *wal = xasprintf("%s/pg_wal", rst);
+    DIR *d = opendir(wal);
+    unsigned newest = 0, tli;
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL)
+        if (is_history(de->d_name, &tli) && tli > newest)
+            newest = tli;
+    int ret = 0, marked = 0;
+    char prefix[9];
+    snprintf(prefix, sizeof prefix, "%08X", newest);
+    if (d)
+        rewinddir(d);
+    while (newest && ret == 0 && d && (de = readdir(d)) != NULL) {
+        const char *n = de->d_name;
+        bool seg = strlen(n) == 24 && strspn(n, "0123456789ABCDEF") == 24;
+        bool hist = is_history(n, &tli) && tli == newest;
+        if (!hist && !(seg && strncmp(n, prefix, 8) == 0))
+            continue;
+        char *done = xasprintf("%s/archive_status/%s.done", wal, n);
+        char *ready = xasprintf("%s/archive_status/%s.ready", wal, n);
+        if (!fs_exists(done) && !fs_exists(ready)) {
+            ret = fs_write_atomic(ready, "", 0, 0600, &en->user, e);
+            marked++;
+        }
+        free(done);
+        free(ready);
+    }
+    if (d)
+        closedir(d);
+    free(wal);
+    log_debug("restore: timeline %u, %d file(s) marked for archiving", newest, marked);
+    return ret;
+}
+
+/* Waits until the recovery server on sock has promoted (or died). */
+static int wait_promoted(pid_t pid, const char *sock, const char *logpath, PGconn **out, pf_err *e)
+{
+    int64_t deadline = util_now_ms() + RECOVERY_TIMEOUT_MS;
+    PGconn *c = NULL;
+    for (;;) {
+        if (proc_reap(pid)) {
+            PQfinish(c);
+            size_t len = 0;
+            char *log = fs_read_file(logpath, &len);
+            const char *tail = log ? (len > 300 ? log + len - 300 : log) : "";
+            err_internal(e, "the recovery server exited: %s", tail);
+            free(log);
+            return -1;
+        }
+        if (!c && engine__admin_connect(sock, RECOVERY_PORT, &c, NULL) < 0)
+            c = NULL;
+        if (c) {
+            PGresult *r = NULL;
+            if (engine__exec(c, "SELECT pg_is_in_recovery()", 0, NULL, &r, NULL) == 0) {
+                bool rec = PQgetvalue(r, 0, 0)[0] == 't';
+                PQclear(r);
+                if (!rec) {
+                    *out = c;
+                    return 0;
+                }
+            } else {
+                PQfinish(c);
+                c = NULL;
+            }
+        }
+        if (util_now_ms() > deadline) {
+            PQfinish(c);
+            return err_internal(e, "recovery did not finish in time");
+        }
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static const char *const auto_conf = "# Do not edit this file manually!\n"
+                                     "# It will be overwritten by the ALTER SYSTEM command.\n";
+
+/* pgbackrest restore + recovery into data.restore, then data.restore -> data.ready. */
+static int recover(engine *en, const char *db_id, const engine_restore_spec *sp, const rs_paths *p,
+                   pf_err *e)
+{
+    int ret = -1;
+    pid_t pid = -1;
+    PGconn *c = NULL;
+    char *stanza = xasprintf("--stanza=%s", sp->source_id);
+    char *path = xasprintf("--pg1-path=%s", p->rst);
+    char *set = xasprintf("--set=%s", sp->label);
+    char *target = sp->target_time ? xasprintf("--target=%s", sp->target_time) : NULL;
+    char *signal = xasprintf("%s/recovery.signal", p->rst);
+    char *autoconf = xasprintf("%s/postgresql.auto.conf", p->rst);
+    int64_t t0 = util_now_ms();
+
+    kill_server_on(en, p->rst);
+    if (fs_remove_tree(p->rst, e) < 0 || mkdir_owned(en, p->rst, e) < 0)
+        goto out;
+    /* the promoted server archives to the target's stanza */
+    if (engine_backup_stanza_ensure(en, db_id, e) < 0)
+        goto out;
+    const char *immediate[] = {stanza,
+                               path,
+                               set,
+                               "--archive-mode=off",
+                               "--type=immediate",
+                               "--target-action=promote",
+                               "--recovery-option=recovery_target_timeline=current",
+                               "restore",
+                               NULL};
+    const char *timed[] = {stanza,
+                           path,
+                           set,
+                           "--archive-mode=off",
+                           "--type=time",
+                           target ? target : "",
+                           "--target-action=promote",
+                           "--target-timeline=current",
+                           "restore",
+                           NULL};
+    char out[4096];
+    if (engine__pgbr_run(en, target ? timed : immediate, out, sizeof out, e) < 0)
+        goto out;
+    int64_t t_files = util_now_ms();
+    if (strcmp(sp->source_id, db_id) != 0 && seed_history(en, db_id, p->rst, e) < 0)
+        goto out;
+    if (fs_remove_tree(p->sock, e) < 0 || mkdir_owned(en, p->sock, e) < 0)
+        goto out;
+    if (engine__write_conf(en, p->rst, p->sock, "", RECOVERY_PORT, e) < 0)
+        goto out;
+    char label[ENGINE_ID_MAX + 16];
+    snprintf(label, sizeof label, "%s (recovery)", db_id);
+    if (engine__launch(en, label, p->rst, p->sock, p->log, RECOVERY_PORT, RECOVERY_TIMEOUT_MS, &pid,
+                       e) < 0)
+        goto out;
+    if (wait_promoted(pid, p->sock, p->log, &c, e) < 0)
+        goto out;
+    int64_t t_rec = util_now_ms();
+    /* the catalog decides who logs in: the target's live connections, nobody else */
+    if (engine__roles_sync(c, sp->roles, sp->nroles, e) < 0)
+        goto out;
+    PQfinish(c);
+    c = NULL;
+    if (!engine__terminate(pid, SIGINT, 60000)) {
+        err_internal(e, "the recovery server pid %d does not stop", (int)pid);
+        goto out;
+    }
+    pid = -1;
+    /* recovery settings and archive_mode=off were for this run only */
+    if (fs_write_atomic(autoconf, auto_conf, strlen(auto_conf), 0600, &en->user, e) < 0)
+        goto out;
+    unlink(signal);
+    if (mark_new_timeline(en, p->rst, e) < 0)
+        goto out;
+    if (rename(p->rst, p->ready) < 0) {
+        err_internal(e, "rename %s: %s", p->rst, strerror(errno));
+        goto out;
+    }
+    if (fsync_dir(p->dir, e) < 0)
+        goto out;
+    log_info("db=%s restore of %s from %s: files %lld ms, recovery %lld ms, roles and stop "
+             "%lld ms",
+             db_id, sp->label, sp->source_id, (long long)(t_files - t0),
+             (long long)(t_rec - t_files), (long long)(util_now_ms() - t_rec));
+    ret = 0;
+out:
+    PQfinish(c);
+    if (pid > 0)
+        engine__terminate(pid, SIGQUIT, 5000);
+    free(stanza);
+    free(path);
+    free(set);
+    free(target);
+    free(signal);
+    free(autoconf);
+    return ret;
+}
+
+int engine_restore(engine *en, const char *db_id, const engine_restore_spec *sp, pf_err *e)
+{
+    if (!engine__valid_id(db_id) || !engine__valid_id(sp->source_id))
+        return err_set(e, 400, "ValidationError", "databaseId", "invalid database id");
+    if (!sp->label || !sp->label[0] || strspn(sp->label, "0123456789-_FDI") != strlen(sp->label))
+        return err_set(e, 400, "ValidationError", "backupId", "invalid backup label");
+    if (sp->target_time && strspn(sp->target_time, "0123456789-:. +") != strlen(sp->target_time))
+        return err_set(e, 400, "ValidationError", "pointInTime", "invalid target time");
+    int ret = -1;
+    rs_paths p;
+    rs_make(en, db_id, &p);
+    char *marker = xasprintf("%s/restore.done", p.dir);
+    if (mkdir_owned(en, p.dir, e) < 0)
+        goto out;
+    size_t mlen = 0;
+    char *last = sp->token ? fs_read_file(marker, &mlen) : NULL;
+    bool done = last && strcmp(last, sp->token) == 0;
+    free(last);
+    if (done) { /* this restore swapped its data in before an interruption */
+        ret = 0;
+        goto out;
+    }
+    if (!fs_exists(p.ready) && recover(en, db_id, sp, &p, e) < 0)
+        goto out;
+    /* the swap: the only moment the database is down */
+    int64_t t0 = util_now_ms();
+    if (engine_instance_stop(en, db_id, e) < 0)
+        goto out;
+    if (fs_exists(p.data)) {
+        if (fs_remove_tree(p.old, e) < 0)
+            goto out;
+        if (rename(p.data, p.old) < 0) {
+            err_internal(e, "rename %s: %s", p.data, strerror(errno));
+            goto out;
+        }
+    }
+    if (rename(p.ready, p.data) < 0) {
+        err_internal(e, "rename %s: %s", p.ready, strerror(errno));
+        goto out;
+    }
+    if (fsync_dir(p.dir, e) < 0)
+        goto out;
+    if (sp->token && fs_write_atomic(marker, sp->token, strlen(sp->token), 0600, NULL, e) < 0)
+        goto out;
+    fs_remove_tree(p.old, NULL);
+    fs_remove_tree(p.sock, NULL);
+    log_info("db=%s restored data swapped in (%lld ms down so far)", db_id,
+             (long long)(util_now_ms() - t0));
+    ret = 0;
+out:
+    if (ret < 0) {
+        err_prefix(e, "while restoring %s: ", db_id);
+        log_warn("db=%s restore failed: %s", db_id, e ? e->message : "");
+    }
+    free(marker);
+    rs_free(&p);
+    return ret;
+}
