@@ -39,6 +39,11 @@ typedef enum {
     O_WORKERS,
     O_SPARES,
     O_LOG_LEVEL,
+    O_BACKUP_REPO,
+    O_BACKUP_RETENTION,
+    O_BACKUP_INTERVAL,
+    O_BACKUP_FULL_INTERVAL,
+    O_BACKUP_WORKERS,
     O_WORKSPACE,
     O_NAME,
     O__COUNT
@@ -74,6 +79,19 @@ static const opt_def options[O__COUNT] = {
                   "ready copies of the golden kept for fast creates (~15 MiB each)"},
     [O_LOG_LEVEL] = {"log-level", "PGFLEET_LOG_LEVEL", "info", CMD_SERVE,
                      "debug, info, warn or error"},
+    [O_BACKUP_REPO] = {"backup-repo", "PGFLEET_BACKUP_REPO", NULL, CMD_SERVE,
+                       "pgBackRest repository directory (default HOME/backup)"},
+    [O_BACKUP_RETENTION] = {"backup-retention-days", "PGFLEET_BACKUP_RETENTION_DAYS", "7",
+                            CMD_SERVE, "days of backups and WAL kept (point-in-time window)"},
+    [O_BACKUP_INTERVAL] = {"backup-interval", "PGFLEET_BACKUP_INTERVAL", "86400", CMD_SERVE,
+                           "seconds between scheduled backups of a database with writes (0: "
+                           "none)"},
+    [O_BACKUP_FULL_INTERVAL] = {"backup-full-interval", "PGFLEET_BACKUP_FULL_INTERVAL", "604800",
+                                CMD_SERVE,
+                                "a scheduled backup is full when the last full is older than "
+                                "this many seconds, else differential"},
+    [O_BACKUP_WORKERS] = {"backup-workers", "PGFLEET_BACKUP_WORKERS", "2", CMD_SERVE,
+                          "threads for backup, restore and clone operations"},
     [O_WORKSPACE] = {"workspace", NULL, NULL, CMD_TOKEN,
                      "workspace id (default: the default workspace)"},
     [O_NAME] = {"name", NULL, NULL, CMD_TOKEN | CMD_WORKSPACE, "a display name"},
@@ -94,7 +112,7 @@ static void usage(FILE *f)
             PGFLEET_VERSION);
     for (int i = 0; i < O__COUNT; i++) {
         const opt_def *o = &options[i];
-        fprintf(f, "  --%-13s %s", o->name, o->help);
+        fprintf(f, "  --%-21s %s", o->name, o->help);
         if (o->def)
             fprintf(f, " [%s]", o->def);
         if (o->env)
@@ -294,6 +312,15 @@ static int cmd_serve(void)
             return 2;
         }
     }
+    long retention = 7, interval = 86400, full_interval = 604800, bworkers = 2;
+    if (!util_parse_int(optval[O_BACKUP_RETENTION], 1, 3650, &retention) ||
+        !util_parse_int(optval[O_BACKUP_INTERVAL], 0, 365L * 86400, &interval) ||
+        !util_parse_int(optval[O_BACKUP_FULL_INTERVAL], 1, 3650L * 86400, &full_interval) ||
+        !util_parse_int(optval[O_BACKUP_WORKERS], 1, 64, &bworkers)) {
+        fprintf(stderr, "pgfleet: --backup-retention-days takes 1 to 3650, --backup-interval "
+                        "and --backup-full-interval seconds, --backup-workers 1 to 64\n");
+        return 2;
+    }
     long workers = 2, spares = 0;
     if (!util_parse_int(optval[O_WORKERS], 1, 64, &workers)) {
         fprintf(stderr, "pgfleet: --workers takes 1 to 64\n");
@@ -323,7 +350,11 @@ static int cmd_serve(void)
         goto out;
     }
 
-    engine_config ec = {.home = home, .pg_bindir = optval[O_PG_BINDIR], .listen_addr = "*"};
+    engine_config ec = {.home = home,
+                        .pg_bindir = optval[O_PG_BINDIR],
+                        .listen_addr = "*",
+                        .backup_repo = optval[O_BACKUP_REPO],
+                        .backup_retention_days = (int)retention};
     if (proc_user_resolve(optval[O_RUN_AS], &ec.user, &e) != 0)
         goto out;
     int64_t t0 = util_now_ms();
@@ -336,6 +367,7 @@ static int cmd_serve(void)
     a.port_lo = (int)lo;
     a.port_hi = (int)hi;
     a.op_wait_ms = 20000;
+    a.backup_retention_days = (int)retention;
     snprintf(a.public_host, sizeof a.public_host, "%s", optval[O_PUBLIC_HOST]);
     if (optval[O_PUBLIC_URL]) {
         snprintf(a.base_url, sizeof a.base_url, "%s", optval[O_PUBLIC_URL]);
@@ -356,7 +388,10 @@ static int cmd_serve(void)
                      .start_timeout_ms = 30000,
                      .max_attempts = 3,
                      .reconcile_ms = 2000,
-                     .spares = (int)spares};
+                     .spares = (int)spares,
+                     .backup_workers = (int)bworkers,
+                     .backup_interval_s = (int)interval,
+                     .backup_full_interval_s = (int)full_interval};
     if (ops_start(st, en, &oc, &op, &e) != 0)
         goto out;
     a.ops = op;

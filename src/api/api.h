@@ -30,6 +30,7 @@ typedef struct app {
     size_t nregions;
     char default_region[32];
     int op_wait_ms; /* how long credential changes wait for their op */
+    int backup_retention_days;
 } app;
 
 /* The route table (declared once, in routes.c). */

@@ -1,6 +1,7 @@
 #include "ops/ops.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,9 @@ struct ops {
     bool spares_started;
     bool spares_wanted; /* a provision used a spare: refill */
     int nworkers;
+    pthread_t *slow; /* the backup lane's workers */
+    int nslow;
+    int64_t last_sched_ms; /* last pass of the backup scheduler */
     pthread_mutex_t mu;
     pthread_cond_t wake; /* new work, or stopping */
     pthread_cond_t done; /* an op ended */
@@ -41,6 +45,21 @@ void ops_op_init(store_op *op, store_op_kind kind, const char *db_id, const char
     memcpy(op->updated_at, op->created_at, sizeof op->updated_at);
 }
 
+void ops_backup_init(store_backup *b, store_op *op, const char *db_id, store_backup_type type)
+{
+    memset(b, 0, sizeof *b);
+    util_id_new("bkp", b->id);
+    snprintf(b->database_id, sizeof b->database_id, "%s", db_id);
+    b->type = type;
+    b->status = BACKUP_RUNNING;
+    b->size = -1;
+    util_now_iso(b->started_at);
+    ops_op_init(op, OP_DB_BACKUP, db_id, NULL);
+    static const char *const names[] = {"full", "diff", "incr"};
+    snprintf(op->args, sizeof op->args, "{\"backupId\":\"%s\",\"type\":\"%s\"}", b->id,
+             names[type]);
+}
+
 static void deadline_in(struct timespec *ts, int ms)
 {
     clock_gettime(CLOCK_REALTIME, ts);
@@ -53,6 +72,13 @@ static void deadline_in(struct timespec *ts, int ms)
 }
 
 /* ---- the op kinds ---- */
+
+static int enqueue(ops *o, store_op_kind kind, const char *db_id, pf_err *e)
+{
+    store_op op;
+    ops_op_init(&op, kind, db_id, NULL);
+    return store_op_insert(o->st, &op, e);
+}
 
 /* Picks another port when the database's port is taken by something that is not its own
  * server (a foreign process, or a port freed by a crash but still in TIME_WAIT). */
@@ -82,6 +108,31 @@ static int ensure_free_port(ops *o, store_database *db, pf_err *e)
     return err_internal(e, "no free port in %d-%d", o->cfg.port_lo, o->cfg.port_hi);
 }
 
+/* The database is ready; with first_backup, its first full backup is queued in the same
+ * transaction (a new database, or data that a restore replaced). */
+static int set_ready(ops *o, const store_database *db, bool first_backup, pf_err *e)
+{
+    store_backup b;
+    store_op bop;
+    ops_backup_init(&b, &bop, db->id, BACKUP_FULL);
+    if (store_tx_begin(o->st, e) != 0)
+        return -1;
+    int rc = store_database_set_status(o->st, db->id, DB_READY, "", e);
+    if (rc == 0 && first_backup)
+        rc = store_backup_insert(o->st, &b, e);
+    if (rc == 0 && first_backup)
+        rc = store_op_insert(o->st, &bop, e);
+    if (rc != 0) {
+        store_tx_rollback(o->st);
+        return -1;
+    }
+    if (store_tx_commit(o->st, e) != 0)
+        return -1;
+    log_info("db=%s status %s -> ready (port %d)", db->id, store_db_status_name(db->status),
+             db->port);
+    return 0;
+}
+
 static int run_provision(ops *o, const store_op *op, pf_err *e)
 {
     store_database db;
@@ -107,10 +158,8 @@ static int run_provision(ops *o, const store_op *op, pf_err *e)
     if (rc != 0)
         return -1;
     if (db.status == DB_PROVISIONING || db.status == DB_RECOVERING) {
-        if (store_database_set_status(o->st, db.id, DB_READY, "", e) != 0)
+        if (set_ready(o, &db, db.status == DB_PROVISIONING, e) != 0)
             return -1;
-        log_info("db=%s status %s -> ready (port %d)", db.id, store_db_status_name(db.status),
-                 db.port);
     }
     return 0;
 }
@@ -119,12 +168,16 @@ static int run_delete(ops *o, const store_op *op, pf_err *e)
 {
     if (engine_instance_destroy(o->en, op->database_id, e) != 0)
         return -1;
+    engine_restore_abandon(o->en, op->database_id);
+    if (engine_backup_remove(o->en, op->database_id, e) != 0 ||
+        store_backup_delete_for_db(o->st, op->database_id, e) != 0)
+        return -1;
     pf_err le;
     if (store_database_delete_row(o->st, op->database_id, &le) != 0 && le.status != 404) {
         *e = le;
         return -1;
     }
-    log_info("db=%s deleted: server stopped, files removed", op->database_id);
+    log_info("db=%s deleted: server stopped, files and backups removed", op->database_id);
     return 0;
 }
 
@@ -167,6 +220,198 @@ static int run_conn_drop(ops *o, const store_op *op, pf_err *e)
     return 0;
 }
 
+/* ---- backups, restore, clone ---- */
+
+/* A string member of the op's JSON args into out ("" when absent). */
+static void arg_str(const store_op *op, const char *key, char *out, size_t n)
+{
+    out[0] = '\0';
+    json_t *j = json_loads(op->args, 0, NULL);
+    const char *v = j ? json_string_value(json_object_get(j, key)) : NULL;
+    if (v)
+        snprintf(out, n, "%s", v);
+    json_decref(j);
+}
+
+static void iso_of(int64_t unix_s, char out[STORE_TS_MAX])
+{
+    time_t t = (time_t)unix_s;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, STORE_TS_MAX, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+}
+
+static store_backup_type type_of(engine_backup_type t)
+{
+    return t == ENGINE_BACKUP_INCR   ? BACKUP_INCR
+           : t == ENGINE_BACKUP_DIFF ? BACKUP_DIFF
+                                     : BACKUP_FULL;
+}
+
+/* Makes the catalog's backups of db_id match pgBackRest's list. */
+static int sync_backups(ops *o, const char *db_id, pf_err *e)
+{
+    engine_backup *list = NULL;
+    size_t n = 0;
+    if (engine_backup_list(o->en, db_id, &list, &n, e) != 0)
+        return -1;
+    store_backup *seen = xcalloc(n ? n : 1, sizeof *seen);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(seen[i].label, sizeof seen[i].label, "%s", list[i].label);
+        seen[i].type = type_of(list[i].type);
+        seen[i].size = list[i].size;
+        iso_of(list[i].start, seen[i].started_at);
+        iso_of(list[i].stop, seen[i].stopped_at);
+    }
+    int rc = store_backup_sync(o->st, db_id, seen, n, e);
+    free(seen);
+    free(list);
+    return rc;
+}
+
+/* Takes the backup of row bkp_id (if not taken yet), then expires and syncs. *label gets
+ * the backup's pgBackRest label. */
+static int take_backup(ops *o, const store_database *db, const char *bkp_id,
+                       engine_backup_type type, char label[64], pf_err *e)
+{
+    store_backup b;
+    if (store_backup_get(o->st, db->id, bkp_id, &b, e) != 0)
+        return -1;
+    if (b.status == BACKUP_COMPLETED && b.label[0]) {
+        snprintf(label, 64, "%s", b.label);
+        return 0;
+    }
+    char mark[32];
+    pf_err le;
+    if (engine_write_mark(o->en, db->id, mark, &le) == 0)
+        store_backup_set_mark(o->st, b.id, mark, &le);
+    engine_backup out;
+    if (engine_backup_run(o->en, db->id, db->port, type, &out, e) != 0)
+        return -1;
+    char stopped[STORE_TS_MAX];
+    iso_of(out.stop, stopped);
+    if (store_backup_finish(o->st, b.id, BACKUP_COMPLETED, out.label, out.size, stopped, "", e) !=
+        0)
+        return -1;
+    snprintf(label, 64, "%s", out.label);
+    if (engine_backup_expire(o->en, db->id, &le) != 0)
+        log_warn("db=%s expire failed: %s", db->id, le.message);
+    if (sync_backups(o, db->id, &le) != 0)
+        log_warn("db=%s backup list not synced: %s", db->id, le.message);
+    return 0;
+}
+
+static engine_backup_type arg_type(const store_op *op)
+{
+    char t[16];
+    arg_str(op, "type", t, sizeof t);
+    return !strcmp(t, "incr")   ? ENGINE_BACKUP_INCR
+           : !strcmp(t, "diff") ? ENGINE_BACKUP_DIFF
+                                : ENGINE_BACKUP_FULL;
+}
+
+static int run_backup(ops *o, const store_op *op, pf_err *e)
+{
+    store_database db;
+    pf_err le;
+    char bkp_id[PF_ID_MAX], label[64];
+    arg_str(op, "backupId", bkp_id, sizeof bkp_id);
+    if (store_database_get_internal(o->st, op->database_id, &db, &le) != 0 ||
+        db.status == DB_DELETING || db.status == DB_FAILURE) {
+        store_backup_finish(o->st, bkp_id, BACKUP_FAILED, NULL, -1, NULL,
+                            "the database is gone or failed", &le);
+        return 0;
+    }
+    if (!engine_instance_running(o->en, db.id))
+        return err_internal(e, "the server of %s is not running", db.id);
+    return take_backup(o, &db, bkp_id, arg_type(op), label, e);
+}
+
+/* The target's live credentials, as the engine wants them. Caller frees both arrays. */
+static int live_roles(ops *o, const char *db_id, store_connection **conns, engine_role **roles,
+                      size_t *n, pf_err *e)
+{
+    if (store_connection_list_for_db(o->st, db_id, false, conns, n, e) != 0)
+        return -1;
+    *roles = xcalloc(*n ? *n : 1, sizeof **roles);
+    for (size_t i = 0; i < *n; i++) {
+        (*roles)[i].role = (*conns)[i].role;
+        (*roles)[i].verifier = (*conns)[i].verifier;
+    }
+    return 0;
+}
+
+/* Restores label of source_id into the op's database, starts it and makes it ready. */
+static int restore_into(ops *o, const store_op *op, store_database *db, const char *source_id,
+                        const char *label, const char *pitr, pf_err *e)
+{
+    if (ensure_free_port(o, db, e) != 0)
+        return -1;
+    store_connection *conns = NULL;
+    engine_role *roles = NULL;
+    size_t n = 0;
+    if (live_roles(o, db->id, &conns, &roles, &n, e) != 0)
+        return -1;
+    engine_restore_spec sp = {.source_id = source_id,
+                              .label = label,
+                              .target_time = pitr && pitr[0] ? pitr : NULL,
+                              .roles = roles,
+                              .nroles = n,
+                              .token = op->id};
+    int rc = engine_restore(o->en, db->id, &sp, e);
+    free(roles);
+    free(conns);
+    if (rc != 0)
+        return -1;
+    if (engine_instance_start(o->en, db->id, db->port, o->cfg.start_timeout_ms, e) != 0)
+        return -1;
+    return set_ready(o, db, true, e);
+}
+
+static int run_restore(ops *o, const store_op *op, pf_err *e)
+{
+    store_database db, src;
+    pf_err le;
+    if (store_database_get_internal(o->st, op->database_id, &db, &le) != 0)
+        return le.status == 404 ? 0 : (*e = le, -1);
+    if (db.status == DB_DELETING || db.status == DB_FAILURE)
+        return 0;
+    char src_id[PF_ID_MAX], label[64], pitr[48];
+    arg_str(op, "sourceDatabaseId", src_id, sizeof src_id);
+    arg_str(op, "label", label, sizeof label);
+    arg_str(op, "pointInTime", pitr, sizeof pitr);
+    /* a point in time may lie in WAL the source has not archived yet */
+    if (pitr[0] && store_database_get_internal(o->st, src_id, &src, &le) == 0 &&
+        engine_instance_running(o->en, src_id) &&
+        engine_backup_flush_wal(o->en, src_id, src.port, e) != 0)
+        return -1;
+    return restore_into(o, op, &db, src_id, label, pitr, e);
+}
+
+static int run_clone(ops *o, const store_op *op, pf_err *e)
+{
+    store_database db, src;
+    pf_err le;
+    if (store_database_get_internal(o->st, op->database_id, &db, &le) != 0)
+        return le.status == 404 ? 0 : (*e = le, -1);
+    if (db.status == DB_DELETING || db.status == DB_FAILURE)
+        return 0;
+    char src_id[PF_ID_MAX], bkp_id[PF_ID_MAX], label[64];
+    arg_str(op, "sourceDatabaseId", src_id, sizeof src_id);
+    arg_str(op, "backupId", bkp_id, sizeof bkp_id);
+    if (store_database_get_internal(o->st, src_id, &src, e) != 0)
+        return -1;
+    if (src.status == DB_DELETING)
+        return err_set(e, 409, "SourceGone", "source.databaseId", "the source database is gone");
+    if (!engine_instance_running(o->en, src.id))
+        return err_internal(e, "the server of the source %s is not running", src.id);
+    /* an online backup of the source: an immediate checkpoint, then a copy that never
+     * blocks its writers; incremental on top of its last backup */
+    if (take_backup(o, &src, bkp_id, ENGINE_BACKUP_INCR, label, e) != 0)
+        return -1;
+    return restore_into(o, op, &db, src.id, label, NULL, e);
+}
+
 static int run_op(ops *o, const store_op *op, pf_err *e)
 {
     switch (op->kind) {
@@ -178,16 +423,41 @@ static int run_op(ops *o, const store_op *op, pf_err *e)
         return run_conn_sync(o, op, e);
     case OP_CONN_DROP:
         return run_conn_drop(o, op, e);
+    case OP_DB_BACKUP:
+        return run_backup(o, op, e);
+    case OP_DB_RESTORE:
+        return run_restore(o, op, e);
+    case OP_DB_CLONE:
+        return run_clone(o, op, e);
     default:
         return err_internal(e, "unknown op kind %d", (int)op->kind);
     }
 }
 
-/* An op that ran out of attempts: a provision leaves its database in failure. */
+/* An op that ran out of attempts: a provision leaves its database in failure; a failed
+ * restore leaves an existing database as it was (ready again), a new one in failure; a
+ * failed backup is listed as failed. */
 static void give_up(ops *o, const store_op *op, const pf_err *why)
 {
     pf_err le;
-    if (op->kind == OP_DB_PROVISION) {
+    if (op->kind == OP_DB_BACKUP || op->kind == OP_DB_CLONE) {
+        char bkp_id[PF_ID_MAX];
+        arg_str(op, "backupId", bkp_id, sizeof bkp_id);
+        store_backup_finish(o->st, bkp_id, BACKUP_FAILED, NULL, -1, NULL, why->message, &le);
+    }
+    if (op->kind == OP_DB_RESTORE || op->kind == OP_DB_CLONE) {
+        engine_restore_abandon(o->en, op->database_id);
+        store_database db;
+        if (store_database_get_internal(o->st, op->database_id, &db, &le) == 0 &&
+            db.status == DB_RECOVERING && engine_instance_exists(o->en, db.id)) {
+            log_error("db=%s restore failed, its data is unchanged: %s", db.id, why->message);
+            if (enqueue(o, OP_DB_PROVISION, db.id, &le) != 0)
+                log_error("db=%s cannot queue its restart: %s", db.id, le.message);
+            store_op_finish(o->st, op->id, OPS_FAILED, why->message, &le);
+            return;
+        }
+    }
+    if (op->kind == OP_DB_PROVISION || op->kind == OP_DB_RESTORE || op->kind == OP_DB_CLONE) {
         store_database db;
         if (store_database_get_internal(o->st, op->database_id, &db, &le) == 0 &&
             db.status != DB_DELETING) {
@@ -199,9 +469,17 @@ static void give_up(ops *o, const store_op *op, const pf_err *why)
     store_op_finish(o->st, op->id, OPS_FAILED, why->message, &le);
 }
 
+typedef struct worker_arg {
+    ops *o;
+    bool slow;
+} worker_arg;
+
 static void *worker_main(void *arg)
 {
-    ops *o = arg;
+    worker_arg *wa = arg;
+    ops *o = wa->o;
+    bool slow = wa->slow;
+    free(wa);
     for (;;) {
         pthread_mutex_lock(&o->mu);
         bool stop = o->stopping;
@@ -211,7 +489,7 @@ static void *worker_main(void *arg)
         store_op op;
         pf_err e;
         err_clear(&e);
-        int got = store_op_claim(o->st, &op, &e);
+        int got = store_op_claim_lane(o->st, slow, &op, &e);
         if (got <= 0) {
             if (got < 0)
                 log_error("ops: cannot claim an op: %s", e.message);
@@ -284,13 +562,6 @@ static void *spares_main(void *arg)
 
 /* ---- reconciler ---- */
 
-static int enqueue(ops *o, store_op_kind kind, const char *db_id, pf_err *e)
-{
-    store_op op;
-    ops_op_init(&op, kind, db_id, NULL);
-    return store_op_insert(o->st, &op, e);
-}
-
 static void remove_orphan_dirs(ops *o)
 {
     pf_err e;
@@ -356,6 +627,101 @@ static void reconcile(ops *o, bool startup)
     }
 }
 
+/* ---- the backup schedule ---- */
+
+static int64_t iso_to_unix(const char *s)
+{
+    int v[6] = {0};
+    static const int len[6] = {4, 2, 2, 2, 2, 2};
+    const char *p = s;
+    for (int i = 0; i < 6; i++) {
+        for (int k = 0; k < len[i]; k++, p++) {
+            if (*p < '0' || *p > '9')
+                return 0;
+            v[i] = v[i] * 10 + (*p - '0');
+        }
+        if (i < 5)
+            p++; /* '-', 'T' or ':' */
+    }
+    struct tm tm = {.tm_year = v[0] - 1900,
+                    .tm_mon = v[1] - 1,
+                    .tm_mday = v[2],
+                    .tm_hour = v[3],
+                    .tm_min = v[4],
+                    .tm_sec = v[5]};
+    return (int64_t)timegm(&tm);
+}
+
+/* Queues a backup for a ready, idle database whose last backup is older than the interval
+ * and which had writes since (full when its last full is older than the full interval). */
+static void schedule_one(ops *o, const store_database *db, int64_t now_s)
+{
+    pf_err e;
+    store_backup *rows = NULL;
+    size_t n = 0;
+    if (store_backup_list_all(o->st, db->id, &rows, &n, &e) != 0)
+        return;
+    const store_backup *last = n ? &rows[n - 1] : NULL, *last_full = NULL, *last_ok = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].status != BACKUP_COMPLETED)
+            continue;
+        last_ok = &rows[i];
+        if (rows[i].type == BACKUP_FULL)
+            last_full = &rows[i];
+    }
+    bool due = !last || now_s - iso_to_unix(last->started_at) >= o->cfg.backup_interval_s;
+    char mark[32] = "";
+    if (due && last_ok && last_ok->write_mark[0] &&
+        engine_write_mark(o->en, db->id, mark, &e) == 0 && !strcmp(mark, last_ok->write_mark)) {
+        log_debug("db=%s no writes since backup %s: scheduled backup skipped", db->id, last_ok->id);
+        due = false;
+    }
+    bool full =
+        !last_full || now_s - iso_to_unix(last_full->started_at) >= o->cfg.backup_full_interval_s;
+    free(rows);
+    if (!due)
+        return;
+    store_backup b;
+    store_op op;
+    ops_backup_init(&b, &op, db->id, full ? BACKUP_FULL : BACKUP_DIFF);
+    if (store_tx_begin(o->st, &e) != 0)
+        return;
+    if (store_backup_insert(o->st, &b, &e) != 0 || store_op_insert(o->st, &op, &e) != 0) {
+        store_tx_rollback(o->st);
+        log_error("db=%s cannot queue a scheduled backup: %s", db->id, e.message);
+        return;
+    }
+    if (store_tx_commit(o->st, &e) == 0)
+        log_info("db=%s scheduled %s backup queued", db->id, full ? "full" : "differential");
+}
+
+static void schedule_backups(ops *o)
+{
+    int interval = o->cfg.backup_interval_s;
+    if (interval <= 0)
+        return;
+    int64_t period = interval >= 120 ? 60000 : interval * 500L;
+    int64_t now = util_now_ms();
+    if (now - o->last_sched_ms < period)
+        return;
+    o->last_sched_ms = now;
+    pf_err e;
+    store_database *dbs = NULL;
+    size_t n = 0;
+    if (store_database_list_internal(o->st, &dbs, &n, &e) != 0)
+        return;
+    int64_t now_s = (int64_t)time(NULL);
+    for (size_t i = 0; i < n; i++) {
+        int active = 0;
+        if (dbs[i].status != DB_READY ||
+            store_op_count_active(o->st, dbs[i].id, &active, &e) != 0 || active > 0)
+            continue;
+        schedule_one(o, &dbs[i], now_s);
+    }
+    free(dbs);
+    ops_notify(o);
+}
+
 static void *reconciler_main(void *arg)
 {
     ops *o = arg;
@@ -372,6 +738,7 @@ static void *reconciler_main(void *arg)
         if (stop)
             break;
         reconcile(o, false);
+        schedule_backups(o);
     }
     return NULL;
 }
@@ -390,6 +757,10 @@ int ops_start(store *st, engine *en, const ops_config *cfg, ops **out, pf_err *e
         o->cfg.start_timeout_ms = 30000;
     if (o->cfg.reconcile_ms <= 0)
         o->cfg.reconcile_ms = 2000;
+    if (o->cfg.backup_workers <= 0)
+        o->cfg.backup_workers = 2;
+    if (o->cfg.backup_full_interval_s <= 0)
+        o->cfg.backup_full_interval_s = 7 * 86400;
     pthread_mutex_init(&o->mu, NULL);
     pthread_cond_init(&o->wake, NULL);
     pthread_cond_init(&o->done, NULL);
@@ -404,9 +775,19 @@ int ops_start(store *st, engine *en, const ops_config *cfg, ops **out, pf_err *e
     reconcile(o, true);
     o->workers = xcalloc((size_t)o->cfg.workers, sizeof *o->workers);
     for (int i = 0; i < o->cfg.workers; i++) {
-        if (pthread_create(&o->workers[i], NULL, worker_main, o) != 0)
+        worker_arg *wa = xcalloc(1, sizeof *wa);
+        *wa = (worker_arg){o, false};
+        if (pthread_create(&o->workers[i], NULL, worker_main, wa) != 0)
             abort();
         o->nworkers++;
+    }
+    o->slow = xcalloc((size_t)o->cfg.backup_workers, sizeof *o->slow);
+    for (int i = 0; i < o->cfg.backup_workers; i++) {
+        worker_arg *wa = xcalloc(1, sizeof *wa);
+        *wa = (worker_arg){o, true};
+        if (pthread_create(&o->slow[i], NULL, worker_main, wa) != 0)
+            abort();
+        o->nslow++;
     }
     if (pthread_create(&o->reconciler, NULL, reconciler_main, o) != 0)
         abort();
@@ -459,6 +840,9 @@ void ops_stop(ops *o)
     pthread_mutex_unlock(&o->mu);
     for (int i = 0; i < o->nworkers; i++)
         pthread_join(o->workers[i], NULL);
+    for (int i = 0; i < o->nslow; i++)
+        pthread_join(o->slow[i], NULL);
+    free(o->slow);
     if (o->reconciler_started)
         pthread_join(o->reconciler, NULL);
     if (o->spares_started)

@@ -4,6 +4,11 @@
  *    provision op (which adopts a server that still runs, or starts it); instance
  *    directories with no catalog row are removed;
  *  - every few seconds: a ready database whose server died gets a provision op.
+ *  - backups: a full backup when a database becomes ready or is restored, then one every
+ *    backup_interval_s when it had writes (full when the last full is older than
+ *    backup_full_interval_s, else differential), each followed by pgBackRest's expire.
+ * Backup, restore and clone ops run on their own workers (the slow lane), so a long restore
+ * never delays creates and credential changes of other databases.
  * A third thread keeps `spares` ready copies of the golden directory, refilled after each
  * provision, so a new database is a rename instead of a copy of ~370 files.
  * Each op kind is idempotent, so an op interrupted by a crash simply runs again. */
@@ -23,6 +28,10 @@ typedef struct ops_config {
     int max_attempts;     /* an op that failed this many times ends failed */
     int reconcile_ms;     /* reconcile period */
     int spares;           /* ready copies of the golden kept for fast creates (0: none) */
+    /* backups */
+    int backup_workers;         /* threads for backup, restore and clone ops (default 2) */
+    int backup_interval_s;      /* scheduled backups; <= 0: never */
+    int backup_full_interval_s; /* a scheduled backup is full when the last full is older */
 } ops_config;
 
 /* Runs the startup reconcile, then starts the workers and the reconcile thread. */
@@ -41,5 +50,9 @@ void ops_stop(ops *o);
 /* Fills a new pending op (fresh id, timestamps) for the caller to insert in its own
  * transaction with store_op_insert. conn_id may be NULL. */
 void ops_op_init(store_op *op, store_op_kind kind, const char *db_id, const char *conn_id);
+
+/* Fills a queued backup (row `running`) and the op that takes it, for the caller to insert
+ * in its own transaction (store_backup_insert, store_op_insert). */
+void ops_backup_init(store_backup *b, store_op *op, const char *db_id, store_backup_type type);
 
 #endif

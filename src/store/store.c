@@ -296,6 +296,7 @@ enum stmt_id {
     S_BKP_DELETE,
     S_BKP_DELETE_FOR_DB,
     S_DB_SET_SOURCE,
+    S_BKP_SET_MARK,
 
     S__COUNT
 };
@@ -472,6 +473,7 @@ static const char *const stmt_sql[S__COUNT] = {
     [S_BKP_UPDATE_BY_LABEL] = "UPDATE backups SET type = ?3, status = 'completed', size = ?4,"
                               " stopped_at = ?5 WHERE database_id = ?1 AND label = ?2",
     [S_BKP_DELETE] = "DELETE FROM backups WHERE id = ?1",
+    [S_BKP_SET_MARK] = "UPDATE backups SET write_mark = ?2 WHERE id = ?1",
     [S_BKP_DELETE_FOR_DB] = "DELETE FROM backups WHERE database_id = ?1",
     [S_DB_SET_SOURCE] = "UPDATE databases SET source_type = ?2, source_database_id = ?3,"
                         " source_backup_id = ?4, updated_at = ?5 WHERE id = ?1",
@@ -2285,4 +2287,17 @@ int store_database_set_source(store *s, const char *id, const char *type, const 
     if (exec_write(c, st, NULL, NULL, e) != 0)
         return -1;
     return touched(c, "databaseId", "Database", id, e);
+}
+
+int store_backup_set_mark(store *s, const char *id, const char *write_mark, pf_err *e)
+{
+    store_conn *c = conn_get(s, e);
+    sqlite3_stmt *st = c ? stmt(c, S_BKP_SET_MARK, e) : NULL;
+    if (!st)
+        return -1;
+    if ((bind_text(st, 1, id) | bind_text(st, 2, write_mark)) != SQLITE_OK)
+        return bind_fail(c, st, e);
+    if (exec_write(c, st, NULL, NULL, e) != 0)
+        return -1;
+    return touched(c, "backupId", "Backup", id, e);
 }

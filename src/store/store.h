@@ -307,6 +307,8 @@ int store_backup_finish(store *s, const char *id, store_backup_status st, const 
 int store_backup_sync(store *s, const char *database_id, const store_backup *seen, size_t n,
                       pf_err *e);
 int store_backup_delete_for_db(store *s, const char *database_id, pf_err *e);
+/* Records the server's write counter when the backup started (see engine_write_mark). */
+int store_backup_set_mark(store *s, const char *id, const char *write_mark, pf_err *e);
 
 /* Records where a database's data came from (restore, create from backup, clone). */
 int store_database_set_source(store *s, const char *id, const char *type, const char *src_db,
