@@ -87,7 +87,12 @@ int action_create_database(app *a, const char *ws, const db_create_req *r, store
     db->status = DB_PROVISIONING;
     db->is_default = r->is_default;
     snprintf(db->region, sizeof db->region, "%s", r->region);
-    snprintf(db->source_type, sizeof db->source_type, "empty");
+    const char *st = r->source_type ? r->source_type : "empty";
+    snprintf(db->source_type, sizeof db->source_type, "%s", st);
+    if (r->source_db)
+        snprintf(db->source_database_id, sizeof db->source_database_id, "%s", r->source_db->id);
+    if (r->source_backup)
+        snprintf(db->source_backup_id, sizeof db->source_backup_id, "%s", r->source_backup->id);
     util_now_iso(db->created_at);
     if (store_port_allocate(a->st, a->port_lo, a->port_hi, NULL, 0, &db->port, e) != 0) {
         if (e && e->status == 409)
@@ -107,7 +112,27 @@ int action_create_database(app *a, const char *ws, const db_create_req *r, store
     if (r->is_default && store_database_set_default(a->st, r->project_id, db->id, e) != 0)
         return -1;
     store_op op;
-    ops_op_init(&op, OP_DB_PROVISION, db->id, NULL);
+    if (!strcmp(st, "backup")) {
+        /* the backup's data instead of the golden copy */
+        ops_op_init(&op, OP_DB_RESTORE, db->id, NULL);
+        snprintf(op.args, sizeof op.args,
+                 "{\"sourceDatabaseId\":\"%s\",\"backupId\":\"%s\",\"label\":\"%s\","
+                 "\"pointInTime\":\"%s\"}",
+                 r->source_db->id, r->source_backup->id, r->source_backup->label,
+                 r->point_in_time ? r->point_in_time : "");
+    } else if (!strcmp(st, "database")) {
+        /* a fresh online backup of the source (listed among its backups), restored here */
+        store_backup b;
+        store_op unused;
+        ops_backup_init(&b, &unused, r->source_db->id, BACKUP_INCR);
+        if (store_backup_insert(a->st, &b, e) != 0)
+            return -1;
+        ops_op_init(&op, OP_DB_CLONE, db->id, NULL);
+        snprintf(op.args, sizeof op.args, "{\"sourceDatabaseId\":\"%s\",\"backupId\":\"%s\"}",
+                 r->source_db->id, b.id);
+    } else {
+        ops_op_init(&op, OP_DB_PROVISION, db->id, NULL);
+    }
     return store_op_insert(a->st, &op, e);
 }
 

@@ -12,35 +12,75 @@ static int load_db(app *a, http_req *req, store_database *d, pf_err *e)
     return store_database_get(a->st, req->workspace_id, id, d, e);
 }
 
-/* Validates `source` (and the deprecated `fromDatabase`). Only empty databases exist until
- * backups land; the other source types get a clear 400 naming the field. */
-static int check_source(json_t *body, pf_err *e)
+/* Validates `source` (and the deprecated `fromDatabase`) and fills r's source fields:
+ * a backup of a database of this workspace, or a live database to clone. */
+static int check_source(app *a, http_req *req, json_t *body, db_create_req *r, backup_source *bs,
+                        pf_err *e)
 {
     json_t *src = json_object_get(body, "source");
-    if (src && !json_is_null(src)) {
-        if (!json_is_object(src))
-            return err_set(e, 400, "ValidationError", "source",
-                           "The field 'source' must be an object like {\"type\":\"empty\"}");
-        json_t *t = json_object_get(src, "type");
-        if (!json_is_string(t))
-            return err_set(e, 400, "ValidationError", "source.type",
-                           "The field 'source.type' is required and must be a string");
-        const char *type = json_string_value(t);
-        if (strcmp(type, "backup") == 0 || strcmp(type, "database") == 0)
-            return err_set(e, 400, "UnsupportedSource", "source.type",
-                           "Creating a database from a %s is not supported by this pgfleet "
-                           "version; omit 'source' or use {\"type\":\"empty\"}",
-                           type);
-        if (strcmp(type, "empty") != 0)
-            return err_set(e, 400, "ValidationError", "source.type",
-                           "Unknown source type '%s'; use 'empty', 'backup' or 'database'", type);
-    }
     json_t *from = json_object_get(body, "fromDatabase");
-    if (from && !json_is_null(from))
-        return err_set(e, 400, "UnsupportedSource", "fromDatabase",
-                       "Creating a database from another database is not supported by this "
-                       "pgfleet version; omit 'fromDatabase'");
-    return 0;
+    if (from && !json_is_null(from)) {
+        if (src && !json_is_null(src))
+            return err_set(e, 400, "ValidationError", "fromDatabase",
+                           "'fromDatabase' is deprecated and cannot be combined with 'source'");
+        if (!json_is_object(from))
+            return err_set(e, 400, "ValidationError", "fromDatabase",
+                           "'fromDatabase' must be an object like {\"id\":\"db_...\"}");
+        json_t *id = json_object_get(from, "id"), *bk = json_object_get(from, "backupId");
+        if (!json_is_string(id))
+            return err_set(e, 400, "ValidationError", "fromDatabase.id",
+                           "'fromDatabase.id' is required and must be a string");
+        /* the same request written with `source` */
+        json_t *conv =
+            bk && !json_is_null(bk)
+                ? json_pack("{s:s, s:O, s:O}", "type", "backup", "databaseId", id, "backupId", bk)
+                : json_pack("{s:s, s:O}", "type", "database", "databaseId", id);
+        json_object_set_new(body, "source", conv);
+        src = conv;
+    }
+    if (!src || json_is_null(src))
+        return 0;
+    if (!json_is_object(src))
+        return err_set(e, 400, "ValidationError", "source",
+                       "The field 'source' must be an object like {\"type\":\"empty\"}");
+    json_t *t = json_object_get(src, "type");
+    if (!json_is_string(t))
+        return err_set(e, 400, "ValidationError", "source.type",
+                       "The field 'source.type' is required and must be a string");
+    const char *type = json_string_value(t);
+    if (strcmp(type, "empty") == 0)
+        return 0;
+    if (strcmp(type, "backup") == 0) {
+        if (api_backup_source(a, req->workspace_id, src, 400, bs, e) != 0)
+            return -1;
+        r->source_type = "backup";
+        r->source_db = &bs->db;
+        r->source_backup = &bs->backup;
+        r->point_in_time = bs->point_in_time;
+        return 0;
+    }
+    if (strcmp(type, "database") == 0) {
+        const char *db_id;
+        if (v_string(src, "databaseId", true, false, 64, 400, &db_id, e) != 0) {
+            snprintf(e->hint, sizeof e->hint, "source.databaseId");
+            return -1;
+        }
+        if (v_path_id("db", db_id, "Database", "source.databaseId", e) != 0 ||
+            store_database_get(a->st, req->workspace_id, db_id, &bs->db, e) != 0) {
+            if (e && e->status == 404)
+                snprintf(e->hint, sizeof e->hint, "source.databaseId");
+            return -1;
+        }
+        if (bs->db.status != DB_READY)
+            return err_set(e, 409, "Conflict", "source.databaseId",
+                           "Database %s is %s; only a ready database can be cloned", bs->db.id,
+                           store_db_status_name(bs->db.status));
+        r->source_type = "database";
+        r->source_db = &bs->db;
+        return 0;
+    }
+    return err_set(e, 400, "ValidationError", "source.type",
+                   "Unknown source type '%s'; use 'empty', 'backup' or 'database'", type);
 }
 
 /* branchId / branchGitName: strings, never null, mutually exclusive. */
@@ -72,7 +112,7 @@ static int create_common(app *a, http_req *req, json_t *body, const char *projec
         v_string(body, "region", false, false, 64, 400, &region_in, e) != 0 ||
         v_bool(body, "isDefault", 400, &is_default, e) != 0 ||
         v_string(body, "logicalId", false, false, NAME_MAX_LEN, 400, &logical_id, e) != 0 ||
-        check_branch_fields(body, &branch_id, &git_name, e) != 0 || check_source(body, e) != 0)
+        check_branch_fields(body, &branch_id, &git_name, e) != 0)
         return -1;
     if (v_path_id("proj", project_id, "Project", "projectId", e) != 0)
         return -1;
@@ -94,6 +134,9 @@ static int create_common(app *a, http_req *req, json_t *body, const char *projec
                        .branch_git_name = git_name,
                        .logical_id = logical_id,
                        .is_default = is_default == 1};
+    backup_source bs;
+    if (check_source(a, req, body, &r, &bs, e) != 0)
+        return -1;
     store_database db;
     store_connection conn;
     char password[64] = "";

@@ -47,7 +47,28 @@ typedef struct db_create_req {
     const char *branch_git_name; /* created when missing */
     const char *logical_id;
     bool is_default;
+    /* source: NULL/"empty", "backup" (backup, point_in_time) or "database" (clone of src) */
+    const char *source_type;
+    const store_database *source_db;
+    const store_backup *source_backup;
+    const char *point_in_time; /* "" = the backup's end */
 } db_create_req;
+
+/* ---- backups (backups.c) ---- */
+typedef struct backup_source {
+    store_database db;
+    store_backup backup;
+    char point_in_time[32]; /* normalized for recovery_target_time; "" = none */
+} backup_source;
+/* Validates a {"databaseId","backupId","pointInTime"?} source of the caller's workspace:
+ * 404 for an unknown database or backup, `status` (400 or 422) for a malformed one, a
+ * backup that is not completed or a time outside [backup end, now]. */
+int api_backup_source(app *a, const char *ws, json_t *src, int status, backup_source *out,
+                      pf_err *e);
+/* ISO-8601 with a zone -> unix milliseconds; false on anything else. */
+bool api_time_parse(const char *s, int64_t *ms);
+/* unix milliseconds -> "YYYY-MM-DD HH:MM:SS.mmm+00" */
+void api_time_format_pg(int64_t ms, char out[32]);
 
 /* Inside the caller's transaction: inserts the database, its default connection and the
  * provision op. Fills the new rows and the connection's one-time password. */
@@ -100,6 +121,9 @@ HANDLER(h_connections_create);
 HANDLER(h_connection_get);
 HANDLER(h_connection_delete);
 HANDLER(h_connection_rotate);
+HANDLER(h_db_backups_list);
+HANDLER(h_db_backups_create);
+HANDLER(h_db_restore);
 HANDLER(h_regions_list);
 HANDLER(h_regions_postgres);
 HANDLER(h_regions_accelerate);

@@ -1,0 +1,305 @@
+/* Backups: the list (from the catalog, which the ops workers keep in line with
+ * pgBackRest), a backup now (extension), and the destructive restore. Handlers only record
+ * intent: pgBackRest runs in the ops workers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/internal.h"
+
+/* Parses ISO-8601 "YYYY-MM-DDTHH:MM:SS[.fff][Z|+HH:MM|-HH:MM]" into unix milliseconds. */
+bool api_time_parse(const char *s, int64_t *ms)
+{
+    if (!s)
+        return false;
+    int v[6] = {0};
+    static const int len[6] = {4, 2, 2, 2, 2, 2};
+    static const char sep[6] = {'-', '-', 'T', ':', ':', 0};
+    const char *p = s;
+    for (int i = 0; i < 6; i++) {
+        for (int k = 0; k < len[i]; k++, p++) {
+            if (*p < '0' || *p > '9')
+                return false;
+            v[i] = v[i] * 10 + (*p - '0');
+        }
+        if (sep[i]) {
+            if (*p != sep[i] && !(sep[i] == 'T' && (*p == 't' || *p == ' ')))
+                return false;
+            p++;
+        }
+    }
+    int frac = 0, digits = 0;
+    if (*p == '.') {
+        p++;
+        while (*p >= '0' && *p <= '9') {
+            if (digits < 3) {
+                frac = frac * 10 + (*p - '0');
+                digits++;
+            }
+            p++;
+        }
+        if (digits == 0)
+            return false;
+        while (digits++ < 3)
+            frac *= 10;
+    }
+    long off = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p == '-' ? -1 : 1, hh = 0, mm = 0;
+        p++;
+        for (int k = 0; k < 2; k++, p++) {
+            if (*p < '0' || *p > '9')
+                return false;
+            hh = hh * 10 + (*p - '0');
+        }
+        if (*p == ':')
+            p++;
+        for (int k = 0; k < 2; k++, p++) {
+            if (*p < '0' || *p > '9')
+                return false;
+            mm = mm * 10 + (*p - '0');
+        }
+        if (hh > 23 || mm > 59)
+            return false;
+        off = sign * (hh * 3600L + mm * 60L);
+    } else {
+        return false; /* a zone is required: a bare local time is ambiguous */
+    }
+    if (*p || v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31 || v[3] > 23 || v[4] > 59 || v[5] > 60)
+        return false;
+    struct tm tm = {.tm_year = v[0] - 1900,
+                    .tm_mon = v[1] - 1,
+                    .tm_mday = v[2],
+                    .tm_hour = v[3],
+                    .tm_min = v[4],
+                    .tm_sec = v[5]};
+    time_t t = timegm(&tm);
+    struct tm back;
+    gmtime_r(&t, &back);
+    if (back.tm_mday != v[2]) /* 31 February and friends */
+        return false;
+    *ms = ((int64_t)t - off) * 1000 + frac;
+    return true;
+}
+
+/* "YYYY-MM-DD HH:MM:SS.mmm+00", what recovery_target_time takes. */
+void api_time_format_pg(int64_t ms, char out[32])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char base[24];
+    strftime(base, sizeof base, "%Y-%m-%d %H:%M:%S", &tm);
+    snprintf(out, 32, "%s.%03d+00", base, (int)(ms % 1000));
+}
+
+static int64_t now_ms_wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int api_backup_source(app *a, const char *ws, json_t *src, int status, backup_source *out,
+                      pf_err *e)
+{
+    memset(out, 0, sizeof *out);
+    const char *db_id, *bkp_id, *pit;
+    if (v_string(src, "databaseId", true, false, 64, status, &db_id, e) != 0 ||
+        v_string(src, "backupId", true, false, 64, status, &bkp_id, e) != 0 ||
+        v_string(src, "pointInTime", false, true, 64, status, &pit, e) != 0) {
+        if (e && strncmp(e->hint, "source.", 7) != 0) {
+            char h[64];
+            snprintf(h, sizeof h, "source.%.48s", e->hint);
+            snprintf(e->hint, sizeof e->hint, "%s", h);
+        }
+        return -1;
+    }
+    if (v_path_id("db", db_id, "Database", "source.databaseId", e) != 0 ||
+        store_database_get(a->st, ws, db_id, &out->db, e) != 0) {
+        if (e && e->status == 404)
+            snprintf(e->hint, sizeof e->hint, "source.databaseId");
+        return -1;
+    }
+    if (v_path_id("bkp", bkp_id, "Backup", "source.backupId", e) != 0 ||
+        store_backup_get(a->st, db_id, bkp_id, &out->backup, e) != 0) {
+        if (e && e->status == 404)
+            snprintf(e->hint, sizeof e->hint, "source.backupId");
+        return -1;
+    }
+    if (out->backup.status != BACKUP_COMPLETED || !out->backup.label[0])
+        return err_set(e, status, "BackupNotUsable", "source.backupId",
+                       "Backup %s is %s and cannot be restored; use a completed backup", bkp_id,
+                       store_backup_status_name(out->backup.status));
+    if (pit) {
+        int64_t ms = 0, stop = 0;
+        if (!api_time_parse(pit, &ms))
+            return err_set(e, status, "ValidationError", "source.pointInTime",
+                           "'pointInTime' must be an ISO-8601 time with a zone, like "
+                           "2026-01-31T12:00:00.000Z");
+        if (!api_time_parse(out->backup.stopped_at, &stop) || ms < stop)
+            return err_set(e, status, "BackupNotUsable", "source.pointInTime",
+                           "'pointInTime' is before backup %s ended (%s): pick an earlier "
+                           "backup",
+                           bkp_id, out->backup.stopped_at);
+        if (ms > now_ms_wall())
+            return err_set(e, status, "BackupNotUsable", "source.pointInTime",
+                           "'pointInTime' is in the future");
+        api_time_format_pg(ms, out->point_in_time);
+    }
+    return 0;
+}
+
+static json_t *shape_backup(const store_backup *b)
+{
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", b->id, "type", "backup", "backupType",
+                          store_backup_type_name(b->type), "createdAt", b->started_at, "status",
+                          store_backup_status_name(b->status));
+    if (b->size >= 0)
+        json_object_set_new(j, "size", json_integer(b->size));
+    return j;
+}
+
+static int load_db(app *a, http_req *req, const char *hint, store_database *d, pf_err *e)
+{
+    const char *id = req->params[0];
+    if (v_path_id("db", id, "Database", hint, e) != 0)
+        return -1;
+    if (store_database_get(a->st, req->workspace_id, id, d, e) != 0) {
+        if (e && e->status == 404)
+            snprintf(e->hint, sizeof e->hint, "%s", hint);
+        return -1;
+    }
+    return 0;
+}
+
+HANDLER(h_db_backups_list)
+{
+    app *a = ctx;
+    store_database d;
+    if (load_db(a, req, "databaseId", &d, e) != 0)
+        return -1;
+    store_page pg;
+    if (v_page(req, &pg, e) != 0)
+        return -1;
+    store_backup *rows = NULL;
+    size_t n = 0;
+    bool more = false;
+    if (store_backup_list(a->st, d.id, pg.limit, &rows, &n, &more, e) != 0)
+        return -1;
+    json_t *data = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(data, shape_backup(&rows[i]));
+    free(rows);
+    resp->body =
+        json_pack("{s:o, s:{s:i}, s:{s:b, s:i}}", "data", data, "meta", "backupRetentionDays",
+                  a->backup_retention_days, "pagination", "hasMore", more, "limit", pg.limit);
+    return 0;
+}
+
+/* Extension: POST /v1/databases/{databaseId}/backups {"type"?} takes a backup now. */
+HANDLER(h_db_backups_create)
+{
+    app *a = ctx;
+    store_database d;
+    if (load_db(a, req, "databaseId", &d, e) != 0)
+        return -1;
+    json_t *body = NULL;
+    if (http_json_body(req, true, &body, e) != 0)
+        return -1;
+    const char *type = NULL;
+    int rc = v_string(body, "type", false, false, 32, 400, &type, e);
+    store_backup_type t = BACKUP_FULL;
+    if (rc == 0 && type) {
+        if (!strcmp(type, "differential"))
+            t = BACKUP_DIFF;
+        else if (!strcmp(type, "incremental"))
+            t = BACKUP_INCR;
+        else if (strcmp(type, "full") != 0)
+            rc = err_set(e, 400, "ValidationError", "type",
+                         "'type' is one of full, differential, incremental");
+    }
+    json_decref(body);
+    if (rc != 0)
+        return -1;
+    if (d.status != DB_READY)
+        return err_set(e, 409, "Conflict", "databaseId",
+                       "Database %s is %s; a backup needs a ready database", d.id,
+                       store_db_status_name(d.status));
+    store_backup b;
+    store_op op;
+    ops_backup_init(&b, &op, d.id, t);
+    if (store_tx_begin(a->st, e) != 0)
+        return -1;
+    int trc = store_backup_insert(a->st, &b, e);
+    if (trc == 0)
+        trc = store_op_insert(a->st, &op, e);
+    if (tx_end(a, trc, e) != 0)
+        return -1;
+    resp->status = 202;
+    resp->body = json_pack("{s:o}", "data", shape_backup(&b));
+    return 0;
+}
+
+HANDLER(h_db_restore)
+{
+    app *a = ctx;
+    store_database d;
+    if (load_db(a, req, "targetDatabaseId", &d, e) != 0)
+        return -1;
+    json_t *body = NULL;
+    if (http_json_body(req, false, &body, e) != 0) {
+        if (e)
+            e->status = 422;
+        return -1;
+    }
+    int rc = -1;
+    backup_source bs;
+    json_t *src = json_object_get(body, "source");
+    if (!json_is_object(src)) {
+        err_set(e, 422, "ValidationError", "source",
+                "'source' is required: {\"type\":\"backup\",\"databaseId\",\"backupId\"}");
+        goto out;
+    }
+    const char *type = json_string_value(json_object_get(src, "type"));
+    if (!type || strcmp(type, "backup") != 0) {
+        err_set(e, 422, "ValidationError", "source.type", "'source.type' must be \"backup\"");
+        goto out;
+    }
+    if (api_backup_source(a, req->workspace_id, src, 422, &bs, e) != 0)
+        goto out;
+    if (d.status == DB_PROVISIONING || d.status == DB_RECOVERING) {
+        err_set(e, 409, "Conflict", "targetDatabaseId",
+                "Database %s is %s; restore it once it is ready", d.id,
+                store_db_status_name(d.status));
+        goto out;
+    }
+    store_op op;
+    ops_op_init(&op, OP_DB_RESTORE, d.id, NULL);
+    snprintf(op.args, sizeof op.args,
+             "{\"sourceDatabaseId\":\"%s\",\"backupId\":\"%s\",\"label\":\"%s\","
+             "\"pointInTime\":\"%s\"}",
+             bs.db.id, bs.backup.id, bs.backup.label, bs.point_in_time);
+    if (store_tx_begin(a->st, e) != 0)
+        goto out;
+    int trc = store_database_set_status(a->st, d.id, DB_RECOVERING, "", e);
+    if (trc == 0)
+        trc = store_database_set_source(a->st, d.id, "backup", bs.db.id, bs.backup.id, e);
+    if (trc == 0)
+        trc = store_op_insert(a->st, &op, e);
+    if (tx_end(a, trc, e) != 0)
+        goto out;
+    if (store_database_get(a->st, req->workspace_id, d.id, &d, e) != 0)
+        goto out;
+    json_t *j = NULL;
+    if (shape_database(a, &d, NULL, NULL, false, &j, e) != 0)
+        goto out;
+    resp->body = json_pack("{s:o}", "data", j);
+    rc = 0;
+out:
+    json_decref(body);
+    return rc;
+}
