@@ -88,6 +88,36 @@ static void kill_server_on(engine *en, const char *dir)
     }
 }
 
+/* Kills pgbackrest processes restoring into dir: a kill -9 of pgfleet leaves its children
+ * running, and a restore redone from scratch must not share the directory with them. */
+static void kill_pgbr_on(const char *dir)
+{
+    char *want = xasprintf("--pg1-path=%s", dir);
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        long pid = 0;
+        if (!util_parse_int(de->d_name, 1, 1L << 30, &pid) || pid == (long)getpid())
+            continue;
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
+        size_t len = 0;
+        char *cmd = fs_read_file(path, &len);
+        bool hit = false;
+        if (cmd && len && strstr(cmd, "pgbackrest"))
+            for (size_t i = 0; i < len && !hit; i += strlen(cmd + i) + 1)
+                hit = strcmp(cmd + i, want) == 0;
+        free(cmd);
+        if (hit) {
+            log_warn("killing a leftover pgbackrest pid=%ld restoring into %s", pid, dir);
+            proc_signal_wait((pid_t)pid, SIGKILL, 5000);
+        }
+    }
+    if (d)
+        closedir(d);
+    free(want);
+}
+
 void engine_restore_abandon(engine *en, const char *db_id)
 {
     if (!engine__valid_id(db_id))
@@ -95,6 +125,7 @@ void engine_restore_abandon(engine *en, const char *db_id)
     rs_paths p;
     rs_make(en, db_id, &p);
     kill_server_on(en, p.rst);
+    kill_pgbr_on(p.rst);
     fs_remove_tree(p.rst, NULL);
     fs_remove_tree(p.ready, NULL);
     fs_remove_tree(p.sock, NULL);
@@ -251,6 +282,7 @@ static int recover(engine *en, const char *db_id, const engine_restore_spec *sp,
     int64_t t0 = util_now_ms();
 
     kill_server_on(en, p->rst);
+    kill_pgbr_on(p->rst);
     if (fs_remove_tree(p->rst, e) < 0 || mkdir_owned(en, p->rst, e) < 0)
         goto out;
     /* the promoted server archives to the target's stanza */
