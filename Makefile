@@ -56,6 +56,7 @@ MODS_test_store  := util store
 MODS_test_engine := util engine
 MODS_test_proc   := util
 MODS_test_auth   := util auth store
+MODS_test_backup := util engine api store ops http auth
 mods_objs = $(filter $(foreach m,$(or $(MODS_$(1)),$(notdir $(wildcard src/*))),$(SAN_DIR)/src/$(m)/%),$(SAN_OBJS))
 .SECONDEXPANSION:
 $(SAN_DIR)/tests/%: tests/unit/%.c $$(call mods_objs,$$*)
