@@ -1,0 +1,108 @@
+// Backup figures (issue 3). A database of about 1 GiB (pgbench scale 70, override with
+// BENCH_BACKUP_SCALE), then, each also as a ratio to `cp -a` of the same data directory
+// measured in the same run:
+//   full backup    POST /v1/databases/{id}/backups {"type":"full"} until completed
+//   restore        POST /v1/databases/{id}/restore (that backup, in place) until ready
+//   clone          POST /v1/databases {"source":{"type":"database"}} until ready
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, openSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const bin = process.env.PGFLEET_BIN ?? 'build/pgfleet';
+const SCALE = Number(process.env.BENCH_BACKUP_SCALE ?? 70);
+const PGBIN = '/usr/lib/postgresql/15/bin';
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+    s.on('error', reject);
+  });
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const secs = (ms) => (ms / 1000).toFixed(1);
+
+const home = mkdtempSync(join(tmpdir(), 'pgfleet-bench-backup-'));
+execFileSync('chmod', ['711', home]);
+const port = await freePort();
+const lo = 30000 + Math.floor(Math.random() * 200) * 50;
+const base = `http://127.0.0.1:${port}`;
+const log = openSync(join(home, 'server.log'), 'a');
+const token = execFileSync(bin, ['token', 'create', '--home', home], { encoding: 'utf8' }).trim().split('\n').pop();
+const server = spawn(bin, ['serve', '--home', home, '--listen', `127.0.0.1:${port}`, '--port-range', `${lo}-${lo + 20}`, '--backup-interval', '0'], { stdio: ['ignore', log, log] });
+const H = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
+async function api(method, path, body) {
+  const r = await fetch(base + path, { method, headers: H, body: body ? JSON.stringify(body) : undefined });
+  const text = await r.text();
+  if (r.status >= 400) throw new Error(`${method} ${path} -> ${r.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+async function waitReady(id) {
+  for (;;) {
+    const { data } = await api('GET', `/v1/databases/${id}`);
+    if (data.status === 'ready') return;
+    if (data.status === 'failure') throw new Error(`database ${id} failed`);
+    await sleep(20);
+  }
+}
+async function waitBackups(id, backupId) {
+  for (;;) {
+    const { data } = await api('GET', `/v1/databases/${id}/backups`);
+    const b = backupId ? data.find((x) => x.id === backupId) : null;
+    if (backupId ? b && b.status !== 'running' : data.every((x) => x.status !== 'running')) {
+      if (b && b.status !== 'completed') throw new Error(`backup ${backupId} ${b.status}`);
+      return b;
+    }
+    await sleep(20);
+  }
+}
+
+try {
+  for (let i = 0; i < 400; i++) { try { if ((await fetch(base + '/healthz')).ok) break; } catch {} await sleep(50); }
+  const p = await api('POST', '/v1/projects', { name: 'bench-backup' });
+  const db = p.data.database.id;
+  const cs = p.data.database.connections[0].endpoints.direct.connectionString;
+  await waitReady(db);
+  await waitBackups(db);
+  process.stdout.write(`pgbench -i -s ${SCALE} ... `);
+  let t = Date.now();
+  execFileSync(`${PGBIN}/pgbench`, ['-i', '-q', '-s', String(SCALE), cs], { stdio: 'ignore' });
+  const data = join(home, 'instances', db, 'data');
+  const size = execFileSync('du', ['-sb', data], { encoding: 'utf8' }).split('\t')[0];
+  console.log(`${secs(Date.now() - t)} s, data directory ${(Number(size) / 2 ** 30).toFixed(2)} GiB`);
+
+  execFileSync('sync');
+  const copy = join(home, 'cp-a-copy');
+  t = Date.now();
+  execFileSync('cp', ['-a', data, copy]);
+  execFileSync('sync');
+  const cpMs = Date.now() - t;
+  rmSync(copy, { recursive: true, force: true });
+  console.log(`cp -a of the data directory (+ sync):  ${secs(cpMs)} s`);
+
+  t = Date.now();
+  const b = await api('POST', `/v1/databases/${db}/backups`, { type: 'full' });
+  await waitBackups(db, b.data.id);
+  const backupMs = Date.now() - t;
+  console.log(`full backup:                           ${secs(backupMs)} s  (${(backupMs / cpMs).toFixed(2)}x cp -a)`);
+
+  t = Date.now();
+  await api('POST', `/v1/databases/${db}/restore`, { source: { type: 'backup', databaseId: db, backupId: b.data.id } });
+  await waitReady(db);
+  const restoreMs = Date.now() - t;
+  console.log(`in-place restore:                      ${secs(restoreMs)} s  (${(restoreMs / cpMs).toFixed(2)}x cp -a)`);
+  await waitBackups(db); // the full backup a restore queues
+
+  t = Date.now();
+  const c = await api('POST', '/v1/databases', { projectId: p.data.id, name: 'clone', source: { type: 'database', databaseId: db } });
+  await waitReady(c.data.id);
+  const cloneMs = Date.now() - t;
+  console.log(`clone (backup of the source + restore): ${secs(cloneMs)} s  (${(cloneMs / cpMs).toFixed(2)}x cp -a)`);
+} finally {
+  server.kill('SIGTERM');
+  await new Promise((r) => server.once('exit', r));
+  if (!process.env.BENCH_KEEP_HOME) rmSync(home, { recursive: true, force: true });
+  else console.log(`kept ${home}`);
+}
