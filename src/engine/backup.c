@@ -6,6 +6,7 @@
  * `pgbackrest archive-push` as its archive_command (see engine__archive_conf). */
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -83,6 +84,11 @@ int engine__backup_open(engine *en, const engine_config *cfg, pf_err *e)
     }
     if (fs_mkdirs(en->repo, 0750, &en->user, e) < 0)
         return -1;
+    /* we hold the home's lock: a backup or restore using our configuration is a leftover
+     * of a pgfleet killed with -9, and would hold its stanza's lock */
+    char *arg = xasprintf("--config=%s", en->pgbr_conf);
+    engine__pgbr_kill(arg, true);
+    free(arg);
     char *text =
         engine__pgbr_conf_text(en->repo, en->pgbr_dir, en->retention_days, en->backup_procs);
     size_t len = 0;
@@ -93,6 +99,36 @@ int engine__backup_open(engine *en, const engine_config *cfg, pf_err *e)
     free(old);
     free(text);
     return rc;
+}
+
+void engine__pgbr_kill(const char *arg, bool keep_archive)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        long pid = 0;
+        if (!util_parse_int(de->d_name, 1, 1L << 30, &pid) || pid == (long)getpid())
+            continue;
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
+        size_t len = 0;
+        char *cmd = fs_read_file(path, &len);
+        bool hit = false, archive = false;
+        if (cmd && len && strstr(cmd, "pgbackrest")) {
+            for (size_t i = 0; i < len; i += strlen(cmd + i) + 1) {
+                hit = hit || strcmp(cmd + i, arg) == 0;
+                archive = archive || strncmp(cmd + i, "archive-", 8) == 0;
+            }
+        }
+        free(cmd);
+        if (hit && !(keep_archive && archive)) {
+            log_warn("stopping a leftover pgbackrest pid=%ld (%s)", pid, arg);
+            if (!proc_signal_wait((pid_t)pid, SIGTERM, 5000))
+                proc_signal_wait((pid_t)pid, SIGKILL, 5000);
+        }
+    }
+    if (d)
+        closedir(d);
 }
 
 void engine__backup_close(engine *en)

@@ -92,6 +92,9 @@ char *engine__archive_conf(engine *en, const char *datadir);
 char *engine__pgbr_conf_text(const char *repo, const char *dir, int retention_days, int procs);
 /* Runs pgbackrest as the servers' user: argv after the program; out gets its output. */
 int engine__pgbr_run(engine *en, const char *const *args, char *out, size_t outsz, pf_err *e);
+/* Kills (SIGTERM, then SIGKILL) every pgbackrest process with the argument `arg`; with
+ * keep_archive, not the archive-push/archive-get that PostgreSQL runs. */
+void engine__pgbr_kill(const char *arg, bool keep_archive);
 /* Connection roles on an admin connection: drop every LOGIN role not in roles (except the
  * admin role), then create or update each of roles with its verifier (roles.c). */
 int engine__roles_sync(PGconn *c, const engine_role *roles, size_t n, pf_err *e);

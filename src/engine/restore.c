@@ -93,28 +93,7 @@ static void kill_server_on(engine *en, const char *dir)
 static void kill_pgbr_on(const char *dir)
 {
     char *want = xasprintf("--pg1-path=%s", dir);
-    DIR *d = opendir("/proc");
-    struct dirent *de;
-    while (d && (de = readdir(d)) != NULL) {
-        long pid = 0;
-        if (!util_parse_int(de->d_name, 1, 1L << 30, &pid) || pid == (long)getpid())
-            continue;
-        char path[64];
-        snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
-        size_t len = 0;
-        char *cmd = fs_read_file(path, &len);
-        bool hit = false;
-        if (cmd && len && strstr(cmd, "pgbackrest"))
-            for (size_t i = 0; i < len && !hit; i += strlen(cmd + i) + 1)
-                hit = strcmp(cmd + i, want) == 0;
-        free(cmd);
-        if (hit) {
-            log_warn("killing a leftover pgbackrest pid=%ld restoring into %s", pid, dir);
-            proc_signal_wait((pid_t)pid, SIGKILL, 5000);
-        }
-    }
-    if (d)
-        closedir(d);
+    engine__pgbr_kill(want, false);
     free(want);
 }
 

@@ -600,8 +600,16 @@ static void reconcile(ops *o, bool startup)
     for (size_t i = 0; i < n; i++) {
         const store_database *db = &dbs[i];
         int active = 0;
-        if (store_op_count_active(o->st, db->id, &active, &e) != 0 || active > 0)
+        if (store_op_count_active(o->st, db->id, &active, &e) != 0)
             continue;
+        if (active > 0) {
+            /* a server that outlived a crash gets adopted now even when an op (e.g. a
+             * backup) is queued before any provision could be, so a stop stops it */
+            if (startup && db->status == DB_READY && engine_instance_running(o->en, db->id) &&
+                engine_instance_start(o->en, db->id, db->port, o->cfg.start_timeout_ms, &e) != 0)
+                log_warn("reconcile: cannot adopt %s: %s", db->id, e.message);
+            continue;
+        }
         store_op_kind kind;
         if (db->status == DB_DELETING)
             kind = OP_DB_DELETE;
