@@ -164,7 +164,8 @@ typedef struct engine_restore_spec {
  * data is untouched, so a failed restore leaves the database as it was. */
 int engine_restore(engine *en, const char *db_id, const engine_restore_spec *spec, pf_err *e);
 
-/* Removes what an abandoned restore left (a recovery server, data.restore). */
-void engine_restore_abandon(engine *en, const char *db_id);
+/* Removes what a finished or abandoned restore left: a recovery server, data.restore,
+ * data.ready, and the replaced data.old once the new data is in place. */
+void engine_restore_cleanup(engine *en, const char *db_id);
 
 #endif

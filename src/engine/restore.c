@@ -3,7 +3,7 @@
  * a clone. Directories under instances/<id>/, each step idempotent:
  *   data.restore  pgbackrest restore + recovery in progress (redone from scratch on retry)
  *   data.ready    recovered, roles set, server stopped cleanly (the rename marks it)
- *   data          swapped in: the old one is renamed data.old, then removed.
+ *   data          swapped in: the old one is renamed data.old, removed once the new serves.
  * Recovery runs on a server listening only on a private socket (run/<id>.r), with
  * archiving off, so no credential of the backup's database can log in and nothing of the
  * old timeline reaches the target's stanza. Only the new timeline's files are then marked
@@ -97,7 +97,7 @@ static void kill_pgbr_on(const char *dir)
     free(want);
 }
 
-void engine_restore_abandon(engine *en, const char *db_id)
+void engine_restore_cleanup(engine *en, const char *db_id)
 {
     if (!engine__valid_id(db_id))
         return;
@@ -108,6 +108,8 @@ void engine_restore_abandon(engine *en, const char *db_id)
     fs_remove_tree(p.rst, NULL);
     fs_remove_tree(p.ready, NULL);
     fs_remove_tree(p.sock, NULL);
+    if (fs_exists(p.data))
+        fs_remove_tree(p.old, NULL);
     rs_free(&p);
 }
 
@@ -388,7 +390,6 @@ int engine_restore(engine *en, const char *db_id, const engine_restore_spec *sp,
         goto out;
     if (sp->token && fs_write_atomic(marker, sp->token, strlen(sp->token), 0600, NULL, e) < 0)
         goto out;
-    fs_remove_tree(p.old, NULL);
     fs_remove_tree(p.sock, NULL);
     log_info("db=%s restored data swapped in (%lld ms down so far)", db_id,
              (long long)(util_now_ms() - t0));

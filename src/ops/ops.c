@@ -168,7 +168,7 @@ static int run_delete(ops *o, const store_op *op, pf_err *e)
 {
     if (engine_instance_destroy(o->en, op->database_id, e) != 0)
         return -1;
-    engine_restore_abandon(o->en, op->database_id);
+    engine_restore_cleanup(o->en, op->database_id);
     if (engine_backup_remove(o->en, op->database_id, e) != 0 ||
         store_backup_delete_for_db(o->st, op->database_id, e) != 0)
         return -1;
@@ -365,6 +365,8 @@ static int restore_into(ops *o, const store_op *op, store_database *db, const ch
         return -1;
     if (engine_instance_start(o->en, db->id, db->port, o->cfg.start_timeout_ms, e) != 0)
         return -1;
+    /* the replaced data goes once the server serves again: not part of the downtime */
+    engine_restore_cleanup(o->en, db->id);
     return set_ready(o, db, true, e);
 }
 
@@ -446,7 +448,7 @@ static void give_up(ops *o, const store_op *op, const pf_err *why)
         store_backup_finish(o->st, bkp_id, BACKUP_FAILED, NULL, -1, NULL, why->message, &le);
     }
     if (op->kind == OP_DB_RESTORE || op->kind == OP_DB_CLONE) {
-        engine_restore_abandon(o->en, op->database_id);
+        engine_restore_cleanup(o->en, op->database_id);
         store_database db;
         if (store_database_get_internal(o->st, op->database_id, &db, &le) == 0 &&
             db.status == DB_RECOVERING && engine_instance_exists(o->en, db.id)) {
