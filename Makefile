@@ -55,6 +55,7 @@ MODS_test_util   := util
 MODS_test_store  := util store
 MODS_test_engine := util engine
 MODS_test_auth   := util auth store
+MODS_test_form   := util http
 mods_objs = $(filter $(foreach m,$(or $(MODS_$(1)),$(notdir $(wildcard src/*))),$(SAN_DIR)/src/$(m)/%),$(SAN_OBJS))
 .SECONDEXPANSION:
 $(SAN_DIR)/tests/%: tests/unit/%.c $$(call mods_objs,$$*)

@@ -115,8 +115,51 @@ int http_json_body(http_req *req, bool allow_empty, json_t **out, pf_err *e)
     return 0;
 }
 
+static void add_headers(struct MHD_Response *r, const http_resp *resp)
+{
+    for (int i = 0; resp && i < resp->nheaders; i++)
+        MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
+}
+
+static void free_headers(http_resp *resp)
+{
+    for (int i = 0; i < resp->nheaders; i++) {
+        free(resp->headers[i].name);
+        free(resp->headers[i].value);
+    }
+    resp->nheaders = 0;
+}
+
+void http_resp_header(http_resp *resp, const char *name, const char *value)
+{
+    if (resp->nheaders >= HTTP_RESP_HEADERS_MAX)
+        abort();
+    resp->headers[resp->nheaders].name = xstrdup(name);
+    resp->headers[resp->nheaders].value = xstrdup(value);
+    resp->nheaders++;
+}
+
+const char *http_cookie(http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->mhd, MHD_COOKIE_KIND, name);
+}
+
+void http_client_ip(http_req *req, char *out, size_t n)
+{
+    snprintf(out, n, "unknown");
+    const union MHD_ConnectionInfo *ci =
+        req->mhd ? MHD_get_connection_info(req->mhd, MHD_CONNECTION_INFO_CLIENT_ADDRESS) : NULL;
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)n);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)n);
+}
+
 static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *body,
-                                 const char *request_id)
+                                 const char *request_id, const http_resp *resp)
 {
     char *text = NULL;
     size_t len = 0;
@@ -131,17 +174,19 @@ static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *b
     if (body)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     MHD_add_response_header(r, "X-Request-Id", request_id);
+    add_headers(r, resp);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
     return ret;
 }
 
 static enum MHD_Result send_raw(struct MHD_Connection *c, int status, char *raw, size_t len,
-                                const char *ctype, const char *request_id)
+                                const char *ctype, const char *request_id, const http_resp *resp)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(len, raw, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(r, "X-Request-Id", request_id);
+    add_headers(r, resp);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
     return ret;
@@ -151,7 +196,7 @@ static enum MHD_Result send_error(struct MHD_Connection *c, const pf_err *e, con
 {
     json_t *j = http_error_json(e);
     int status = e->status >= 400 && e->status <= 599 ? e->status : 500;
-    enum MHD_Result r = send_json(c, status, j, request_id);
+    enum MHD_Result r = send_json(c, status, j, request_id, NULL);
     json_decref(j);
     return r;
 }
@@ -199,6 +244,7 @@ static void dispatch(http_server *s, struct MHD_Connection *c, const char *metho
     if (rc != 0) {
         json_decref(resp.body);
         free(resp.raw);
+        free_headers(&resp);
         *status_out = e.status >= 400 && e.status <= 599 ? e.status : 500;
         if (*status_out >= 500)
             log_error("req=%s %s %s failed: %s", req->request_id, method, url, e.message);
@@ -208,10 +254,11 @@ static void dispatch(http_server *s, struct MHD_Connection *c, const char *metho
     *status_out = resp.status ? resp.status : 200;
     if (resp.raw)
         send_raw(c, *status_out, resp.raw, resp.raw_len,
-                 resp.content_type ? resp.content_type : "text/plain", req->request_id);
+                 resp.content_type ? resp.content_type : "text/plain", req->request_id, &resp);
     else
-        send_json(c, *status_out, resp.body, req->request_id);
+        send_json(c, *status_out, resp.body, req->request_id, &resp);
     json_decref(resp.body);
+    free_headers(&resp);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
