@@ -25,7 +25,7 @@
 
 #define PGFLEET_VERSION "0.1.0"
 
-enum { CMD_SERVE = 1, CMD_TOKEN = 2, CMD_WORKSPACE = 4 };
+enum { CMD_SERVE = 1, CMD_TOKEN = 2, CMD_WORKSPACE = 4, CMD_USER = 8, CMD_CLIENT = 16 };
 
 typedef enum {
     O_HOME,
@@ -40,6 +40,9 @@ typedef enum {
     O_LOG_LEVEL,
     O_WORKSPACE,
     O_NAME,
+    O_EMAIL,
+    O_REDIRECT_URI,
+    O_ACCESS_TTL,
     O__COUNT
 } opt_id;
 
@@ -52,7 +55,8 @@ typedef struct opt_def {
 } opt_def;
 
 static const opt_def options[O__COUNT] = {
-    [O_HOME] = {"home", "PGFLEET_HOME", "./.pgfleet", CMD_SERVE | CMD_TOKEN | CMD_WORKSPACE,
+    [O_HOME] = {"home", "PGFLEET_HOME", "./.pgfleet",
+                CMD_SERVE | CMD_TOKEN | CMD_WORKSPACE | CMD_USER | CMD_CLIENT,
                 "data directory: catalog, instances, golden copy, keys"},
     [O_LISTEN] = {"listen", "PGFLEET_LISTEN", "127.0.0.1:8080", CMD_SERVE,
                   "HOST:PORT the API listens on (numeric address)"},
@@ -71,9 +75,15 @@ static const opt_def options[O__COUNT] = {
     [O_WORKERS] = {"workers", "PGFLEET_WORKERS", "2", CMD_SERVE, "operation worker threads"},
     [O_LOG_LEVEL] = {"log-level", "PGFLEET_LOG_LEVEL", "info", CMD_SERVE,
                      "debug, info, warn or error"},
-    [O_WORKSPACE] = {"workspace", NULL, NULL, CMD_TOKEN,
-                     "workspace id (default: the default workspace)"},
-    [O_NAME] = {"name", NULL, NULL, CMD_TOKEN | CMD_WORKSPACE, "a display name"},
+    [O_WORKSPACE] = {"workspace", NULL, NULL, CMD_TOKEN | CMD_USER,
+                     "workspace id (token: default workspace; user: a new one)"},
+    [O_NAME] = {"name", NULL, NULL, CMD_TOKEN | CMD_WORKSPACE | CMD_USER | CMD_CLIENT,
+                "a display name"},
+    [O_EMAIL] = {"email", NULL, NULL, CMD_USER, "the user's email (sign-in name)"},
+    [O_REDIRECT_URI] = {"redirect-uri", NULL, NULL, CMD_CLIENT,
+                        "the OAuth client's redirect URI (matched exactly)"},
+    [O_ACCESS_TTL] = {"access-token-ttl", "PGFLEET_ACCESS_TOKEN_TTL", "3600", CMD_SERVE,
+                      "OAuth access token lifetime in seconds (1 to 86400)"},
 };
 
 static const char *optval[O__COUNT];
@@ -87,11 +97,15 @@ static void usage(FILE *f)
             "  pgfleet serve [options]             run the API and the databases\n"
             "  pgfleet token create [options]      print a new service token (last line)\n"
             "  pgfleet workspace create --name N   print a new workspace's id\n"
+            "  pgfleet user create --email E       a user (password from stdin, or generated)\n"
+            "                                      and a workspace; prints both ids\n"
+            "  pgfleet oauth-client create --name N --redirect-uri U\n"
+            "                                      register an OAuth client; prints its id\n"
             "  pgfleet version\n\noptions:\n",
             PGFLEET_VERSION);
     for (int i = 0; i < O__COUNT; i++) {
         const opt_def *o = &options[i];
-        fprintf(f, "  --%-13s %s", o->name, o->help);
+        fprintf(f, "  --%-16s %s", o->name, o->help);
         if (o->def)
             fprintf(f, " [%s]", o->def);
         if (o->env)
@@ -231,6 +245,147 @@ fail:
     return 1;
 }
 
+/* Reads one line (the password) from stdin when it is not a terminal; "" otherwise. */
+static void read_password(char *out, size_t n)
+{
+    out[0] = '\0';
+    if (isatty(STDIN_FILENO))
+        return;
+    if (!fgets(out, (int)n, stdin)) {
+        out[0] = '\0';
+        return;
+    }
+    size_t l = strlen(out);
+    while (l && (out[l - 1] == '\n' || out[l - 1] == '\r'))
+        out[--l] = '\0';
+}
+
+static int cmd_user_create(void)
+{
+    char home[4096];
+    store *st = NULL;
+    pf_err e;
+    err_clear(&e);
+    const char *email = optval[O_EMAIL];
+    const char *at = email ? strchr(email, '@') : NULL;
+    if (!email || !at || at == email || !at[1] || strlen(email) > 254 || strchr(email, ' ')) {
+        fprintf(stderr, "pgfleet: user create needs --email with an address like a@example.com\n");
+        return 2;
+    }
+    if (optval[O_NAME] && strlen(optval[O_NAME]) > 255) {
+        fprintf(stderr, "pgfleet: --name is at most 255 characters\n");
+        return 2;
+    }
+    char pw[1100];
+    read_password(pw, sizeof pw);
+    bool generated = pw[0] == '\0';
+    if (generated)
+        util_secret(pw, 20);
+    else if (strlen(pw) < 8 || strlen(pw) > 1024) {
+        fprintf(stderr, "pgfleet: the password must be 8 to 1024 characters\n");
+        return 2;
+    }
+    if (open_home(home, sizeof home, &st, &e) != 0)
+        goto fail;
+    store_user u;
+    memset(&u, 0, sizeof u);
+    util_id_new("usr", u.id);
+    snprintf(u.email, sizeof u.email, "%s", email);
+    snprintf(u.name, sizeof u.name, "%s", optval[O_NAME] ? optval[O_NAME] : "");
+    util_now_iso(u.created_at);
+    if (auth_password_hash(pw, u.password_hash, &e) != 0)
+        goto fail;
+    store_workspace w;
+    memset(&w, 0, sizeof w);
+    if (store_tx_begin(st, &e) != 0)
+        goto fail;
+    int rc = 0;
+    if (optval[O_WORKSPACE]) {
+        rc = store_workspace_get(st, optval[O_WORKSPACE], &w, &e);
+    } else {
+        util_id_new("wksp", w.id);
+        snprintf(w.name, sizeof w.name, "%.200s's workspace", email);
+        util_now_iso(w.created_at);
+        rc = store_workspace_insert(st, &w, &e);
+    }
+    if (rc == 0)
+        rc = store_user_insert(st, &u, &e);
+    if (rc == 0)
+        rc = store_membership_add(st, u.id, w.id, &e);
+    if (rc != 0) {
+        store_tx_rollback(st);
+        goto fail;
+    }
+    if (store_tx_commit(st, &e) != 0)
+        goto fail;
+    fprintf(stderr, "pgfleet: user %s (%s) in workspace %s (%s)%s\n", u.id, u.email, w.id, w.name,
+            generated ? "; the generated password is shown once:" : "");
+    printf("%s\n%s\n", u.id, w.id);
+    if (generated)
+        printf("%s\n", pw);
+    sodium_memzero(pw, sizeof pw);
+    store_close(st);
+    return 0;
+fail:
+    sodium_memzero(pw, sizeof pw);
+    fprintf(stderr, "pgfleet: %s\n", e.message);
+    if (st)
+        store_close(st);
+    return 1;
+}
+
+/* An absolute URI without a fragment, whitespace or control characters. */
+static bool redirect_uri_ok(const char *u)
+{
+    const char *colon = strchr(u, ':');
+    if (!colon || colon == u || strlen(u) >= STORE_URI_MAX || strchr(u, '#'))
+        return false;
+    for (const char *p = u; p < colon; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+              (p > u && ((*p >= '0' && *p <= '9') || *p == '+' || *p == '-' || *p == '.'))))
+            return false;
+    for (const unsigned char *p = (const unsigned char *)u; *p; p++)
+        if (*p <= ' ' || *p == 0x7f)
+            return false;
+    return colon[1] != '\0';
+}
+
+static int cmd_oauth_client_create(void)
+{
+    char home[4096];
+    store *st = NULL;
+    pf_err e;
+    err_clear(&e);
+    const char *name = optval[O_NAME], *uri = optval[O_REDIRECT_URI];
+    if (!name || !*name || strlen(name) > 255) {
+        fprintf(stderr, "pgfleet: oauth-client create needs --name (1 to 255 characters)\n");
+        return 2;
+    }
+    if (!uri || !redirect_uri_ok(uri)) {
+        fprintf(stderr, "pgfleet: oauth-client create needs --redirect-uri with an absolute URI "
+                        "without a fragment (e.g. http://localhost:3000/callback)\n");
+        return 2;
+    }
+    if (open_home(home, sizeof home, &st, &e) != 0)
+        goto fail;
+    store_oauth_client c;
+    memset(&c, 0, sizeof c);
+    util_id_new("cli", c.id);
+    snprintf(c.name, sizeof c.name, "%s", name);
+    snprintf(c.redirect_uris, sizeof c.redirect_uris, "%s", uri);
+    util_now_iso(c.created_at);
+    if (store_oauth_client_insert(st, &c, &e) != 0)
+        goto fail;
+    printf("%s\n", c.id);
+    store_close(st);
+    return 0;
+fail:
+    fprintf(stderr, "pgfleet: %s\n", e.message);
+    if (st)
+        store_close(st);
+    return 1;
+}
+
 static int parse_listen(const char *s, char *host, size_t hn, int *port)
 {
     const char *colon = strrchr(s, ':');
@@ -296,6 +451,12 @@ static int cmd_serve(void)
         fprintf(stderr, "pgfleet: --workers takes 1 to 64\n");
         return 2;
     }
+    long access_ttl = 3600;
+    if (!util_parse_int(optval[O_ACCESS_TTL], 1, 86400, &access_ttl)) {
+        fprintf(stderr, "pgfleet: --access-token-ttl takes 1 to 86400 seconds\n");
+        return 2;
+    }
+    static auth_keys keys; /* lives as long as the server */
 
     /* Signals are handled by this thread alone (sigwait); every thread created from here
      * on inherits the blocked mask. */
@@ -325,6 +486,10 @@ static int cmd_serve(void)
     log_info("engine ready in %lld ms (home %s, servers run as %s)",
              (long long)(util_now_ms() - t0), home, ec.user.name);
 
+    if (auth_keys_load(home, &keys, &e) != 0)
+        goto out;
+    a.keys = &keys;
+    a.access_ttl_s = (int)access_ttl;
     a.st = st;
     a.port_lo = (int)lo;
     a.port_hi = (int)hi;
@@ -418,6 +583,16 @@ int main(int argc, char **argv)
         if (parse_options(argc, argv, 3, CMD_WORKSPACE) != 0)
             return 2;
         return cmd_workspace_create();
+    }
+    if (argc >= 3 && strcmp(c, "user") == 0 && strcmp(argv[2], "create") == 0) {
+        if (parse_options(argc, argv, 3, CMD_USER) != 0)
+            return 2;
+        return cmd_user_create();
+    }
+    if (argc >= 3 && strcmp(c, "oauth-client") == 0 && strcmp(argv[2], "create") == 0) {
+        if (parse_options(argc, argv, 3, CMD_CLIENT) != 0)
+            return 2;
+        return cmd_oauth_client_create();
     }
     fprintf(stderr, "pgfleet: unknown command '%s'\n\n", c);
     usage(stderr);

@@ -30,6 +30,10 @@ typedef struct app {
     size_t nregions;
     char default_region[32];
     int op_wait_ms; /* how long credential changes wait for their op */
+    /* OAuth2 (docs/auth.md): signing and MAC keys (NULL: OAuth off, service tokens only)
+     * and the access-token lifetime in seconds (--access-token-ttl). */
+    const struct auth_keys *keys;
+    int access_ttl_s;
 } app;
 
 /* The route table (declared once, in routes.c). */
