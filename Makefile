@@ -34,10 +34,12 @@ build: build/pgfleet
 san: build/pgfleet-san
 
 build/pgfleet: $(REL_OBJS) $(REL_DIR)/src/main.o
-	$(CC) $(REL_CFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(REL_CFLAGS) -o $@ $^ $(LDLIBS)
 
 build/pgfleet-san: $(SAN_OBJS) $(SAN_DIR)/src/main.o
-	$(CC) $(SAN_CFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(SAN_CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(REL_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -60,7 +62,8 @@ mods_objs = $(filter $(foreach m,$(or $(MODS_$(1)),$(notdir $(wildcard src/*))),
 .SECONDEXPANSION:
 $(SAN_DIR)/tests/%: tests/unit/%.c $$(call mods_objs,$$*)
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN_CFLAGS) -Itests/unit -o $@ $< $(call mods_objs,$*) $(LDLIBS) -lcmocka
+	@echo "  LD      $@"
+	@$(CC) $(SAN_CFLAGS) -Itests/unit -o $@ $< $(call mods_objs,$*) $(LDLIBS) -lcmocka
 
 -include $(shell find build -name '*.d' 2>/dev/null)
 

@@ -263,7 +263,7 @@ static int cmd_serve(void)
     engine *en = NULL;
     ops *op = NULL;
     http_server *srv = NULL;
-    int lockfd = -1;
+    int lockfd = -1, listen_fd = -1;
     pf_err e;
     err_clear(&e);
     app a;
@@ -313,6 +313,9 @@ static int cmd_serve(void)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* the API port is ours from the start: a busy port fails now, not after initdb */
+    if (http_listen(host, port, &listen_fd, &e) != 0)
+        goto out;
     if (open_home(home, sizeof home, &st, &e) != 0)
         goto out;
     char *lockpath = xasprintf("%s/pgfleet.lock", home);
@@ -365,10 +368,12 @@ static int cmd_serve(void)
     const http_route *routes = api_routes(&nroutes);
     http_config hc = {.host = host,
                       .port = port,
+                      .listen_fd = listen_fd,
                       .routes = routes,
                       .nroutes = nroutes,
                       .auth = api_auth,
                       .app = &a};
+    listen_fd = -1; /* http_start owns it now, even on failure */
     if (http_start(&hc, &srv, &e) != 0)
         goto out;
     log_info("pgfleet %s serving %s on %s:%d (public URL %s)", PGFLEET_VERSION, home, host, port,
@@ -391,6 +396,8 @@ out:
         store_close(st);
     if (lockfd >= 0)
         close(lockfd);
+    if (listen_fd >= 0)
+        close(listen_fd);
     if (rc == 0)
         log_info("stopped");
     return rc;
