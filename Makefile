@@ -57,6 +57,7 @@ MODS_test_util   := util
 MODS_test_store  := util store
 MODS_test_engine := util engine
 MODS_test_proc   := util
+MODS_test_http   := util http
 MODS_test_auth   := util auth store
 mods_objs = $(filter $(foreach m,$(or $(MODS_$(1)),$(notdir $(wildcard src/*))),$(SAN_DIR)/src/$(m)/%),$(SAN_OBJS))
 .SECONDEXPANSION:
