@@ -81,6 +81,7 @@ e2e: build/pgfleet-san build/pgfleet
 	@scripts/run-e2e.sh
 
 test: deps-test
+	@$(MAKE) --no-print-directory format-check
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory e2e
 
@@ -96,7 +97,7 @@ format:
 	clang-format -i $(SRCS) src/main.c $(UNIT_SRCS) $(shell find src tests/unit -name '*.h')
 
 format-check:
-	clang-format --dry-run --Werror $(SRCS) src/main.c $(UNIT_SRCS) $(shell find src tests/unit -name '*.h')
+	@clang-format --dry-run --Werror $(SRCS) src/main.c $(UNIT_SRCS) $(shell find src tests/unit -name '*.h')
 
 clean:
 	rm -rf build
