@@ -37,6 +37,7 @@ typedef enum {
     O_RUN_AS,
     O_PG_BINDIR,
     O_WORKERS,
+    O_SPARES,
     O_LOG_LEVEL,
     O_WORKSPACE,
     O_NAME,
@@ -73,6 +74,8 @@ static const opt_def options[O__COUNT] = {
     [O_PG_BINDIR] = {"pg-bindir", "PGFLEET_PG_BINDIR", "/usr/lib/postgresql/15/bin", CMD_SERVE,
                      "where postgres and initdb live"},
     [O_WORKERS] = {"workers", "PGFLEET_WORKERS", "2", CMD_SERVE, "operation worker threads"},
+    [O_SPARES] = {"spares", "PGFLEET_SPARES", "8", CMD_SERVE,
+                  "ready copies of the golden kept for fast creates (~15 MiB each)"},
     [O_LOG_LEVEL] = {"log-level", "PGFLEET_LOG_LEVEL", "info", CMD_SERVE,
                      "debug, info, warn or error"},
     [O_WORKSPACE] = {"workspace", NULL, NULL, CMD_TOKEN | CMD_USER,
@@ -415,7 +418,7 @@ static int cmd_serve(void)
     engine *en = NULL;
     ops *op = NULL;
     http_server *srv = NULL;
-    int lockfd = -1;
+    int lockfd = -1, listen_fd = -1;
     pf_err e;
     err_clear(&e);
     app a;
@@ -446,9 +449,13 @@ static int cmd_serve(void)
             return 2;
         }
     }
-    long workers = 2;
+    long workers = 2, spares = 0;
     if (!util_parse_int(optval[O_WORKERS], 1, 64, &workers)) {
         fprintf(stderr, "pgfleet: --workers takes 1 to 64\n");
+        return 2;
+    }
+    if (!util_parse_int(optval[O_SPARES], 0, 1000, &spares)) {
+        fprintf(stderr, "pgfleet: --spares takes 0 to 1000\n");
         return 2;
     }
     long access_ttl = 3600;
@@ -467,6 +474,9 @@ static int cmd_serve(void)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* the API port is ours from the start: a busy port fails now, not after initdb */
+    if (http_listen(host, port, &listen_fd, &e) != 0)
+        goto out;
     if (open_home(home, sizeof home, &st, &e) != 0)
         goto out;
     char *lockpath = xasprintf("%s/pgfleet.lock", home);
@@ -513,7 +523,8 @@ static int cmd_serve(void)
                      .port_hi = (int)hi,
                      .start_timeout_ms = 30000,
                      .max_attempts = 3,
-                     .reconcile_ms = 2000};
+                     .reconcile_ms = 2000,
+                     .spares = (int)spares};
     if (ops_start(st, en, &oc, &op, &e) != 0)
         goto out;
     a.ops = op;
@@ -522,10 +533,12 @@ static int cmd_serve(void)
     const http_route *routes = api_routes(&nroutes);
     http_config hc = {.host = host,
                       .port = port,
+                      .listen_fd = listen_fd,
                       .routes = routes,
                       .nroutes = nroutes,
                       .auth = api_auth,
                       .app = &a};
+    listen_fd = -1; /* http_start owns it now, even on failure */
     if (http_start(&hc, &srv, &e) != 0)
         goto out;
     log_info("pgfleet %s serving %s on %s:%d (public URL %s)", PGFLEET_VERSION, home, host, port,
@@ -548,6 +561,8 @@ out:
         store_close(st);
     if (lockfd >= 0)
         close(lockfd);
+    if (listen_fd >= 0)
+        close(listen_fd);
     if (rc == 0)
         log_info("stopped");
     return rc;

@@ -69,6 +69,12 @@ void engine_free_ids(char **ids, size_t n);
 /* True if something (anything) listens on or holds 127.0.0.1:port / the wildcard. */
 bool engine_port_busy(int port);
 
+/* Keeps `want` spare copies of golden under home/spare (made now, synced), so the next
+ * engine_instance_create only renames one into place instead of copying ~1000 files.
+ * Optional: create copies golden itself when no spare is left. Safe to call from any
+ * thread at any time (e.g. by the reconciler when idle); returns how many it made. */
+int engine_spares_fill(engine *en, int want, pf_err *e);
+
 /* Fast shutdown of every instance this engine started or adopted, in parallel. */
 void engine_stop_all(engine *en);
 

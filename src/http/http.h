@@ -64,6 +64,7 @@ typedef struct http_route {
 typedef struct http_config {
     const char *host; /* listen address */
     int port;
+    int listen_fd; /* a socket from http_listen, or -1 to bind host:port here */
     const http_route *routes;
     size_t nroutes;
     http_auth_hook auth;
@@ -72,6 +73,9 @@ typedef struct http_config {
 
 typedef struct http_server http_server;
 
+/* Binds and listens on host:port (numeric IPv4 or IPv6) so the port is ours from the
+ * first moment, before slow start-up work; pass the fd to http_start. */
+int http_listen(const char *host, int port, int *fd_out, pf_err *e);
 int http_start(const http_config *cfg, http_server **out, pf_err *e);
 void http_stop(http_server *s);
 

@@ -18,10 +18,14 @@ struct ops {
     pthread_t *workers;
     pthread_t reconciler;
     bool reconciler_started;
+    pthread_t spares;
+    bool spares_started;
+    bool spares_wanted; /* a provision used a spare: refill */
     int nworkers;
     pthread_mutex_t mu;
     pthread_cond_t wake; /* new work, or stopping */
     pthread_cond_t done; /* an op ended */
+    pthread_cond_t refill;
     bool stopping;
 };
 
@@ -241,7 +245,39 @@ static void *worker_main(void *arg)
         }
         pthread_mutex_lock(&o->mu);
         pthread_cond_broadcast(&o->done);
+        if (op.kind == OP_DB_PROVISION) {
+            o->spares_wanted = true;
+            pthread_cond_signal(&o->refill);
+        }
         pthread_mutex_unlock(&o->mu);
+    }
+    return NULL;
+}
+
+static void *spares_main(void *arg)
+{
+    ops *o = arg;
+    for (;;) {
+        pf_err e;
+        err_clear(&e);
+        int64_t t0 = util_now_ms();
+        int made = engine_spares_fill(o->en, o->cfg.spares, &e);
+        if (made < 0)
+            log_warn("spares: %s", e.message);
+        else if (made > 0)
+            log_debug("spares: made %d in %lld ms", made, (long long)(util_now_ms() - t0));
+        struct timespec ts;
+        deadline_in(&ts, made < 0 ? 5000 : 30000);
+        pthread_mutex_lock(&o->mu);
+        while (!o->stopping && !o->spares_wanted) {
+            if (pthread_cond_timedwait(&o->refill, &o->mu, &ts) == ETIMEDOUT)
+                break;
+        }
+        o->spares_wanted = false;
+        bool stop = o->stopping;
+        pthread_mutex_unlock(&o->mu);
+        if (stop)
+            break;
     }
     return NULL;
 }
@@ -357,6 +393,7 @@ int ops_start(store *st, engine *en, const ops_config *cfg, ops **out, pf_err *e
     pthread_mutex_init(&o->mu, NULL);
     pthread_cond_init(&o->wake, NULL);
     pthread_cond_init(&o->done, NULL);
+    pthread_cond_init(&o->refill, NULL);
     int reset = 0;
     if (store_op_reset_running(st, &reset, e) != 0) {
         free(o);
@@ -374,6 +411,11 @@ int ops_start(store *st, engine *en, const ops_config *cfg, ops **out, pf_err *e
     if (pthread_create(&o->reconciler, NULL, reconciler_main, o) != 0)
         abort();
     o->reconciler_started = true;
+    if (o->cfg.spares > 0) {
+        if (pthread_create(&o->spares, NULL, spares_main, o) != 0)
+            abort();
+        o->spares_started = true;
+    }
     *out = o;
     return 0;
 }
@@ -413,14 +455,18 @@ void ops_stop(ops *o)
     o->stopping = true;
     pthread_cond_broadcast(&o->wake);
     pthread_cond_broadcast(&o->done);
+    pthread_cond_broadcast(&o->refill);
     pthread_mutex_unlock(&o->mu);
     for (int i = 0; i < o->nworkers; i++)
         pthread_join(o->workers[i], NULL);
     if (o->reconciler_started)
         pthread_join(o->reconciler, NULL);
+    if (o->spares_started)
+        pthread_join(o->spares, NULL);
     free(o->workers);
     pthread_cond_destroy(&o->wake);
     pthread_cond_destroy(&o->done);
+    pthread_cond_destroy(&o->refill);
     pthread_mutex_destroy(&o->mu);
     free(o);
 }

@@ -1,0 +1,76 @@
+/* engine internals shared by instance.c, golden.c, conf.c and roles.c. Not for other
+ * modules: they use engine.h. Internal names carry the `engine__` prefix. */
+#ifndef PF_ENGINE_ENGINE_INT_H
+#define PF_ENGINE_ENGINE_INT_H
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "engine/engine.h"
+
+#define ENGINE_ID_MAX 64
+#define ENGINE_GOLDEN_LABEL ".golden" /* socket dir name of the temporary golden server */
+
+/* A server this engine started (child) or adopted. */
+typedef struct engine_proc {
+    char id[ENGINE_ID_MAX];
+    pid_t pid;
+    bool child; /* started by this process: reap with waitpid */
+} engine_proc;
+
+struct engine {
+    char *home;
+    char *bindir;
+    char *listen;
+    proc_user user;
+    char *golden_dir;    /* home/golden */
+    char *instances_dir; /* home/instances */
+    char *run_dir;       /* home/run */
+    char *spare_dir;     /* home/spare: ready-<rand> are complete copies of golden */
+    pthread_mutex_t mu;  /* guards procs */
+    engine_proc *procs;
+    size_t nprocs, capprocs;
+};
+
+/* ids become path components and socket names: [A-Za-z0-9_-], 1..63 chars */
+bool engine__valid_id(const char *id);
+
+/* Writes the whole postgresql.conf (only if it changed) and pg_hba.conf of datadir. */
+int engine__write_conf(engine *en, const char *datadir, const char *sockdir, const char *listen,
+                       int port, pf_err *e);
+
+/* Starts `postgres -D datadir` as the engine's user in its own session, output appended
+ * to logpath, then waits until it answers on sockdir/port. On failure the server is
+ * stopped again. */
+int engine__launch(engine *en, const char *label, const char *datadir, const char *sockdir,
+                   const char *logpath, int port, int timeout_ms, pid_t *pid_out, pf_err *e);
+
+/* Waits until a server answers on sockdir/port; fails early if `child` (> 0) exits. */
+int engine__wait_ready(const char *sockdir, int port, pid_t child, int timeout_ms, pf_err *e);
+
+/* Reads pid and port from datadir/postmaster.pid. false if missing or unparsable. */
+bool engine__read_pidfile(const char *datadir, pid_t *pid, int *port);
+
+/* The live postmaster of datadir, or 0. Reaps it if it was our child and is dead. */
+pid_t engine__live_postmaster(engine *en, const char *datadir);
+
+/* Signals pid (SIGINT, then SIGQUIT, then SIGKILL as each wait runs out). */
+bool engine__terminate(pid_t pid, int first_sig, int first_wait_ms);
+
+void engine__track(engine *en, const char *id, pid_t pid, bool child);
+void engine__untrack(engine *en, const char *id);
+pid_t engine__tracked(engine *en, const char *id);
+
+/* Connects as the admin role over the socket in sockdir; quiets statement logging. */
+int engine__admin_connect(const char *sockdir, int port, PGconn **out, pf_err *e);
+
+/* Runs one statement with text params; res (optional) receives the result to PQclear. */
+int engine__exec(PGconn *c, const char *sql, int nparams, const char *const *params, PGresult **res,
+                 pf_err *e);
+
+/* Makes home/golden if it is not complete. */
+int engine__golden_ensure(engine *en, pf_err *e);
+
+#endif
