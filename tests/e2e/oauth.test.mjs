@@ -245,6 +245,17 @@ it('authorize: a foreign redirect URI gets an error page, never a redirect; bad 
   unknown.searchParams.set('client_id', 'cli_unknown');
   assert.equal((await fetch(unknown, { redirect: 'manual' })).status, 400);
 
+  // request data reflected in the page (state, in a hidden field) is escaped
+  const xss = new URL(url);
+  xss.searchParams.set('state', '"><script>alert(1)</script>');
+  const page2 = await fetch(xss);
+  const html = await page2.text();
+  assert.equal(page2.status, 200);
+  assert.ok(!html.includes('<script>'), 'unescaped state in the page');
+  assert.ok(html.includes('&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;'));
+  assert.match(page2.headers.get('content-security-policy'), /default-src 'none'/);
+  assert.equal(page2.headers.get('x-frame-options'), 'DENY');
+
   const cases = [
     ['code_challenge_method', 'plain', 'invalid_request'],
     ['code_challenge', '', 'invalid_request'],
