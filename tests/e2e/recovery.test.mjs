@@ -163,4 +163,23 @@ ctx.it('SIGTERM stops every instance; the next start brings them back and connec
   await assertNoOrphans('after SIGTERM and start');
 }, { timeout: 180000 });
 
+ctx.it('a database server that dies (kill -9 of its postmaster) is restarted by pgfleet, data intact', async () => {
+  const home = ctx.server.home;
+  const pid = postmasterPidFile(home, S.d0.id);
+  assert.ok(pid && alive(pid), `postmaster of ${S.d0.id} running (pid file: ${pid})`);
+  process.kill(pid, 'SIGKILL');
+  assert.ok(await until(() => !alive(pid), { timeoutMs: 10000 }), 'postmaster did not die');
+  const cs = csOf(S.d0).connectionString;
+  const t0 = Date.now();
+  const ok = await until(async () => {
+    try { return (await sql(cs, 'SELECT v FROM survives')).length === 1; } catch { return false; }
+  }, { timeoutMs: 30000, intervalMs: 200 });
+  assert.ok(ok, 'the connection string works again after the server was killed, with the data');
+  const pid2 = postmasterPidFile(home, S.d0.id);
+  assert.ok(pid2 && pid2 !== pid && alive(pid2), `a new postmaster runs (${pid} -> ${pid2})`);
+  console.log(`# restarted ${S.d0.id} ${Date.now() - t0} ms after its postmaster was killed`);
+  assert.equal(expectStatus(await getDb(S.d0.id), 200).data.status, 'ready');
+  await assertNoOrphans('after a postmaster was killed');
+}, { timeout: 60000 });
+
 ctx.itShutsDownCleanly();
