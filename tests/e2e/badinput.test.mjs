@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { useServer } from './lib/fixture.mjs';
 import { call, raw, expectStatus, expectError, waitReady, listAll, unknownLike, uniq } from './lib/api.mjs';
-import { operation } from './lib/schemas.mjs';
+import { operation, expectShape } from './lib/schemas.mjs';
 import { instanceDirs } from './lib/procs.mjs';
 
 const ctx = useServer('badinput');
@@ -181,7 +181,8 @@ ctx.it('bodies over 1 MiB -> 413 (with Content-Length and chunked)', async () =>
   }
   const text = await res.text();
   assert.equal(res.status, 413, `chunked > 1 MiB: ${res.status} ${text.slice(0, 300)}`);
-  expectError({ status: res.status, body: JSON.parse(text) }, 413);
+  const body = expectShape('postV1Databases', 413, JSON.parse(text), { what: 'chunked POST /v1/databases' });
+  expectError({ status: res.status, body }, 413);
 });
 
 ctx.it('unknown and malformed ids -> 404', async () => {

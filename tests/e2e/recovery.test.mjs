@@ -46,7 +46,9 @@ async function assertNoOrphans(what, deleted = []) {
     const dirs = instanceDirs(ctx.server.home);
     const orphanDirs = dirs.filter((d) => !existing.has(d));
     detail = `ready=${JSON.stringify(ready)} postmasters=${JSON.stringify(pms.map((p) => `${p.dbId}:${p.pid}`))} orphanDirs=${JSON.stringify(orphanDirs)}`;
-    return JSON.stringify(pmIds) === JSON.stringify(ready) && orphanDirs.length === 0 && deleted.every((id) => !dirs.includes(id));
+    const runLeft = deleted.filter((id) => fs.existsSync(path.join(ctx.server.home, 'run', id)));
+    detail += ` runDirsOfDeleted=${JSON.stringify(runLeft)}`;
+    return JSON.stringify(pmIds) === JSON.stringify(ready) && orphanDirs.length === 0 && deleted.every((id) => !dirs.includes(id)) && runLeft.length === 0;
   }, { timeoutMs: 30000, intervalMs: 300 });
   assert.ok(ok, `${what}: one postgres per ready database, no orphan process or directory: ${detail}`);
   return dbs;
@@ -108,24 +110,35 @@ ctx.it('kill -9 while one database provisions and one deletes; restart: each end
   if (byId[dp.id].status === 'ready') await sql(csOf(dp).connectionString, 'SELECT 1');
 }, { timeout: 180000 });
 
-ctx.it('kill -9 shortly after several creates and a delete; restart settles with no orphans', async () => {
-  const made = [];
-  for (let i = 0; i < 3; i++) made.push(await createDb(`burst-${i}`));
+ctx.it('kill -9 with creates and a delete in flight (not yet answered); restart settles with no orphans', async () => {
   const victim = S.d1;
   const victimPort = csOf(victim).port;
-  expectStatus(await call(ctx.c, 'DELETE', '/v1/databases/{databaseId}', { params: { path: { databaseId: victim.id } } }), 204);
-  await sleep(300); // mid-copy / mid-stop rather than before the worker picked it up
-  await ctx.server.kill9();
-  await ctx.server.start();
-  const dbs = await settle('after the second kill -9');
-  const ids = new Set(dbs.map((d) => d.id));
-  for (const d of made) assert.ok(ids.has(d.id), `database ${d.id} acknowledged before the crash was lost`);
-  assert.ok(!ids.has(victim.id), 'deleted database came back');
-  await assertNoOrphans('after the second kill -9', [victim.id]);
-  await assertPortFree(victimPort, 'deleted database (second crash)');
-  for (const d of dbs.filter((x) => x.status === 'ready')) {
-    assert.ok(S.cs[d.id], `no connection string recorded for ${d.id}`);
-    await sql(S.cs[d.id], 'SELECT 1');
+  for (const delayMs of [5, 40]) {
+    // requests the server may or may not have acknowledged when it dies
+    const creates = [0, 1].map((i) => call(ctx.c, 'POST', '/v1/databases', { body: { projectId: S.project.id, name: `burst-${delayMs}-${i}` } }).then((r) => r, (e) => ({ lost: e })));
+    const del = delayMs === 40 && !S.victimGone
+      ? call(ctx.c, 'DELETE', '/v1/databases/{databaseId}', { params: { path: { databaseId: victim.id } } }).then((r) => r, (e) => ({ lost: e }))
+      : null;
+    await sleep(delayMs);
+    await ctx.server.kill9();
+    const answered = (await Promise.all(creates)).filter((r) => !r.lost);
+    for (const r of answered) {
+      const d = expectStatus(r, 201, 'POST /v1/databases answered before the crash').data;
+      if (csOf(d)) S.cs[d.id] = csOf(d).connectionString;
+    }
+    const delRes = del ? await del : null;
+    await ctx.server.start();
+    const dbs = await settle(`after kill -9 at ${delayMs} ms`);
+    const ids = new Set(dbs.map((d) => d.id));
+    for (const r of answered) assert.ok(ids.has(r.body.data.id), `database ${r.body.data.id} acknowledged (201) before the crash was lost`);
+    if (delRes && !delRes.lost) {
+      expectStatus(delRes, 204, 'DELETE answered before the crash');
+      assert.ok(!ids.has(victim.id), 'a database whose DELETE was acknowledged came back');
+    }
+    if (!ids.has(victim.id)) S.victimGone = true;
+    await assertNoOrphans(`after kill -9 at ${delayMs} ms`, S.victimGone ? [victim.id] : []);
+    if (S.victimGone) await assertPortFree(victimPort, 'deleted database');
+    for (const d of dbs.filter((x) => x.status === 'ready' && S.cs[x.id])) await sql(S.cs[d.id], 'SELECT 1');
   }
 }, { timeout: 180000 });
 
@@ -149,5 +162,24 @@ ctx.it('SIGTERM stops every instance; the next start brings them back and connec
   assert.ok(ok, 'the connection string works again after restart, with the data');
   await assertNoOrphans('after SIGTERM and start');
 }, { timeout: 180000 });
+
+ctx.it('a database server that dies (kill -9 of its postmaster) is restarted by pgfleet, data intact', async () => {
+  const home = ctx.server.home;
+  const pid = postmasterPidFile(home, S.d0.id);
+  assert.ok(pid && alive(pid), `postmaster of ${S.d0.id} running (pid file: ${pid})`);
+  process.kill(pid, 'SIGKILL');
+  assert.ok(await until(() => !alive(pid), { timeoutMs: 10000 }), 'postmaster did not die');
+  const cs = csOf(S.d0).connectionString;
+  const t0 = Date.now();
+  const ok = await until(async () => {
+    try { return (await sql(cs, 'SELECT v FROM survives')).length === 1; } catch { return false; }
+  }, { timeoutMs: 30000, intervalMs: 200 });
+  assert.ok(ok, 'the connection string works again after the server was killed, with the data');
+  const pid2 = postmasterPidFile(home, S.d0.id);
+  assert.ok(pid2 && pid2 !== pid && alive(pid2), `a new postmaster runs (${pid} -> ${pid2})`);
+  console.log(`# restarted ${S.d0.id} ${Date.now() - t0} ms after its postmaster was killed`);
+  assert.equal(expectStatus(await getDb(S.d0.id), 200).data.status, 'ready');
+  await assertNoOrphans('after a postmaster was killed');
+}, { timeout: 60000 });
 
 ctx.itShutsDownCleanly();

@@ -2,6 +2,7 @@
 // same meaning as `pgrep -f <home>`).
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 
 function cmdline(pid) {
@@ -115,12 +116,50 @@ export async function freePort() {
   });
 }
 
-// A random window of `size` ports within [20000, 40000) whose ports are all bindable now.
+// A random window of `size` ports within [20000, 40000) whose ports are all bindable now,
+// reserved for this process with a lock file (test files start their servers in parallel and
+// must never share a window: the instances' ports are only bound later). The lock is removed
+// at exit; a lock whose owner is dead is taken over.
+const lockDir = path.join(os.tmpdir(), 'pgfleet-e2e-port-locks');
+const myLocks = [];
+process.on('exit', () => { for (const f of myLocks) { try { fs.unlinkSync(f); } catch { /* gone */ } } });
+
+function tryLock(lo) {
+  fs.mkdirSync(lockDir, { recursive: true });
+  const f = path.join(lockDir, `${lo}.lock`);
+  for (let i = 0; i < 2; i++) {
+    try {
+      fs.writeFileSync(f, String(process.pid), { flag: 'wx' });
+      myLocks.push(f);
+      return true;
+    } catch (e) {
+      if (e.code !== 'EEXIST') throw e;
+      const owner = Number(fs.readFileSync(f, 'utf8'));
+      let ownerAlive = false;
+      try { process.kill(owner, 0); ownerAlive = true; } catch { /* dead */ }
+      if (ownerAlive) return false;
+      try { fs.unlinkSync(f); } catch { /* raced */ }
+    }
+  }
+  return false;
+}
+
+// Windows stay below the kernel's ephemeral range (ip_local_port_range, usually from 32768)
+// when it starts inside [20000, 40000), so client sockets never sit on an instance's port.
+function windowCeiling() {
+  try {
+    const lo = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (lo > 20000 + 1000 && lo < 40000) return lo;
+  } catch { /* not Linux */ }
+  return 40000;
+}
+
 export async function freePortWindow(size = 100) {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const lo = 20000 + Math.floor(Math.random() * ((40000 - 20000 - size) / size)) * size;
+  const ceiling = windowCeiling();
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const lo = 20000 + Math.floor(Math.random() * Math.floor((ceiling - 20000 - size) / size)) * size;
     const checks = await Promise.all(Array.from({ length: size }, (_, i) => portBindable(lo + i)));
-    if (checks.every(Boolean)) return { lo, hi: lo + size - 1 };
+    if (checks.every(Boolean) && tryLock(lo)) return { lo, hi: lo + size - 1 };
   }
   throw new Error('no free port window in 20000-40000');
 }
