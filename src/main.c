@@ -44,6 +44,11 @@ typedef enum {
     O_EMAIL,
     O_REDIRECT_URI,
     O_ACCESS_TTL,
+    O_POOLER_LISTEN,
+    O_PGBOUNCER,
+    O_TLS_CERT,
+    O_TLS_KEY,
+    O_TLS_CA,
     O__COUNT
 } opt_id;
 
@@ -87,6 +92,16 @@ static const opt_def options[O__COUNT] = {
                         "the OAuth client's redirect URI (matched exactly)"},
     [O_ACCESS_TTL] = {"access-token-ttl", "PGFLEET_ACCESS_TOKEN_TTL", "3600", CMD_SERVE,
                       "OAuth access token lifetime in seconds (1 to 86400)"},
+    [O_POOLER_LISTEN] = {"pooler-listen", "PGFLEET_POOLER_LISTEN", "127.0.0.1:6432", CMD_SERVE,
+                         "HOST:PORT of the pooled endpoint (PgBouncer), or off"},
+    [O_PGBOUNCER] = {"pgbouncer", "PGFLEET_PGBOUNCER", "/usr/sbin/pgbouncer", CMD_SERVE,
+                     "the PgBouncer program"},
+    [O_TLS_CERT] = {"tls-cert", "PGFLEET_TLS_CERT", NULL, CMD_SERVE,
+                    "PEM certificate for every database endpoint (default: made from a "
+                    "private CA in HOME/keys)"},
+    [O_TLS_KEY] = {"tls-key", "PGFLEET_TLS_KEY", NULL, CMD_SERVE, "PEM key of --tls-cert"},
+    [O_TLS_CA] = {"tls-ca", "PGFLEET_TLS_CA", NULL, CMD_SERVE,
+                  "with --tls-cert: the CA certificate served at GET /v1/ca.pem"},
 };
 
 static const char *optval[O__COUNT];
@@ -449,6 +464,14 @@ static int cmd_serve(void)
             return 2;
         }
     }
+    char pooler_host[256];
+    int pooler_port = 0;
+    if (strcmp(optval[O_POOLER_LISTEN], "off") != 0 &&
+        parse_listen(optval[O_POOLER_LISTEN], pooler_host, sizeof pooler_host, &pooler_port) != 0) {
+        fprintf(stderr, "pgfleet: --pooler-listen takes HOST:PORT or off, got '%s'\n",
+                optval[O_POOLER_LISTEN]);
+        return 2;
+    }
     long workers = 2, spares = 0;
     if (!util_parse_int(optval[O_WORKERS], 1, 64, &workers)) {
         fprintf(stderr, "pgfleet: --workers takes 1 to 64\n");
@@ -487,7 +510,18 @@ static int cmd_serve(void)
         goto out;
     }
 
-    engine_config ec = {.home = home, .pg_bindir = optval[O_PG_BINDIR], .listen_addr = "*"};
+    engine_config ec = {.home = home,
+                        .pg_bindir = optval[O_PG_BINDIR],
+                        .listen_addr = "*",
+                        .tls_host = optval[O_PUBLIC_HOST],
+                        .tls_cert = optval[O_TLS_CERT],
+                        .tls_key = optval[O_TLS_KEY],
+                        .tls_ca = optval[O_TLS_CA]};
+    if (pooler_port > 0) {
+        ec.pooler_bin = optval[O_PGBOUNCER];
+        ec.pooler_host = pooler_host;
+        ec.pooler_port = pooler_port;
+    }
     if (proc_user_resolve(optval[O_RUN_AS], &ec.user, &e) != 0)
         goto out;
     int64_t t0 = util_now_ms();
@@ -504,6 +538,9 @@ static int cmd_serve(void)
     a.port_lo = (int)lo;
     a.port_hi = (int)hi;
     a.op_wait_ms = 20000;
+    a.pooler_port = pooler_port;
+    if (engine_tls_ca_path(en))
+        snprintf(a.ca_path, sizeof a.ca_path, "%s", engine_tls_ca_path(en));
     snprintf(a.public_host, sizeof a.public_host, "%s", optval[O_PUBLIC_HOST]);
     if (optval[O_PUBLIC_URL]) {
         snprintf(a.base_url, sizeof a.base_url, "%s", optval[O_PUBLIC_URL]);
@@ -554,6 +591,7 @@ out:
     http_stop(srv);
     ops_stop(op);
     if (en) {
+        engine_pooler_stop(en);
         engine_stop_all(en);
         engine_close(en);
     }

@@ -34,6 +34,9 @@ typedef struct app {
      * and the access-token lifetime in seconds (--access-token-ttl). */
     const struct auth_keys *keys;
     int access_ttl_s;
+
+    int pooler_port;    /* the pooled endpoint's port on public_host; 0: none */
+    char ca_path[1024]; /* CA certificate served at /v1/ca.pem; "" when unknown */
 } app;
 
 /* The route table (declared once, in routes.c). */

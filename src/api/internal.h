@@ -103,6 +103,7 @@ HANDLER(h_connection_rotate);
 HANDLER(h_regions_list);
 HANDLER(h_regions_postgres);
 HANDLER(h_regions_accelerate);
+HANDLER(h_ca_pem); /* ca.c */
 
 /* identity and OAuth2 (identity.c, oauth.c, pages.c) */
 HANDLER(h_me);

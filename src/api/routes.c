@@ -60,6 +60,7 @@ static const http_route routes[] = {
     {"POST", "/revoke", h_oauth_revoke, HTTP_PUBLIC},
     {"GET", "/.well-known/oauth-authorization-server", h_oauth_metadata, HTTP_PUBLIC},
     {"GET", "/.well-known/jwks.json", h_oauth_jwks, HTTP_PUBLIC},
+    {"GET", "/v1/ca.pem", h_ca_pem, HTTP_PUBLIC}, /* extension (ca.c) */
 };
 
 const http_route *api_routes(size_t *n)
