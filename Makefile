@@ -60,6 +60,7 @@ MODS_test_proc   := util
 MODS_test_http   := util http
 MODS_test_auth   := util auth store
 MODS_test_form   := util http
+MODS_test_pooler := util engine
 mods_objs = $(filter $(foreach m,$(or $(MODS_$(1)),$(notdir $(wildcard src/*))),$(SAN_DIR)/src/$(m)/%),$(SAN_OBJS))
 .SECONDEXPANSION:
 $(SAN_DIR)/tests/%: tests/unit/%.c $$(call mods_objs,$$*)

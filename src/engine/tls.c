@@ -254,6 +254,7 @@ void engine__tls_free(engine *en)
     free(en->tls_cert);
     free(en->tls_key);
     free(en->tls_ca);
+    en->keys_dir = en->tls_cert = en->tls_key = en->tls_ca = NULL;
 }
 
 const char *engine_tls_ca_path(engine *en)
