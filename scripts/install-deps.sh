@@ -4,7 +4,8 @@
 #   install-deps.sh test    -> that plus what `make test` and `make bench` need
 set -euo pipefail
 want=(build-essential pkg-config postgresql-15 postgresql-client-15 libpq-dev
-      libmicrohttpd-dev libjansson-dev libsqlite3-dev libsodium-dev openssl curl)
+      libmicrohttpd-dev libjansson-dev libsqlite3-dev libsodium-dev openssl curl
+      pgbouncer)
 if [ "${1:-build}" = test ]; then
   want+=(libcmocka-dev nodejs npm wrk clang-format procps iproute2 chromium)
 fi

@@ -222,11 +222,12 @@ out:
     return ret;
 }
 
-/* Brings PgBouncer up (start, or adopt) with current files; the reconciler calls it
- * every pass, so a PgBouncer that died is back within one period. */
+/* Brings PgBouncer up with current files: at startup it starts or adopts it (and
+ * reloads an adopted one); later passes of the reconciler restart it if it died, so the
+ * pooled endpoint is back within one period. */
 static void pooler_supervise(ops *o, bool startup)
 {
-    if (!engine_pooler_enabled(o->en) || engine_pooler_running(o->en))
+    if (!engine_pooler_enabled(o->en) || (!startup && engine_pooler_running(o->en)))
         return;
     pf_err e;
     err_clear(&e);
