@@ -29,7 +29,8 @@ const lo = 30000 + Math.floor(Math.random() * 200) * 50;
 const base = `http://127.0.0.1:${port}`;
 const log = openSync(join(home, 'server.log'), 'a');
 const token = execFileSync(bin, ['token', 'create', '--home', home], { encoding: 'utf8' }).trim().split('\n').pop();
-const server = spawn(bin, ['serve', '--home', home, '--listen', `127.0.0.1:${port}`, '--port-range', `${lo}-${lo + N_DENSE + 40}`], { stdio: ['ignore', log, log] });
+const server = spawn(bin, ['serve', '--home', home, '--listen', `127.0.0.1:${port}`, '--port-range', `${lo}-${lo + N_DENSE + 40}`,
+  '--pooler-listen', `127.0.0.1:${await freePort()}`], { stdio: ['ignore', log, log] });
 const H = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
 async function api(method, path, body) {
   const r = await fetch(base + path, { method, headers: H, body: body ? JSON.stringify(body) : undefined });

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# `make bench`: figures, not pass/fail. Starts a release build of pgfleet on a temporary
-# home and free ports, then prints create-to-ready latency, GET throughput under wrk and
-# the server's RSS with 100 databases.
+# `make bench`: figures, not pass/fail. Each script starts a release build of pgfleet on a
+# temporary home and free ports. bench.mjs prints create-to-ready latency, GET throughput
+# under wrk and the server's RSS with 100 databases; pooler.mjs prints pgbench TPS through
+# the pooled and the direct endpoint and new-connection latency through each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec node bench/bench.mjs "$@"
+[ -d tests/e2e/node_modules ] || (cd tests/e2e && npm ci --silent --no-audit --no-fund)
+node bench/bench.mjs "$@"
+node bench/pooler.mjs
