@@ -83,6 +83,8 @@ static int ensure_free_port(ops *o, store_database *db, pf_err *e)
     return err_internal(e, "no free port in %d-%d", o->cfg.port_lo, o->cfg.port_hi);
 }
 
+static int pooler_sync(ops *o, pf_err *e);
+
 static int run_provision(ops *o, const store_op *op, pf_err *e)
 {
     store_database db;
@@ -108,6 +110,9 @@ static int run_provision(ops *o, const store_op *op, pf_err *e)
     if (rc != 0)
         return -1;
     if (db.status == DB_PROVISIONING || db.status == DB_RECOVERING) {
+        /* "ready" promises both endpoints: the pooler knows the database first */
+        if (pooler_sync(o, e) != 0)
+            return -1;
         if (store_database_set_status(o->st, db.id, DB_READY, "", e) != 0)
             return -1;
         log_info("db=%s status %s -> ready (port %d)", db.id, store_db_status_name(db.status),
