@@ -224,7 +224,7 @@ static void test_shape_database_create(void **state)
     pf_err e;
     json_t *j = NULL;
     assert_int_equal(shape_database(&f->a, &f->d, "conn_one", "s3cret", true, &j, &e), 0);
-    const char *want = "postgresql://u_role:s3cret@db.example:5555/postgres";
+    const char *want = "postgresql://u_role:s3cret@db.example:5555/postgres?sslmode=require";
     assert_string_equal(sget(j, "connections.0.endpoints.direct.connectionString"), want);
     assert_string_equal(sget(j, "connections.0.directConnection.pass"), "s3cret");
     assert_string_equal(sget(j, "connections.0.directConnection.host"), "db.example:5555");
@@ -247,12 +247,48 @@ static void test_shape_connection(void **state)
     assert_string_equal(sget(j, "user"), "u_role");
     assert_string_equal(sget(j, "pass"), "pw");
     assert_string_equal(sget(j, "connectionString"),
-                        "postgresql://u_role:pw@db.example:5555/postgres");
+                        "postgresql://u_role:pw@db.example:5555/postgres?sslmode=require");
+    /* no pooler configured: no pooled endpoint */
+    assert_null(json_object_get(json_object_get(j, "endpoints"), "pooled"));
     json_decref(j);
     j = shape_connection(&f->a, &f->c, &f->d, NULL);
     assert_null(json_object_get(j, "pass"));
     assert_null(json_object_get(j, "connectionString"));
     json_decref(j);
+}
+
+static void test_shape_pooled_endpoint(void **state)
+{
+    fixture *f = *state;
+    f->a.pooler_port = 6432;
+    const char *pooled = "postgresql://u_role:pw@db.example:6432/db_one?sslmode=require";
+    json_t *j = shape_connection(&f->a, &f->c, &f->d, "pw");
+    assert_string_equal(sget(j, "endpoints.pooled.host"), "db.example");
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(json_object_get(j, "endpoints"), "pooled"), "port")),
+                     6432);
+    assert_string_equal(sget(j, "endpoints.pooled.connectionString"), pooled);
+    assert_string_equal(sget(j, "endpoints.direct.connectionString"),
+                        "postgresql://u_role:pw@db.example:5555/postgres?sslmode=require");
+    /* the deprecated top-level string is the pooled one; host stays the direct one */
+    assert_string_equal(sget(j, "connectionString"), pooled);
+    assert_string_equal(sget(j, "host"), "db.example:5555");
+    json_decref(j);
+    /* read shape: host and port, no secret */
+    j = shape_connection(&f->a, &f->c, &f->d, NULL);
+    assert_string_equal(sget(j, "endpoints.pooled.host"), "db.example");
+    assert_null(sget(j, "endpoints.pooled.connectionString"));
+    json_decref(j);
+    pf_err e;
+    assert_int_equal(shape_database(&f->a, &f->d, "conn_one", "s3", true, &j, &e), 0);
+    const char *pooled_s3 = "postgresql://u_role:s3@db.example:6432/db_one?sslmode=require";
+    assert_string_equal(sget(j, "connections.0.endpoints.pooled.connectionString"), pooled_s3);
+    assert_string_equal(sget(j, "apiKeys.0.connectionString"), pooled_s3);
+    assert_string_equal(sget(j, "apiKeys.0.endpoints.pooled.host"), "db.example");
+    assert_null(sget(j, "apiKeys.0.endpoints.pooled.connectionString"));
+    assert_string_equal(sget(j, "connectionString"), pooled_s3);
+    json_decref(j);
+    f->a.pooler_port = 0;
 }
 
 static void test_shape_project_and_branch(void **state)
@@ -294,6 +330,7 @@ int main(void)
         cmocka_unit_test(test_pagination_shape),
         cmocka_unit_test_setup_teardown(test_shape_database_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shape_database_create, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shape_pooled_endpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shape_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shape_project_and_branch, setup, teardown),
     };
