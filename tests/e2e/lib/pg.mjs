@@ -6,8 +6,18 @@ import pg from 'pg';
 // Connects with a connection string exactly as the API returned it. The client never throws
 // asynchronously: an 'error' event (e.g. the server terminated the session) is recorded in
 // client.lastError and surfaces on the next query.
+//
+// node-postgres 8 reads sslmode=require (which every pgfleet string carries) as verify-full
+// against the system CAs; uselibpqcompat=true gives libpq's meaning (encrypt, do not
+// verify), as psql has it. Strings that name their own sslrootcert are left as they are.
+export function libpqCompat(cs) {
+  const s = String(cs);
+  if (!/[?&]sslmode=require(&|$)/.test(s) || /[?&](uselibpqcompat|sslrootcert)=/.test(s)) return s;
+  return `${s}&uselibpqcompat=true`;
+}
+
 export async function connect(cs, { timeoutMs = 10000 } = {}) {
-  const c = new pg.Client({ connectionString: cs, connectionTimeoutMillis: timeoutMs });
+  const c = new pg.Client({ connectionString: libpqCompat(cs), connectionTimeoutMillis: timeoutMs });
   c.lastError = null;
   c.on('error', (e) => { c.lastError = e; });
   await c.connect();

@@ -66,6 +66,7 @@ export class Server {
     this.home = fs.mkdtempSync(path.join(os.tmpdir(), `pgfleet-e2e-${this.name}-`));
     fs.chmodSync(this.home, 0o711);
     this.httpPort = await freePort();
+    this.poolerPort = await freePort(); // the pooled endpoint (PgBouncer)
     const w = await freePortWindow(100);
     this.portLo = w.lo;
     this.portHi = w.hi;
@@ -75,7 +76,8 @@ export class Server {
 
   args() {
     return ['serve', '--home', this.home, '--listen', `127.0.0.1:${this.httpPort}`,
-      '--port-range', `${this.portLo}-${this.portHi}`, '--public-host', '127.0.0.1'];
+      '--port-range', `${this.portLo}-${this.portHi}`, '--public-host', '127.0.0.1',
+      '--pooler-listen', `127.0.0.1:${this.poolerPort}`];
   }
 
   async start({ timeoutMs = 60000 } = {}) {
