@@ -98,7 +98,7 @@ static const opt_def options[O__COUNT] = {
                      "the PgBouncer program"},
     [O_TLS_CERT] = {"tls-cert", "PGFLEET_TLS_CERT", NULL, CMD_SERVE,
                     "PEM certificate for every database endpoint (default: made from a "
-                    "private CA in HOME/keys)"},
+                    "private CA in HOME/tls)"},
     [O_TLS_KEY] = {"tls-key", "PGFLEET_TLS_KEY", NULL, CMD_SERVE, "PEM key of --tls-cert"},
     [O_TLS_CA] = {"tls-ca", "PGFLEET_TLS_CA", NULL, CMD_SERVE,
                   "with --tls-cert: the CA certificate served at GET /v1/ca.pem"},

@@ -103,8 +103,8 @@ int engine_role_drop(engine *en, const char *db_id, const char *role, pf_err *e)
 int engine_scram_verifier(const char *role, const char *password, char out[256], pf_err *e);
 
 /* ---- TLS (tls.c) ----
- * On engine_open: home/keys/ holds server.crt and server.key (0600, owned by the servers'
- * user) that every server and PgBouncer use; made from a private CA (keys/ca.crt, ca.key)
+ * On engine_open: home/tls/ holds server.crt and server.key (0600, owned by the servers'
+ * user) that every server and PgBouncer use; made from a private CA (tls/ca.crt, ca.key)
  * on first start, remade when the public host changes, or copied from given files. */
 
 /* The CA certificate clients verify the servers with, or NULL when unknown (a given

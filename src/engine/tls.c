@@ -1,8 +1,8 @@
 /* tls: the certificate every server and PgBouncer serve. On first start a private CA
- * (keys/ca.crt, keys/ca.key) and a server certificate for the public host are made with
+ * (tls/ca.crt, tls/ca.key) and a server certificate for the public host are made with
  * the openssl CLI (argv arrays, no shell); the server certificate is made again when the
  * public host changes. A given certificate and key (--tls-cert, --tls-key) are copied
- * into keys/ instead, so the servers' OS user can read them. */
+ * into tls/ instead, so the servers' OS user can read them. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -207,7 +207,7 @@ out:
 
 int engine__tls_ensure(engine *en, const engine_config *cfg, pf_err *e)
 {
-    en->keys_dir = xasprintf("%s/keys", en->home);
+    en->keys_dir = xasprintf("%s/tls", en->home);
     en->tls_cert = xasprintf("%s/server.crt", en->keys_dir);
     en->tls_key = xasprintf("%s/server.key", en->keys_dir);
     if (fs_mkdirs(en->keys_dir, 0711, NULL, e) < 0 || own_file(en->keys_dir, 0711, NULL, e) < 0)
@@ -244,7 +244,7 @@ int engine__tls_ensure(engine *en, const engine_config *cfg, pf_err *e)
         goto fail;
     return 0;
 fail:
-    err_prefix(e, "while preparing TLS in %s/keys: ", en->home);
+    err_prefix(e, "while preparing TLS in %s/tls: ", en->home);
     return -1;
 }
 

@@ -109,7 +109,7 @@ ctx.it('no plaintext password is written under the home', async () => {
     }
   };
   walk(path.join(ctx.server.home, 'pooler'));
-  walk(path.join(ctx.server.home, 'keys'));
+  walk(path.join(ctx.server.home, 'tls'));
   assert.ok(!fs.readFileSync(path.join(ctx.server.home, 'catalog.db')).includes(pass));
 });
 

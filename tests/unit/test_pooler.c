@@ -24,8 +24,8 @@ static const engine__pooler_params params = {
     .listen_port = 6432,
     .run_dir = "/h/run",
     .pooler_dir = "/h/pooler",
-    .tls_cert = "/h/keys/server.crt",
-    .tls_key = "/h/keys/server.key",
+    .tls_cert = "/h/tls/server.crt",
+    .tls_key = "/h/tls/server.key",
 };
 
 static int count_lines_with(const char *text, const char *needle)
@@ -53,8 +53,8 @@ static void test_ini_lists_each_database_by_id(void **state)
     assert_non_null(strstr(ini, "unix_socket_dir = /h/pooler\n"));
     assert_non_null(strstr(ini, "pidfile = /h/pooler/pgbouncer.pid\n"));
     assert_non_null(strstr(ini, "client_tls_sslmode = require\n"));
-    assert_non_null(strstr(ini, "client_tls_cert_file = /h/keys/server.crt\n"));
-    assert_non_null(strstr(ini, "client_tls_key_file = /h/keys/server.key\n"));
+    assert_non_null(strstr(ini, "client_tls_cert_file = /h/tls/server.crt\n"));
+    assert_non_null(strstr(ini, "client_tls_key_file = /h/tls/server.key\n"));
     assert_non_null(strstr(ini, "server_tls_sslmode = disable\n"));
     /* the pool stays below the instances' max_connections (20, 3 reserved) */
     assert_non_null(strstr(ini, "max_db_connections = 10\n"));
@@ -148,8 +148,8 @@ static char tmpl[64];
 
 static int verify(const char *dir, const char *host)
 {
-    char *ca = xasprintf("%s/keys/ca.crt", dir);
-    char *crt = xasprintf("%s/keys/server.crt", dir);
+    char *ca = xasprintf("%s/tls/ca.crt", dir);
+    char *crt = xasprintf("%s/tls/server.crt", dir);
     const char *argv[] = {"/usr/bin/openssl", "verify", "-CAfile", ca,
                           "-verify_hostname", host,     crt,       NULL};
     if (strchr(host, '.') && strspn(host, "0123456789.") == strlen(host))
@@ -189,7 +189,7 @@ static void test_tls_makes_ca_and_server_cert_once(void **state)
     assert_int_equal(st.st_mode & 0777, 0600);
     if (en.user.switch_user)
         assert_int_equal(st.st_uid, en.user.uid);
-    char *ca_key = xasprintf("%s/keys/ca.key", tmpl);
+    char *ca_key = xasprintf("%s/tls/ca.key", tmpl);
     assert_int_equal(stat(ca_key, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
     struct stat crt1;
