@@ -67,8 +67,8 @@ try {
   try {
     const out = execFileSync('wrk', ['-t2', '-c32', '-d10s', '--latency', '-H', `Authorization: Bearer ${token}`, `${base}/v1/databases/${ids[0]}`], { encoding: 'utf8' });
     const rps = /Requests\/sec:\s+([\d.]+)/.exec(out)?.[1];
-    const p50 = /50%\s+(\S+)/.exec(out)?.[1];
-    const p99 = /99%\s+(\S+)/.exec(out)?.[1];
+    const p50 = /^\s+50%\s+(\S+)/m.exec(out)?.[1];
+    const p99 = /^\s+99%\s+(\S+)/m.exec(out)?.[1];
     const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? '0';
     console.log(`GET /v1/databases/{id} (wrk -t2 -c32 -d10s): ${rps} requests/s, latency p50 ${p50}, p99 ${p99}, non-2xx ${non2xx}`);
   } catch (err) {
