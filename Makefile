@@ -34,10 +34,12 @@ build: build/pgfleet
 san: build/pgfleet-san
 
 build/pgfleet: $(REL_OBJS) $(REL_DIR)/src/main.o
-	$(CC) $(REL_CFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(REL_CFLAGS) -o $@ $^ $(LDLIBS)
 
 build/pgfleet-san: $(SAN_OBJS) $(SAN_DIR)/src/main.o
-	$(CC) $(SAN_CFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(SAN_CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(REL_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -55,13 +57,17 @@ MODS_test_util   := util
 MODS_test_store  := util store
 MODS_test_engine := util engine
 MODS_test_proc   := util
+MODS_test_http   := util http
 MODS_test_auth   := util auth store
 MODS_test_backup := util engine api store ops http auth
+MODS_test_form   := util http
+MODS_test_pooler := util engine
 mods_objs = $(filter $(foreach m,$(or $(MODS_$(1)),$(notdir $(wildcard src/*))),$(SAN_DIR)/src/$(m)/%),$(SAN_OBJS))
 .SECONDEXPANSION:
 $(SAN_DIR)/tests/%: tests/unit/%.c $$(call mods_objs,$$*)
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN_CFLAGS) -Itests/unit -o $@ $< $(call mods_objs,$*) $(LDLIBS) -lcmocka
+	@echo "  LD      $@"
+	@$(CC) $(SAN_CFLAGS) -Itests/unit -o $@ $< $(call mods_objs,$*) $(LDLIBS) -lcmocka
 
 -include $(shell find build -name '*.d' 2>/dev/null)
 
@@ -93,7 +99,7 @@ format:
 	clang-format -i $(SRCS) src/main.c $(UNIT_SRCS) $(shell find src tests/unit -name '*.h')
 
 format-check:
-	clang-format --dry-run --Werror $(SRCS) src/main.c $(UNIT_SRCS) $(shell find src tests/unit -name '*.h')
+	@clang-format --dry-run --Werror $(SRCS) src/main.c $(UNIT_SRCS) $(shell find src tests/unit -name '*.h')
 
 clean:
 	rm -rf build

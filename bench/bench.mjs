@@ -29,7 +29,8 @@ const lo = 30000 + Math.floor(Math.random() * 200) * 50;
 const base = `http://127.0.0.1:${port}`;
 const log = openSync(join(home, 'server.log'), 'a');
 const token = execFileSync(bin, ['token', 'create', '--home', home], { encoding: 'utf8' }).trim().split('\n').pop();
-const server = spawn(bin, ['serve', '--home', home, '--listen', `127.0.0.1:${port}`, '--port-range', `${lo}-${lo + N_DENSE + 40}`], { stdio: ['ignore', log, log] });
+const server = spawn(bin, ['serve', '--home', home, '--listen', `127.0.0.1:${port}`, '--port-range', `${lo}-${lo + N_DENSE + 40}`,
+  '--pooler-listen', `127.0.0.1:${await freePort()}`], { stdio: ['ignore', log, log] });
 const H = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
 async function api(method, path, body) {
   const r = await fetch(base + path, { method, headers: H, body: body ? JSON.stringify(body) : undefined });
@@ -66,8 +67,8 @@ try {
   try {
     const out = execFileSync('wrk', ['-t2', '-c32', '-d10s', '--latency', '-H', `Authorization: Bearer ${token}`, `${base}/v1/databases/${ids[0]}`], { encoding: 'utf8' });
     const rps = /Requests\/sec:\s+([\d.]+)/.exec(out)?.[1];
-    const p50 = /50%\s+(\S+)/.exec(out)?.[1];
-    const p99 = /99%\s+(\S+)/.exec(out)?.[1];
+    const p50 = /^\s+50%\s+(\S+)/m.exec(out)?.[1];
+    const p99 = /^\s+99%\s+(\S+)/m.exec(out)?.[1];
     const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? '0';
     console.log(`GET /v1/databases/{id} (wrk -t2 -c32 -d10s): ${rps} requests/s, latency p50 ${p50}, p99 ${p99}, non-2xx ${non2xx}`);
   } catch (err) {

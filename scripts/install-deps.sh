@@ -4,9 +4,10 @@
 #   install-deps.sh test    -> that plus what `make test` and `make bench` need
 set -euo pipefail
 want=(build-essential pkg-config postgresql-15 postgresql-client-15 libpq-dev
-      libmicrohttpd-dev libjansson-dev libsqlite3-dev libsodium-dev openssl curl pgbackrest)
+      libmicrohttpd-dev libjansson-dev libsqlite3-dev libsodium-dev openssl curl
+      pgbouncer pgbackrest)
 if [ "${1:-build}" = test ]; then
-  want+=(libcmocka-dev nodejs npm wrk clang-format procps iproute2)
+  want+=(libcmocka-dev nodejs npm wrk clang-format procps iproute2 chromium)
 fi
 missing=()
 for p in "${want[@]}"; do

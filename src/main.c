@@ -25,7 +25,7 @@
 
 #define PGFLEET_VERSION "0.1.0"
 
-enum { CMD_SERVE = 1, CMD_TOKEN = 2, CMD_WORKSPACE = 4 };
+enum { CMD_SERVE = 1, CMD_TOKEN = 2, CMD_WORKSPACE = 4, CMD_USER = 8, CMD_CLIENT = 16 };
 
 typedef enum {
     O_HOME,
@@ -46,6 +46,14 @@ typedef enum {
     O_BACKUP_WORKERS,
     O_WORKSPACE,
     O_NAME,
+    O_EMAIL,
+    O_REDIRECT_URI,
+    O_ACCESS_TTL,
+    O_POOLER_LISTEN,
+    O_PGBOUNCER,
+    O_TLS_CERT,
+    O_TLS_KEY,
+    O_TLS_CA,
     O__COUNT
 } opt_id;
 
@@ -58,7 +66,8 @@ typedef struct opt_def {
 } opt_def;
 
 static const opt_def options[O__COUNT] = {
-    [O_HOME] = {"home", "PGFLEET_HOME", "./.pgfleet", CMD_SERVE | CMD_TOKEN | CMD_WORKSPACE,
+    [O_HOME] = {"home", "PGFLEET_HOME", "./.pgfleet",
+                CMD_SERVE | CMD_TOKEN | CMD_WORKSPACE | CMD_USER | CMD_CLIENT,
                 "data directory: catalog, instances, golden copy, keys"},
     [O_LISTEN] = {"listen", "PGFLEET_LISTEN", "127.0.0.1:8080", CMD_SERVE,
                   "HOST:PORT the API listens on (numeric address)"},
@@ -92,9 +101,25 @@ static const opt_def options[O__COUNT] = {
                                 "this many seconds, else differential"},
     [O_BACKUP_WORKERS] = {"backup-workers", "PGFLEET_BACKUP_WORKERS", "2", CMD_SERVE,
                           "threads for backup, restore and clone operations"},
-    [O_WORKSPACE] = {"workspace", NULL, NULL, CMD_TOKEN,
-                     "workspace id (default: the default workspace)"},
-    [O_NAME] = {"name", NULL, NULL, CMD_TOKEN | CMD_WORKSPACE, "a display name"},
+    [O_WORKSPACE] = {"workspace", NULL, NULL, CMD_TOKEN | CMD_USER,
+                     "workspace id (token: default workspace; user: a new one)"},
+    [O_NAME] = {"name", NULL, NULL, CMD_TOKEN | CMD_WORKSPACE | CMD_USER | CMD_CLIENT,
+                "a display name"},
+    [O_EMAIL] = {"email", NULL, NULL, CMD_USER, "the user's email (sign-in name)"},
+    [O_REDIRECT_URI] = {"redirect-uri", NULL, NULL, CMD_CLIENT,
+                        "the OAuth client's redirect URI (matched exactly)"},
+    [O_ACCESS_TTL] = {"access-token-ttl", "PGFLEET_ACCESS_TOKEN_TTL", "3600", CMD_SERVE,
+                      "OAuth access token lifetime in seconds (1 to 86400)"},
+    [O_POOLER_LISTEN] = {"pooler-listen", "PGFLEET_POOLER_LISTEN", "127.0.0.1:6432", CMD_SERVE,
+                         "HOST:PORT of the pooled endpoint (PgBouncer), or off"},
+    [O_PGBOUNCER] = {"pgbouncer", "PGFLEET_PGBOUNCER", "/usr/sbin/pgbouncer", CMD_SERVE,
+                     "the PgBouncer program"},
+    [O_TLS_CERT] = {"tls-cert", "PGFLEET_TLS_CERT", NULL, CMD_SERVE,
+                    "PEM certificate for every database endpoint (default: made from a "
+                    "private CA in HOME/tls)"},
+    [O_TLS_KEY] = {"tls-key", "PGFLEET_TLS_KEY", NULL, CMD_SERVE, "PEM key of --tls-cert"},
+    [O_TLS_CA] = {"tls-ca", "PGFLEET_TLS_CA", NULL, CMD_SERVE,
+                  "with --tls-cert: the CA certificate served at GET /v1/ca.pem"},
 };
 
 static const char *optval[O__COUNT];
@@ -108,6 +133,10 @@ static void usage(FILE *f)
             "  pgfleet serve [options]             run the API and the databases\n"
             "  pgfleet token create [options]      print a new service token (last line)\n"
             "  pgfleet workspace create --name N   print a new workspace's id\n"
+            "  pgfleet user create --email E       a user (password from stdin, or generated)\n"
+            "                                      and a workspace; prints both ids\n"
+            "  pgfleet oauth-client create --name N --redirect-uri U\n"
+            "                                      register an OAuth client; prints its id\n"
             "  pgfleet version\n\noptions:\n",
             PGFLEET_VERSION);
     for (int i = 0; i < O__COUNT; i++) {
@@ -252,6 +281,147 @@ fail:
     return 1;
 }
 
+/* Reads one line (the password) from stdin when it is not a terminal; "" otherwise. */
+static void read_password(char *out, size_t n)
+{
+    out[0] = '\0';
+    if (isatty(STDIN_FILENO))
+        return;
+    if (!fgets(out, (int)n, stdin)) {
+        out[0] = '\0';
+        return;
+    }
+    size_t l = strlen(out);
+    while (l && (out[l - 1] == '\n' || out[l - 1] == '\r'))
+        out[--l] = '\0';
+}
+
+static int cmd_user_create(void)
+{
+    char home[4096];
+    store *st = NULL;
+    pf_err e;
+    err_clear(&e);
+    const char *email = optval[O_EMAIL];
+    const char *at = email ? strchr(email, '@') : NULL;
+    if (!email || !at || at == email || !at[1] || strlen(email) > 254 || strchr(email, ' ')) {
+        fprintf(stderr, "pgfleet: user create needs --email with an address like a@example.com\n");
+        return 2;
+    }
+    if (optval[O_NAME] && strlen(optval[O_NAME]) > 255) {
+        fprintf(stderr, "pgfleet: --name is at most 255 characters\n");
+        return 2;
+    }
+    char pw[1100];
+    read_password(pw, sizeof pw);
+    bool generated = pw[0] == '\0';
+    if (generated)
+        util_secret(pw, 20);
+    else if (strlen(pw) < 8 || strlen(pw) > 1024) {
+        fprintf(stderr, "pgfleet: the password must be 8 to 1024 characters\n");
+        return 2;
+    }
+    if (open_home(home, sizeof home, &st, &e) != 0)
+        goto fail;
+    store_user u;
+    memset(&u, 0, sizeof u);
+    util_id_new("usr", u.id);
+    snprintf(u.email, sizeof u.email, "%s", email);
+    snprintf(u.name, sizeof u.name, "%s", optval[O_NAME] ? optval[O_NAME] : "");
+    util_now_iso(u.created_at);
+    if (auth_password_hash(pw, u.password_hash, &e) != 0)
+        goto fail;
+    store_workspace w;
+    memset(&w, 0, sizeof w);
+    if (store_tx_begin(st, &e) != 0)
+        goto fail;
+    int rc = 0;
+    if (optval[O_WORKSPACE]) {
+        rc = store_workspace_get(st, optval[O_WORKSPACE], &w, &e);
+    } else {
+        util_id_new("wksp", w.id);
+        snprintf(w.name, sizeof w.name, "%.200s's workspace", email);
+        util_now_iso(w.created_at);
+        rc = store_workspace_insert(st, &w, &e);
+    }
+    if (rc == 0)
+        rc = store_user_insert(st, &u, &e);
+    if (rc == 0)
+        rc = store_membership_add(st, u.id, w.id, &e);
+    if (rc != 0) {
+        store_tx_rollback(st);
+        goto fail;
+    }
+    if (store_tx_commit(st, &e) != 0)
+        goto fail;
+    fprintf(stderr, "pgfleet: user %s (%s) in workspace %s (%s)%s\n", u.id, u.email, w.id, w.name,
+            generated ? "; the generated password is shown once:" : "");
+    printf("%s\n%s\n", u.id, w.id);
+    if (generated)
+        printf("%s\n", pw);
+    sodium_memzero(pw, sizeof pw);
+    store_close(st);
+    return 0;
+fail:
+    sodium_memzero(pw, sizeof pw);
+    fprintf(stderr, "pgfleet: %s\n", e.message);
+    if (st)
+        store_close(st);
+    return 1;
+}
+
+/* An absolute URI without a fragment, whitespace or control characters. */
+static bool redirect_uri_ok(const char *u)
+{
+    const char *colon = strchr(u, ':');
+    if (!colon || colon == u || strlen(u) >= STORE_URI_MAX || strchr(u, '#'))
+        return false;
+    for (const char *p = u; p < colon; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+              (p > u && ((*p >= '0' && *p <= '9') || *p == '+' || *p == '-' || *p == '.'))))
+            return false;
+    for (const unsigned char *p = (const unsigned char *)u; *p; p++)
+        if (*p <= ' ' || *p == 0x7f)
+            return false;
+    return colon[1] != '\0';
+}
+
+static int cmd_oauth_client_create(void)
+{
+    char home[4096];
+    store *st = NULL;
+    pf_err e;
+    err_clear(&e);
+    const char *name = optval[O_NAME], *uri = optval[O_REDIRECT_URI];
+    if (!name || !*name || strlen(name) > 255) {
+        fprintf(stderr, "pgfleet: oauth-client create needs --name (1 to 255 characters)\n");
+        return 2;
+    }
+    if (!uri || !redirect_uri_ok(uri)) {
+        fprintf(stderr, "pgfleet: oauth-client create needs --redirect-uri with an absolute URI "
+                        "without a fragment (e.g. http://localhost:3000/callback)\n");
+        return 2;
+    }
+    if (open_home(home, sizeof home, &st, &e) != 0)
+        goto fail;
+    store_oauth_client c;
+    memset(&c, 0, sizeof c);
+    util_id_new("cli", c.id);
+    snprintf(c.name, sizeof c.name, "%s", name);
+    snprintf(c.redirect_uris, sizeof c.redirect_uris, "%s", uri);
+    util_now_iso(c.created_at);
+    if (store_oauth_client_insert(st, &c, &e) != 0)
+        goto fail;
+    printf("%s\n", c.id);
+    store_close(st);
+    return 0;
+fail:
+    fprintf(stderr, "pgfleet: %s\n", e.message);
+    if (st)
+        store_close(st);
+    return 1;
+}
+
 static int parse_listen(const char *s, char *host, size_t hn, int *port)
 {
     const char *colon = strrchr(s, ':');
@@ -281,7 +451,7 @@ static int cmd_serve(void)
     engine *en = NULL;
     ops *op = NULL;
     http_server *srv = NULL;
-    int lockfd = -1;
+    int lockfd = -1, listen_fd = -1;
     pf_err e;
     err_clear(&e);
     app a;
@@ -321,6 +491,14 @@ static int cmd_serve(void)
                         "and --backup-full-interval seconds, --backup-workers 1 to 64\n");
         return 2;
     }
+    char pooler_host[256];
+    int pooler_port = 0;
+    if (strcmp(optval[O_POOLER_LISTEN], "off") != 0 &&
+        parse_listen(optval[O_POOLER_LISTEN], pooler_host, sizeof pooler_host, &pooler_port) != 0) {
+        fprintf(stderr, "pgfleet: --pooler-listen takes HOST:PORT or off, got '%s'\n",
+                optval[O_POOLER_LISTEN]);
+        return 2;
+    }
     long workers = 2, spares = 0;
     if (!util_parse_int(optval[O_WORKERS], 1, 64, &workers)) {
         fprintf(stderr, "pgfleet: --workers takes 1 to 64\n");
@@ -330,6 +508,12 @@ static int cmd_serve(void)
         fprintf(stderr, "pgfleet: --spares takes 0 to 1000\n");
         return 2;
     }
+    long access_ttl = 3600;
+    if (!util_parse_int(optval[O_ACCESS_TTL], 1, 86400, &access_ttl)) {
+        fprintf(stderr, "pgfleet: --access-token-ttl takes 1 to 86400 seconds\n");
+        return 2;
+    }
+    static auth_keys keys; /* lives as long as the server */
 
     /* Signals are handled by this thread alone (sigwait); every thread created from here
      * on inherits the blocked mask. */
@@ -340,6 +524,9 @@ static int cmd_serve(void)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* the API port is ours from the start: a busy port fails now, not after initdb */
+    if (http_listen(host, port, &listen_fd, &e) != 0)
+        goto out;
     if (open_home(home, sizeof home, &st, &e) != 0)
         goto out;
     char *lockpath = xasprintf("%s/pgfleet.lock", home);
@@ -354,7 +541,16 @@ static int cmd_serve(void)
                         .pg_bindir = optval[O_PG_BINDIR],
                         .listen_addr = "*",
                         .backup_repo = optval[O_BACKUP_REPO],
-                        .backup_retention_days = (int)retention};
+                        .backup_retention_days = (int)retention,
+                        .tls_host = optval[O_PUBLIC_HOST],
+                        .tls_cert = optval[O_TLS_CERT],
+                        .tls_key = optval[O_TLS_KEY],
+                        .tls_ca = optval[O_TLS_CA]};
+    if (pooler_port > 0) {
+        ec.pooler_bin = optval[O_PGBOUNCER];
+        ec.pooler_host = pooler_host;
+        ec.pooler_port = pooler_port;
+    }
     if (proc_user_resolve(optval[O_RUN_AS], &ec.user, &e) != 0)
         goto out;
     int64_t t0 = util_now_ms();
@@ -363,11 +559,18 @@ static int cmd_serve(void)
     log_info("engine ready in %lld ms (home %s, servers run as %s)",
              (long long)(util_now_ms() - t0), home, ec.user.name);
 
+    if (auth_keys_load(home, &keys, &e) != 0)
+        goto out;
+    a.keys = &keys;
+    a.access_ttl_s = (int)access_ttl;
     a.st = st;
     a.port_lo = (int)lo;
     a.port_hi = (int)hi;
     a.op_wait_ms = 20000;
     a.backup_retention_days = (int)retention;
+    a.pooler_port = pooler_port;
+    if (engine_tls_ca_path(en))
+        snprintf(a.ca_path, sizeof a.ca_path, "%s", engine_tls_ca_path(en));
     snprintf(a.public_host, sizeof a.public_host, "%s", optval[O_PUBLIC_HOST]);
     if (optval[O_PUBLIC_URL]) {
         snprintf(a.base_url, sizeof a.base_url, "%s", optval[O_PUBLIC_URL]);
@@ -400,10 +603,12 @@ static int cmd_serve(void)
     const http_route *routes = api_routes(&nroutes);
     http_config hc = {.host = host,
                       .port = port,
+                      .listen_fd = listen_fd,
                       .routes = routes,
                       .nroutes = nroutes,
                       .auth = api_auth,
                       .app = &a};
+    listen_fd = -1; /* http_start owns it now, even on failure */
     if (http_start(&hc, &srv, &e) != 0)
         goto out;
     log_info("pgfleet %s serving %s on %s:%d (public URL %s)", PGFLEET_VERSION, home, host, port,
@@ -419,6 +624,7 @@ out:
     http_stop(srv);
     ops_stop(op);
     if (en) {
+        engine_pooler_stop(en);
         engine_stop_all(en);
         engine_close(en);
     }
@@ -426,6 +632,8 @@ out:
         store_close(st);
     if (lockfd >= 0)
         close(lockfd);
+    if (listen_fd >= 0)
+        close(listen_fd);
     if (rc == 0)
         log_info("stopped");
     return rc;
@@ -461,6 +669,16 @@ int main(int argc, char **argv)
         if (parse_options(argc, argv, 3, CMD_WORKSPACE) != 0)
             return 2;
         return cmd_workspace_create();
+    }
+    if (argc >= 3 && strcmp(c, "user") == 0 && strcmp(argv[2], "create") == 0) {
+        if (parse_options(argc, argv, 3, CMD_USER) != 0)
+            return 2;
+        return cmd_user_create();
+    }
+    if (argc >= 3 && strcmp(c, "oauth-client") == 0 && strcmp(argv[2], "create") == 0) {
+        if (parse_options(argc, argv, 3, CMD_CLIENT) != 0)
+            return 2;
+        return cmd_oauth_client_create();
     }
     fprintf(stderr, "pgfleet: unknown command '%s'\n\n", c);
     usage(stderr);

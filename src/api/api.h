@@ -31,6 +31,13 @@ typedef struct app {
     char default_region[32];
     int op_wait_ms; /* how long credential changes wait for their op */
     int backup_retention_days;
+    /* OAuth2 (docs/auth.md): signing and MAC keys (NULL: OAuth off, service tokens only)
+     * and the access-token lifetime in seconds (--access-token-ttl). */
+    const struct auth_keys *keys;
+    int access_ttl_s;
+
+    int pooler_port;    /* the pooled endpoint's port on public_host; 0: none */
+    char ca_path[1024]; /* CA certificate served at /v1/ca.pem; "" when unknown */
 } app;
 
 /* The route table (declared once, in routes.c). */

@@ -82,10 +82,8 @@ HANDLER(h_branches_create)
     if (load_project_param(a, req, &p, e) != 0)
         return -1;
     json_t *body = NULL;
-    if (http_json_body(req, false, &body, e) != 0) {
-        e->status = 422;
+    if (http_json_body(req, false, &body, e) != 0)
         return -1;
-    }
     int rc = -1;
     const char *git;
     int is_default;
@@ -139,10 +137,8 @@ HANDLER(h_branch_patch)
     if (load_branch(a, req, &b, &p, e) != 0)
         return -1;
     json_t *body = NULL;
-    if (http_json_body(req, true, &body, e) != 0) {
-        e->status = 422;
+    if (http_json_body(req, true, &body, e) != 0)
         return -1;
-    }
     int rc = -1;
     const char *key;
     json_t *val;

@@ -127,5 +127,25 @@ HANDLER(h_db_restore);
 HANDLER(h_regions_list);
 HANDLER(h_regions_postgres);
 HANDLER(h_regions_accelerate);
+HANDLER(h_ca_pem); /* ca.c */
+
+/* identity and OAuth2 (identity.c, oauth.c, pages.c) */
+HANDLER(h_me);
+HANDLER(h_workspaces_create);
+HANDLER(h_integrations_list);
+HANDLER(h_integration_get);
+HANDLER(h_integration_delete);
+HANDLER(h_ws_integrations_list);
+HANDLER(h_ws_integration_delete);
+HANDLER(h_service_tokens_list);
+HANDLER(h_service_tokens_create);
+HANDLER(h_service_token_delete);
+HANDLER(h_oauth_metadata);
+HANDLER(h_oauth_jwks);
+HANDLER(h_oauth_token);
+HANDLER(h_oauth_revoke);
+HANDLER(h_authorize_get);
+HANDLER(h_authorize_post);
+HANDLER(h_login_post);
 
 #endif

@@ -83,6 +83,8 @@ HANDLER(h_projects_create)
             json_decref(jp);
             goto out;
         }
+        /* the contract's nested database has no `project`: it is the enclosing object */
+        json_object_del(jdb, "project");
         json_object_set_new(jp, "database", jdb);
     } else {
         json_object_set_new(jp, "database", json_null());
@@ -125,10 +127,8 @@ HANDLER(h_project_patch)
     if (load_project(a, req, &p, e) != 0)
         return -1;
     json_t *body = NULL;
-    if (http_json_body(req, false, &body, e) != 0) {
-        e->status = e->status == 400 ? 422 : e->status;
+    if (http_json_body(req, false, &body, e) != 0)
         return -1;
-    }
     int rc = -1;
     const char *name;
     if (v_string(body, "name", false, false, NAME_MAX_LEN, 422, &name, e) != 0)

@@ -20,12 +20,8 @@ static const struct {
 static api_region *add_region(app *a, const char *id, const char *name, bool available)
 {
     for (size_t i = 0; i < a->nregions; i++)
-        if (strcmp(a->regions[i].id, id) == 0) {
-            a->regions[i].available = a->regions[i].available || available;
-            if (name && *name)
-                snprintf(a->regions[i].name, sizeof a->regions[i].name, "%s", name);
-            return &a->regions[i];
-        }
+        if (strcmp(a->regions[i].id, id) == 0)
+            return &a->regions[i]; /* the first mention (the configuration) wins */
     if (a->nregions >= API_MAX_REGIONS)
         return NULL;
     api_region *r = &a->regions[a->nregions++];
@@ -61,9 +57,9 @@ int api_regions_configure(app *a, const char *spec, pf_err *e)
         if (!a->default_region[0])
             snprintf(a->default_region, sizeof a->default_region, "%s", id);
     }
+    /* the contract's other ids are listed, unavailable; configured ones keep their names */
     for (size_t i = 0; i < N_CONTRACT; i++)
         add_region(a, contract_regions[i].id, contract_regions[i].name, false);
-    /* a configured region that the contract knows keeps its configured name */
     return 0;
 }
 

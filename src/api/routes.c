@@ -1,7 +1,9 @@
 /* The route table: every endpoint pgfleet serves, declared once. Anything not listed
  * (apps, services, buckets, builds, deployments, domains, ...) answers 404 with the
  * envelope, as DESIGN.md asks. */
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api/internal.h"
 #include "auth/auth.h"
@@ -40,6 +42,28 @@ static const http_route routes[] = {
     {"GET", "/v1/regions", h_regions_list, HTTP_AUTH},
     {"GET", "/v1/regions/postgres", h_regions_postgres, HTTP_AUTH},
     {"GET", "/v1/regions/accelerate", h_regions_accelerate, HTTP_AUTH},
+    /* identity, integrations, service tokens (docs/auth.md) */
+    {"GET", "/v1/me", h_me, HTTP_AUTH},
+    {"POST", "/v1/workspaces", h_workspaces_create, HTTP_AUTH},
+    {"GET", "/v1/integrations", h_integrations_list, HTTP_AUTH},
+    {"GET", "/v1/integrations/{id}", h_integration_get, HTTP_AUTH},
+    {"DELETE", "/v1/integrations/{id}", h_integration_delete, HTTP_AUTH},
+    {"GET", "/v1/workspaces/{workspaceId}/integrations", h_ws_integrations_list, HTTP_AUTH},
+    {"DELETE", "/v1/workspaces/{workspaceId}/integrations/{clientId}", h_ws_integration_delete,
+     HTTP_AUTH},
+    {"GET", "/v1/workspaces/{workspaceId}/service-tokens", h_service_tokens_list, HTTP_AUTH},
+    {"POST", "/v1/workspaces/{workspaceId}/service-tokens", h_service_tokens_create, HTTP_AUTH},
+    {"DELETE", "/v1/workspaces/{workspaceId}/service-tokens/{serviceTokenId}",
+     h_service_token_delete, HTTP_AUTH},
+    /* the OAuth2 authorization server */
+    {"GET", "/authorize", h_authorize_get, HTTP_PUBLIC},
+    {"POST", "/authorize", h_authorize_post, HTTP_PUBLIC},
+    {"POST", "/login", h_login_post, HTTP_PUBLIC},
+    {"POST", "/token", h_oauth_token, HTTP_PUBLIC},
+    {"POST", "/revoke", h_oauth_revoke, HTTP_PUBLIC},
+    {"GET", "/.well-known/oauth-authorization-server", h_oauth_metadata, HTTP_PUBLIC},
+    {"GET", "/.well-known/jwks.json", h_oauth_jwks, HTTP_PUBLIC},
+    {"GET", "/v1/ca.pem", h_ca_pem, HTTP_PUBLIC}, /* extension (ca.c) */
 };
 
 const http_route *api_routes(size_t *n)
@@ -48,12 +72,42 @@ const http_route *api_routes(size_t *n)
     return routes;
 }
 
+/* The canonical scope strings (auth_scope_normalize output): req->scope points at one. */
+static const char *const scope_strings[] = {
+    AUTH_SCOPE_ADMIN " " AUTH_SCOPE_OFFLINE,
+    AUTH_SCOPE_ADMIN,
+    AUTH_SCOPE_OFFLINE,
+};
+
+/* A bearer that looks like a JWT is an OAuth access token (signature, expiry, live
+ * grant); anything else is a service token (full workspace:admin). Without
+ * workspace:admin, only reads are allowed. */
 int api_auth(void *ctx, http_req *req, pf_err *e)
 {
     app *a = ctx;
-    if (auth_check_bearer(a->st, http_header(req, "Authorization"), req->workspace_id,
-                          req->actor_id, e) != 0)
-        return -1;
-    req->scope = "workspace:admin";
+    const char *h = http_header(req, "Authorization");
+    const char *v = h && strncasecmp(h, "Bearer ", 7) == 0 ? h + 7 : NULL;
+    while (v && *v == ' ')
+        v++;
+    if (v && a->keys && auth_looks_like_jwt(v)) {
+        auth_claims c;
+        store_grant g;
+        if (auth_check_access(a->st, a->keys, a->base_url, v, &c, &g, e) != 0)
+            return -1;
+        snprintf(req->workspace_id, sizeof req->workspace_id, "%s", c.workspace_id);
+        snprintf(req->actor_id, sizeof req->actor_id, "%s", c.sub);
+        req->scope = "";
+        for (size_t i = 0; i < sizeof scope_strings / sizeof scope_strings[0]; i++)
+            if (strcmp(g.scope, scope_strings[i]) == 0)
+                req->scope = scope_strings[i];
+    } else {
+        if (auth_check_bearer(a->st, h, req->workspace_id, req->actor_id, e) != 0)
+            return -1;
+        req->scope = AUTH_SCOPE_ADMIN;
+    }
+    bool read = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+    if (!read && !auth_scope_has(req->scope, AUTH_SCOPE_ADMIN))
+        return err_set(e, 403, "Forbidden", "scope",
+                       "This token lacks the workspace:admin scope needed to make changes");
     return 0;
 }

@@ -47,8 +47,40 @@ json_t *shape_branch(app *a, const store_branch *b, const store_project *p)
 static char *conn_string(app *a, const store_connection *c, const store_database *d,
                          const char *password)
 {
-    return xasprintf("postgresql://%s:%s@%s:%d/postgres", c->role, password, a->public_host,
-                     d->port);
+    return xasprintf("postgresql://%s:%s@%s:%d/postgres?sslmode=require", c->role, password,
+                     a->public_host, d->port);
+}
+
+/* ---- pooled endpoint (PgBouncer): dbname is the database id ---- */
+
+static char *pooled_string(app *a, const store_connection *c, const store_database *d,
+                           const char *password)
+{
+    return xasprintf("postgresql://%s:%s@%s:%d/%s?sslmode=require", c->role, password,
+                     a->public_host, a->pooler_port, d->id);
+}
+
+/* The default connection string of create/rotate responses: the pooled one when there is
+ * a pooled endpoint (as on the hosted service), else the direct one. */
+static char *default_string(app *a, const store_connection *c, const store_database *d,
+                            const char *password)
+{
+    return a->pooler_port > 0 ? pooled_string(a, c, d, password) : conn_string(a, c, d, password);
+}
+
+/* Adds endpoints.pooled to an endpoints object. */
+static void add_pooled(app *a, json_t *endpoints, const store_connection *c,
+                       const store_database *d, const char *password)
+{
+    if (a->pooler_port <= 0)
+        return;
+    json_t *j = json_pack("{s:s, s:i}", "host", a->public_host, "port", a->pooler_port);
+    if (password) {
+        char *cs = pooled_string(a, c, d, password);
+        json_object_set_new(j, "connectionString", json_string(cs));
+        free(cs);
+    }
+    json_object_set_new(endpoints, "pooled", j);
 }
 
 static json_t *endpoint(app *a, int port, const char *cs)
@@ -82,6 +114,7 @@ json_t *shape_connection_ex(app *a, const store_connection *c, const store_datab
                           c->name, "createdAt", c->created_at, "kind", "postgres", "endpoints",
                           "direct", endpoint(a, d->port, cs), "database", "id", d->id, "url",
                           url_of(a, "databases", d->id), "name", d->name);
+    add_pooled(a, json_object_get(j, "endpoints"), c, d, password);
     if (password) {
         json_object_set_new(j, "directConnection", direct_connection(a, c, d, password));
     } else {
@@ -90,7 +123,9 @@ json_t *shape_connection_ex(app *a, const store_connection *c, const store_datab
     if (password && extras) {
         char host[300];
         snprintf(host, sizeof host, "%s:%d", a->public_host, d->port);
-        json_object_set_new(j, "connectionString", json_string(cs));
+        char *dcs = default_string(a, c, d, password);
+        json_object_set_new(j, "connectionString", json_string(dcs));
+        free(dcs);
         json_object_set_new(j, "host", json_string(host));
         json_object_set_new(j, "user", json_string(c->role));
         json_object_set_new(j, "pass", json_string(password));
@@ -118,13 +153,14 @@ int shape_database(app *a, const store_database *d, const char *secret_conn,
             secret_conn && strcmp(conns[i].id, secret_conn) == 0 ? secret_password : NULL;
         json_array_append_new(jconns, shape_connection_ex(a, &conns[i], d, pw, false));
         if (with_keys && pw) {
-            char *cs = conn_string(a, &conns[i], d, pw);
+            char *cs = default_string(a, &conns[i], d, pw);
             json_t *k = json_pack("{s:s, s:s, s:o, s:s, s:s, s:s, s:{s:o}, s:s, s:o}", "id",
                                   conns[i].id, "type", "connection", "url",
                                   url_of(a, "connections", conns[i].id), "name", conns[i].name,
                                   "createdAt", conns[i].created_at, "kind", "postgres", "endpoints",
                                   "direct", endpoint(a, d->port, NULL), "connectionString", cs,
                                   "directConnection", direct_connection(a, &conns[i], d, pw));
+            add_pooled(a, json_object_get(k, "endpoints"), &conns[i], d, NULL);
             json_array_append_new(keys, k);
             json_decref(top_cs);
             json_decref(top_dc);

@@ -41,6 +41,14 @@ typedef struct engine_config {
     const char *pgbackrest;    /* NULL = /usr/bin/pgbackrest */
     int backup_retention_days; /* <= 0: 7 */
     int backup_processes;      /* pgBackRest process-max; <= 0: 2 */
+    /* TLS (tls.c): every server and PgBouncer serve TLS with one certificate. */
+    const char *tls_host;           /* SAN of the generated server certificate (the public host) */
+    const char *tls_cert, *tls_key; /* a given PEM certificate and key, or NULL: generate */
+    const char *tls_ca;             /* with tls_cert: the CA to publish (optional) */
+    /* pooler (pooler.c): NULL pooler_bin = no pooled endpoint */
+    const char *pooler_bin;  /* e.g. /usr/sbin/pgbouncer */
+    const char *pooler_host; /* PgBouncer's listen_addr, e.g. "127.0.0.1" */
+    int pooler_port;
 } engine_config;
 
 /* Creates directories and, if missing, the golden data directory (initdb, ~1-2 s, once). */
@@ -167,5 +175,46 @@ int engine_restore(engine *en, const char *db_id, const engine_restore_spec *spe
 /* Removes what a finished or abandoned restore left: a recovery server, data.restore,
  * data.ready, and the replaced data.old once the new data is in place. */
 void engine_restore_cleanup(engine *en, const char *db_id);
+/* ---- TLS (tls.c) ----
+ * On engine_open: home/tls/ holds server.crt and server.key (0600, owned by the servers'
+ * user) that every server and PgBouncer use; made from a private CA (tls/ca.crt, ca.key)
+ * on first start, remade when the public host changes, or copied from given files. */
+
+/* The CA certificate clients verify the servers with, or NULL when unknown (a given
+ * certificate without --tls-ca). */
+const char *engine_tls_ca_path(engine *en);
+
+/* ---- pooler: one PgBouncer for every database (pooler.c) ----
+ * Transaction pooling; database name = pgfleet database id; clients authenticate with
+ * SCRAM against the same verifiers as the servers, and PgBouncer logs in to the server
+ * over its private socket with the client's SCRAM keys (pass-through), so no plaintext
+ * password is ever written. Files under home/pooler/ (0700, servers' user). */
+typedef struct engine_pool_db {
+    const char *id; /* database id: the pooled endpoint's dbname */
+    int port;       /* the instance's port (names its socket) */
+} engine_pool_db;
+
+typedef struct engine_pool_user {
+    const char *role;
+    const char *verifier; /* SCRAM-SHA-256 secret, the same as on the server */
+} engine_pool_user;
+
+bool engine_pooler_enabled(engine *en);
+
+/* Writes PgBouncer's files for exactly these databases and credentials when they changed
+ * and, if PgBouncer runs, reloads it online (RELOAD on its admin console, which answers
+ * once the new files are in force; clients stay connected). */
+int engine_pooler_apply(engine *en, const engine_pool_db *dbs, size_t ndbs,
+                        const engine_pool_user *users, size_t nusers, pf_err *e);
+
+/* Starts PgBouncer (its files must exist: apply first), or adopts the one that still runs
+ * from its pid file, and waits until it answers. No-op when it runs. */
+int engine_pooler_ensure(engine *en, int timeout_ms, pf_err *e);
+
+/* True if PgBouncer runs. Reaps it if it was our child and died. */
+bool engine_pooler_running(engine *en);
+
+/* Immediate shutdown of PgBouncer (SIGTERM, then SIGKILL). */
+void engine_pooler_stop(engine *en);
 
 #endif

@@ -43,6 +43,17 @@ struct engine {
     pthread_cond_t bk_cv;
     char **bk_busy; /* stanzas with a pgBackRest backup running */
     size_t nbk_busy;
+
+    /* TLS (tls.c) */
+    char *keys_dir;           /* home/keys */
+    char *tls_cert, *tls_key; /* what the servers and PgBouncer load */
+    char *tls_ca;             /* published CA, or NULL */
+    /* pooler (pooler.c) */
+    char *pooler_bin, *pooler_dir, *pooler_host; /* pooler_bin NULL: disabled */
+    int pooler_port;
+    pthread_mutex_t pooler_mu; /* guards the pooler's files and pid */
+    pid_t pooler_pid;
+    bool pooler_child;
 };
 
 /* ids become path components and socket names: [A-Za-z0-9_-], 1..63 chars */
@@ -101,5 +112,28 @@ int engine__roles_sync(PGconn *c, const engine_role *roles, size_t n, pf_err *e)
 
 /* Makes home/golden if it is not complete. */
 int engine__golden_ensure(engine *en, pf_err *e);
+
+/* Makes or checks home/keys (tls.c); fills en->tls_*. */
+int engine__tls_ensure(engine *en, const engine_config *cfg, pf_err *e);
+void engine__tls_free(engine *en);
+
+/* Sets up en->pooler_* from cfg (pooler.c). */
+int engine__pooler_init(engine *en, const engine_config *cfg, pf_err *e);
+void engine__pooler_free(engine *en);
+
+/* The pooler's generated files, as pure functions of their inputs (pooler.c; exposed for
+ * the unit tests). Entries with an invalid id, role or verifier are left out. Caller
+ * frees. */
+typedef struct engine__pooler_params {
+    const char *listen_host;
+    int listen_port;
+    const char *run_dir;    /* instances' socket dirs are run_dir/<id> */
+    const char *pooler_dir; /* ini, auth file, hba, log, pid, admin socket */
+    const char *tls_cert, *tls_key;
+} engine__pooler_params;
+
+char *engine__pooler_ini(const engine__pooler_params *p, const engine_pool_db *dbs, size_t n);
+char *engine__pooler_auth(const engine_pool_user *users, size_t n);
+char *engine__pooler_hba(void);
 
 #endif

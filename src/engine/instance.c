@@ -120,6 +120,7 @@ int engine_open(const engine_config *cfg, engine **out, pf_err *e)
         return err_internal(e, "engine: home must be an absolute path");
     engine *en = xcalloc(1, sizeof *en);
     pthread_mutex_init(&en->mu, NULL);
+    pthread_mutex_init(&en->pooler_mu, NULL);
     en->home = xstrdup(cfg->home);
     en->bindir = xstrdup(cfg->pg_bindir);
     en->listen = xstrdup(cfg->listen_addr ? cfg->listen_addr : "127.0.0.1");
@@ -144,6 +145,9 @@ int engine_open(const engine_config *cfg, engine **out, pf_err *e)
     if (fs_mkdirs(en->instances_dir, 0711, NULL, e) < 0 ||
         fs_mkdirs(en->run_dir, 0711, NULL, e) < 0 || fs_mkdirs(en->spare_dir, 0700, NULL, e) < 0)
         goto fail;
+    /* the golden's configuration already names the certificate */
+    if (engine__tls_ensure(en, cfg, e) < 0 || engine__pooler_init(en, cfg, e) < 0)
+        goto fail;
     if (engine__golden_ensure(en, e) < 0)
         goto fail;
     if (engine__backup_open(en, cfg, e) < 0)
@@ -163,6 +167,8 @@ void engine_close(engine *en)
         return;
     engine__backup_close(en);
     pthread_mutex_destroy(&en->mu);
+    engine__tls_free(en);
+    engine__pooler_free(en);
     free(en->procs);
     free(en->home);
     free(en->bindir);

@@ -14,6 +14,7 @@
 
 #define HTTP_BODY_MAX (1024 * 1024) /* 1 MiB: larger bodies get 413 */
 #define HTTP_MAX_PARAMS 4
+#define HTTP_RESP_HEADERS_MAX 10
 
 struct MHD_Connection;
 
@@ -38,6 +39,13 @@ typedef struct http_resp {
     const char *content_type; /* NULL: application/json */
     char *raw;                /* a non-JSON body (owned, freed after sending) */
     size_t raw_len;
+    /* extra response headers (Location, Set-Cookie, Cache-Control...), owned; add them
+     * with http_resp_header. Sent with successful responses only. */
+    struct {
+        char *name;
+        char *value;
+    } headers[HTTP_RESP_HEADERS_MAX];
+    int nheaders;
 } http_resp;
 
 /* A handler returns 0 with resp filled, or -1 with e filled (sent as the envelope). */
@@ -56,6 +64,7 @@ typedef struct http_route {
 typedef struct http_config {
     const char *host; /* listen address */
     int port;
+    int listen_fd; /* a socket from http_listen, or -1 to bind host:port here */
     const http_route *routes;
     size_t nroutes;
     http_auth_hook auth;
@@ -64,6 +73,9 @@ typedef struct http_config {
 
 typedef struct http_server http_server;
 
+/* Binds and listens on host:port (numeric IPv4 or IPv6) so the port is ours from the
+ * first moment, before slow start-up work; pass the fd to http_start. */
+int http_listen(const char *host, int port, int *fd_out, pf_err *e);
 int http_start(const http_config *cfg, http_server **out, pf_err *e);
 void http_stop(http_server *s);
 
@@ -81,5 +93,27 @@ json_t *http_error_json(const pf_err *e);
 /* Matches path against pattern, filling params (pointers into buf). Exposed for tests. */
 bool http_match(const char *pattern, const char *path, char *buf, size_t bufsz, const char **params,
                 int *nparams);
+
+/* Adds a response header (copies name and value). Aborts when the table is full: a
+ * handler sets a fixed, small number of headers. */
+void http_resp_header(http_resp *resp, const char *name, const char *value);
+/* Cookie value from the request, or NULL. */
+const char *http_cookie(http_req *req, const char *name);
+/* The peer's address as text ("127.0.0.1", "::1"); "unknown" when not available. */
+void http_client_ip(http_req *req, char *out, size_t n);
+
+/* ---- application/x-www-form-urlencoded (form.c) ---- */
+typedef struct http_form http_form;
+/* Parses a form body ('+' is a space, %XX decoded). NULL on malformed input: a bad
+ * escape, a decoded NUL byte or more than 64 fields. Free with http_form_free. */
+http_form *http_form_parse(const char *body, size_t len);
+void http_form_free(http_form *f);
+/* First value of key, or NULL. */
+const char *http_form_get(const http_form *f, const char *key);
+/* How many times key occurs (OAuth rejects repeated parameters). */
+int http_form_count(const http_form *f, const char *key);
+/* Appends key=value, percent-encoding both (RFC 3986 unreserved kept), to a growing
+ * string *s (which may start NULL); sep is put before the pair unless *s is empty. */
+void http_url_append(char **s, char sep, const char *key, const char *value);
 
 #endif

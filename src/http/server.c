@@ -1,6 +1,9 @@
 #include "http/http.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <unistd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -32,12 +35,43 @@ typedef struct req_ctx {
 
 static atomic_ulong request_seq;
 
+/* Copies s into out as valid UTF-8: request data echoed in a message may not be. Each byte
+ * that does not start a well-formed sequence becomes '?'. */
+static void utf8_clean(const char *s, char *out, size_t outsz)
+{
+    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p && o + 5 < outsz) {
+        int n = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
+        bool ok = n > 0;
+        for (int i = 1; ok && i < n; i++)
+            ok = (p[i] & 0xC0) == 0x80;
+        if (ok && n == 2 && *p < 0xC2)
+            ok = false; /* overlong */
+        if (!ok) {
+            out[o++] = '?';
+            p++;
+            continue;
+        }
+        for (int i = 0; i < n; i++)
+            out[o++] = (char)p[i];
+        p += n;
+    }
+    out[o] = '\0';
+}
+
 json_t *http_error_json(const pf_err *e)
 {
-    json_t *err = json_pack("{s:s, s:s}", "code", e->code[0] ? e->code : "InternalError", "message",
-                            e->message[0] ? e->message : "Internal error");
-    if (e->hint[0])
-        json_object_set_new(err, "hint", json_string(e->hint));
+    char msg[sizeof e->message + 8], hint[sizeof e->hint + 8];
+    utf8_clean(e->message[0] ? e->message : "Internal error", msg, sizeof msg);
+    utf8_clean(e->hint, hint, sizeof hint);
+    json_t *err =
+        json_pack("{s:s, s:s}", "code", e->code[0] ? e->code : "InternalError", "message", msg);
+    if (!err) /* a surrogate or other text jansson refuses */
+        err = json_pack("{s:s, s:s}", "code", e->code[0] ? e->code : "InternalError", "message",
+                        "The request could not be processed");
+    if (hint[0])
+        json_object_set_new(err, "hint", json_string(hint));
     return json_pack("{s:o}", "error", err);
 }
 
@@ -115,8 +149,51 @@ int http_json_body(http_req *req, bool allow_empty, json_t **out, pf_err *e)
     return 0;
 }
 
+static void add_headers(struct MHD_Response *r, const http_resp *resp)
+{
+    for (int i = 0; resp && i < resp->nheaders; i++)
+        MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
+}
+
+static void free_headers(http_resp *resp)
+{
+    for (int i = 0; i < resp->nheaders; i++) {
+        free(resp->headers[i].name);
+        free(resp->headers[i].value);
+    }
+    resp->nheaders = 0;
+}
+
+void http_resp_header(http_resp *resp, const char *name, const char *value)
+{
+    if (resp->nheaders >= HTTP_RESP_HEADERS_MAX)
+        abort();
+    resp->headers[resp->nheaders].name = xstrdup(name);
+    resp->headers[resp->nheaders].value = xstrdup(value);
+    resp->nheaders++;
+}
+
+const char *http_cookie(http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->mhd, MHD_COOKIE_KIND, name);
+}
+
+void http_client_ip(http_req *req, char *out, size_t n)
+{
+    snprintf(out, n, "unknown");
+    const union MHD_ConnectionInfo *ci =
+        req->mhd ? MHD_get_connection_info(req->mhd, MHD_CONNECTION_INFO_CLIENT_ADDRESS) : NULL;
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)n);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)n);
+}
+
 static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *body,
-                                 const char *request_id)
+                                 const char *request_id, const http_resp *resp)
 {
     char *text = NULL;
     size_t len = 0;
@@ -131,17 +208,19 @@ static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *b
     if (body)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     MHD_add_response_header(r, "X-Request-Id", request_id);
+    add_headers(r, resp);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
     return ret;
 }
 
 static enum MHD_Result send_raw(struct MHD_Connection *c, int status, char *raw, size_t len,
-                                const char *ctype, const char *request_id)
+                                const char *ctype, const char *request_id, const http_resp *resp)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(len, raw, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(r, "X-Request-Id", request_id);
+    add_headers(r, resp);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
     return ret;
@@ -151,7 +230,7 @@ static enum MHD_Result send_error(struct MHD_Connection *c, const pf_err *e, con
 {
     json_t *j = http_error_json(e);
     int status = e->status >= 400 && e->status <= 599 ? e->status : 500;
-    enum MHD_Result r = send_json(c, status, j, request_id);
+    enum MHD_Result r = send_json(c, status, j, request_id, NULL);
     json_decref(j);
     return r;
 }
@@ -199,6 +278,7 @@ static void dispatch(http_server *s, struct MHD_Connection *c, const char *metho
     if (rc != 0) {
         json_decref(resp.body);
         free(resp.raw);
+        free_headers(&resp);
         *status_out = e.status >= 400 && e.status <= 599 ? e.status : 500;
         if (*status_out >= 500)
             log_error("req=%s %s %s failed: %s", req->request_id, method, url, e.message);
@@ -208,10 +288,11 @@ static void dispatch(http_server *s, struct MHD_Connection *c, const char *metho
     *status_out = resp.status ? resp.status : 200;
     if (resp.raw)
         send_raw(c, *status_out, resp.raw, resp.raw_len,
-                 resp.content_type ? resp.content_type : "text/plain", req->request_id);
+                 resp.content_type ? resp.content_type : "text/plain", req->request_id, &resp);
     else
-        send_json(c, *status_out, resp.body, req->request_id);
+        send_json(c, *status_out, resp.body, req->request_id, &resp);
     json_decref(resp.body);
+    free_headers(&resp);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -291,37 +372,81 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     log_warn("http: %s", line);
 }
 
-int http_start(const http_config *cfg, http_server **out, pf_err *e)
+/* Decodes %XX escapes in place like MHD's default, except %00, which stays as the three
+ * characters "%00": a NUL would silently cut the path or a query value short. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
 {
-    http_server *s = xcalloc(1, sizeof *s);
-    s->cfg = *cfg;
+    (void)cls;
+    (void)c;
+    char *w = s;
+    for (const char *r = s; *r;) {
+        if (r[0] == '%' && isxdigit((unsigned char)r[1]) && isxdigit((unsigned char)r[2])) {
+            char hex[3] = {r[1], r[2], '\0'};
+            char v = (char)strtol(hex, NULL, 16);
+            if (v != '\0') {
+                *w++ = v;
+                r += 3;
+                continue;
+            }
+        }
+        *w++ = *r++;
+    }
+    *w = '\0';
+    return (size_t)(w - s);
+}
+
+int http_listen(const char *host, int port, int *fd_out, pf_err *e)
+{
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    socklen_t len;
+    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+        len = sizeof *sin;
+    } else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)port);
+        len = sizeof *sin6;
+    } else {
+        return err_set(e, 400, "ValidationError", "--listen takes HOST:PORT with a numeric IP",
+                       "cannot listen on '%s'", host);
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return err_internal(e, "socket: %s", strerror(errno));
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 512) != 0) {
+        int err = errno;
+        close(fd);
+        return err_internal(e, "cannot listen on %s:%d: %s", host, port, strerror(err));
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+int http_start(const http_config *cfg, http_server **out, pf_err *e)
+{
+    int fd = cfg->listen_fd;
+    if (fd < 0 && http_listen(cfg->host, cfg->port, &fd, e) != 0)
+        return -1;
+    http_server *s = xcalloc(1, sizeof *s);
+    s->cfg = *cfg;
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_POLL | MHD_USE_ERROR_LOG;
-    if (inet_pton(AF_INET, cfg->host, &sin->sin_addr) == 1) {
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons((uint16_t)cfg->port);
-    } else if (inet_pton(AF_INET6, cfg->host, &sin6->sin6_addr) == 1) {
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons((uint16_t)cfg->port);
-        flags |= MHD_USE_IPv6;
-    } else {
-        free(s);
-        return err_set(e, 400, "ValidationError", "--listen takes HOST:PORT with a numeric IP",
-                       "cannot listen on '%s'", cfg->host);
-    }
     s->daemon = MHD_start_daemon(
-        flags, (uint16_t)cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
-        on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
-        MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024), MHD_OPTION_END);
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000, MHD_OPTION_THREAD_STACK_SIZE,
+        (size_t)(512 * 1024), MHD_OPTION_END);
     if (!s->daemon) {
+        close(fd);
         free(s);
-        return err_internal(e, "cannot listen on %s:%d (in use, or not an address of this host)",
-                            cfg->host, cfg->port);
+        return err_internal(e, "cannot serve HTTP on %s:%d", cfg->host, cfg->port);
     }
     *out = s;
     return 0;

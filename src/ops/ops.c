@@ -31,6 +31,7 @@ struct ops {
     pthread_cond_t done; /* an op ended */
     pthread_cond_t refill;
     bool stopping;
+    pthread_mutex_t pooler_mu; /* one pooler sync at a time: catalog read + apply */
 };
 
 void ops_op_init(store_op *op, store_op_kind kind, const char *db_id, const char *conn_id)
@@ -108,6 +109,8 @@ static int ensure_free_port(ops *o, store_database *db, pf_err *e)
     return err_internal(e, "no free port in %d-%d", o->cfg.port_lo, o->cfg.port_hi);
 }
 
+static int pooler_sync(ops *o, pf_err *e);
+
 /* The database is ready; with first_backup, its first full backup is queued in the same
  * transaction (a new database, or data that a restore replaced). */
 static int set_ready(ops *o, const store_database *db, bool first_backup, pf_err *e)
@@ -115,6 +118,9 @@ static int set_ready(ops *o, const store_database *db, bool first_backup, pf_err
     store_backup b;
     store_op bop;
     ops_backup_init(&b, &bop, db->id, BACKUP_FULL);
+    /* "ready" promises both endpoints: the pooler knows the database first */
+    if (pooler_sync(o, e) != 0)
+        return -1;
     if (store_tx_begin(o->st, e) != 0)
         return -1;
     int rc = store_database_set_status(o->st, db->id, DB_READY, "", e);
@@ -414,6 +420,75 @@ static int run_clone(ops *o, const store_op *op, pf_err *e)
     return restore_into(o, op, &db, src.id, label, NULL, e);
 }
 
+/* ---- the pooled endpoint ---- */
+
+/* Rewrites PgBouncer's files from the catalog (every database that is not being deleted
+ * or failed, with its live credentials) and reloads it. Idempotent: nothing happens when
+ * nothing changed. */
+static int pooler_sync(ops *o, pf_err *e)
+{
+    if (!engine_pooler_enabled(o->en))
+        return 0;
+    int ret = -1;
+    store_database *dbs = NULL;
+    size_t ndb = 0, nconn = 0, capconn = 0;
+    store_connection *conns = NULL;
+    engine_pool_db *pdbs = NULL;
+    engine_pool_user *pusers = NULL;
+    size_t npdb = 0;
+    pthread_mutex_lock(&o->pooler_mu);
+    if (store_database_list_internal(o->st, &dbs, &ndb, e) != 0)
+        goto out;
+    pdbs = xcalloc(ndb ? ndb : 1, sizeof *pdbs);
+    for (size_t i = 0; i < ndb; i++) {
+        if (dbs[i].status == DB_DELETING || dbs[i].status == DB_FAILURE)
+            continue;
+        pdbs[npdb++] = (engine_pool_db){.id = dbs[i].id, .port = dbs[i].port};
+        store_connection *c = NULL;
+        size_t n = 0;
+        if (store_connection_list_for_db(o->st, dbs[i].id, false, &c, &n, e) != 0)
+            goto out;
+        if (nconn + n > capconn) {
+            capconn = (nconn + n) * 2;
+            store_connection *nc = xcalloc(capconn, sizeof *nc);
+            if (nconn)
+                memcpy(nc, conns, nconn * sizeof *nc);
+            free(conns);
+            conns = nc;
+        }
+        if (n)
+            memcpy(conns + nconn, c, n * sizeof *c);
+        nconn += n;
+        free(c);
+    }
+    pusers = xcalloc(nconn ? nconn : 1, sizeof *pusers);
+    for (size_t i = 0; i < nconn; i++)
+        pusers[i] = (engine_pool_user){.role = conns[i].role, .verifier = conns[i].verifier};
+    ret = engine_pooler_apply(o->en, pdbs, npdb, pusers, nconn, e);
+out:
+    pthread_mutex_unlock(&o->pooler_mu);
+    free(dbs);
+    free(conns);
+    free(pdbs);
+    free(pusers);
+    return ret;
+}
+
+/* Brings PgBouncer up with current files: at startup it starts or adopts it (and
+ * reloads an adopted one); later passes of the reconciler restart it if it died, so the
+ * pooled endpoint is back within one period. */
+static void pooler_supervise(ops *o, bool startup)
+{
+    if (!engine_pooler_enabled(o->en) || (!startup && engine_pooler_running(o->en)))
+        return;
+    pf_err e;
+    err_clear(&e);
+    if (!startup)
+        log_warn("pooler: PgBouncer is not running; restarting it");
+    if (pooler_sync(o, &e) != 0 || engine_pooler_ensure(o->en, 10000, &e) != 0)
+        log_error("pooler: %s", e.message);
+}
+
 static int run_op(ops *o, const store_op *op, pf_err *e)
 {
     switch (op->kind) {
@@ -508,6 +583,9 @@ static void *worker_main(void *arg)
                  op.database_id, op.connection_id[0] ? " conn=" : "", op.connection_id,
                  op.attempts);
         int rc = run_op(o, &op, &e);
+        /* every kind changes what the pooled endpoint serves: it is live when the op ends */
+        if (rc == 0)
+            rc = pooler_sync(o, &e);
         pf_err le;
         if (rc == 0) {
             store_op_finish(o->st, op.id, OPS_DONE, "", &le);
@@ -735,6 +813,7 @@ static void schedule_backups(ops *o)
 static void *reconciler_main(void *arg)
 {
     ops *o = arg;
+    pooler_supervise(o, true);
     for (;;) {
         struct timespec ts;
         deadline_in(&ts, o->cfg.reconcile_ms);
@@ -749,6 +828,7 @@ static void *reconciler_main(void *arg)
             break;
         reconcile(o, false);
         schedule_backups(o);
+        pooler_supervise(o, false);
     }
     return NULL;
 }
@@ -775,6 +855,7 @@ int ops_start(store *st, engine *en, const ops_config *cfg, ops **out, pf_err *e
     pthread_cond_init(&o->wake, NULL);
     pthread_cond_init(&o->done, NULL);
     pthread_cond_init(&o->refill, NULL);
+    pthread_mutex_init(&o->pooler_mu, NULL);
     int reset = 0;
     if (store_op_reset_running(st, &reset, e) != 0) {
         free(o);
@@ -862,5 +943,6 @@ void ops_stop(ops *o)
     pthread_cond_destroy(&o->done);
     pthread_cond_destroy(&o->refill);
     pthread_mutex_destroy(&o->mu);
+    pthread_mutex_destroy(&o->pooler_mu);
     free(o);
 }

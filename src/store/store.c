@@ -137,9 +137,88 @@ static const char MIGRATION_1[] =
     "CREATE INDEX ops_state ON ops (state, seq);\n"
     "CREATE INDEX ops_database ON ops (database_id, state, seq);\n";
 
-/* Version 2 (backups): the backups table; ops gain the backup kinds (SQLite cannot change
- * a CHECK, so the table is rebuilt) and an `args` JSON column. */
+/* Version 2: identity. People (users, argon2id password hashes), their workspaces,
+ * registered OAuth clients, integrations (a client granted to a workspace), and the OAuth
+ * secrets: authorization codes and refresh tokens, kept only as SHA-256. A grant is one
+ * chain of refresh tokens (one sign-in); revoking it kills its refresh and access tokens. */
 static const char MIGRATION_2[] =
+    "CREATE TABLE users (\n"
+    "    seq           INTEGER PRIMARY KEY,\n"
+    "    id            TEXT NOT NULL UNIQUE,\n"
+    "    email         TEXT NOT NULL UNIQUE COLLATE NOCASE,\n"
+    "    name          TEXT,\n"
+    "    password_hash TEXT NOT NULL,          -- crypto_pwhash_str (argon2id)\n"
+    "    created_at    TEXT NOT NULL\n"
+    ");\n"
+    "\n"
+    "CREATE TABLE memberships (\n"
+    "    user_id      TEXT NOT NULL REFERENCES users (id),\n"
+    "    workspace_id TEXT NOT NULL REFERENCES workspaces (id),\n"
+    "    created_at   TEXT NOT NULL,\n"
+    "    PRIMARY KEY (user_id, workspace_id)\n"
+    ");\n"
+    "\n"
+    "CREATE TABLE oauth_clients (\n"
+    "    seq           INTEGER PRIMARY KEY,\n"
+    "    id            TEXT NOT NULL UNIQUE,\n"
+    "    name          TEXT NOT NULL,\n"
+    "    redirect_uris TEXT NOT NULL,          -- one per line, matched exactly\n"
+    "    created_at    TEXT NOT NULL\n"
+    ");\n"
+    "\n"
+    "CREATE TABLE integrations (\n"
+    "    seq          INTEGER PRIMARY KEY,\n"
+    "    id           TEXT NOT NULL UNIQUE,\n"
+    "    workspace_id TEXT NOT NULL REFERENCES workspaces (id),\n"
+    "    client_id    TEXT NOT NULL REFERENCES oauth_clients (id),\n"
+    "    user_id      TEXT NOT NULL REFERENCES users (id),\n"
+    "    scope        TEXT NOT NULL,\n"
+    "    created_at   TEXT NOT NULL,\n"
+    "    updated_at   TEXT NOT NULL,\n"
+    "    UNIQUE (workspace_id, client_id)\n"
+    ");\n"
+    "\n"
+    "CREATE TABLE oauth_codes (\n"
+    "    hash           TEXT PRIMARY KEY,      -- SHA-256 hex of the code\n"
+    "    client_id      TEXT NOT NULL,\n"
+    "    user_id        TEXT NOT NULL,\n"
+    "    workspace_id   TEXT NOT NULL,\n"
+    "    redirect_uri   TEXT NOT NULL,\n"
+    "    scope          TEXT NOT NULL,\n"
+    "    code_challenge TEXT NOT NULL,\n"
+    "    expires_at     INTEGER NOT NULL,      -- unix seconds\n"
+    "    used           INTEGER NOT NULL DEFAULT 0 CHECK (used IN (0, 1)),\n"
+    "    grant_id       TEXT,                  -- issued from it; revoked if replayed\n"
+    "    created_at     TEXT NOT NULL\n"
+    ");\n"
+    "\n"
+    "-- integration_id carries no foreign key: a revoked grant outlives its integration.\n"
+    "CREATE TABLE oauth_grants (\n"
+    "    seq            INTEGER PRIMARY KEY,\n"
+    "    id             TEXT NOT NULL UNIQUE,\n"
+    "    integration_id TEXT NOT NULL,\n"
+    "    workspace_id   TEXT NOT NULL,\n"
+    "    client_id      TEXT NOT NULL,\n"
+    "    user_id        TEXT NOT NULL,\n"
+    "    scope          TEXT NOT NULL,\n"
+    "    created_at     TEXT NOT NULL,\n"
+    "    revoked_at     TEXT,                  -- NULL = live\n"
+    "    revoked_reason TEXT\n"
+    ");\n"
+    "CREATE INDEX oauth_grants_integration ON oauth_grants (integration_id);\n"
+    "\n"
+    "CREATE TABLE refresh_tokens (\n"
+    "    hash       TEXT PRIMARY KEY,          -- SHA-256 hex of the token\n"
+    "    grant_id   TEXT NOT NULL REFERENCES oauth_grants (id),\n"
+    "    expires_at INTEGER NOT NULL,          -- unix seconds\n"
+    "    used_at    TEXT,                      -- set when rotated; a second use is theft\n"
+    "    created_at TEXT NOT NULL\n"
+    ");\n"
+    "CREATE INDEX refresh_tokens_grant ON refresh_tokens (grant_id);\n";
+
+/* Version 3 (backups): the backups table; ops gain the backup kinds (SQLite cannot change
+ * a CHECK, so the table is rebuilt) and an `args` JSON column. */
+static const char MIGRATION_3[] =
     "CREATE TABLE backups (\n"
     "    seq         INTEGER PRIMARY KEY,\n"
     "    id          TEXT NOT NULL UNIQUE,\n"
@@ -185,6 +264,7 @@ static const char MIGRATION_2[] =
 static const char *const migrations[] = {
     MIGRATION_1,
     MIGRATION_2,
+    MIGRATION_3,
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -2300,4 +2380,12 @@ int store_backup_set_mark(store *s, const char *id, const char *write_mark, pf_e
     if (exec_write(c, st, NULL, NULL, e) != 0)
         return -1;
     return touched(c, "backupId", "Backup", id, e);
+}
+
+/* ---- for the store's sibling files (store_intern.h) ---- */
+
+sqlite3 *store__db(store *s, pf_err *e)
+{
+    store_conn *c = conn_get(s, e);
+    return c ? c->db : NULL;
 }

@@ -314,4 +314,110 @@ int store_backup_set_mark(store *s, const char *id, const char *write_mark, pf_e
 int store_database_set_source(store *s, const char *id, const char *type, const char *src_db,
                               const char *src_backup, pf_err *e);
 
+/* ---- identity (schema version 2): users, memberships, OAuth clients, integrations,
+ * authorization codes, grants and refresh tokens. Codes and refresh tokens are stored
+ * only as SHA-256 hex; expiry times of OAuth secrets are unix seconds. ---- */
+#define STORE_HASH_MAX 65
+#define STORE_SCOPE_MAX 128
+#define STORE_URI_MAX 1024
+#define STORE_PWHASH_MAX 192
+
+typedef struct store_user {
+    char id[PF_ID_MAX];         /* usr_... */
+    char email[STORE_NAME_MAX]; /* unique, case-insensitive (409 hint "email") */
+    char name[STORE_NAME_MAX];  /* "" = null */
+    char password_hash[STORE_PWHASH_MAX];
+    char created_at[STORE_TS_MAX];
+} store_user;
+
+int store_user_insert(store *s, const store_user *u, pf_err *e);
+int store_user_get(store *s, const char *id, store_user *out, pf_err *e);
+int store_user_by_email(store *s, const char *email, store_user *out, pf_err *e);
+/* Makes the user a member of the workspace (idempotent). */
+int store_membership_add(store *s, const char *user_id, const char *ws, pf_err *e);
+/* 0 when the user belongs to ws, else 404. */
+int store_membership_check(store *s, const char *user_id, const char *ws, pf_err *e);
+/* The user's workspaces in creation order (caller frees *out). */
+int store_user_workspaces(store *s, const char *user_id, store_workspace **out, size_t *n,
+                          pf_err *e);
+
+typedef struct store_oauth_client {
+    char id[PF_ID_MAX]; /* cli_... */
+    char name[STORE_NAME_MAX];
+    char redirect_uris[4 * STORE_URI_MAX]; /* one per line */
+    char created_at[STORE_TS_MAX];
+} store_oauth_client;
+
+int store_oauth_client_insert(store *s, const store_oauth_client *c, pf_err *e);
+int store_oauth_client_get(store *s, const char *id, store_oauth_client *out, pf_err *e);
+
+typedef struct store_integration {
+    char id[PF_ID_MAX]; /* itg_... */
+    char workspace_id[PF_ID_MAX];
+    char client_id[PF_ID_MAX];
+    char user_id[PF_ID_MAX]; /* who consented first */
+    char scope[STORE_SCOPE_MAX];
+    char created_at[STORE_TS_MAX];
+} store_integration;
+
+/* Creates the (workspace, client) integration, or updates the scope of the existing one;
+ * out receives the row. */
+int store_integration_upsert(store *s, const char *ws, const char *client_id, const char *user_id,
+                             const char *scope, store_integration *out, pf_err *e);
+int store_integration_get(store *s, const char *ws, const char *id, store_integration *out,
+                          pf_err *e);
+int store_integration_by_client(store *s, const char *ws, const char *client_id,
+                                store_integration *out, pf_err *e);
+int store_integration_list(store *s, const char *ws, const store_page *pg, store_integration **out,
+                           size_t *n, store_page_out *po, pf_err *e);
+/* Revokes every grant of the integration and deletes it (one transaction). */
+int store_integration_delete(store *s, const char *ws, const char *id, pf_err *e);
+
+typedef struct store_oauth_code {
+    char hash[STORE_HASH_MAX];
+    char client_id[PF_ID_MAX];
+    char user_id[PF_ID_MAX];
+    char workspace_id[PF_ID_MAX];
+    char redirect_uri[STORE_URI_MAX];
+    char scope[STORE_SCOPE_MAX];
+    char code_challenge[64];
+    int64_t expires_at;
+    char grant_id[PF_ID_MAX]; /* the grant issued from it; "" before the exchange */
+} store_oauth_code;
+
+int store_oauth_code_insert(store *s, const store_oauth_code *c, pf_err *e);
+/* Marks the code used and returns it: 404 when unknown, 409 "CodeUsed" when it was used
+ * before (out is filled then too, so the caller can revoke what it issued). */
+int store_oauth_code_consume(store *s, const char *hash, store_oauth_code *out, pf_err *e);
+int store_oauth_code_set_grant(store *s, const char *hash, const char *grant_id, pf_err *e);
+
+typedef struct store_grant {
+    char id[PF_ID_MAX]; /* grt_... */
+    char integration_id[PF_ID_MAX];
+    char workspace_id[PF_ID_MAX];
+    char client_id[PF_ID_MAX];
+    char user_id[PF_ID_MAX];
+    char scope[STORE_SCOPE_MAX];
+    char created_at[STORE_TS_MAX];
+    bool revoked;
+} store_grant;
+
+int store_grant_insert(store *s, const store_grant *g, pf_err *e);
+int store_grant_get(store *s, const char *id, store_grant *out, pf_err *e);
+/* Idempotent; reason is kept for the logs ("refresh token reuse", "revoked"...). */
+int store_grant_revoke(store *s, const char *id, const char *reason, pf_err *e);
+int store_refresh_insert(store *s, const char *hash, const char *grant_id, int64_t expires_at,
+                         pf_err *e);
+/* Rotation: marks the refresh token used and fills its grant. 404 when unknown or expired;
+ * 409 "TokenReused" when it was used before (grant filled, so the caller can revoke it). */
+int store_refresh_use(store *s, const char *hash, int64_t now, store_grant *grant, pf_err *e);
+/* The grant of a refresh token (used or not), for revocation; 404 when unknown. */
+int store_refresh_grant(store *s, const char *hash, store_grant *grant, pf_err *e);
+
+/* Service tokens of a workspace, newest first. */
+int store_token_list(store *s, const char *ws, const store_page *pg, store_token **out, size_t *n,
+                     store_page_out *po, pf_err *e);
+int store_token_get(store *s, const char *ws, const char *id, store_token *out, pf_err *e);
+int store_token_delete(store *s, const char *ws, const char *id, pf_err *e);
+
 #endif

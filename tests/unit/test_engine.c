@@ -102,13 +102,20 @@ static void new_db(char id[PF_ID_MAX], int *port)
         fail_msg("%s", e.message);
 }
 
-static PGconn *connect_tcp(int port, const char *user, const char *password, const char *db)
+static PGconn *connect_tcp_ssl(int port, const char *user, const char *password, const char *db,
+                               const char *sslmode)
 {
     char portstr[16];
     snprintf(portstr, sizeof portstr, "%d", port);
     const char *keys[] = {"host", "port", "user", "password", "dbname", "sslmode", NULL};
-    const char *vals[] = {"127.0.0.1", portstr, user, password, db, "disable", NULL};
+    const char *vals[] = {"127.0.0.1", portstr, user, password, db, sslmode, NULL};
     return PQconnectdbParams(keys, vals, 0);
+}
+
+/* Every TCP connection is TLS (plaintext TCP is refused: see test_roles_and_security). */
+static PGconn *connect_tcp(int port, const char *user, const char *password, const char *db)
+{
+    return connect_tcp_ssl(port, user, password, db, "require");
 }
 
 static bool can_login(int port, const char *user, const char *password)
@@ -172,6 +179,10 @@ static void test_roles_and_security(void **state)
     make_role(db, "app_one", p1);
     assert_true(can_login(port, "app_one", p1));
     assert_false(can_login(port, "app_one", "wrong-password"));
+    /* plaintext TCP is refused even with the right password */
+    PGconn *plain = connect_tcp_ssl(port, "app_one", p1, "postgres", "disable");
+    assert_int_not_equal(PQstatus(plain), CONNECTION_OK);
+    PQfinish(plain);
     /* the admin role is unreachable over TCP; other databases too */
     assert_false(can_login(port, PGFLEET_ADMIN_ROLE, ""));
     PGconn *t1 = connect_tcp(port, "app_one", p1, "template1");

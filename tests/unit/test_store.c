@@ -186,16 +186,16 @@ static void assert_err(const pf_err *e, int status, const char *code, const char
 static void test_migrations_idempotent(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(store_schema_version(f->s), 2);
+    assert_int_equal(store_schema_version(f->s), 3);
     char ws[PF_ID_MAX];
     mk_ws(f->s, ws, "default");
     store_close(f->s);
     pf_err e;
     assert_int_equal(store_open(f->path, &f->s, &e), 0);
-    assert_int_equal(store_schema_version(f->s), 2);
+    assert_int_equal(store_schema_version(f->s), 3);
     store_close(f->s);
     assert_int_equal(store_open(f->path, &f->s, &e), 0);
-    assert_int_equal(store_schema_version(f->s), 2);
+    assert_int_equal(store_schema_version(f->s), 3);
     store_workspace w;
     assert_int_equal(store_workspace_get(f->s, ws, &w, &e), 0);
 
@@ -211,8 +211,8 @@ static void test_migrations_idempotent(void **state)
                                         -1, &st, NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 2);
-    assert_int_equal(sqlite3_column_int(st, 1), 2);
+    assert_int_equal(sqlite3_column_int(st, 0), 3);
+    assert_int_equal(sqlite3_column_int(st, 1), 3);
     sqlite3_finalize(st);
     sqlite3_close(raw);
 }

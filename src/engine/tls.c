@@ -1,0 +1,263 @@
+/* tls: the certificate every server and PgBouncer serve. On first start a private CA
+ * (tls/ca.crt, tls/ca.key) and a server certificate for the public host are made with
+ * the openssl CLI (argv arrays, no shell); the server certificate is made again when the
+ * public host changes. A given certificate and key (--tls-cert, --tls-key) are copied
+ * into tls/ instead, so the servers' OS user can read them. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine/engine_int.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define OPENSSL_BIN "/usr/bin/openssl"
+#define OPENSSL_TIMEOUT_MS 30000
+#define CA_DAYS "3650"
+#define SERVER_DAYS "825"
+
+/* A host name or IP literal: it goes into a certificate subject and an openssl config. */
+static bool valid_host(const char *h)
+{
+    if (!h || !*h || strlen(h) > 253)
+        return false;
+    for (const char *p = h; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '-' || *p == ':'))
+            return false;
+    return true;
+}
+
+static bool is_ip(const char *h)
+{
+    if (strchr(h, ':'))
+        return true;
+    for (const char *p = h; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || *p == '.'))
+            return false;
+    return true;
+}
+
+static int openssl(const char *const *argv, pf_err *e)
+{
+    char out[2048];
+    proc_opts o = {.argv = argv, .cwd = "/"};
+    int rc = proc_run(&o, out, sizeof out, OPENSSL_TIMEOUT_MS, e);
+    if (rc > 0) {
+        size_t l = strlen(out);
+        return err_internal(e, "openssl %s exited with %d: %s", argv[1], rc,
+                            l > 300 ? out + l - 300 : out);
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+/* Makes path private to user (mode, owner). */
+static int own_file(const char *path, int mode, const proc_user *user, pf_err *e)
+{
+    if (chmod(path, (mode_t)mode) < 0)
+        return err_internal(e, "chmod %s: %s", path, strerror(errno));
+    if (user && user->switch_user && chown(path, user->uid, user->gid) < 0)
+        return err_internal(e, "chown %s: %s", path, strerror(errno));
+    return 0;
+}
+
+static int copy_file(const char *src, const char *dst, int mode, const proc_user *user, pf_err *e)
+{
+    size_t len = 0;
+    char *text = fs_read_file(src, &len);
+    if (!text)
+        return err_internal(e, "cannot read %s", src);
+    int rc = fs_write_atomic(dst, text, len, mode, user, e);
+    free(text);
+    return rc;
+}
+
+static int make_ca(engine *en, const char *cnf, pf_err *e)
+{
+    int ret = -1;
+    char *key = xasprintf("%s/ca.key", en->keys_dir);
+    char *crt = xasprintf("%s/ca.crt", en->keys_dir);
+    char *key_tmp = xasprintf("%s/ca.key.tmp", en->keys_dir);
+    char *crt_tmp = xasprintf("%s/ca.crt.tmp", en->keys_dir);
+    const char *argv[] = {OPENSSL_BIN,   "req",      "-x509",
+                          "-new",        "-config",  cnf,
+                          "-extensions", "ca_ext",   "-newkey",
+                          "ec",          "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                          "-nodes",      "-keyout",  key_tmp,
+                          "-out",        crt_tmp,    "-days",
+                          CA_DAYS,       "-subj",    "/CN=pgfleet local CA",
+                          NULL};
+    if (openssl(argv, e) < 0 || own_file(key_tmp, 0600, NULL, e) < 0 ||
+        own_file(crt_tmp, 0644, NULL, e) < 0)
+        goto out;
+    if (rename(key_tmp, key) < 0 || rename(crt_tmp, crt) < 0) {
+        err_internal(e, "rename in %s: %s", en->keys_dir, strerror(errno));
+        goto out;
+    }
+    log_info("tls: made a private CA in %s", en->keys_dir);
+    ret = 0;
+out:
+    unlink(key_tmp);
+    unlink(crt_tmp);
+    free(key);
+    free(crt);
+    free(key_tmp);
+    free(crt_tmp);
+    return ret;
+}
+
+static int make_server(engine *en, const char *cnf, const char *host, pf_err *e)
+{
+    int ret = -1;
+    char *ca_key = xasprintf("%s/ca.key", en->keys_dir);
+    char *ca_crt = xasprintf("%s/ca.crt", en->keys_dir);
+    char *key_tmp = xasprintf("%s/server.key.tmp", en->keys_dir);
+    char *crt_tmp = xasprintf("%s/server.crt.tmp", en->keys_dir);
+    char *csr = xasprintf("%s/server.csr", en->keys_dir);
+    char *subj = xasprintf("/CN=%s", host);
+    char serial[40];
+    util_secret(serial, 16);
+    char hexserial[40];
+    /* a positive random serial: 0x + 32 hex digits from the secret's bytes */
+    snprintf(hexserial, sizeof hexserial, "0x");
+    for (int i = 0; i < 15; i++)
+        snprintf(hexserial + 2 + 2 * i, 3, "%02x", (unsigned char)serial[i] & 0x7f);
+    const char *req[] = {OPENSSL_BIN, "req",      "-new",
+                         "-config",   cnf,        "-newkey",
+                         "ec",        "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                         "-nodes",    "-keyout",  key_tmp,
+                         "-out",      csr,        "-subj",
+                         subj,        NULL};
+    const char *sign[] = {OPENSSL_BIN,   "x509",    "-req",      "-in",      csr,
+                          "-CA",         ca_crt,    "-CAkey",    ca_key,     "-set_serial",
+                          hexserial,     "-days",   SERVER_DAYS, "-extfile", cnf,
+                          "-extensions", "srv_ext", "-out",      crt_tmp,    NULL};
+    if (openssl(req, e) < 0 || openssl(sign, e) < 0)
+        goto out;
+    if (own_file(key_tmp, 0600, &en->user, e) < 0 || own_file(crt_tmp, 0644, NULL, e) < 0)
+        goto out;
+    if (rename(key_tmp, en->tls_key) < 0 || rename(crt_tmp, en->tls_cert) < 0) {
+        err_internal(e, "rename in %s: %s", en->keys_dir, strerror(errno));
+        goto out;
+    }
+    log_info("tls: made a server certificate for %s", host);
+    ret = 0;
+out:
+    unlink(key_tmp);
+    unlink(crt_tmp);
+    unlink(csr);
+    free(ca_key);
+    free(ca_crt);
+    free(key_tmp);
+    free(crt_tmp);
+    free(csr);
+    free(subj);
+    return ret;
+}
+
+static int generate(engine *en, const char *host, pf_err *e)
+{
+    int ret = -1;
+    char *cnf = xasprintf("%s/openssl.cnf", en->keys_dir);
+    char *ca_key = xasprintf("%s/ca.key", en->keys_dir);
+    char *ca_crt = xasprintf("%s/ca.crt", en->keys_dir);
+    char *marker = xasprintf("%s/server.host", en->keys_dir);
+    char *text = xasprintf("# Generated by pgfleet.\n"
+                           "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = pgfleet\n"
+                           "[ca_ext]\nbasicConstraints = critical,CA:TRUE\n"
+                           "keyUsage = critical,keyCertSign,cRLSign\n"
+                           "subjectKeyIdentifier = hash\n"
+                           "[srv_ext]\nbasicConstraints = critical,CA:FALSE\n"
+                           "keyUsage = critical,digitalSignature,keyEncipherment\n"
+                           "extendedKeyUsage = serverAuth\n"
+                           "subjectAltName = %s:%s\n"
+                           "subjectKeyIdentifier = hash\n"
+                           "authorityKeyIdentifier = keyid\n",
+                           is_ip(host) ? "IP" : "DNS", host);
+    if (fs_write_atomic(cnf, text, strlen(text), 0600, NULL, e) < 0)
+        goto out;
+    if (!fs_exists(ca_key) || !fs_exists(ca_crt)) {
+        if (make_ca(en, cnf, e) < 0)
+            goto out;
+        unlink(marker); /* a new CA: the server certificate must be signed again */
+    }
+    char *made_for = fs_read_file(marker, NULL);
+    bool current = made_for && strcmp(made_for, host) == 0 && fs_exists(en->tls_cert) &&
+                   fs_exists(en->tls_key);
+    free(made_for);
+    if (!current) {
+        if (make_server(en, cnf, host, e) < 0)
+            goto out;
+        if (fs_write_atomic(marker, host, strlen(host), 0644, NULL, e) < 0)
+            goto out;
+    }
+    en->tls_ca = xstrdup(ca_crt);
+    ret = 0;
+out:
+    free(cnf);
+    free(ca_key);
+    free(ca_crt);
+    free(marker);
+    free(text);
+    return ret;
+}
+
+int engine__tls_ensure(engine *en, const engine_config *cfg, pf_err *e)
+{
+    en->keys_dir = xasprintf("%s/tls", en->home);
+    en->tls_cert = xasprintf("%s/server.crt", en->keys_dir);
+    en->tls_key = xasprintf("%s/server.key", en->keys_dir);
+    if (fs_mkdirs(en->keys_dir, 0711, NULL, e) < 0 || own_file(en->keys_dir, 0711, NULL, e) < 0)
+        goto fail;
+    if (cfg->tls_cert || cfg->tls_key) {
+        if (!cfg->tls_cert || !cfg->tls_key) {
+            err_internal(e, "--tls-cert and --tls-key go together");
+            goto fail;
+        }
+        if (copy_file(cfg->tls_cert, en->tls_cert, 0644, NULL, e) < 0 ||
+            copy_file(cfg->tls_key, en->tls_key, 0600, &en->user, e) < 0)
+            goto fail;
+        /* a later start without the flags makes its own certificate again */
+        char *marker = xasprintf("%s/server.host", en->keys_dir);
+        unlink(marker);
+        free(marker);
+        if (cfg->tls_ca) {
+            char *ca = xasprintf("%s/given-ca.crt", en->keys_dir);
+            if (copy_file(cfg->tls_ca, ca, 0644, NULL, e) < 0) {
+                free(ca);
+                goto fail;
+            }
+            en->tls_ca = ca;
+        }
+        log_info("tls: serving the given certificate %s", cfg->tls_cert);
+        return 0;
+    }
+    const char *host = cfg->tls_host ? cfg->tls_host : "127.0.0.1";
+    if (!valid_host(host)) {
+        err_internal(e, "public host '%s' cannot name a certificate (use --tls-cert)", host);
+        goto fail;
+    }
+    if (generate(en, host, e) < 0)
+        goto fail;
+    return 0;
+fail:
+    err_prefix(e, "while preparing TLS in %s/tls: ", en->home);
+    return -1;
+}
+
+void engine__tls_free(engine *en)
+{
+    free(en->keys_dir);
+    free(en->tls_cert);
+    free(en->tls_key);
+    free(en->tls_ca);
+    en->keys_dir = en->tls_cert = en->tls_key = en->tls_ca = NULL;
+}
+
+const char *engine_tls_ca_path(engine *en)
+{
+    return en->tls_ca;
+}

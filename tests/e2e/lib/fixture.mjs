@@ -1,0 +1,40 @@
+// Per-file fixture: one server (own home, own ports) for the tests of a file, stopped and
+// cleaned up in after(); `it` wraps a test so a failure carries the server log tail.
+import assert from 'node:assert/strict';
+import { before, after, test } from 'node:test';
+import { startServer, binaryAvailable, BIN } from './server.mjs';
+import { client } from './api.mjs';
+import { sleep } from './procs.mjs';
+
+export function useServer(name) {
+  const ctx = { server: null, c: null };
+  before(async () => {
+    assert.ok(binaryAvailable(), `server binary ${BIN} missing (build it with \`make e2e\` or set PGFLEET_BIN)`);
+    ctx.server = await startServer(name);
+    ctx.c = client(ctx.server);
+  });
+  after(async () => {
+    const left = await ctx.server?.cleanup();
+    if (left?.length) {
+      console.log(`# ${name}: cleanup killed leftover processes: ${left.map((p) => `${p.pid} ${p.argv.join(' ').slice(0, 160)}`).join('; ')}`);
+    }
+  });
+  ctx.it = (title, fn, opts = {}) => test(title, { timeout: 120000, ...opts }, async (t) => {
+    try {
+      await fn(t);
+    } catch (e) {
+      if (ctx.server) {
+        try { e.message = `${e.message}\n${ctx.server.logTail(40)}`; } catch { /* read-only message */ }
+      }
+      throw e;
+    }
+  });
+  // Last test of a file: SIGTERM, exit 0, no sanitizer report, no process of this home left.
+  ctx.itShutsDownCleanly = () => ctx.it('SIGTERM: server exits 0, no sanitizer report, no process of its home left', async () => {
+    await ctx.server.stop();
+    let left = ctx.server.processes();
+    for (let i = 0; i < 20 && left.length; i++) { await sleep(100); left = ctx.server.processes(); }
+    assert.deepEqual(left.map((p) => `${p.pid} ${p.argv.join(' ')}`), [], 'processes of this home still running after the server exited');
+  });
+  return ctx;
+}

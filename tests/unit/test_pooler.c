@@ -1,0 +1,267 @@
+/* Unit tests for src/engine/pooler.c (the generated PgBouncer files, pure functions) and
+ * src/engine/tls.c (the private CA and server certificate, with the real openssl CLI). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine/engine_int.h"
+#include "util/err.h"
+#include "util/proc.h"
+#include "util/util.h"
+
+#define V1 "SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy"
+#define V2 "SCRAM-SHA-256$4096:b3RoZXI=$a2V5:a2V5Mg=="
+
+static const engine__pooler_params params = {
+    .listen_host = "127.0.0.1",
+    .listen_port = 6432,
+    .run_dir = "/h/run",
+    .pooler_dir = "/h/pooler",
+    .tls_cert = "/h/tls/server.crt",
+    .tls_key = "/h/tls/server.key",
+};
+
+static int count_lines_with(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+static void test_ini_lists_each_database_by_id(void **state)
+{
+    (void)state;
+    engine_pool_db dbs[] = {{"db_a1", 55000}, {"db_b2", 55001}};
+    char *ini = engine__pooler_ini(&params, dbs, 2);
+    assert_non_null(strstr(ini, "[databases]\ndb_a1 = host=/h/run/db_a1 port=55000 "
+                                "dbname=postgres\ndb_b2 = host=/h/run/db_b2 port=55001 "
+                                "dbname=postgres\n"));
+    assert_non_null(strstr(ini, "\n[pgbouncer]\n"));
+    assert_non_null(strstr(ini, "listen_addr = 127.0.0.1\nlisten_port = 6432\n"));
+    assert_non_null(strstr(ini, "pool_mode = transaction\n"));
+    assert_non_null(strstr(ini, "auth_type = hba\n"));
+    assert_non_null(strstr(ini, "auth_file = /h/pooler/users.txt\n"));
+    assert_non_null(strstr(ini, "auth_hba_file = /h/pooler/hba.conf\n"));
+    assert_non_null(strstr(ini, "unix_socket_dir = /h/pooler\n"));
+    assert_non_null(strstr(ini, "pidfile = /h/pooler/pgbouncer.pid\n"));
+    assert_non_null(strstr(ini, "client_tls_sslmode = require\n"));
+    assert_non_null(strstr(ini, "client_tls_cert_file = /h/tls/server.crt\n"));
+    assert_non_null(strstr(ini, "client_tls_key_file = /h/tls/server.key\n"));
+    assert_non_null(strstr(ini, "server_tls_sslmode = disable\n"));
+    /* the pool stays below the instances' max_connections (20, 3 reserved) */
+    assert_non_null(strstr(ini, "max_db_connections = 10\n"));
+    free(ini);
+}
+
+static void test_ini_skips_invalid_entries(void **state)
+{
+    (void)state;
+    engine_pool_db dbs[] = {{"db ok", 55000},         {"../etc", 55001}, {"db_x", 0},
+                            {"db_y\nlisten_port", 1}, {"db_z", 70000},   {"db_good", 55002}};
+    char *ini = engine__pooler_ini(&params, dbs, 6);
+    assert_null(strstr(ini, "db ok"));
+    assert_null(strstr(ini, "../etc"));
+    assert_null(strstr(ini, "db_x ="));
+    assert_null(strstr(ini, "db_y"));
+    assert_null(strstr(ini, "db_z"));
+    assert_non_null(strstr(ini, "db_good = host=/h/run/db_good port=55002"));
+    assert_int_equal(count_lines_with(ini, "listen_port"), 1);
+    free(ini);
+}
+
+static void test_ini_with_no_database_is_valid(void **state)
+{
+    (void)state;
+    char *ini = engine__pooler_ini(&params, NULL, 0);
+    assert_non_null(strstr(ini, "[databases]\n\n[pgbouncer]\n"));
+    free(ini);
+}
+
+static void test_auth_file_holds_verifiers_only(void **state)
+{
+    (void)state;
+    engine_pool_user users[] = {{"u_one", V1}, {"u_two", V2}};
+    char *auth = engine__pooler_auth(users, 2);
+    assert_non_null(strstr(auth, "\"u_one\" \"" V1 "\"\n"));
+    assert_non_null(strstr(auth, "\"u_two\" \"" V2 "\"\n"));
+    /* the admin console's user, for trust over the private socket */
+    assert_non_null(strstr(auth, "\"" PGFLEET_ADMIN_ROLE "\" \"\"\n"));
+    free(auth);
+}
+
+static void test_auth_file_skips_bad_roles_and_plaintext(void **state)
+{
+    (void)state;
+    engine_pool_user users[] = {
+        {"u_plain", "hunter2"},           /* a plaintext password never reaches the file */
+        {"u_md5", "md5abcdef"},           /* nor anything but a SCRAM verifier */
+        {"u\"q", V1},                     /* a quote would end the field */
+        {"u sp", V1},                     /* a space */
+        {PGFLEET_ADMIN_ROLE, V1},         /* the admin's entry is ours alone */
+        {"u_quote", "SCRAM-SHA-256$\"x"}, /* a quote in the verifier */
+        {"u_ok", V2},
+    };
+    char *auth = engine__pooler_auth(users, sizeof users / sizeof users[0]);
+    assert_null(strstr(auth, "hunter2"));
+    assert_null(strstr(auth, "md5abcdef"));
+    assert_null(strstr(auth, "u\"q"));
+    assert_null(strstr(auth, "u sp"));
+    assert_null(strstr(auth, "u_quote"));
+    assert_int_equal(count_lines_with(auth, PGFLEET_ADMIN_ROLE), 1);
+    assert_non_null(strstr(auth, "\"u_ok\" \"" V2 "\"\n"));
+    free(auth);
+}
+
+static void test_hba_refuses_plaintext_and_admin_over_tcp(void **state)
+{
+    (void)state;
+    char *hba = engine__pooler_hba();
+    /* first match wins: the admin console only over the socket; no plaintext TCP */
+    const char *admin = strstr(hba, "local    pgbouncer  " PGFLEET_ADMIN_ROLE "  trust");
+    const char *nossl = strstr(hba, "hostnossl  all      all            0.0.0.0/0  reject");
+    const char *admin_tcp =
+        strstr(hba, "hostssl  all        " PGFLEET_ADMIN_ROLE "  0.0.0.0/0  reject");
+    const char *console_tcp = strstr(hba, "hostssl  pgbouncer  all            0.0.0.0/0  reject");
+    const char *scram = strstr(hba, "hostssl  all        all            0.0.0.0/0  scram-sha-256");
+    assert_non_null(admin);
+    assert_non_null(nossl);
+    assert_non_null(admin_tcp);
+    assert_non_null(console_tcp);
+    assert_non_null(scram);
+    assert_true(admin < nossl && nossl < admin_tcp && admin_tcp < console_tcp &&
+                console_tcp < scram);
+    assert_null(strstr(hba, "trust\nhost"));
+    free(hba);
+}
+
+/* ---- tls.c, with the real openssl ---- */
+
+static char tmpl[64];
+
+static int verify(const char *dir, const char *host)
+{
+    char *ca = xasprintf("%s/tls/ca.crt", dir);
+    char *crt = xasprintf("%s/tls/server.crt", dir);
+    const char *argv[] = {"/usr/bin/openssl", "verify", "-CAfile", ca,
+                          "-verify_hostname", host,     crt,       NULL};
+    if (strchr(host, '.') && strspn(host, "0123456789.") == strlen(host))
+        argv[4] = "-verify_ip";
+    proc_opts o = {.argv = argv};
+    char out[1024];
+    pf_err e;
+    int rc = proc_run(&o, out, sizeof out, 10000, &e);
+    free(ca);
+    free(crt);
+    return rc;
+}
+
+static void fake_engine(engine *en, const char *home)
+{
+    memset(en, 0, sizeof *en);
+    en->home = xstrdup(home);
+    pf_err e;
+    assert_int_equal(proc_user_resolve("postgres", &en->user, &e), 0);
+}
+
+static void test_tls_makes_ca_and_server_cert_once(void **state)
+{
+    (void)state;
+    snprintf(tmpl, sizeof tmpl, "/tmp/pgfleet-tls-XXXXXX");
+    assert_non_null(mkdtemp(tmpl));
+    engine en;
+    fake_engine(&en, tmpl);
+    engine_config cfg = {.tls_host = "127.0.0.1"};
+    pf_err e;
+    err_clear(&e);
+    assert_int_equal(engine__tls_ensure(&en, &cfg, &e), 0);
+    assert_non_null(engine_tls_ca_path(&en));
+    assert_int_equal(verify(tmpl, "127.0.0.1"), 0);
+    struct stat st;
+    assert_int_equal(stat(en.tls_key, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    if (en.user.switch_user)
+        assert_int_equal(st.st_uid, en.user.uid);
+    char *ca_key = xasprintf("%s/tls/ca.key", tmpl);
+    assert_int_equal(stat(ca_key, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    struct stat crt1;
+    assert_int_equal(stat(en.tls_cert, &crt1), 0);
+    engine__tls_free(&en);
+
+    /* same host: nothing is made again */
+    assert_int_equal(engine__tls_ensure(&en, &cfg, &e), 0);
+    struct stat crt2;
+    assert_int_equal(stat(en.tls_cert, &crt2), 0);
+    assert_int_equal(crt1.st_ino, crt2.st_ino);
+    engine__tls_free(&en);
+
+    /* another public host: a new server certificate from the same CA */
+    struct stat ca1, ca2;
+    assert_int_equal(stat(ca_key, &ca1), 0);
+    cfg.tls_host = "db.example.test";
+    assert_int_equal(engine__tls_ensure(&en, &cfg, &e), 0);
+    assert_int_equal(stat(ca_key, &ca2), 0);
+    assert_int_equal(ca1.st_ino, ca2.st_ino);
+    assert_int_equal(verify(tmpl, "db.example.test"), 0);
+    engine__tls_free(&en);
+
+    /* a host that cannot name a certificate is refused */
+    cfg.tls_host = "bad host/x";
+    assert_int_equal(engine__tls_ensure(&en, &cfg, &e), -1);
+    engine__tls_free(&en);
+    free(ca_key);
+    free(en.home);
+    fs_remove_tree(tmpl, NULL);
+}
+
+static void test_tls_uses_given_cert(void **state)
+{
+    (void)state;
+    snprintf(tmpl, sizeof tmpl, "/tmp/pgfleet-tls-XXXXXX");
+    assert_non_null(mkdtemp(tmpl));
+    engine en;
+    fake_engine(&en, tmpl);
+    char *crt = xasprintf("%s/given.crt", tmpl);
+    char *key = xasprintf("%s/given.key", tmpl);
+    fs_write_atomic(crt, "CERT\n", 5, 0644, NULL, NULL);
+    fs_write_atomic(key, "KEY\n", 4, 0600, NULL, NULL);
+    engine_config cfg = {.tls_host = "127.0.0.1", .tls_cert = crt, .tls_key = key};
+    pf_err e;
+    assert_int_equal(engine__tls_ensure(&en, &cfg, &e), 0);
+    assert_null(engine_tls_ca_path(&en)); /* no CA given: none to publish */
+    char *got = fs_read_file(en.tls_key, NULL);
+    assert_string_equal(got, "KEY\n");
+    free(got);
+    engine__tls_free(&en);
+    cfg.tls_key = NULL; /* one without the other */
+    assert_int_equal(engine__tls_ensure(&en, &cfg, &e), -1);
+    engine__tls_free(&en);
+    free(crt);
+    free(key);
+    free(en.home);
+    fs_remove_tree(tmpl, NULL);
+}
+
+int main(void)
+{
+    util_init();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ini_lists_each_database_by_id),
+        cmocka_unit_test(test_ini_skips_invalid_entries),
+        cmocka_unit_test(test_ini_with_no_database_is_valid),
+        cmocka_unit_test(test_auth_file_holds_verifiers_only),
+        cmocka_unit_test(test_auth_file_skips_bad_roles_and_plaintext),
+        cmocka_unit_test(test_hba_refuses_plaintext_and_admin_over_tcp),
+        cmocka_unit_test(test_tls_makes_ca_and_server_cert_once),
+        cmocka_unit_test(test_tls_uses_given_cert),
+    };
+    return cmocka_run_group_tests_name("pooler", tests, NULL, NULL);
+}
