@@ -84,6 +84,7 @@ e2e: build/pgfleet-san build/pgfleet
 	@scripts/run-e2e.sh
 
 test: deps-test
+	@$(MAKE) --no-print-directory format-check
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory e2e
 

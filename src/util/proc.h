@@ -23,12 +23,12 @@ typedef struct proc_user {
 int proc_user_resolve(const char *name, proc_user *out, pf_err *e);
 
 typedef struct proc_opts {
-    const char *const *argv;   /* argv[0] is an absolute path; NULL-terminated */
-    const char *const *envp;   /* NULL: a minimal environment (PATH, LANG=C, TZ=UTC) */
-    const proc_user *user;     /* NULL: run as ourselves */
-    const char *cwd;           /* NULL: "/" */
-    const char *output_path;   /* NULL: stdout/stderr to /dev/null; else appended here */
-    bool new_session;          /* setsid() so a Ctrl-C to pgfleet's group does not hit it */
+    const char *const *argv; /* argv[0] is an absolute path; NULL-terminated */
+    const char *const *envp; /* NULL: a minimal environment (PATH, LANG=C, TZ=UTC) */
+    const proc_user *user;   /* NULL: run as ourselves */
+    const char *cwd;         /* NULL: "/" */
+    const char *output_path; /* NULL: stdout/stderr to /dev/null; else appended here */
+    bool new_session;        /* setsid() so a Ctrl-C to pgfleet's group does not hit it */
 } proc_opts;
 
 /* Starts the process and returns its pid (> 0), or -1 with e filled. */
@@ -58,8 +58,8 @@ int fs_remove_tree(const char *path, pf_err *e);
 int fs_copy_tree(const char *src, const char *dst, const proc_user *user, pf_err *e);
 
 /* Writes data to path atomically (write temp, fsync, rename), with mode, owned by user. */
-int fs_write_atomic(const char *path, const char *data, size_t len, int mode,
-                    const proc_user *user, pf_err *e);
+int fs_write_atomic(const char *path, const char *data, size_t len, int mode, const proc_user *user,
+                    pf_err *e);
 
 /* Reads a whole small file (NUL-terminated, caller frees); NULL if missing/unreadable. */
 char *fs_read_file(const char *path, size_t *len_out);
