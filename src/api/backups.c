@@ -118,12 +118,8 @@ int api_backup_source(app *a, const char *ws, json_t *src, int status, backup_so
         }
         return -1;
     }
-    if (v_path_id("db", db_id, "Database", "source.databaseId", e) != 0 ||
-        store_database_get(a->st, ws, db_id, &out->db, e) != 0) {
-        if (e && e->status == 404)
-            snprintf(e->hint, sizeof e->hint, "source.databaseId");
+    if (load_database(a, ws, db_id, "source.databaseId", &out->db, e) != 0)
         return -1;
-    }
     if (v_path_id("bkp", bkp_id, "Backup", "source.backupId", e) != 0 ||
         store_backup_get(a->st, db_id, bkp_id, &out->backup, e) != 0) {
         if (e && e->status == 404)
@@ -163,24 +159,11 @@ static json_t *shape_backup(const store_backup *b)
     return j;
 }
 
-static int load_db(app *a, http_req *req, const char *hint, store_database *d, pf_err *e)
-{
-    const char *id = req->params[0];
-    if (v_path_id("db", id, "Database", hint, e) != 0)
-        return -1;
-    if (store_database_get(a->st, req->workspace_id, id, d, e) != 0) {
-        if (e && e->status == 404)
-            snprintf(e->hint, sizeof e->hint, "%s", hint);
-        return -1;
-    }
-    return 0;
-}
-
 HANDLER(h_db_backups_list)
 {
     app *a = ctx;
     store_database d;
-    if (load_db(a, req, "databaseId", &d, e) != 0)
+    if (load_database(a, req->workspace_id, req->params[0], "databaseId", &d, e) != 0)
         return -1;
     store_page pg;
     if (v_page(req, &pg, e) != 0)
@@ -205,7 +188,7 @@ HANDLER(h_db_backups_create)
 {
     app *a = ctx;
     store_database d;
-    if (load_db(a, req, "databaseId", &d, e) != 0)
+    if (load_database(a, req->workspace_id, req->params[0], "databaseId", &d, e) != 0)
         return -1;
     json_t *body = NULL;
     if (http_json_body(req, true, &body, e) != 0)
@@ -248,7 +231,7 @@ HANDLER(h_db_restore)
 {
     app *a = ctx;
     store_database d;
-    if (load_db(a, req, "targetDatabaseId", &d, e) != 0)
+    if (load_database(a, req->workspace_id, req->params[0], "targetDatabaseId", &d, e) != 0)
         return -1;
     json_t *body = NULL;
     if (http_json_body(req, false, &body, e) != 0) {

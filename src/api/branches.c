@@ -22,19 +22,6 @@ static bool git_name_ok(const char *s)
     return true;
 }
 
-static int load_project_param(app *a, http_req *req, store_project *p, pf_err *e)
-{
-    const char *id = req->params[0];
-    if (v_path_id("proj", id, "Project", "projectId", e) != 0)
-        return -1;
-    if (store_project_get(a->st, req->workspace_id, id, p, e) != 0) {
-        if (e && e->status == 404)
-            snprintf(e->hint, sizeof e->hint, "projectId");
-        return -1;
-    }
-    return 0;
-}
-
 static int load_branch(app *a, http_req *req, store_branch *b, store_project *p, pf_err *e)
 {
     const char *id = req->params[0];
@@ -52,7 +39,7 @@ HANDLER(h_branches_list)
 {
     app *a = ctx;
     store_project p;
-    if (load_project_param(a, req, &p, e) != 0)
+    if (load_project(a, req->workspace_id, req->params[0], "projectId", &p, e) != 0)
         return -1;
     store_page pg;
     if (v_page(req, &pg, e) != 0)
@@ -79,7 +66,7 @@ HANDLER(h_branches_create)
 {
     app *a = ctx;
     store_project p;
-    if (load_project_param(a, req, &p, e) != 0)
+    if (load_project(a, req->workspace_id, req->params[0], "projectId", &p, e) != 0)
         return -1;
     json_t *body = NULL;
     if (http_json_body(req, false, &body, e) != 0)

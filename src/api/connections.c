@@ -5,19 +5,6 @@
 #include "api/internal.h"
 #include "engine/engine.h"
 
-static int load_db_by_id(app *a, http_req *req, const char *id, const char *hint, store_database *d,
-                         pf_err *e)
-{
-    if (v_path_id("db", id, "Database", hint, e) != 0)
-        return -1;
-    if (store_database_get(a->st, req->workspace_id, id, d, e) != 0) {
-        if (e && e->status == 404)
-            snprintf(e->hint, sizeof e->hint, "%s", hint);
-        return -1;
-    }
-    return 0;
-}
-
 static int load_conn(app *a, http_req *req, store_connection *c, store_database *d, pf_err *e)
 {
     const char *id = req->params[0];
@@ -98,7 +85,7 @@ HANDLER(h_db_connections_list)
 {
     app *a = ctx;
     store_database d;
-    if (load_db_by_id(a, req, req->params[0], "databaseId", &d, e) != 0)
+    if (load_database(a, req->workspace_id, req->params[0], "databaseId", &d, e) != 0)
         return -1;
     return list_common(a, req, d.id, resp, e);
 }
@@ -107,7 +94,7 @@ HANDLER(h_db_connections_create)
 {
     app *a = ctx;
     store_database d;
-    if (load_db_by_id(a, req, req->params[0], "databaseId", &d, e) != 0)
+    if (load_database(a, req->workspace_id, req->params[0], "databaseId", &d, e) != 0)
         return -1;
     json_t *body = NULL;
     if (http_json_body(req, false, &body, e) != 0)
@@ -138,7 +125,7 @@ HANDLER(h_connections_create)
     int rc = -1;
     if (v_string(body, "databaseId", true, false, 64, 400, &db_id, e) == 0 &&
         v_string(body, "name", true, false, NAME_MAX_LEN, 400, &name, e) == 0 &&
-        load_db_by_id(a, req, db_id, "databaseId", &d, e) == 0)
+        load_database(a, req->workspace_id, db_id, "databaseId", &d, e) == 0)
         rc = create_common(a, req, &d, name, 201, resp, e);
     json_decref(body);
     return rc;

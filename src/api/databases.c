@@ -4,14 +4,6 @@
 
 #include "api/internal.h"
 
-static int load_db(app *a, http_req *req, store_database *d, pf_err *e)
-{
-    const char *id = req->params[0];
-    if (v_path_id("db", id, "Database", "databaseId", e) != 0)
-        return -1;
-    return store_database_get(a->st, req->workspace_id, id, d, e);
-}
-
 /* Validates `source` (and the deprecated `fromDatabase`) and fills r's source fields:
  * a backup of a database of this workspace, or a live database to clone. */
 static int check_source(app *a, http_req *req, json_t *body, db_create_req *r, backup_source *bs,
@@ -65,12 +57,8 @@ static int check_source(app *a, http_req *req, json_t *body, db_create_req *r, b
             snprintf(e->hint, sizeof e->hint, "source.databaseId");
             return -1;
         }
-        if (v_path_id("db", db_id, "Database", "source.databaseId", e) != 0 ||
-            store_database_get(a->st, req->workspace_id, db_id, &bs->db, e) != 0) {
-            if (e && e->status == 404)
-                snprintf(e->hint, sizeof e->hint, "source.databaseId");
+        if (load_database(a, req->workspace_id, db_id, "source.databaseId", &bs->db, e) != 0)
             return -1;
-        }
         if (bs->db.status != DB_READY)
             return err_set(e, 409, "Conflict", "source.databaseId",
                            "Database %s is %s; only a ready database can be cloned", bs->db.id,
@@ -114,14 +102,9 @@ static int create_common(app *a, http_req *req, json_t *body, const char *projec
         v_string(body, "logicalId", false, false, NAME_MAX_LEN, 400, &logical_id, e) != 0 ||
         check_branch_fields(body, &branch_id, &git_name, e) != 0)
         return -1;
-    if (v_path_id("proj", project_id, "Project", "projectId", e) != 0)
-        return -1;
     store_project p;
-    if (store_project_get(a->st, req->workspace_id, project_id, &p, e) != 0) {
-        if (e && e->status == 404)
-            snprintf(e->hint, sizeof e->hint, "projectId");
+    if (load_project(a, req->workspace_id, project_id, "projectId", &p, e) != 0)
         return -1;
-    }
     const char *region;
     if (region_in && strcmp(region_in, "inherit") == 0)
         region_in = p.default_region[0] ? p.default_region : NULL;
@@ -221,10 +204,8 @@ HANDLER(h_databases_list)
 HANDLER(h_project_databases_list)
 {
     app *a = ctx;
-    const char *pid = req->params[0];
     store_project p;
-    if (v_path_id("proj", pid, "Project", "projectId", e) != 0 ||
-        store_project_get(a->st, req->workspace_id, pid, &p, e) != 0)
+    if (load_project(a, req->workspace_id, req->params[0], "projectId", &p, e) != 0)
         return -1;
     store_db_filter f = {.project_id = p.id};
     return list_common(a, req, &f, resp, e);
@@ -234,7 +215,7 @@ HANDLER(h_database_get)
 {
     app *a = ctx;
     store_database d;
-    if (load_db(a, req, &d, e) != 0)
+    if (load_database(a, req->workspace_id, req->params[0], "databaseId", &d, e) != 0)
         return -1;
     json_t *j = NULL;
     if (shape_database(a, &d, NULL, NULL, false, &j, e) != 0)
@@ -247,7 +228,7 @@ HANDLER(h_database_patch)
 {
     app *a = ctx;
     store_database d;
-    if (load_db(a, req, &d, e) != 0)
+    if (load_database(a, req->workspace_id, req->params[0], "databaseId", &d, e) != 0)
         return -1;
     json_t *body = NULL;
     if (http_json_body(req, false, &body, e) != 0)
@@ -288,7 +269,7 @@ HANDLER(h_database_delete)
 {
     app *a = ctx;
     store_database d;
-    if (load_db(a, req, &d, e) != 0)
+    if (load_database(a, req->workspace_id, req->params[0], "databaseId", &d, e) != 0)
         return -1;
     if (d.is_default)
         return err_set(e, 403, "Forbidden", "databaseId",

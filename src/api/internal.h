@@ -89,6 +89,14 @@ int action_delete_database(app *a, const store_database *d, char *op_id, pf_err 
  * a rotated password that must work at once. A failed op is a 500. */
 int action_wait_op(app *a, const char *op_id, pf_err *e);
 
+/* Loads a row of the caller's workspace by the id in a request. A malformed id, an
+ * unknown one and another workspace's all answer the same 404, whose hint names `hint`
+ * (the path parameter or body field the id came from). */
+int load_project(app *a, const char *ws, const char *id, const char *hint, store_project *p,
+                 pf_err *e);
+int load_database(app *a, const char *ws, const char *id, const char *hint, store_database *d,
+                  pf_err *e);
+
 /* Commit helper: commits, or rolls back and returns -1 if rc != 0 or the commit fails. */
 int tx_end(app *a, int rc, pf_err *e);
 

@@ -97,24 +97,11 @@ out:
     return rc;
 }
 
-static int load_project(app *a, http_req *req, store_project *p, pf_err *e)
-{
-    const char *id = req->params[0];
-    if (v_path_id("proj", id, "Project", "id", e) != 0)
-        return -1;
-    if (store_project_get(a->st, req->workspace_id, id, p, e) != 0) {
-        if (e && e->status == 404)
-            snprintf(e->hint, sizeof e->hint, "id");
-        return -1;
-    }
-    return 0;
-}
-
 HANDLER(h_project_get)
 {
     app *a = ctx;
     store_project p;
-    if (load_project(a, req, &p, e) != 0)
+    if (load_project(a, req->workspace_id, req->params[0], "id", &p, e) != 0)
         return -1;
     resp->body = json_pack("{s:o}", "data", shape_project(a, &p));
     return 0;
@@ -124,7 +111,7 @@ HANDLER(h_project_patch)
 {
     app *a = ctx;
     store_project p;
-    if (load_project(a, req, &p, e) != 0)
+    if (load_project(a, req->workspace_id, req->params[0], "id", &p, e) != 0)
         return -1;
     json_t *body = NULL;
     if (http_json_body(req, false, &body, e) != 0)
@@ -155,7 +142,7 @@ HANDLER(h_project_delete)
 {
     app *a = ctx;
     store_project p;
-    if (load_project(a, req, &p, e) != 0)
+    if (load_project(a, req->workspace_id, req->params[0], "id", &p, e) != 0)
         return -1;
     if (store_tx_begin(a->st, e) != 0)
         return -1;
