@@ -6,11 +6,11 @@ import { startServer, binaryAvailable, BIN } from './server.mjs';
 import { client } from './api.mjs';
 import { sleep } from './procs.mjs';
 
-export function useServer(name) {
+export function useServer(name, opts = {}) {
   const ctx = { server: null, c: null };
   before(async () => {
     assert.ok(binaryAvailable(), `server binary ${BIN} missing (build it with \`make e2e\` or set PGFLEET_BIN)`);
-    ctx.server = await startServer(name);
+    ctx.server = await startServer(name, opts);
     ctx.c = client(ctx.server);
   });
   after(async () => {

@@ -49,8 +49,10 @@ export function cli(args, { timeoutMs = 60000 } = {}) {
 }
 
 export class Server {
-  constructor(name) {
+  // extraArgs: more `serve` flags for this file's server (e.g. a short backup interval)
+  constructor(name, { extraArgs = [] } = {}) {
     this.name = name;
+    this.extraArgs = extraArgs;
     this.proc = null;
     this.exit = null;
     this.starts = 0;
@@ -77,7 +79,7 @@ export class Server {
   args() {
     return ['serve', '--home', this.home, '--listen', `127.0.0.1:${this.httpPort}`,
       '--port-range', `${this.portLo}-${this.portHi}`, '--public-host', '127.0.0.1',
-      '--pooler-listen', `127.0.0.1:${this.poolerPort}`];
+      '--pooler-listen', `127.0.0.1:${this.poolerPort}`, ...this.extraArgs];
   }
 
   async start({ timeoutMs = 60000 } = {}) {
@@ -212,8 +214,8 @@ export class Server {
 }
 
 // Starts a server for a test file and a token for its default workspace.
-export async function startServer(name) {
-  const s = await new Server(name).init();
+export async function startServer(name, opts = {}) {
+  const s = await new Server(name, opts).init();
   await s.start();
   s.adminToken = await s.token({ name: `e2e-${name}` });
   return s;
