@@ -106,6 +106,9 @@ int engine__pgbr_run(engine *en, const char *const *args, char *out, size_t outs
 /* Kills (SIGTERM, then SIGKILL) every pgbackrest process with the argument `arg`; with
  * keep_archive, not the archive-push/archive-get that PostgreSQL runs. */
 void engine__pgbr_kill(const char *arg, bool keep_archive);
+/* Marks the new timeline's history and its complete segments (those before `current`, the
+ * segment being written) in rst/pg_wal for archiving (restore.c; exposed for tests). */
+int engine__mark_new_timeline(engine *en, const char *rst, const char *current, pf_err *e);
 /* Connection roles on an admin connection: drop every LOGIN role not in roles (except the
  * admin role), then create or update each of roles with its verifier (roles.c). */
 int engine__roles_sync(PGconn *c, const engine_role *roles, size_t n, pf_err *e);

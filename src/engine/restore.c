@@ -6,9 +6,10 @@
  *   data          swapped in: the old one is renamed data.old, removed once the new serves.
  * Recovery runs on a server listening only on a private socket (run/<id>.r), with
  * archiving off, so no credential of the backup's database can log in and nothing of the
- * old timeline reaches the target's stanza. Only the new timeline's files are then marked
- * for archiving; for a backup of another database the target's own timeline history is
- * put in pg_wal first, so PostgreSQL picks a timeline the target's archive never saw. */
+ * old timeline reaches the target's stanza. Only the new timeline's history and complete
+ * segments are then marked for archiving; for a backup of another database the target's own
+ * timeline history is put in pg_wal first, so PostgreSQL picks a timeline the target's
+ * archive never saw. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -167,26 +168,32 @@ static int seed_history(engine *en, const char *target, const char *rst, pf_err 
     return ret;
 }
 
-/* Marks the new timeline's history and segments for archiving by the real server. */
-static int mark_new_timeline(engine *en, const char *rst, pf_err *e)
+/* Marks for archiving by the real server what recovery (run with archiving off) made of
+ * the new timeline: its history file and its segments before `current`, the segment the
+ * recovery server was writing when it stopped. Not `current` itself, which PostgreSQL marks
+ * once it is full (archived now, the incomplete copy would make the complete one fail with
+ * "already exists with a different checksum" and stop the archiver), nor the segments after
+ * it: those are old segments recycled under future names, holding stale WAL. */
+int engine__mark_new_timeline(engine *en, const char *rst, const char *current, pf_err *e)
 {
+    if (strlen(current) != 24 || strspn(current, "0123456789ABCDEF") != 24)
+        return err_internal(e, "restore: invalid current WAL segment name '%s'", current);
     char *wal = xasprintf("%s/pg_wal", rst);
     DIR *d = opendir(wal);
-    unsigned newest = 0, tli;
-    struct dirent *de;
-    while (d && (de = readdir(d)) != NULL)
-        if (is_history(de->d_name, &tli) && tli > newest)
-            newest = tli;
+    if (!d) {
+        int er = errno;
+        free(wal);
+        return err_internal(e, "restore: open %s/pg_wal: %s", rst, strerror(er));
+    }
+    char hist[17];
+    snprintf(hist, sizeof hist, "%.8s.history", current);
     int ret = 0, marked = 0;
-    char prefix[9];
-    snprintf(prefix, sizeof prefix, "%08X", newest);
-    if (d)
-        rewinddir(d);
-    while (newest && ret == 0 && d && (de = readdir(d)) != NULL) {
+    struct dirent *de;
+    while (ret == 0 && (de = readdir(d)) != NULL) {
         const char *n = de->d_name;
-        bool seg = strlen(n) == 24 && strspn(n, "0123456789ABCDEF") == 24;
-        bool hist = is_history(n, &tli) && tli == newest;
-        if (!hist && !(seg && strncmp(n, prefix, 8) == 0))
+        bool seg = strlen(n) == 24 && strspn(n, "0123456789ABCDEF") == 24 &&
+                   strncmp(n, current, 8) == 0 && strcmp(n, current) < 0;
+        if (!seg && strcmp(n, hist) != 0)
             continue;
         char *done = xasprintf("%s/archive_status/%s.done", wal, n);
         char *ready = xasprintf("%s/archive_status/%s.ready", wal, n);
@@ -197,11 +204,22 @@ static int mark_new_timeline(engine *en, const char *rst, pf_err *e)
         free(done);
         free(ready);
     }
-    if (d)
-        closedir(d);
+    closedir(d);
     free(wal);
-    log_debug("restore: timeline %u, %d file(s) marked for archiving", newest, marked);
+    log_debug("restore: %d file(s) of the new timeline before %s marked for archiving", marked,
+              current);
     return ret;
+}
+
+/* The name of the WAL segment the server on c is writing (24 hex digits). */
+static int current_segment(PGconn *c, char out[25], pf_err *e)
+{
+    PGresult *r = NULL;
+    if (engine__exec(c, "SELECT pg_walfile_name(pg_current_wal_insert_lsn())", 0, NULL, &r, e) < 0)
+        return -1;
+    snprintf(out, 25, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return 0;
 }
 
 /* Waits until the recovery server on sock has promoted (or died). */
@@ -309,6 +327,11 @@ static int recover(engine *en, const char *db_id, const engine_restore_spec *sp,
     /* the catalog decides who logs in: the target's live connections, nobody else */
     if (engine__roles_sync(c, sp->roles, sp->nroles, e) < 0)
         goto out;
+    /* only the shutdown checkpoint follows: if it fills this segment up, the real server's
+     * first checkpoint marks the segment (it has neither .ready nor .done) */
+    char current[25];
+    if (current_segment(c, current, e) < 0)
+        goto out;
     PQfinish(c);
     c = NULL;
     if (!engine__terminate(pid, SIGINT, 60000)) {
@@ -320,7 +343,7 @@ static int recover(engine *en, const char *db_id, const engine_restore_spec *sp,
     if (fs_write_atomic(autoconf, auto_conf, strlen(auto_conf), 0600, &en->user, e) < 0)
         goto out;
     unlink(signal);
-    if (mark_new_timeline(en, p->rst, e) < 0)
+    if (engine__mark_new_timeline(en, p->rst, current, e) < 0)
         goto out;
     if (rename(p->rst, p->ready) < 0) {
         err_internal(e, "rename %s: %s", p->rst, strerror(errno));

@@ -46,6 +46,16 @@ async function backupsIdle(databaseId) {
   assert.ok(ok, `backups of ${databaseId} still running`);
 }
 
+// No archive_command of the database ever failed. A restore must archive only complete WAL
+// of its new timeline: an incomplete copy of the segment being written, or an old segment
+// recycled under a later name, makes the real segment fail (pgBackRest error 45) and stalls
+// the archiver, so a backup waits for its WAL until archive-timeout.
+function assertArchiveClean(databaseId) {
+  const log = fs.readFileSync(path.join(ctx.server.home, 'instances', databaseId, 'postgres.log'), 'utf8');
+  const failed = log.split('\n').filter((l) => /archive command failed|ERROR: \[\d+\]/.test(l));
+  assert.deepEqual(failed, [], `archiving of ${databaseId} failed`);
+}
+
 async function restoreAndWait(target, source) {
   const d = expectStatus(await restore(target, source), 200).data;
   assert.equal(d.status, 'recovering');
@@ -121,6 +131,8 @@ ctx.it('restore from another database\'s backup: its credentials do not work on 
   await backupsIdle(S.a);
   await sql(S.aCs, 'INSERT INTO t VALUES (300)');
   await backupNow(S.a);
+  // three restores so far (in place, point in time, from another database): all archived
+  assertArchiveClean(S.a);
 });
 
 ctx.it('create from a backup: the data of the backup, only its own fresh credentials', async () => {

@@ -12,6 +12,7 @@
 
 #include "api/internal.h"
 #include "engine/engine_int.h"
+#include "util/proc.h"
 #include "util/util.h"
 
 static void test_conf_text(void **state)
@@ -140,14 +141,69 @@ static void test_time_parse(void **state)
     assert_false(api_time_parse(NULL, &ms));
 }
 
+/* After a restore only the new timeline's history and its complete segments get .ready:
+ * not the segment being written (an incomplete copy in the archive makes the full one fail
+ * with error 45 and stalls the archiver), not the old segments recycled under later names,
+ * not the old timeline's files. */
+static void test_mark_new_timeline(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/pgfleet-test-backup-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    engine en;
+    memset(&en, 0, sizeof en);
+    pf_err e;
+    char *st = xasprintf("%s/pg_wal/archive_status", dir);
+    assert_int_equal(fs_mkdirs(st, 0700, NULL, &e), 0);
+    const char *files[] = {
+        "00000003.history",
+        "00000004.history",
+        "000000030000000000000004", /* old timeline */
+        "000000030000000000000005.partial",
+        "000000040000000000000005", /* complete, new timeline */
+        "000000040000000000000006", /* complete, already archived (.done below) */
+        "000000040000000000000007", /* being written */
+        "000000040000000000000008", /* recycled */
+        "00000004000000000000000A", /* recycled */
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char *f = xasprintf("%s/pg_wal/%s", dir, files[i]);
+        assert_int_equal(fs_write_atomic(f, "x", 1, 0600, NULL, &e), 0);
+        free(f);
+    }
+    char *done = xasprintf("%s/000000040000000000000006.done", st);
+    assert_int_equal(fs_write_atomic(done, "", 0, 0600, NULL, &e), 0);
+    free(done);
+
+    assert_int_equal(engine__mark_new_timeline(&en, dir, "000000040000000000000007", &e), 0);
+    const char *ready[] = {"00000004.history", "000000040000000000000005"};
+    const char *not_ready[] = {
+        "00000003.history",         "000000030000000000000004", "000000030000000000000005.partial",
+        "000000040000000000000006", "000000040000000000000007", "000000040000000000000008",
+        "00000004000000000000000A"};
+    for (size_t i = 0; i < sizeof ready / sizeof ready[0]; i++) {
+        char *f = xasprintf("%s/%s.ready", st, ready[i]);
+        assert_true(fs_exists(f));
+        free(f);
+    }
+    for (size_t i = 0; i < sizeof not_ready / sizeof not_ready[0]; i++) {
+        char *f = xasprintf("%s/%s.ready", st, not_ready[i]);
+        if (fs_exists(f))
+            fail_msg("%s marked for archiving", not_ready[i]);
+        free(f);
+    }
+    assert_int_equal(engine__mark_new_timeline(&en, dir, "junk", &e), -1);
+    free(st);
+    assert_int_equal(fs_remove_tree(dir, &e), 0);
+}
+
 int main(void)
 {
     util_init();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conf_text),
-        cmocka_unit_test(test_archive_conf),
-        cmocka_unit_test(test_parse_info),
-        cmocka_unit_test(test_time_parse),
+        cmocka_unit_test(test_conf_text),         cmocka_unit_test(test_archive_conf),
+        cmocka_unit_test(test_parse_info),        cmocka_unit_test(test_time_parse),
+        cmocka_unit_test(test_mark_new_timeline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
