@@ -45,6 +45,14 @@ static int list_common(app *a, http_req *req, const char *db_id, http_resp *resp
     return 0;
 }
 
+/* A credential change is answered once it is live in PostgreSQL (a new password works, a
+ * revoked one is refused). On a database being restored it waits for the restore, which
+ * can take minutes: that answer does not wait, and the change applies when it is done. */
+static bool answers_when_live(const store_database *d)
+{
+    return d->status == DB_READY || d->status == DB_PROVISIONING;
+}
+
 /* The database must be able to take a credential change now or once it is provisioned. */
 static int check_db_usable(const store_database *d, pf_err *e)
 {
@@ -74,7 +82,7 @@ static int create_common(app *a, http_req *req, const store_database *d, const c
         trc = store_op_insert(a->st, &op, e);
     if (tx_end(a, trc, e) != 0)
         return -1;
-    if (d->status == DB_READY && action_wait_op(a, op.id, e) != 0)
+    if (answers_when_live(d) && action_wait_op(a, op.id, e) != 0)
         return -1;
     resp->status = status;
     resp->body = json_pack("{s:o}", "data", shape_connection(a, &c, d, password));
@@ -161,7 +169,7 @@ HANDLER(h_connection_delete)
     if (tx_end(a, trc, e) != 0)
         return -1;
     /* the role is gone and its sessions ended when we answer */
-    if (d.status == DB_READY && action_wait_op(a, op.id, e) != 0)
+    if (answers_when_live(&d) && action_wait_op(a, op.id, e) != 0)
         return -1;
     resp->status = 204;
     return 0;
@@ -191,7 +199,7 @@ HANDLER(h_connection_rotate)
     if (tx_end(a, trc, e) != 0)
         return -1;
     /* the new password works, and the old one is refused, when we answer */
-    if (d.status == DB_READY && action_wait_op(a, op.id, e) != 0)
+    if (answers_when_live(&d) && action_wait_op(a, op.id, e) != 0)
         return -1;
     resp->body = json_pack("{s:o}", "data", shape_connection(a, &c, &d, password));
     return 0;

@@ -381,6 +381,13 @@ enum stmt_id {
     S__COUNT
 };
 
+/* Ops of one database run one at a time in FIFO order, with one exception: a credential op
+ * (o) does not wait for a backup (other): a backup copies whatever roles exist, a restore
+ * re-applies the catalog's, so their order does not matter, while a backup of a large
+ * database would hold a rotate or revoke for minutes. */
+#define CRED_PASSES_BACKUP(other)                                                                  \
+    "(o.kind IN ('conn_sync', 'conn_drop') AND " other ".kind = 'db_backup')"
+
 static const char *const stmt_sql[S__COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
@@ -512,13 +519,16 @@ static const char *const stmt_sql[S__COUNT] = {
                     " VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
     [S_OP_GET] = "SELECT " OP_COLS " FROM ops o WHERE o.id = ?1",
     /* the oldest pending op whose database has nothing running and nothing older queued */
-    [S_OP_NEXT] = "SELECT o.seq FROM ops o"
-                  " WHERE o.state = 'pending'"
-                  "   AND NOT EXISTS (SELECT 1 FROM ops r WHERE r.database_id = o.database_id"
-                  "       AND r.state = 'running')"
-                  "   AND NOT EXISTS (SELECT 1 FROM ops q WHERE q.database_id = o.database_id"
-                  "       AND q.state = 'pending' AND q.seq < o.seq)"
-                  " ORDER BY o.seq LIMIT 1",
+    [S_OP_NEXT] =
+        "SELECT o.seq FROM ops o"
+        " WHERE o.state = 'pending'"
+        "   AND NOT EXISTS (SELECT 1 FROM ops r WHERE r.database_id = o.database_id"
+        "       AND r.state = 'running' AND NOT " CRED_PASSES_BACKUP(
+            "r") ")"
+                 "   AND NOT EXISTS (SELECT 1 FROM ops q WHERE q.database_id = o.database_id"
+                 "       AND q.state = 'pending' AND q.seq < o.seq"
+                 "       AND NOT " CRED_PASSES_BACKUP("q") ")"
+                                                           " ORDER BY o.seq LIMIT 1",
     [S_OP_START] = "UPDATE ops SET state = 'running', attempts = attempts + 1, updated_at = ?2"
                    " WHERE seq = ?1 AND state = 'pending'",
     [S_OP_GET_BY_SEQ] = "SELECT " OP_COLS " FROM ops o WHERE o.seq = ?1",
@@ -530,14 +540,17 @@ static const char *const stmt_sql[S__COUNT] = {
     [S_OP_COUNT_ACTIVE] = "SELECT COUNT(*) FROM ops"
                           " WHERE database_id = ?1 AND state IN ('pending', 'running')",
     /* S_OP_NEXT for one lane: ?1 = 1 for the backup kinds, 0 for the others */
-    [S_OP_NEXT_LANE] = "SELECT o.seq FROM ops o"
-                       " WHERE o.state = 'pending'"
-                       "   AND (o.kind IN ('db_backup', 'db_restore', 'db_clone')) = ?1"
-                       "   AND NOT EXISTS (SELECT 1 FROM ops r WHERE r.database_id = o.database_id"
-                       "       AND r.state = 'running')"
-                       "   AND NOT EXISTS (SELECT 1 FROM ops q WHERE q.database_id = o.database_id"
-                       "       AND q.state = 'pending' AND q.seq < o.seq)"
-                       " ORDER BY o.seq LIMIT 1",
+    [S_OP_NEXT_LANE] =
+        "SELECT o.seq FROM ops o"
+        " WHERE o.state = 'pending'"
+        "   AND (o.kind IN ('db_backup', 'db_restore', 'db_clone')) = ?1"
+        "   AND NOT EXISTS (SELECT 1 FROM ops r WHERE r.database_id = o.database_id"
+        "       AND r.state = 'running' AND NOT " CRED_PASSES_BACKUP(
+            "r") ")"
+                 "   AND NOT EXISTS (SELECT 1 FROM ops q WHERE q.database_id = o.database_id"
+                 "       AND q.state = 'pending' AND q.seq < o.seq"
+                 "       AND NOT " CRED_PASSES_BACKUP("q") ")"
+                                                           " ORDER BY o.seq LIMIT 1",
 
     /* backups */
     [S_BKP_INSERT] = "INSERT INTO backups (id, database_id, label, type, status, size, started_at,"

@@ -247,7 +247,9 @@ typedef struct store_op {
 int store_op_insert(store *s, const store_op *op, pf_err *e); /* state must be PENDING */
 int store_op_get(store *s, const char *id, store_op *out, pf_err *e);
 /* Atomically claims the oldest pending op whose database has no running op, marks it
- * running and bumps attempts. Returns 1 with *out filled, 0 if none is ready. */
+ * running and bumps attempts. Returns 1 with *out filled, 0 if none is ready. Ops of one
+ * database run in FIFO order, except that credential ops (conn_sync, conn_drop) do not
+ * wait for the database's backups. */
 int store_op_claim(store *s, store_op *out, pf_err *e);
 int store_op_finish(store *s, const char *id, store_op_state final_state, const char *error,
                     pf_err *e);

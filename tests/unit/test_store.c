@@ -1024,6 +1024,56 @@ static void *claimer(void *p)
     return NULL;
 }
 
+/* Credential ops do not wait for a database's backups; everything else keeps FIFO order. */
+static void test_op_credentials_pass_backups(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX], proj[PF_ID_MAX], da[PF_ID_MAX];
+    char bk[PF_ID_MAX], cs[PF_ID_MAX], cd[PF_ID_MAX], rs[PF_ID_MAX], del[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    mk_project(f->s, ws, NULL, proj);
+    mk_db(f->s, ws, proj, NULL, NULL, 0, da);
+    mk_op(f->s, OP_DB_BACKUP, da, bk);
+    mk_op(f->s, OP_CONN_SYNC, da, cs);
+    mk_op(f->s, OP_DB_RESTORE, da, rs);
+    mk_op(f->s, OP_CONN_DROP, da, cd);
+    mk_op(f->s, OP_DB_DELETE, da, del);
+
+    store_op o;
+    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_string_equal(o.id, bk); /* the backup runs ... */
+    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_string_equal(o.id, cs); /* ... and the credential change does not wait for it */
+    /* the restore waits for both; the drop waits for the restore (not a backup) */
+    assert_int_equal(store_op_claim(f->s, &o, &e), 0);
+    assert_int_equal(store_op_finish(f->s, cs, OPS_DONE, NULL, &e), 0);
+    assert_int_equal(store_op_claim(f->s, &o, &e), 0);
+    assert_int_equal(store_op_finish(f->s, bk, OPS_DONE, NULL, &e), 0);
+    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_string_equal(o.id, rs);
+    assert_int_equal(store_op_claim(f->s, &o, &e), 0);
+    assert_int_equal(store_op_finish(f->s, rs, OPS_DONE, NULL, &e), 0);
+    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_string_equal(o.id, cd);
+    assert_int_equal(store_op_claim(f->s, &o, &e), 0); /* the delete waits for the drop */
+
+    /* a pending (not yet running) backup is passed too, on the fast lane */
+    char bk2[PF_ID_MAX], cs2[PF_ID_MAX];
+    assert_int_equal(store_op_finish(f->s, cd, OPS_DONE, NULL, &e), 0);
+    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_string_equal(o.id, del);
+    assert_int_equal(store_op_finish(f->s, del, OPS_DONE, NULL, &e), 0);
+    mk_op(f->s, OP_DB_BACKUP, da, bk2);
+    mk_op(f->s, OP_CONN_SYNC, da, cs2);
+    assert_int_equal(store_op_claim_lane(f->s, false, &o, &e), 1);
+    assert_string_equal(o.id, cs2);
+    assert_int_equal(store_op_claim_lane(f->s, true, &o, &e), 0); /* a credential op runs */
+    assert_int_equal(store_op_finish(f->s, cs2, OPS_DONE, NULL, &e), 0);
+    assert_int_equal(store_op_claim_lane(f->s, true, &o, &e), 1);
+    assert_string_equal(o.id, bk2);
+}
+
 static void test_op_claim_concurrent(void **state)
 {
     fixture *f = *state;
@@ -1283,6 +1333,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pagination, setup, teardown),
         cmocka_unit_test_setup_teardown(test_port_allocation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_op_fifo_per_database, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_op_credentials_pass_backups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_op_claim_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_readers_and_writer, setup, teardown),
