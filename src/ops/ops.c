@@ -149,6 +149,9 @@ static int run_provision(ops *o, const store_op *op, pf_err *e)
         return 0;
     if (ensure_free_port(o, &db, e) != 0)
         return -1;
+    /* what a restore interrupted after its swap left (no restore runs now: ops of one
+     * database run in order) */
+    engine_restore_cleanup(o->en, db.id);
     if (engine_instance_create(o->en, db.id, db.port, e) != 0)
         return -1;
     if (engine_instance_start(o->en, db.id, db.port, o->cfg.start_timeout_ms, e) != 0)
@@ -371,9 +374,13 @@ static int restore_into(ops *o, const store_op *op, store_database *db, const ch
         return -1;
     if (engine_instance_start(o->en, db->id, db->port, o->cfg.start_timeout_ms, e) != 0)
         return -1;
-    /* the replaced data goes once the server serves again: not part of the downtime */
+    if (set_ready(o, db, true, e) != 0)
+        return -1;
+    /* the replaced data goes once the database is ready again: removing a large directory
+     * is neither downtime nor part of the wait for `ready` (a crash right here leaves it
+     * to the next provision or restore of this database) */
     engine_restore_cleanup(o->en, db->id);
-    return set_ready(o, db, true, e);
+    return 0;
 }
 
 static int run_restore(ops *o, const store_op *op, pf_err *e)
