@@ -214,8 +214,11 @@ ctx.it('a restore interrupted by kill -9 of pgfleet finishes after the restart',
   await waitReady(ctx.c, S.a, { timeoutMs: 120000 });
   assert.deepEqual(await rows(S.aCs), [100, 200]);
   assert.deepEqual(await rows(S.bCs), [100, 200]);
+  // the replaced data is removed just after the database is ready again
   const dir = path.join(ctx.server.home, 'instances', S.a);
-  assert.deepEqual(fs.readdirSync(dir).filter((f) => f.startsWith('data.')), [], 'no restore leftovers');
+  const leftovers = () => fs.readdirSync(dir).filter((f) => f.startsWith('data.'));
+  await until(() => leftovers().length === 0, { timeoutMs: 15000, intervalMs: 100 });
+  assert.deepEqual(leftovers(), [], 'no restore leftovers');
 });
 
 ctx.it('deleting a database removes its backups', async () => {
