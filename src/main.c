@@ -201,6 +201,20 @@ static int open_home(char *home_abs, size_t n, store **st, pf_err *e)
         return err_internal(e, "cannot resolve home %s: %s", home, strerror(errno));
     (void)n;
     char *db = xasprintf("%s/catalog.db", home_abs);
+    /* the catalog holds SCRAM verifiers and token hashes: owner-only, created so before
+     * SQLite opens it (its -wal and -shm files take the same mode) */
+    const char *suffixes[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        char *f = xasprintf("%s%s", db, suffixes[i]);
+        if (i == 0) {
+            int fd = open(f, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+            if (fd >= 0)
+                close(fd);
+        }
+        if (chmod(f, 0600) != 0 && errno != ENOENT)
+            log_warn("cannot make %s owner-only: %s", f, strerror(errno));
+        free(f);
+    }
     int rc = store_open(db, st, e);
     free(db);
     if (rc != 0)

@@ -6,6 +6,8 @@ import { useServer } from './lib/fixture.mjs';
 import { call, expectStatus, expectError, waitReady, listAll, connectionStrings, uniq } from './lib/api.mjs';
 import { connect, closeQuietly, sql, psql, connectFails, queryFails, passwordOf, redact } from './lib/pg.mjs';
 import { until } from './lib/procs.mjs';
+import fs from 'node:fs';
+import path from 'node:path';
 
 const ctx = useServer('connections');
 const S = { passwords: new Set(), clients: [] };
@@ -219,6 +221,14 @@ ctx.it('credentials of one database do not open another database', async () => {
   u.pathname = o.pathname;
   const e = await connectFails(u.toString(), 'first database credentials on the second database');
   assert.ok(['28P01', '28000'].includes(e.code), `expected an authentication failure, got ${e.code} ${e.message}`);
+});
+
+ctx.it('the catalog (verifiers, token hashes) is readable by its owner only', async () => {
+  for (const f of ['catalog.db', 'catalog.db-wal', 'catalog.db-shm']) {
+    const p = path.join(ctx.server.home, f);
+    if (!fs.existsSync(p)) continue;
+    assert.equal((fs.statSync(p).mode & 0o777).toString(8), '600', `${f} mode`);
+  }
 });
 
 ctx.itShutsDownCleanly();
