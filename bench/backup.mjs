@@ -3,7 +3,7 @@
 // measured in the same run:
 //   full backup    POST /v1/databases/{id}/backups {"type":"full"} until completed
 //   restore        POST /v1/databases/{id}/restore (that backup, in place) until ready
-//   clone          POST /v1/databases {"source":{"type":"database"}} until ready
+//   clone          POST /v1/databases {"source":{"type":"database"}} until ready (pg_basebackup)
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, openSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -99,7 +99,7 @@ try {
   const c = await api('POST', '/v1/databases', { projectId: p.data.id, name: 'clone', source: { type: 'database', databaseId: db } });
   await waitReady(c.data.id);
   const cloneMs = Date.now() - t;
-  console.log(`clone (backup of the source + restore): ${secs(cloneMs)} s  (${(cloneMs / cpMs).toFixed(2)}x cp -a)`);
+  console.log(`clone (pg_basebackup + recovery):       ${secs(cloneMs)} s  (${(cloneMs / cpMs).toFixed(2)}x cp -a)`);
 } finally {
   server.kill('SIGTERM');
   await new Promise((r) => server.once('exit', r));

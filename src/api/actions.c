@@ -144,15 +144,9 @@ int action_create_database(app *a, const char *ws, const db_create_req *r, store
                  r->source_db->id, r->source_backup->id, r->source_backup->label,
                  r->point_in_time ? r->point_in_time : "");
     } else if (!strcmp(st, "database")) {
-        /* a fresh online backup of the source (listed among its backups), restored here */
-        store_backup b;
-        store_op unused;
-        ops_backup_init(&b, &unused, r->source_db->id, BACKUP_INCR);
-        if (store_backup_insert(a->st, &b, e) != 0)
-            return -1;
+        /* a pg_basebackup of the live source, recovered here */
         ops_op_init(&op, OP_DB_CLONE, db->id, NULL);
-        snprintf(op.args, sizeof op.args, "{\"sourceDatabaseId\":\"%s\",\"backupId\":\"%s\"}",
-                 r->source_db->id, b.id);
+        snprintf(op.args, sizeof op.args, "{\"sourceDatabaseId\":\"%s\"}", r->source_db->id);
     } else {
         ops_op_init(&op, OP_DB_PROVISION, db->id, NULL);
     }

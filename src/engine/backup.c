@@ -332,6 +332,16 @@ static void stanza_unlock(engine *en, const char *db_id)
     pthread_mutex_unlock(&en->bk_mu);
 }
 
+void engine__busy_lock(engine *en, const char *key)
+{
+    stanza_lock(en, key);
+}
+
+void engine__busy_unlock(engine *en, const char *key)
+{
+    stanza_unlock(en, key);
+}
+
 /* ---- stanza, backup, info, expire ---- */
 
 int engine_backup_stanza_ensure(engine *en, const char *db_id, pf_err *e)

@@ -162,6 +162,8 @@ typedef struct engine_restore_spec {
     const engine_role *roles; /* the target's live credentials: exactly these logins remain */
     size_t nroles;
     const char *token; /* names this restore (the op id): once swapped in, it is not redone */
+    int source_port;   /* > 0: a clone, a pg_basebackup of the running source_id on this port
+                        * (over its private socket) instead of a restore of label */
 } engine_restore_spec;
 
 /* Replaces (or makes) the data directory of db_id from a backup. The backup is restored

@@ -60,6 +60,8 @@ struct engine {
 bool engine__valid_id(const char *id);
 
 /* Writes the whole postgresql.conf (only if it changed) and pg_hba.conf of datadir. */
+/* Rewrites pg_hba.conf of datadir if it differs from the generated one. */
+int engine__write_hba(engine *en, const char *datadir, pf_err *e);
 int engine__write_conf(engine *en, const char *datadir, const char *sockdir, const char *listen,
                        int port, pf_err *e);
 
@@ -106,6 +108,10 @@ int engine__pgbr_run(engine *en, const char *const *args, char *out, size_t outs
 /* Kills (SIGTERM, then SIGKILL) every pgbackrest process with the argument `arg`; with
  * keep_archive, not the archive-push/archive-get that PostgreSQL runs. */
 void engine__pgbr_kill(const char *arg, bool keep_archive);
+/* Waits until no other thread holds key, then holds it (the keys of pgBackRest's stanza
+ * locks are database ids; other users prefix theirs). */
+void engine__busy_lock(engine *en, const char *key);
+void engine__busy_unlock(engine *en, const char *key);
 /* Marks the new timeline's history and its complete segments (those before `current`, the
  * segment being written) in rst/pg_wal for archiving (restore.c; exposed for tests). */
 int engine__mark_new_timeline(engine *en, const char *rst, const char *current, pf_err *e);

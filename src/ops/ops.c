@@ -352,7 +352,7 @@ static int live_roles(ops *o, const char *db_id, store_connection **conns, engin
 
 /* Restores label of source_id into the op's database, starts it and makes it ready. */
 static int restore_into(ops *o, const store_op *op, store_database *db, const char *source_id,
-                        const char *label, const char *pitr, pf_err *e)
+                        const char *label, const char *pitr, int source_port, pf_err *e)
 {
     if (ensure_free_port(o, db, e) != 0)
         return -1;
@@ -366,7 +366,8 @@ static int restore_into(ops *o, const store_op *op, store_database *db, const ch
                               .target_time = pitr && pitr[0] ? pitr : NULL,
                               .roles = roles,
                               .nroles = n,
-                              .token = op->id};
+                              .token = op->id,
+                              .source_port = source_port};
     int rc = engine_restore(o->en, db->id, &sp, e);
     free(roles);
     free(conns);
@@ -400,7 +401,7 @@ static int run_restore(ops *o, const store_op *op, pf_err *e)
         engine_instance_running(o->en, src_id) &&
         engine_backup_flush_wal(o->en, src_id, src.port, e) != 0)
         return -1;
-    return restore_into(o, op, &db, src_id, label, pitr, e);
+    return restore_into(o, op, &db, src_id, label, pitr, 0, e);
 }
 
 static int run_clone(ops *o, const store_op *op, pf_err *e)
@@ -411,7 +412,7 @@ static int run_clone(ops *o, const store_op *op, pf_err *e)
         return le.status == 404 ? 0 : (*e = le, -1);
     if (db.status == DB_DELETING || db.status == DB_FAILURE)
         return 0;
-    char src_id[PF_ID_MAX], bkp_id[PF_ID_MAX], label[64];
+    char src_id[PF_ID_MAX], bkp_id[PF_ID_MAX];
     arg_str(op, "sourceDatabaseId", src_id, sizeof src_id);
     arg_str(op, "backupId", bkp_id, sizeof bkp_id);
     if (store_database_get_internal(o->st, src_id, &src, e) != 0)
@@ -420,11 +421,15 @@ static int run_clone(ops *o, const store_op *op, pf_err *e)
         return err_set(e, 409, "SourceGone", "source.databaseId", "the source database is gone");
     if (!engine_instance_running(o->en, src.id))
         return err_internal(e, "the server of the source %s is not running", src.id);
-    /* an online backup of the source: an immediate checkpoint, then a copy that never
-     * blocks its writers; incremental on top of its last backup */
-    if (take_backup(o, &src, bkp_id, ENGINE_BACKUP_INCR, label, e) != 0)
-        return -1;
-    return restore_into(o, op, &db, src.id, label, NULL, e);
+    /* an op queued by an older pgfleet names a backup it would have taken */
+    store_backup b;
+    if (bkp_id[0] && store_backup_get(o->st, src.id, bkp_id, &b, &le) == 0 &&
+        b.status == BACKUP_RUNNING)
+        store_backup_finish(o->st, bkp_id, BACKUP_FAILED, NULL, -1, NULL,
+                            "not taken: the clone copied the live source", &le);
+    /* pg_basebackup of the running source (an immediate checkpoint, then a copy that never
+     * blocks its writers), recovered and swapped in like a restore */
+    return restore_into(o, op, &db, src.id, "", NULL, src.port, e);
 }
 
 /* ---- the pooled endpoint ---- */

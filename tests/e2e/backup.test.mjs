@@ -221,6 +221,26 @@ ctx.it('a restore interrupted by kill -9 of pgfleet finishes after the restart',
   assert.deepEqual(leftovers(), [], 'no restore leftovers');
 });
 
+ctx.it('a clone interrupted by kill -9 of pgfleet finishes after the restart, adding no backup to the source', async () => {
+  await backupsIdle(S.b);
+  const before = (await listBackups(S.b)).data.map((b) => b.id);
+  const { db, cs } = await createDb({ name: 'clone-k9', source: { type: 'database', databaseId: S.b } });
+  // kill while pg_basebackup or the recovery is under way (or just after)
+  const dir = path.join(ctx.server.home, 'instances', db.id);
+  await until(() => fs.existsSync(path.join(dir, 'data.restore')) || fs.existsSync(path.join(dir, 'data.ready')),
+    { timeoutMs: 10000, intervalMs: 10 });
+  await ctx.server.kill9();
+  await ctx.server.start();
+  await waitReady(ctx.c, db.id, { timeoutMs: 120000 });
+  assert.deepEqual(await rows(cs), [100, 200]);
+  assert.deepEqual(await rows(S.bCs), [100, 200]);
+  await backupsIdle(S.b);
+  assert.deepEqual((await listBackups(S.b)).data.map((b) => b.id), before, 'the clone added a backup to the source');
+  const leftovers = () => fs.readdirSync(dir).filter((f) => f.startsWith('data.'));
+  await until(() => leftovers().length === 0, { timeoutMs: 15000, intervalMs: 100 });
+  assert.deepEqual(leftovers(), [], 'no clone leftovers');
+});
+
 ctx.it('deleting a database removes its backups', async () => {
   const repo = path.join(ctx.server.home, 'backup');
   assert.ok(fs.existsSync(path.join(repo, 'backup', S.c)));
