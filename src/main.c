@@ -234,65 +234,64 @@ static int open_home(char *home_abs, size_t n, store **st, pf_err *e)
     return store_workspace_insert(*st, &w, e);
 }
 
-static int cmd_token_create(void)
+/* Opens the home, runs work on its catalog, reports a failure and closes: the shape of
+ * every CLI command that changes the catalog. Exit status 0 or 1. */
+static int with_home(int (*work)(store *st, pf_err *e))
 {
     char home[4096];
     store *st = NULL;
     pf_err e;
     err_clear(&e);
-    if (open_home(home, sizeof home, &st, &e) != 0)
-        goto fail;
+    int rc = open_home(home, sizeof home, &st, &e) == 0 && work(st, &e) == 0 ? 0 : 1;
+    if (rc != 0)
+        fprintf(stderr, "pgfleet: %s\n", e.message);
+    if (st)
+        store_close(st);
+    return rc;
+}
+
+static int token_create(store *st, pf_err *e)
+{
     store_workspace w;
-    if (optval[O_WORKSPACE]) {
-        if (store_workspace_get(st, optval[O_WORKSPACE], &w, &e) != 0)
-            goto fail;
-    } else if (store_workspace_first(st, &w, &e) != 0) {
-        goto fail;
-    }
+    if (optval[O_WORKSPACE] ? store_workspace_get(st, optval[O_WORKSPACE], &w, e)
+                            : store_workspace_first(st, &w, e))
+        return -1;
     char value[AUTH_TOKEN_MAX];
     store_token t;
-    if (auth_token_create(st, w.id, optval[O_NAME], NULL, value, &t, &e) != 0)
-        goto fail;
+    if (auth_token_create(st, w.id, optval[O_NAME], NULL, value, &t, e) != 0)
+        return -1;
     fprintf(stderr, "pgfleet: service token %s for workspace %s (%s); it is shown once:\n", t.id,
             w.id, w.name);
     printf("%s\n", value);
-    store_close(st);
     return 0;
-fail:
-    fprintf(stderr, "pgfleet: %s\n", e.message);
-    if (st)
-        store_close(st);
-    return 1;
+}
+
+static int cmd_token_create(void)
+{
+    return with_home(token_create);
+}
+
+static int workspace_create(store *st, pf_err *e)
+{
+    store_workspace w;
+    memset(&w, 0, sizeof w);
+    util_id_new("wksp", w.id);
+    snprintf(w.name, sizeof w.name, "%s", optval[O_NAME]);
+    util_now_iso(w.created_at);
+    if (store_workspace_insert(st, &w, e) != 0)
+        return -1;
+    printf("%s\n", w.id);
+    return 0;
 }
 
 static int cmd_workspace_create(void)
 {
-    char home[4096];
-    store *st = NULL;
-    pf_err e;
-    err_clear(&e);
     const char *name = optval[O_NAME];
     if (!name || !*name || strlen(name) > 255) {
         fprintf(stderr, "pgfleet: workspace create needs --name (1 to 255 characters)\n");
         return 2;
     }
-    if (open_home(home, sizeof home, &st, &e) != 0)
-        goto fail;
-    store_workspace w;
-    memset(&w, 0, sizeof w);
-    util_id_new("wksp", w.id);
-    snprintf(w.name, sizeof w.name, "%s", name);
-    util_now_iso(w.created_at);
-    if (store_workspace_insert(st, &w, &e) != 0)
-        goto fail;
-    printf("%s\n", w.id);
-    store_close(st);
-    return 0;
-fail:
-    fprintf(stderr, "pgfleet: %s\n", e.message);
-    if (st)
-        store_close(st);
-    return 1;
+    return with_home(workspace_create);
 }
 
 /* Reads one line (the password) from stdin when it is not a terminal; "" otherwise. */
@@ -400,12 +399,22 @@ static bool redirect_uri_ok(const char *u)
     return colon[1] != '\0';
 }
 
+static int oauth_client_create(store *st, pf_err *e)
+{
+    store_oauth_client c;
+    memset(&c, 0, sizeof c);
+    util_id_new("cli", c.id);
+    snprintf(c.name, sizeof c.name, "%s", optval[O_NAME]);
+    snprintf(c.redirect_uris, sizeof c.redirect_uris, "%s", optval[O_REDIRECT_URI]);
+    util_now_iso(c.created_at);
+    if (store_oauth_client_insert(st, &c, e) != 0)
+        return -1;
+    printf("%s\n", c.id);
+    return 0;
+}
+
 static int cmd_oauth_client_create(void)
 {
-    char home[4096];
-    store *st = NULL;
-    pf_err e;
-    err_clear(&e);
     const char *name = optval[O_NAME], *uri = optval[O_REDIRECT_URI];
     if (!name || !*name || strlen(name) > 255) {
         fprintf(stderr, "pgfleet: oauth-client create needs --name (1 to 255 characters)\n");
@@ -416,24 +425,7 @@ static int cmd_oauth_client_create(void)
                         "without a fragment (e.g. http://localhost:3000/callback)\n");
         return 2;
     }
-    if (open_home(home, sizeof home, &st, &e) != 0)
-        goto fail;
-    store_oauth_client c;
-    memset(&c, 0, sizeof c);
-    util_id_new("cli", c.id);
-    snprintf(c.name, sizeof c.name, "%s", name);
-    snprintf(c.redirect_uris, sizeof c.redirect_uris, "%s", uri);
-    util_now_iso(c.created_at);
-    if (store_oauth_client_insert(st, &c, &e) != 0)
-        goto fail;
-    printf("%s\n", c.id);
-    store_close(st);
-    return 0;
-fail:
-    fprintf(stderr, "pgfleet: %s\n", e.message);
-    if (st)
-        store_close(st);
-    return 1;
+    return with_home(oauth_client_create);
 }
 
 static int parse_listen(const char *s, char *host, size_t hn, int *port)
