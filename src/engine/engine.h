@@ -166,13 +166,23 @@ typedef struct engine_restore_spec {
                         * (over its private socket) instead of a restore of label */
 } engine_restore_spec;
 
-/* Replaces (or makes) the data directory of db_id from a backup. The backup is restored
- * into instances/<id>/data.restore and recovered there by a socket-only server; the
- * target's roles are set to spec->roles; only then is the server stopped and the directory
- * swapped in. The caller starts the server afterwards. Idempotent: an interrupted restore
- * resumes at the swap once recovery finished, else starts over; until the swap the old
- * data is untouched, so a failed restore leaves the database as it was. */
+/* Replaces (or makes) the data directory of db_id from a backup, recovered by a
+ * socket-only server that sets the target's roles to spec->roles; the caller starts the
+ * server afterwards. Idempotent: an interrupted restore is finished or started over.
+ * - A backup of db_id itself, to its end (no target_time): the server stops and
+ *   pgBackRest restores into its data
+ *   directory with --delta (only files that differ from the backup are rewritten). From
+ *   the stop on, the old data is gone: engine_restore_overwriting() is true until a
+ *   restore of db_id succeeds, and the server refuses to start.
+ * - Any other source (a point in time, another database's backup, a new database, a
+ *   clone): restored and
+ *   recovered in instances/<id>/data.restore while the old server runs, then swapped in;
+ *   a failure before the swap leaves the database as it was. */
 int engine_restore(engine *en, const char *db_id, const engine_restore_spec *spec, pf_err *e);
+
+/* True while db_id's data directory is neither its old data nor a recovered backup (an
+ * in-place restore started and has not succeeded). */
+bool engine_restore_overwriting(engine *en, const char *db_id);
 
 /* Removes what a finished or abandoned restore left: a recovery server, data.restore,
  * data.ready, and the replaced data.old once the new data is in place. */

@@ -532,6 +532,11 @@ int engine_instance_start(engine *en, const char *db_id, int port, int timeout_m
         err_set(e, 404, "NotFound", NULL, "no data directory");
         goto out;
     }
+    if (engine_restore_overwriting(en, db_id)) {
+        err_set(e, 409, "RestoreUnfinished", NULL,
+                "the data of %s is partly restored; restore it from a backup", db_id);
+        goto out;
+    }
     if (strlen(p.sock) + sizeof "/.s.PGSQL.65535.lock" >
         sizeof(((struct sockaddr_un *)0)->sun_path)) {
         err_internal(e, "socket path %s is too long; use a shorter home", p.sock);

@@ -524,8 +524,9 @@ static int run_op(ops *o, const store_op *op, pf_err *e)
 }
 
 /* An op that ran out of attempts: a provision leaves its database in failure; a failed
- * restore leaves an existing database as it was (ready again), a new one in failure; a
- * failed backup is listed as failed. */
+ * restore leaves an existing database as it was (ready again) unless it had begun to
+ * overwrite its data in place, and a new one, in failure; a failed backup is listed as
+ * failed. */
 static void give_up(ops *o, const store_op *op, const pf_err *why)
 {
     pf_err le;
@@ -538,7 +539,8 @@ static void give_up(ops *o, const store_op *op, const pf_err *why)
         engine_restore_cleanup(o->en, op->database_id);
         store_database db;
         if (store_database_get_internal(o->st, op->database_id, &db, &le) == 0 &&
-            db.status == DB_RECOVERING && engine_instance_exists(o->en, db.id)) {
+            db.status == DB_RECOVERING && engine_instance_exists(o->en, db.id) &&
+            !engine_restore_overwriting(o->en, db.id)) {
             log_error("db=%s restore failed, its data is unchanged: %s", db.id, why->message);
             if (enqueue(o, OP_DB_PROVISION, db.id, &le) != 0)
                 log_error("db=%s cannot queue its restart: %s", db.id, le.message);

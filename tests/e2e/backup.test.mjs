@@ -27,8 +27,8 @@ async function createDb(body) {
 }
 
 // Takes a backup now (extension) and waits until it is completed; returns it.
-async function backupNow(databaseId) {
-  const r = await raw(ctx.server, 'POST', `/v1/databases/${databaseId}/backups`, { json: {} });
+async function backupNow(databaseId, json = {}) {
+  const r = await raw(ctx.server, 'POST', `/v1/databases/${databaseId}/backups`, { json });
   assert.equal(r.status, 202, JSON.stringify(r.body));
   const id = r.body.data.id;
   let b;
@@ -239,6 +239,44 @@ ctx.it('a clone interrupted by kill -9 of pgfleet finishes after the restart, ad
   const leftovers = () => fs.readdirSync(dir).filter((f) => f.startsWith('data.'));
   await until(() => leftovers().length === 0, { timeoutMs: 15000, intervalMs: 100 });
   assert.deepEqual(leftovers(), [], 'no clone leftovers');
+});
+
+ctx.it('an in-place restore interrupted by kill -9 of pgfleet finishes after the restart', async () => {
+  await backupsIdle(S.b);
+  await sql(S.bCs, 'INSERT INTO t VALUES (300)');
+  const marker = path.join(ctx.server.home, 'instances', S.b, 'restore.overwriting');
+  expectStatus(await restore(S.b, { type: 'backup', databaseId: S.b, backupId: S.bBackup.id }), 200);
+  // kill while pgBackRest rewrites the stopped server's data, or during its recovery
+  assert.ok(await until(() => fs.existsSync(marker), { timeoutMs: 10000, intervalMs: 5 }), 'no in-place restore began');
+  await ctx.server.kill9();
+  await ctx.server.start();
+  await waitReady(ctx.c, S.b, { timeoutMs: 120000 });
+  assert.deepEqual(await rows(S.bCs), [100, 200]);
+  assert.ok(!fs.existsSync(marker), 'the in-place marker outlived the restore');
+});
+
+ctx.it('an in-place restore that fails leaves the database in failure, never half-restored and serving; a good backup rescues it', async () => {
+  await backupsIdle(S.b);
+  const bad = await backupNow(S.b, { type: 'full' });
+  // damage that full backup in the repository: pg_control, which pgBackRest restores last
+  // (after it has rewritten the rest), is gone
+  const sets = path.join(ctx.server.home, 'backup', 'backup', S.b);
+  const label = fs.readdirSync(sets).filter((f) => /^\d{8}-\d{6}F$/.test(f)).sort().pop();
+  const control = path.join(sets, label, 'pg_data', 'global', 'pg_control.lz4');
+  assert.ok(fs.existsSync(control), `no ${control}`);
+  fs.rmSync(control);
+  expectStatus(await restore(S.b, { type: 'backup', databaseId: S.b, backupId: bad.id }), 200);
+  let d;
+  const failed = await until(async () => {
+    d = expectStatus(await call(ctx.c, 'GET', '/v1/databases/{databaseId}', p(S.b)), 200).data;
+    return d.status === 'failure';
+  }, { timeoutMs: 150000, intervalMs: 200 }); // 3 attempts; pgBackRest retries a read 15 s later
+  assert.ok(failed, `status ${d.status}, not failure`);
+  await connectFails(S.bCs, 'a half-restored database');
+  assert.ok(fs.existsSync(path.join(ctx.server.home, 'instances', S.b, 'restore.overwriting')));
+  await restoreAndWait(S.b, { type: 'backup', databaseId: S.b, backupId: S.bBackup.id });
+  assert.deepEqual(await rows(S.bCs), [100, 200]);
+  assertArchiveClean(S.b);
 });
 
 ctx.it('deleting a database removes its backups', async () => {
