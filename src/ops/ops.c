@@ -824,10 +824,29 @@ static void schedule_backups(ops *o)
     ops_notify(o);
 }
 
+/* Finished ops are history: kept a week (to read why something failed), then deleted, so
+ * the catalog of a long-running server does not grow with every backup and rotate. */
+#define OPS_KEEP_S (7 * 86400)
+#define OPS_PRUNE_EVERY_MS (3600 * 1000)
+
+static void prune_ops(ops *o)
+{
+    char before[STORE_TS_MAX];
+    iso_of(util_now_ms() / 1000 - OPS_KEEP_S, before);
+    int n = 0;
+    pf_err e;
+    if (store_op_prune(o->st, before, &n, &e) != 0)
+        log_warn("ops: cannot delete finished ops: %s", e.message);
+    else if (n > 0)
+        log_info("ops: deleted %d op(s) that ended before %s", n, before);
+}
+
 static void *reconciler_main(void *arg)
 {
     ops *o = arg;
     pooler_supervise(o, true);
+    prune_ops(o);
+    int64_t pruned_at = util_now_ms();
     for (;;) {
         struct timespec ts;
         deadline_in(&ts, o->cfg.reconcile_ms);
@@ -843,6 +862,10 @@ static void *reconciler_main(void *arg)
         reconcile(o, false);
         schedule_backups(o);
         pooler_supervise(o, false);
+        if (util_now_ms() - pruned_at >= OPS_PRUNE_EVERY_MS) {
+            prune_ops(o);
+            pruned_at = util_now_ms();
+        }
     }
     return NULL;
 }

@@ -366,6 +366,7 @@ enum stmt_id {
     S_OP_RESET,
     S_OP_COUNT_ACTIVE,
     S_OP_NEXT_LANE,
+    S_OP_PRUNE,
 
     S_BKP_INSERT,
     S_BKP_GET,
@@ -537,6 +538,7 @@ static const char *const stmt_sql[S__COUNT] = {
                      " WHERE id = ?1 AND state = 'running'",
     [S_OP_EXISTS] = "SELECT 1 FROM ops WHERE id = ?1",
     [S_OP_RESET] = "UPDATE ops SET state = 'pending', updated_at = ?1 WHERE state = 'running'",
+    [S_OP_PRUNE] = "DELETE FROM ops WHERE state IN ('done', 'failed') AND updated_at < ?1",
     [S_OP_COUNT_ACTIVE] = "SELECT COUNT(*) FROM ops"
                           " WHERE database_id = ?1 AND state IN ('pending', 'running')",
     /* S_OP_NEXT for one lane: ?1 = 1 for the backup kinds, 0 for the others */
@@ -2171,6 +2173,21 @@ int store_op_reset_running(store *s, int *count, pf_err *e)
     if (!st)
         return -1;
     if (bind_text(st, 1, now) != SQLITE_OK)
+        return bind_fail(c, st, e);
+    if (exec_write(c, st, NULL, NULL, e) != 0)
+        return -1;
+    if (count)
+        *count = sqlite3_changes(c->db);
+    return 0;
+}
+
+int store_op_prune(store *s, const char *before, int *count, pf_err *e)
+{
+    store_conn *c = conn_get(s, e);
+    sqlite3_stmt *st = c ? stmt(c, S_OP_PRUNE, e) : NULL;
+    if (!st)
+        return -1;
+    if (bind_text(st, 1, before) != SQLITE_OK)
         return bind_fail(c, st, e);
     if (exec_write(c, st, NULL, NULL, e) != 0)
         return -1;

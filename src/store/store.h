@@ -257,6 +257,9 @@ int store_op_finish(store *s, const char *id, store_op_state final_state, const 
 int store_op_requeue(store *s, const char *id, const char *error, pf_err *e);
 /* At startup: every RUNNING op becomes PENDING again (its worker died with us). */
 int store_op_reset_running(store *s, int *count, pf_err *e);
+/* Deletes the ops that ended (done or failed) before `before` (an ISO timestamp); *count
+ * gets how many. Pending and running ops stay, whatever their age. */
+int store_op_prune(store *s, const char *before, int *count, pf_err *e);
 /* Number of PENDING or RUNNING ops for a database (0 = idle). */
 int store_op_count_active(store *s, const char *database_id, int *count, pf_err *e);
 /* store_op_claim restricted to one lane: slow = the backup kinds (OP_DB_BACKUP,

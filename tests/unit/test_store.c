@@ -1074,6 +1074,48 @@ static void test_op_credentials_pass_backups(void **state)
     assert_string_equal(o.id, bk2);
 }
 
+/* Finished ops older than the cut are deleted; pending and running ones stay, however old. */
+static void test_op_prune(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX], proj[PF_ID_MAX], d[PF_ID_MAX];
+    char done[PF_ID_MAX], failed[PF_ID_MAX], running[PF_ID_MAX], pending[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    mk_project(f->s, ws, NULL, proj);
+    mk_db(f->s, ws, proj, NULL, NULL, 0, d);
+    mk_op(f->s, OP_DB_PROVISION, d, done);
+    mk_op(f->s, OP_CONN_SYNC, d, failed);
+    mk_op(f->s, OP_CONN_SYNC, d, running);
+    mk_op(f->s, OP_DB_DELETE, d, pending);
+    store_op o;
+    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_int_equal(store_op_finish(f->s, done, OPS_DONE, NULL, &e), 0);
+    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_int_equal(store_op_finish(f->s, failed, OPS_FAILED, "no", &e), 0);
+    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_string_equal(o.id, running);
+
+    /* a cut before everything: nothing goes */
+    int n = -1;
+    assert_int_equal(store_op_prune(f->s, "2000-01-01T00:00:00.000Z", &n, &e), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_op_get(f->s, done, &o, &e), 0);
+    /* a cut after everything: only the two finished ones go */
+    assert_int_equal(store_op_prune(f->s, "2999-01-01T00:00:00.000Z", &n, &e), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(store_op_get(f->s, done, &o, &e), -1);
+    assert_err(&e, 404, "NotFound", "operationId");
+    assert_int_equal(store_op_get(f->s, failed, &o, &e), -1);
+    assert_int_equal(store_op_get(f->s, running, &o, &e), 0);
+    assert_int_equal(o.state, OPS_RUNNING);
+    assert_int_equal(store_op_get(f->s, pending, &o, &e), 0);
+    assert_int_equal(o.state, OPS_PENDING);
+    int active = 0;
+    assert_int_equal(store_op_count_active(f->s, d, &active, &e), 0);
+    assert_int_equal(active, 2);
+}
+
 static void test_op_claim_concurrent(void **state)
 {
     fixture *f = *state;
@@ -1334,6 +1376,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_port_allocation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_op_fifo_per_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_op_credentials_pass_backups, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_op_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(test_op_claim_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_readers_and_writer, setup, teardown),
