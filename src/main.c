@@ -43,6 +43,7 @@ typedef enum {
     O_BACKUP_RETENTION,
     O_BACKUP_INTERVAL,
     O_BACKUP_FULL_INTERVAL,
+    O_BACKUP_DIFF_INTERVAL,
     O_BACKUP_WORKERS,
     O_WORKSPACE,
     O_NAME,
@@ -98,7 +99,11 @@ static const opt_def options[O__COUNT] = {
     [O_BACKUP_FULL_INTERVAL] = {"backup-full-interval", "PGFLEET_BACKUP_FULL_INTERVAL", "604800",
                                 CMD_SERVE,
                                 "a scheduled backup is full when the last full is older than "
-                                "this many seconds, else differential"},
+                                "this many seconds"},
+    [O_BACKUP_DIFF_INTERVAL] = {"backup-diff-interval", "PGFLEET_BACKUP_DIFF_INTERVAL", "86400",
+                                CMD_SERVE,
+                                "else differential when the last full or differential is older "
+                                "than this many seconds, else incremental"},
     [O_BACKUP_WORKERS] = {"backup-workers", "PGFLEET_BACKUP_WORKERS", "2", CMD_SERVE,
                           "threads for backup, restore and clone operations"},
     [O_WORKSPACE] = {"workspace", NULL, NULL, CMD_TOKEN | CMD_USER,
@@ -488,13 +493,16 @@ static int cmd_serve(void)
             return 2;
         }
     }
-    long retention = 7, interval = 86400, full_interval = 604800, bworkers = 2;
+    long retention = 7, interval = 86400, full_interval = 604800, diff_interval = 86400,
+         bworkers = 2;
     if (!util_parse_int(optval[O_BACKUP_RETENTION], 1, 3650, &retention) ||
         !util_parse_int(optval[O_BACKUP_INTERVAL], 0, 365L * 86400, &interval) ||
         !util_parse_int(optval[O_BACKUP_FULL_INTERVAL], 1, 3650L * 86400, &full_interval) ||
+        !util_parse_int(optval[O_BACKUP_DIFF_INTERVAL], 1, 3650L * 86400, &diff_interval) ||
         !util_parse_int(optval[O_BACKUP_WORKERS], 1, 64, &bworkers)) {
-        fprintf(stderr, "pgfleet: --backup-retention-days takes 1 to 3650, --backup-interval "
-                        "and --backup-full-interval seconds, --backup-workers 1 to 64\n");
+        fprintf(stderr, "pgfleet: --backup-retention-days takes 1 to 3650, --backup-interval, "
+                        "--backup-full-interval and --backup-diff-interval seconds, "
+                        "--backup-workers 1 to 64\n");
         return 2;
     }
     char pooler_host[256];
@@ -600,7 +608,8 @@ static int cmd_serve(void)
                      .spares = (int)spares,
                      .backup_workers = (int)bworkers,
                      .backup_interval_s = (int)interval,
-                     .backup_full_interval_s = (int)full_interval};
+                     .backup_full_interval_s = (int)full_interval,
+                     .backup_diff_interval_s = (int)diff_interval};
     if (ops_start(st, en, &oc, &op, &e) != 0)
         goto out;
     a.ops = op;

@@ -754,8 +754,19 @@ static int64_t iso_to_unix(const char *s)
     return (int64_t)timegm(&tm);
 }
 
+engine_backup_type ops_scheduled_type(const ops_config *cfg, int64_t now_s, int64_t last_full_s,
+                                      int64_t last_diff_s)
+{
+    if (last_full_s < 0 || now_s - last_full_s >= cfg->backup_full_interval_s)
+        return ENGINE_BACKUP_FULL;
+    if (cfg->backup_diff_interval_s <= 0 || last_diff_s < 0 ||
+        now_s - last_diff_s >= cfg->backup_diff_interval_s)
+        return ENGINE_BACKUP_DIFF;
+    return ENGINE_BACKUP_INCR;
+}
+
 /* Queues a backup for a ready, idle database whose last backup is older than the interval
- * and which had writes since (full when its last full is older than the full interval). */
+ * and which had writes since (its type from ops_scheduled_type). */
 static void schedule_one(ops *o, const store_database *db, int64_t now_s)
 {
     pf_err e;
@@ -763,13 +774,16 @@ static void schedule_one(ops *o, const store_database *db, int64_t now_s)
     size_t n = 0;
     if (store_backup_list_all(o->st, db->id, &rows, &n, &e) != 0)
         return;
-    const store_backup *last = n ? &rows[n - 1] : NULL, *last_full = NULL, *last_ok = NULL;
+    const store_backup *last = n ? &rows[n - 1] : NULL, *last_ok = NULL;
+    int64_t last_full_s = -1, last_diff_s = -1;
     for (size_t i = 0; i < n; i++) {
         if (rows[i].status != BACKUP_COMPLETED)
             continue;
         last_ok = &rows[i];
         if (rows[i].type == BACKUP_FULL)
-            last_full = &rows[i];
+            last_full_s = last_diff_s = iso_to_unix(rows[i].started_at);
+        else if (rows[i].type == BACKUP_DIFF)
+            last_diff_s = iso_to_unix(rows[i].started_at);
     }
     bool due = !last || now_s - iso_to_unix(last->started_at) >= o->cfg.backup_interval_s;
     char mark[32] = "";
@@ -778,14 +792,13 @@ static void schedule_one(ops *o, const store_database *db, int64_t now_s)
         log_debug("db=%s no writes since backup %s: scheduled backup skipped", db->id, last_ok->id);
         due = false;
     }
-    bool full =
-        !last_full || now_s - iso_to_unix(last_full->started_at) >= o->cfg.backup_full_interval_s;
+    engine_backup_type type = ops_scheduled_type(&o->cfg, now_s, last_full_s, last_diff_s);
     free(rows);
     if (!due)
         return;
     store_backup b;
     store_op op;
-    ops_backup_init(&b, &op, db->id, full ? BACKUP_FULL : BACKUP_DIFF);
+    ops_backup_init(&b, &op, db->id, type_of(type));
     if (store_tx_begin(o->st, &e) != 0)
         return;
     if (store_backup_insert(o->st, &b, &e) != 0 || store_op_insert(o->st, &op, &e) != 0) {
@@ -794,7 +807,7 @@ static void schedule_one(ops *o, const store_database *db, int64_t now_s)
         return;
     }
     if (store_tx_commit(o->st, &e) == 0)
-        log_info("db=%s scheduled %s backup queued", db->id, full ? "full" : "differential");
+        log_info("db=%s scheduled %s backup queued", db->id, store_backup_type_name(type_of(type)));
 }
 
 static void schedule_backups(ops *o)

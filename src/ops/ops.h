@@ -5,8 +5,8 @@
  *    directories with no catalog row are removed;
  *  - every few seconds: a ready database whose server died gets a provision op.
  *  - backups: a full backup when a database becomes ready or is restored, then one every
- *    backup_interval_s when it had writes (full when the last full is older than
- *    backup_full_interval_s, else differential), each followed by pgBackRest's expire.
+ *    backup_interval_s when it had writes (ops_scheduled_type: full, differential or
+ *    incremental), each followed by pgBackRest's expire.
  * Backup, restore and clone ops run on their own workers (the slow lane), so a long restore
  * never delays creates and credential changes of other databases.
  * A third thread keeps `spares` ready copies of the golden directory, refilled after each
@@ -31,8 +31,17 @@ typedef struct ops_config {
     /* backups */
     int backup_workers;         /* threads for backup, restore and clone ops (default 2) */
     int backup_interval_s;      /* scheduled backups; <= 0: never */
-    int backup_full_interval_s; /* a scheduled backup is full when the last full is older */
+    int backup_full_interval_s; /* a scheduled backup is full when the last full is older, */
+    int backup_diff_interval_s; /* else differential when the last full or diff is older,
+                                 * else incremental (<= 0: never incremental) */
 } ops_config;
+
+/* The type of a scheduled backup, given the start (unix seconds, -1: none) of the last
+ * completed full backup and of the last completed full or differential one: full when the
+ * full is older than backup_full_interval_s, else differential when that one is older than
+ * backup_diff_interval_s, else incremental. */
+engine_backup_type ops_scheduled_type(const ops_config *cfg, int64_t now_s, int64_t last_full_s,
+                                      int64_t last_diff_s);
 
 /* Runs the startup reconcile, then starts the workers and the reconcile thread. */
 int ops_start(store *st, engine *en, const ops_config *cfg, ops **out, pf_err *e);

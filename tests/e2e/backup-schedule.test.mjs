@@ -1,6 +1,7 @@
 // Scheduled backups: with a short --backup-interval, a database that had writes gets a
-// differential backup on schedule; one without writes gets none; --backup-retention-days
-// is reported in the list's meta.
+// backup on schedule (incremental while its last full or differential is younger than
+// --backup-diff-interval, then differential); one without writes gets none;
+// --backup-retention-days is reported in the list's meta.
 import assert from 'node:assert/strict';
 import { useServer } from './lib/fixture.mjs';
 import { call, expectStatus, waitReady } from './lib/api.mjs';
@@ -8,8 +9,10 @@ import { sql } from './lib/pg.mjs';
 import { until, sleep } from './lib/procs.mjs';
 
 const INTERVAL_S = 4;
+const DIFF_INTERVAL_S = 20;
 const ctx = useServer('backup-schedule', {
-  extraArgs: ['--backup-interval', String(INTERVAL_S), '--backup-full-interval', '3600', '--backup-retention-days', '3'],
+  extraArgs: ['--backup-interval', String(INTERVAL_S), '--backup-full-interval', '3600',
+    '--backup-diff-interval', String(DIFF_INTERVAL_S), '--backup-retention-days', '3'],
 });
 const S = {};
 
@@ -31,7 +34,7 @@ ctx.it('setup: a ready database whose first full backup completed', async () => 
   assert.equal(list.meta.backupRetentionDays, 3);
 }, { timeout: 120000 });
 
-ctx.it('writes since the last backup: a differential backup is taken on schedule', async () => {
+ctx.it('writes since the last backup: an incremental backup is taken on schedule', async () => {
   await sql(S.cs, 'CREATE TABLE t (x int); INSERT INTO t SELECT generate_series(1, 1000)');
   let list;
   const ok = await until(async () => {
@@ -40,10 +43,12 @@ ctx.it('writes since the last backup: a differential backup is taken on schedule
   }, { timeoutMs: 60000, intervalMs: 500 });
   assert.ok(ok, `no scheduled backup after writes: ${JSON.stringify(list?.data)}`);
   assert.equal(list.data.length, 2, `exactly one scheduled backup: ${JSON.stringify(list.data)}`);
-  assert.ok(list.data.some((b) => b.backupType === 'differential'), `a differential backup: ${JSON.stringify(list.data)}`);
+  assert.equal(list.data[0].backupType, 'incremental', `the full is younger than ${DIFF_INTERVAL_S} s: ${JSON.stringify(list.data)}`);
+  S.full = list.data[1];
+  assert.equal(S.full.backupType, 'full');
 }, { timeout: 120000 });
 
-ctx.it('no writes since the last backup: the scheduled backup is skipped', async () => {
+ctx.it('no writes since the last backup: the scheduled backup is skipped; then a differential once the full is older than the differential interval', async () => {
   const before = (await listBackups(S.db.id)).data.length;
   // three intervals with no writes (reads do not count)
   for (let i = 0; i < 3; i++) {
@@ -52,10 +57,17 @@ ctx.it('no writes since the last backup: the scheduled backup is skipped', async
   }
   const after = (await listBackups(S.db.id)).data;
   assert.equal(after.length, before, `a backup was taken without writes: ${JSON.stringify(after)}`);
-  // and a write makes the next one due again
+  // a write makes the next one due again; the last full (or differential) is by then older
+  // than the differential interval
+  const age = Date.now() - Date.parse(S.full.createdAt);
+  if (age < DIFF_INTERVAL_S * 1000) await sleep(DIFF_INTERVAL_S * 1000 - age + 500);
   await sql(S.cs, 'INSERT INTO t VALUES (0)');
-  assert.ok(await until(async () => (await listBackups(S.db.id)).data.length > before, { timeoutMs: 60000, intervalMs: 500 }),
-    'no scheduled backup after a new write');
+  let list;
+  assert.ok(await until(async () => {
+    list = await listBackups(S.db.id);
+    return list.data.length > before && settled(list);
+  }, { timeoutMs: 60000, intervalMs: 500 }), 'no scheduled backup after a new write');
+  assert.equal(list.data[0].backupType, 'differential', JSON.stringify(list.data));
 }, { timeout: 120000 });
 
 ctx.itShutsDownCleanly();

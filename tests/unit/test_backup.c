@@ -12,6 +12,7 @@
 
 #include "api/internal.h"
 #include "engine/engine_int.h"
+#include "ops/ops.h"
 #include "util/proc.h"
 #include "util/util.h"
 
@@ -145,6 +146,23 @@ static void test_time_parse(void **state)
  * not the segment being written (an incomplete copy in the archive makes the full one fail
  * with error 45 and stalls the archiver), not the old segments recycled under later names,
  * not the old timeline's files. */
+/* The schedule's ladder: full, else differential, else incremental. */
+static void test_scheduled_type(void **state)
+{
+    (void)state;
+    ops_config c = {.backup_full_interval_s = 7 * 86400, .backup_diff_interval_s = 86400};
+    int64_t now = 1800000000;
+    assert_int_equal(ops_scheduled_type(&c, now, -1, -1), ENGINE_BACKUP_FULL);
+    assert_int_equal(ops_scheduled_type(&c, now, now - 7 * 86400, now - 3600), ENGINE_BACKUP_FULL);
+    assert_int_equal(ops_scheduled_type(&c, now, now - 86400, now - 86400), ENGINE_BACKUP_DIFF);
+    assert_int_equal(ops_scheduled_type(&c, now, now - 3 * 86400, now - 90000), ENGINE_BACKUP_DIFF);
+    assert_int_equal(ops_scheduled_type(&c, now, now - 3 * 86400, now - 3600), ENGINE_BACKUP_INCR);
+    assert_int_equal(ops_scheduled_type(&c, now, now - 60, now - 60), ENGINE_BACKUP_INCR);
+    /* no differential interval: never incremental */
+    c.backup_diff_interval_s = 0;
+    assert_int_equal(ops_scheduled_type(&c, now, now - 60, now - 60), ENGINE_BACKUP_DIFF);
+}
+
 static void test_mark_new_timeline(void **state)
 {
     (void)state;
@@ -203,7 +221,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conf_text),         cmocka_unit_test(test_archive_conf),
         cmocka_unit_test(test_parse_info),        cmocka_unit_test(test_time_parse),
-        cmocka_unit_test(test_mark_new_timeline),
+        cmocka_unit_test(test_mark_new_timeline), cmocka_unit_test(test_scheduled_type),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
