@@ -45,6 +45,7 @@ typedef enum {
     O_BACKUP_FULL_INTERVAL,
     O_BACKUP_DIFF_INTERVAL,
     O_BACKUP_WORKERS,
+    O_USAGE_INTERVAL,
     O_WORKSPACE,
     O_NAME,
     O_EMAIL,
@@ -106,6 +107,8 @@ static const opt_def options[O__COUNT] = {
                                 "than this many seconds, else incremental"},
     [O_BACKUP_WORKERS] = {"backup-workers", "PGFLEET_BACKUP_WORKERS", "2", CMD_SERVE,
                           "threads for backup, restore and clone operations"},
+    [O_USAGE_INTERVAL] = {"usage-interval", "PGFLEET_USAGE_INTERVAL", "60", CMD_SERVE,
+                          "seconds between usage samples of each database (0: none)"},
     [O_WORKSPACE] = {"workspace", NULL, NULL, CMD_TOKEN | CMD_USER,
                      "workspace id (token: default workspace; user: a new one)"},
     [O_NAME] = {"name", NULL, NULL, CMD_TOKEN | CMD_WORKSPACE | CMD_USER | CMD_CLIENT,
@@ -494,15 +497,16 @@ static int cmd_serve(void)
         }
     }
     long retention = 7, interval = 86400, full_interval = 604800, diff_interval = 86400,
-         bworkers = 2;
+         bworkers = 2, usage_interval = 60;
     if (!util_parse_int(optval[O_BACKUP_RETENTION], 1, 3650, &retention) ||
         !util_parse_int(optval[O_BACKUP_INTERVAL], 0, 365L * 86400, &interval) ||
         !util_parse_int(optval[O_BACKUP_FULL_INTERVAL], 1, 3650L * 86400, &full_interval) ||
         !util_parse_int(optval[O_BACKUP_DIFF_INTERVAL], 1, 3650L * 86400, &diff_interval) ||
-        !util_parse_int(optval[O_BACKUP_WORKERS], 1, 64, &bworkers)) {
+        !util_parse_int(optval[O_BACKUP_WORKERS], 1, 64, &bworkers) ||
+        !util_parse_int(optval[O_USAGE_INTERVAL], 0, 86400, &usage_interval)) {
         fprintf(stderr, "pgfleet: --backup-retention-days takes 1 to 3650, --backup-interval, "
                         "--backup-full-interval and --backup-diff-interval seconds, "
-                        "--backup-workers 1 to 64\n");
+                        "--backup-workers 1 to 64, --usage-interval 0 to 86400 seconds\n");
         return 2;
     }
     char pooler_host[256];
@@ -609,7 +613,8 @@ static int cmd_serve(void)
                      .backup_workers = (int)bworkers,
                      .backup_interval_s = (int)interval,
                      .backup_full_interval_s = (int)full_interval,
-                     .backup_diff_interval_s = (int)diff_interval};
+                     .backup_diff_interval_s = (int)diff_interval,
+                     .usage_interval_s = (int)usage_interval};
     if (ops_start(st, en, &oc, &op, &e) != 0)
         goto out;
     a.ops = op;

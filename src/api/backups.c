@@ -96,13 +96,6 @@ void api_time_format_pg(int64_t ms, char out[32])
     snprintf(out, 32, "%s.%03d+00", base, (int)(ms % 1000));
 }
 
-static int64_t now_ms_wall(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int api_backup_source(app *a, const char *ws, json_t *src, int status, backup_source *out,
                       pf_err *e)
 {
@@ -141,7 +134,7 @@ int api_backup_source(app *a, const char *ws, json_t *src, int status, backup_so
                            "'pointInTime' is before backup %s ended (%s): pick an earlier "
                            "backup",
                            bkp_id, out->backup.stopped_at);
-        if (ms > now_ms_wall())
+        if (ms > util_wall_ms())
             return err_set(e, status, "BackupNotUsable", "source.pointInTime",
                            "'pointInTime' is in the future");
         api_time_format_pg(ms, out->point_in_time);

@@ -132,6 +132,7 @@ HANDLER(h_connection_rotate);
 HANDLER(h_db_backups_list);
 HANDLER(h_db_backups_create);
 HANDLER(h_db_restore);
+HANDLER(h_db_usage);
 HANDLER(h_regions_list);
 HANDLER(h_regions_postgres);
 HANDLER(h_regions_accelerate);

@@ -34,6 +34,7 @@ static const http_route routes[] = {
     {"GET", "/v1/databases/{databaseId}/backups", h_db_backups_list, HTTP_AUTH},
     {"POST", "/v1/databases/{databaseId}/backups", h_db_backups_create, HTTP_AUTH},
     {"POST", "/v1/databases/{targetDatabaseId}/restore", h_db_restore, HTTP_AUTH},
+    {"GET", "/v1/databases/{databaseId}/usage", h_db_usage, HTTP_AUTH},
     {"GET", "/v1/connections", h_connections_list, HTTP_AUTH},
     {"POST", "/v1/connections", h_connections_create, HTTP_AUTH},
     {"GET", "/v1/connections/{id}", h_connection_get, HTTP_AUTH},

@@ -521,9 +521,10 @@ int engine_backup_flush_wal(engine *en, const char *db_id, int port, pf_err *e)
     return rc;
 }
 
-int engine_write_mark(engine *en, const char *db_id, char out[32], pf_err *e)
+/* Runs one admin query (no parameters) on db_id's running server; *r gets its result. */
+static int query_running(engine *en, const char *db_id, const char *sql, PGresult **r, pf_err *e)
 {
-    out[0] = '\0';
+    *r = NULL;
     if (!engine__valid_id(db_id))
         return err_set(e, 400, "ValidationError", "databaseId", "invalid database id");
     char *data = xasprintf("%s/%s/data", en->instances_dir, db_id);
@@ -531,24 +532,47 @@ int engine_write_mark(engine *en, const char *db_id, char out[32], pf_err *e)
     pid_t pid = 0;
     int port = 0, ret = -1;
     PGconn *c = NULL;
-    PGresult *r = NULL;
     if (engine__live_postmaster(en, data) <= 0 || !engine__read_pidfile(data, &pid, &port)) {
         err_set(e, 409, "NotRunning", NULL, "the server of %s is not running", db_id);
         goto out;
     }
-    if (engine__admin_connect(sock, port, &c, e) < 0)
+    if (engine__admin_connect(sock, port, &c, e) < 0 || engine__exec(c, sql, 0, NULL, r, e) < 0)
         goto out;
-    if (engine__exec(c,
-                     "SELECT COALESCE(SUM(tup_inserted + tup_updated + tup_deleted), 0)::text"
-                     " FROM pg_stat_database",
-                     0, NULL, &r, e) < 0)
-        goto out;
-    snprintf(out, 32, "%s", PQgetvalue(r, 0, 0));
     ret = 0;
 out:
-    PQclear(r);
     PQfinish(c);
     free(data);
     free(sock);
     return ret;
+}
+
+int engine_write_mark(engine *en, const char *db_id, char out[32], pf_err *e)
+{
+    out[0] = '\0';
+    PGresult *r = NULL;
+    if (query_running(en, db_id,
+                      "SELECT COALESCE(SUM(tup_inserted + tup_updated + tup_deleted), 0)::text"
+                      " FROM pg_stat_database",
+                      &r, e) < 0)
+        return -1;
+    snprintf(out, 32, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return 0;
+}
+
+int engine_usage_sample(engine *en, const char *db_id, int64_t *xacts, int64_t *bytes, pf_err *e)
+{
+    PGresult *r = NULL;
+    if (query_running(en, db_id,
+                      "SELECT (SELECT COALESCE(SUM(xact_commit + xact_rollback), 0)"
+                      "        FROM pg_stat_database)::text,"
+                      " (SELECT COALESCE(SUM(pg_database_size(oid)), 0) FROM pg_database)::text",
+                      &r, e) < 0)
+        return -1;
+    long long x = strtoll(PQgetvalue(r, 0, 0), NULL, 10),
+              b = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+    PQclear(r);
+    *xacts = x;
+    *bytes = b;
+    return 0;
 }

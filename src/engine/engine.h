@@ -147,6 +147,11 @@ int engine_backup_flush_wal(engine *en, const char *db_id, int port, pf_err *e);
  * write happened in between. */
 int engine_write_mark(engine *en, const char *db_id, char out[32], pf_err *e);
 
+/* Usage of db_id's running server: its transaction counter (commits and rollbacks of every
+ * database, since its statistics were last reset) and the size of its databases in bytes.
+ * The sample is itself one transaction, counted by the next sample. 409 when not running. */
+int engine_usage_sample(engine *en, const char *db_id, int64_t *xacts, int64_t *bytes, pf_err *e);
+
 /* Parses `pgbackrest info --output=json` for one stanza (pure; exposed for tests). */
 int engine_backup_parse_info(const char *json, engine_backup **out, size_t *n, pf_err *e);
 

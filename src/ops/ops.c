@@ -21,7 +21,10 @@ struct ops {
     bool reconciler_started;
     pthread_t spares;
     bool spares_started;
-    bool spares_wanted; /* a provision used a spare: refill */
+    pthread_t usage; /* the usage sampler */
+    bool usage_started;
+    pthread_cond_t usage_cv; /* only stopping */
+    bool spares_wanted;      /* a provision used a spare: refill */
     int nworkers;
     pthread_t *slow; /* the backup lane's workers */
     int nslow;
@@ -111,6 +114,65 @@ static int ensure_free_port(ops *o, store_database *db, pf_err *e)
 
 static int pooler_sync(ops *o, pf_err *e);
 
+/* ---- usage ---- */
+
+static void utc_day(int64_t unix_s, char out[16])
+{
+    time_t t = (time_t)unix_s;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 16, "%Y-%m-%d", &tm);
+}
+
+/* One sample of a running database into today's usage (baseline: only the starting point). */
+static void sample_usage(ops *o, const char *db_id, bool baseline)
+{
+    if (o->cfg.usage_interval_s <= 0)
+        return;
+    int64_t xacts = 0, bytes = 0;
+    pf_err e;
+    char day[16];
+    if (engine_usage_sample(o->en, db_id, &xacts, &bytes, &e) != 0) {
+        log_debug("db=%s no usage sample: %s", db_id, e.message);
+        return;
+    }
+    utc_day(util_wall_ms() / 1000, day);
+    /* the previous sample's query is one of the transactions counted now */
+    if (store_usage_record(o->st, db_id, day, xacts, 1, bytes, baseline, &e) != 0)
+        log_warn("db=%s usage not recorded: %s", db_id, e.message);
+}
+
+/* Every usage_interval_s: a sample of each ready database whose server runs. */
+static void *usage_main(void *arg)
+{
+    ops *o = arg;
+    for (;;) {
+        struct timespec ts;
+        deadline_in(&ts, o->cfg.usage_interval_s * 1000);
+        pthread_mutex_lock(&o->mu);
+        while (!o->stopping) {
+            if (pthread_cond_timedwait(&o->usage_cv, &o->mu, &ts) == ETIMEDOUT)
+                break;
+        }
+        bool stop = o->stopping;
+        pthread_mutex_unlock(&o->mu);
+        if (stop)
+            break;
+        store_database *dbs = NULL;
+        size_t n = 0;
+        pf_err e;
+        if (store_database_list_internal(o->st, &dbs, &n, &e) != 0) {
+            log_warn("usage: cannot list databases: %s", e.message);
+            continue;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (dbs[i].status == DB_READY)
+                sample_usage(o, dbs[i].id, false);
+        free(dbs);
+    }
+    return NULL;
+}
+
 /* The database is ready; with first_backup, its first full backup is queued in the same
  * transaction (a new database, or data that a restore replaced). */
 static int set_ready(ops *o, const store_database *db, bool first_backup, pf_err *e)
@@ -136,6 +198,8 @@ static int set_ready(ops *o, const store_database *db, bool first_backup, pf_err
         return -1;
     log_info("db=%s status %s -> ready (port %d)", db->id, store_db_status_name(db->status),
              db->port);
+    /* usage counts from here: new data (a new database, a restore) has its own counter */
+    sample_usage(o, db->id, true);
     return 0;
 }
 
@@ -845,7 +909,7 @@ static void schedule_backups(ops *o)
 static void prune_ops(ops *o)
 {
     char before[STORE_TS_MAX];
-    iso_of(util_now_ms() / 1000 - OPS_KEEP_S, before);
+    iso_of(util_wall_ms() / 1000 - OPS_KEEP_S, before);
     int n = 0;
     pf_err e;
     if (store_op_prune(o->st, before, &n, &e) != 0)
@@ -905,6 +969,7 @@ int ops_start(store *st, engine *en, const ops_config *cfg, ops **out, pf_err *e
     pthread_cond_init(&o->wake, NULL);
     pthread_cond_init(&o->done, NULL);
     pthread_cond_init(&o->refill, NULL);
+    pthread_cond_init(&o->usage_cv, NULL);
     pthread_mutex_init(&o->pooler_mu, NULL);
     int reset = 0;
     if (store_op_reset_running(st, &reset, e) != 0) {
@@ -937,6 +1002,11 @@ int ops_start(store *st, engine *en, const ops_config *cfg, ops **out, pf_err *e
         if (pthread_create(&o->spares, NULL, spares_main, o) != 0)
             abort();
         o->spares_started = true;
+    }
+    if (o->cfg.usage_interval_s > 0) {
+        if (pthread_create(&o->usage, NULL, usage_main, o) != 0)
+            abort();
+        o->usage_started = true;
     }
     *out = o;
     return 0;
@@ -978,6 +1048,7 @@ void ops_stop(ops *o)
     pthread_cond_broadcast(&o->wake);
     pthread_cond_broadcast(&o->done);
     pthread_cond_broadcast(&o->refill);
+    pthread_cond_broadcast(&o->usage_cv);
     pthread_mutex_unlock(&o->mu);
     for (int i = 0; i < o->nworkers; i++)
         pthread_join(o->workers[i], NULL);
@@ -988,10 +1059,13 @@ void ops_stop(ops *o)
         pthread_join(o->reconciler, NULL);
     if (o->spares_started)
         pthread_join(o->spares, NULL);
+    if (o->usage_started)
+        pthread_join(o->usage, NULL);
     free(o->workers);
     pthread_cond_destroy(&o->wake);
     pthread_cond_destroy(&o->done);
     pthread_cond_destroy(&o->refill);
+    pthread_cond_destroy(&o->usage_cv);
     pthread_mutex_destroy(&o->mu);
     pthread_mutex_destroy(&o->pooler_mu);
     free(o);

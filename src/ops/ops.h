@@ -11,6 +11,8 @@
  * never delays creates and credential changes of other databases.
  * A third thread keeps `spares` ready copies of the golden directory, refilled after each
  * provision, so a new database is a rename instead of a copy of ~370 files.
+ * A fourth samples every ready database's transaction counter and size each
+ * usage_interval_s into the catalog's daily usage (GET /v1/databases/{id}/usage).
  * Each op kind is idempotent, so an op interrupted by a crash simply runs again. */
 #ifndef PF_OPS_OPS_H
 #define PF_OPS_OPS_H
@@ -34,6 +36,7 @@ typedef struct ops_config {
     int backup_full_interval_s; /* a scheduled backup is full when the last full is older, */
     int backup_diff_interval_s; /* else differential when the last full or diff is older,
                                  * else incremental (<= 0: never incremental) */
+    int usage_interval_s;       /* usage samples of every ready database (<= 0: none) */
 } ops_config;
 
 /* The type of a scheduled backup, given the start (unix seconds, -1: none) of the last

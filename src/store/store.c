@@ -260,11 +260,29 @@ static const char MIGRATION_3[] =
     "CREATE INDEX ops_state ON ops (state, seq);\n"
     "CREATE INDEX ops_database ON ops (database_id, state, seq);\n";
 
+/* Version 4: usage. Per database and UTC day, the operations (transactions) counted by the
+ * sampler and the storage of its last sample that day; usage_counters holds the server's
+ * transaction counter at the last sample, from which the next one adds the difference. */
+#define MIGRATION_4                                                                                \
+    "CREATE TABLE usage_days (\n"                                                                  \
+    "    database_id   TEXT NOT NULL,           -- no foreign key: removed with the database\n"    \
+    "    day           TEXT NOT NULL,           -- YYYY-MM-DD, UTC\n"                              \
+    "    operations    INTEGER NOT NULL DEFAULT 0,\n"                                              \
+    "    storage_bytes INTEGER NOT NULL DEFAULT 0,\n"                                              \
+    "    PRIMARY KEY (database_id, day)\n"                                                         \
+    ") WITHOUT ROWID;\n"                                                                           \
+    "CREATE TABLE usage_counters (\n"                                                              \
+    "    database_id TEXT PRIMARY KEY,\n"                                                          \
+    "    xacts       INTEGER NOT NULL,\n"                                                          \
+    "    sampled_at  TEXT NOT NULL\n"                                                              \
+    ") WITHOUT ROWID;\n"
+
 /* Applied in order; migration i is schema version i + 1. Append only, never edit. */
 static const char *const migrations[] = {
     MIGRATION_1,
     MIGRATION_2,
     MIGRATION_3,
+    MIGRATION_4,
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -367,6 +385,13 @@ enum stmt_id {
     S_OP_COUNT_ACTIVE,
     S_OP_NEXT_LANE,
     S_OP_PRUNE,
+
+    S_USAGE_COUNTER_GET,
+    S_USAGE_COUNTER_SET,
+    S_USAGE_DAY_ADD,
+    S_USAGE_SUM,
+    S_USAGE_DEL_DAYS,
+    S_USAGE_DEL_COUNTER,
 
     S_BKP_INSERT,
     S_BKP_GET,
@@ -539,6 +564,21 @@ static const char *const stmt_sql[S__COUNT] = {
     [S_OP_EXISTS] = "SELECT 1 FROM ops WHERE id = ?1",
     [S_OP_RESET] = "UPDATE ops SET state = 'pending', updated_at = ?1 WHERE state = 'running'",
     [S_OP_PRUNE] = "DELETE FROM ops WHERE state IN ('done', 'failed') AND updated_at < ?1",
+
+    [S_USAGE_COUNTER_GET] = "SELECT xacts FROM usage_counters WHERE database_id = ?1",
+    [S_USAGE_COUNTER_SET] = "INSERT INTO usage_counters (database_id, xacts, sampled_at)"
+                            " VALUES (?1, ?2, ?3) ON CONFLICT (database_id) DO UPDATE"
+                            " SET xacts = excluded.xacts, sampled_at = excluded.sampled_at",
+    [S_USAGE_DAY_ADD] = "INSERT INTO usage_days (database_id, day, operations, storage_bytes)"
+                        " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (database_id, day) DO UPDATE"
+                        " SET operations = operations + excluded.operations,"
+                        " storage_bytes = excluded.storage_bytes",
+    [S_USAGE_SUM] = "SELECT COALESCE(SUM(operations), 0),"
+                    " (SELECT storage_bytes FROM usage_days WHERE database_id = ?1"
+                    "  AND day BETWEEN ?2 AND ?3 ORDER BY day DESC LIMIT 1), COUNT(*)"
+                    " FROM usage_days WHERE database_id = ?1 AND day BETWEEN ?2 AND ?3",
+    [S_USAGE_DEL_DAYS] = "DELETE FROM usage_days WHERE database_id = ?1",
+    [S_USAGE_DEL_COUNTER] = "DELETE FROM usage_counters WHERE database_id = ?1",
     [S_OP_COUNT_ACTIVE] = "SELECT COUNT(*) FROM ops"
                           " WHERE database_id = ?1 AND state IN ('pending', 'running')",
     /* S_OP_NEXT for one lane: ?1 = 1 for the backup kinds, 0 for the others */
@@ -1846,6 +1886,17 @@ int store_database_delete_row(store *s, const char *id, pf_err *e)
     }
     if (exec_write(c, st, NULL, NULL, e) != 0 || touched(c, "databaseId", "Database", id, e) != 0)
         goto fail;
+    static const enum stmt_id usage[] = {S_USAGE_DEL_DAYS, S_USAGE_DEL_COUNTER};
+    for (size_t i = 0; i < sizeof usage / sizeof usage[0]; i++) {
+        if (!(st = stmt(c, usage[i], e)))
+            goto fail;
+        if (bind_text(st, 1, id) != SQLITE_OK) {
+            bind_fail(c, st, e);
+            goto fail;
+        }
+        if (exec_write(c, st, NULL, NULL, e) != 0)
+            goto fail;
+    }
     return tx_commit(c, e);
 
 fail:
@@ -2209,6 +2260,77 @@ int store_op_count_active(store *s, const char *database_id, int *count, pf_err 
         return -1;
     *count = (int)v;
     return 0;
+}
+
+/* ---- usage ---- */
+
+int store_usage_record(store *s, const char *database_id, const char *day, int64_t xacts,
+                       int64_t own_xacts, int64_t storage_bytes, bool baseline, pf_err *e)
+{
+    char now[STORE_TS_MAX];
+    util_now_iso(now);
+    store_conn *c = conn_get(s, e);
+    if (!c || tx_begin(c, e) != 0)
+        return -1;
+    sqlite3_stmt *st = stmt(c, S_USAGE_COUNTER_GET, e);
+    if (!st)
+        goto fail;
+    if (bind_text(st, 1, database_id) != SQLITE_OK) {
+        bind_fail(c, st, e);
+        goto fail;
+    }
+    int64_t prev = 0;
+    int got = query_int(c, st, &prev, e);
+    if (got < 0)
+        goto fail;
+    /* a counter that went down was reset (a crash, a restore): count from the new value on */
+    int64_t add = (!baseline && got == 1 && xacts >= prev) ? xacts - prev - own_xacts : 0;
+    if (add < 0)
+        add = 0;
+    if (!(st = stmt(c, S_USAGE_COUNTER_SET, e)))
+        goto fail;
+    if ((bind_text(st, 1, database_id) | sqlite3_bind_int64(st, 2, xacts) |
+         bind_text(st, 3, now)) != SQLITE_OK) {
+        bind_fail(c, st, e);
+        goto fail;
+    }
+    if (exec_write(c, st, NULL, NULL, e) != 0)
+        goto fail;
+    if (!(st = stmt(c, S_USAGE_DAY_ADD, e)))
+        goto fail;
+    if ((bind_text(st, 1, database_id) | bind_text(st, 2, day) | sqlite3_bind_int64(st, 3, add) |
+         sqlite3_bind_int64(st, 4, storage_bytes)) != SQLITE_OK) {
+        bind_fail(c, st, e);
+        goto fail;
+    }
+    if (exec_write(c, st, NULL, NULL, e) != 0)
+        goto fail;
+    return tx_commit(c, e);
+fail:
+    tx_rollback(c);
+    return -1;
+}
+
+static void read_usage(sqlite3_stmt *st, void *dst)
+{
+    store_usage *u = dst;
+    u->operations = sqlite3_column_int64(st, 0);
+    u->storage_bytes = sqlite3_column_int64(st, 1);
+    u->days = sqlite3_column_int64(st, 2);
+}
+
+int store_usage_get(store *s, const char *database_id, const char *from_day, const char *to_day,
+                    store_usage *out, pf_err *e)
+{
+    memset(out, 0, sizeof *out);
+    store_conn *c = conn_get(s, e);
+    sqlite3_stmt *st = c ? stmt(c, S_USAGE_SUM, e) : NULL;
+    if (!st)
+        return -1;
+    if ((bind_text(st, 1, database_id) | bind_text(st, 2, from_day) | bind_text(st, 3, to_day)) !=
+        SQLITE_OK)
+        return bind_fail(c, st, e);
+    return query_one(c, st, read_usage, out, e) < 0 ? -1 : 0;
 }
 
 /* ---- backups ---- */

@@ -268,6 +268,24 @@ int store_op_count_active(store *s, const char *database_id, int *count, pf_err 
 int store_op_claim_lane(store *s, bool slow, store_op *out, pf_err *e);
 bool store_op_kind_slow(store_op_kind k);
 
+/* ---- usage: operations and storage per database and UTC day (schema version 4) ---- */
+typedef struct store_usage {
+    int64_t operations;    /* transactions counted in the range */
+    int64_t storage_bytes; /* the last sample of the latest day in the range (0: none) */
+    int64_t days;          /* days of the range with a sample */
+} store_usage;
+
+/* Records a sample of a database's server: xacts is its transaction counter, of which
+ * own_xacts are the sampler's own since the last sample. Adds the counter's increase (less
+ * own_xacts) to day's operations and sets day's storage. A counter lower than the last one
+ * (a crash or a restore reset it) and baseline (a database just made ready) only set the
+ * new starting point. */
+int store_usage_record(store *s, const char *database_id, const char *day, int64_t xacts,
+                       int64_t own_xacts, int64_t storage_bytes, bool baseline, pf_err *e);
+/* Sums the days from_day..to_day (YYYY-MM-DD, inclusive) of a database. */
+int store_usage_get(store *s, const char *database_id, const char *from_day, const char *to_day,
+                    store_usage *out, pf_err *e);
+
 /* ---- backups: the catalog's view of each database's pgBackRest backups ----
  * A row is inserted `running` when a backup is queued and finished by its op; the ops
  * workers reconcile the rows with pgBackRest's own list (store_backup_sync) after every

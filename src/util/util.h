@@ -24,8 +24,10 @@ void util_secret(char *out, size_t n);
 /* Current UTC time as ISO-8601 with milliseconds: "2026-11-27T21:20:00.123Z" (25 bytes). */
 void util_now_iso(char out[32]);
 
-/* Milliseconds on the monotonic clock. */
+/* Milliseconds on the monotonic clock (durations, deadlines). */
 int64_t util_now_ms(void);
+/* Milliseconds since the Unix epoch, UTC (dates). */
+int64_t util_wall_ms(void);
 
 /* Hex SHA-256 of s (65 bytes incl. NUL). */
 void util_sha256_hex(const char *s, char out[65]);

@@ -186,16 +186,16 @@ static void assert_err(const pf_err *e, int status, const char *code, const char
 static void test_migrations_idempotent(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(store_schema_version(f->s), 3);
+    assert_int_equal(store_schema_version(f->s), 4);
     char ws[PF_ID_MAX];
     mk_ws(f->s, ws, "default");
     store_close(f->s);
     pf_err e;
     assert_int_equal(store_open(f->path, &f->s, &e), 0);
-    assert_int_equal(store_schema_version(f->s), 3);
+    assert_int_equal(store_schema_version(f->s), 4);
     store_close(f->s);
     assert_int_equal(store_open(f->path, &f->s, &e), 0);
-    assert_int_equal(store_schema_version(f->s), 3);
+    assert_int_equal(store_schema_version(f->s), 4);
     store_workspace w;
     assert_int_equal(store_workspace_get(f->s, ws, &w, &e), 0);
 
@@ -211,8 +211,8 @@ static void test_migrations_idempotent(void **state)
                                         -1, &st, NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 3);
-    assert_int_equal(sqlite3_column_int(st, 1), 3);
+    assert_int_equal(sqlite3_column_int(st, 0), 4);
+    assert_int_equal(sqlite3_column_int(st, 1), 4);
     sqlite3_finalize(st);
     sqlite3_close(raw);
 }
@@ -1074,6 +1074,57 @@ static void test_op_credentials_pass_backups(void **state)
     assert_string_equal(o.id, bk2);
 }
 
+/* Usage: a baseline counts nothing; increases add up per day less the sampler's own
+ * transactions; a reset counter restarts from its new value; ranges sum days; deleting the
+ * database removes its usage. */
+static void test_usage(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX], proj[PF_ID_MAX], d[PF_ID_MAX], other[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    mk_project(f->s, ws, NULL, proj);
+    mk_db(f->s, ws, proj, NULL, NULL, 0, d);
+    mk_db(f->s, ws, proj, NULL, NULL, 0, other);
+    store_usage u;
+    assert_int_equal(store_usage_get(f->s, d, "2026-01-01", "2026-12-31", &u, &e), 0);
+    assert_int_equal(u.operations, 0);
+    assert_int_equal(u.days, 0);
+
+    assert_int_equal(store_usage_record(f->s, d, "2026-03-01", 500, 1, 1000, true, &e), 0);
+    assert_int_equal(store_usage_record(f->s, d, "2026-03-01", 600, 1, 2000, false, &e), 0);
+    assert_int_equal(store_usage_record(f->s, d, "2026-03-02", 650, 1, 3000, false, &e), 0);
+    /* reset (crash, restore): the counter restarts lower; nothing added, new baseline */
+    assert_int_equal(store_usage_record(f->s, d, "2026-03-02", 10, 1, 3000, false, &e), 0);
+    assert_int_equal(store_usage_record(f->s, d, "2026-03-02", 30, 1, 4000, false, &e), 0);
+    /* no change but the sampler's own transaction: never negative */
+    assert_int_equal(store_usage_record(f->s, d, "2026-03-02", 30, 1, 4000, false, &e), 0);
+    assert_int_equal(store_usage_record(f->s, other, "2026-03-01", 7, 0, 5, true, &e), 0);
+    assert_int_equal(store_usage_record(f->s, other, "2026-03-01", 107, 0, 5, false, &e), 0);
+
+    assert_int_equal(store_usage_get(f->s, d, "2026-03-01", "2026-03-01", &u, &e), 0);
+    assert_int_equal(u.operations, 99);
+    assert_int_equal(u.storage_bytes, 2000);
+    assert_int_equal(u.days, 1);
+    assert_int_equal(store_usage_get(f->s, d, "2026-03-01", "2026-03-31", &u, &e), 0);
+    assert_int_equal(u.operations, 99 + 49 + 19);
+    assert_int_equal(u.storage_bytes, 4000);
+    assert_int_equal(u.days, 2);
+    assert_int_equal(store_usage_get(f->s, d, "2026-04-01", "2026-04-30", &u, &e), 0);
+    assert_int_equal(u.operations, 0);
+    assert_int_equal(u.storage_bytes, 0);
+    assert_int_equal(store_usage_get(f->s, other, "2026-03-01", "2026-03-01", &u, &e), 0);
+    assert_int_equal(u.operations, 100);
+
+    assert_int_equal(store_database_delete_row(f->s, d, &e), 0);
+    assert_int_equal(store_usage_get(f->s, d, "2026-01-01", "2026-12-31", &u, &e), 0);
+    assert_int_equal(u.days, 0);
+    /* a later row for the same id starts from a baseline again */
+    assert_int_equal(store_usage_record(f->s, d, "2026-03-02", 900, 1, 1, false, &e), 0);
+    assert_int_equal(store_usage_get(f->s, d, "2026-03-02", "2026-03-02", &u, &e), 0);
+    assert_int_equal(u.operations, 0);
+}
+
 /* Finished ops older than the cut are deleted; pending and running ones stay, however old. */
 static void test_op_prune(void **state)
 {
@@ -1377,6 +1428,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_op_fifo_per_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_op_credentials_pass_backups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_op_prune, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_op_claim_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_readers_and_writer, setup, teardown),
