@@ -52,6 +52,7 @@ typedef enum {
     O_REDIRECT_URI,
     O_ACCESS_TTL,
     O_POOLER_LISTEN,
+    O_METRICS_LISTEN,
     O_PGBOUNCER,
     O_TLS_CERT,
     O_TLS_KEY,
@@ -120,6 +121,8 @@ static const opt_def options[O__COUNT] = {
                       "OAuth access token lifetime in seconds (1 to 86400)"},
     [O_POOLER_LISTEN] = {"pooler-listen", "PGFLEET_POOLER_LISTEN", "127.0.0.1:6432", CMD_SERVE,
                          "HOST:PORT of the pooled endpoint (PgBouncer), or off"},
+    [O_METRICS_LISTEN] = {"metrics-listen", "PGFLEET_METRICS_LISTEN", "off", CMD_SERVE,
+                          "HOST:PORT serving Prometheus metrics at /metrics, or off"},
     [O_PGBOUNCER] = {"pgbouncer", "PGFLEET_PGBOUNCER", "/usr/sbin/pgbouncer", CMD_SERVE,
                      "the PgBouncer program"},
     [O_TLS_CERT] = {"tls-cert", "PGFLEET_TLS_CERT", NULL, CMD_SERVE,
@@ -464,12 +467,14 @@ static int cmd_serve(void)
     store *st = NULL;
     engine *en = NULL;
     ops *op = NULL;
-    http_server *srv = NULL;
-    int lockfd = -1, listen_fd = -1;
+    http_server *srv = NULL, *msrv = NULL;
+    int lockfd = -1, listen_fd = -1, metrics_fd = -1;
     pf_err e;
     err_clear(&e);
     app a;
     memset(&a, 0, sizeof a);
+    a.version = PGFLEET_VERSION;
+    a.started_ms = util_wall_ms();
 
     const char *lvl = optval[O_LOG_LEVEL];
     log_set_level(strcmp(lvl, "debug") == 0   ? LOG_DEBUG
@@ -517,6 +522,15 @@ static int cmd_serve(void)
                 optval[O_POOLER_LISTEN]);
         return 2;
     }
+    char metrics_host[256];
+    int metrics_port = 0;
+    if (strcmp(optval[O_METRICS_LISTEN], "off") != 0 &&
+        parse_listen(optval[O_METRICS_LISTEN], metrics_host, sizeof metrics_host, &metrics_port) !=
+            0) {
+        fprintf(stderr, "pgfleet: --metrics-listen takes HOST:PORT or off, got '%s'\n",
+                optval[O_METRICS_LISTEN]);
+        return 2;
+    }
     long workers = 2, spares = 0;
     if (!util_parse_int(optval[O_WORKERS], 1, 64, &workers)) {
         fprintf(stderr, "pgfleet: --workers takes 1 to 64\n");
@@ -544,6 +558,8 @@ static int cmd_serve(void)
 
     /* the API port is ours from the start: a busy port fails now, not after initdb */
     if (http_listen(host, port, &listen_fd, &e) != 0)
+        goto out;
+    if (metrics_port > 0 && http_listen(metrics_host, metrics_port, &metrics_fd, &e) != 0)
         goto out;
     if (open_home(home, sizeof home, &st, &e) != 0)
         goto out;
@@ -631,6 +647,21 @@ static int cmd_serve(void)
     listen_fd = -1; /* http_start owns it now, even on failure */
     if (http_start(&hc, &srv, &e) != 0)
         goto out;
+    a.api_server = srv;
+    if (metrics_fd >= 0) {
+        size_t nm = 0;
+        const http_route *mroutes = api_metrics_routes(&nm);
+        http_config mc = {.host = metrics_host,
+                          .port = metrics_port,
+                          .listen_fd = metrics_fd,
+                          .routes = mroutes,
+                          .nroutes = nm,
+                          .app = &a};
+        metrics_fd = -1;
+        if (http_start(&mc, &msrv, &e) != 0)
+            goto out;
+        log_info("metrics at http://%s:%d/metrics", metrics_host, metrics_port);
+    }
     log_info("pgfleet %s serving %s on %s:%d (public URL %s)", PGFLEET_VERSION, home, host, port,
              a.base_url);
 
@@ -641,6 +672,7 @@ static int cmd_serve(void)
 out:
     if (rc != 0)
         log_error("pgfleet: %s", e.message);
+    http_stop(msrv);
     http_stop(srv);
     ops_stop(op);
     if (en) {
@@ -654,6 +686,8 @@ out:
         close(lockfd);
     if (listen_fd >= 0)
         close(listen_fd);
+    if (metrics_fd >= 0)
+        close(metrics_fd);
     if (rc == 0)
         log_info("stopped");
     return rc;

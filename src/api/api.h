@@ -38,10 +38,17 @@ typedef struct app {
 
     int pooler_port;    /* the pooled endpoint's port on public_host; 0: none */
     char ca_path[1024]; /* CA certificate served at /v1/ca.pem; "" when unknown */
+
+    /* for /metrics: the API listener's counters (NULL until it runs), version, start */
+    http_server *api_server;
+    const char *version;
+    int64_t started_ms; /* wall clock */
 } app;
 
 /* The route table (declared once, in routes.c). */
 const http_route *api_routes(size_t *n);
+/* The metrics listener's one route, GET /metrics (metrics.c). */
+const http_route *api_metrics_routes(size_t *n);
 /* Bearer-token authentication hook for the http layer. */
 int api_auth(void *app, http_req *req, pf_err *e);
 

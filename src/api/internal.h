@@ -133,6 +133,7 @@ HANDLER(h_db_backups_list);
 HANDLER(h_db_backups_create);
 HANDLER(h_db_restore);
 HANDLER(h_db_usage);
+HANDLER(h_metrics);
 HANDLER(h_regions_list);
 HANDLER(h_regions_postgres);
 HANDLER(h_regions_accelerate);

@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util/err.h"
 #include "util/util.h"
@@ -78,6 +79,19 @@ typedef struct http_server http_server;
 int http_listen(const char *host, int port, int *fd_out, pf_err *e);
 int http_start(const http_config *cfg, http_server **out, pf_err *e);
 void http_stop(http_server *s);
+
+/* Requests answered since start: by status class (by_class[2] = 2xx ...; [0]: other) and
+ * as a latency histogram: le[i] = requests that took at most http_latency_bounds_ms[i]
+ * (cumulative), count = all of them, ms_sum = their total time. */
+#define HTTP_LAT_BUCKETS 10
+extern const int http_latency_bounds_ms[HTTP_LAT_BUCKETS];
+typedef struct http_stats {
+    uint64_t by_class[6];
+    uint64_t le[HTTP_LAT_BUCKETS];
+    uint64_t count;
+    uint64_t ms_sum;
+} http_stats;
+void http_stats_get(http_server *s, http_stats *out);
 
 /* Query string value, or NULL. */
 const char *http_query(http_req *req, const char *key);

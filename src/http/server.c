@@ -22,7 +22,39 @@
 struct http_server {
     struct MHD_Daemon *daemon;
     http_config cfg;
+    /* what http_stats_get reports; buckets are not cumulative here */
+    atomic_uint_least64_t by_class[6];
+    atomic_uint_least64_t bucket[HTTP_LAT_BUCKETS + 1];
+    atomic_uint_least64_t ms_sum;
 };
+
+const int http_latency_bounds_ms[HTTP_LAT_BUCKETS] = {1, 5, 10, 25, 50, 100, 250, 500, 1000, 5000};
+
+static void count_request(http_server *s, int status, int64_t ms)
+{
+    int cls = status / 100;
+    atomic_fetch_add(&s->by_class[cls >= 1 && cls <= 5 ? cls : 0], 1);
+    int b = 0;
+    while (b < HTTP_LAT_BUCKETS && ms > http_latency_bounds_ms[b])
+        b++;
+    atomic_fetch_add(&s->bucket[b], 1);
+    atomic_fetch_add(&s->ms_sum, (uint64_t)(ms > 0 ? ms : 0));
+}
+
+void http_stats_get(http_server *s, http_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < 6; i++)
+        out->by_class[i] = atomic_load(&s->by_class[i]);
+    uint64_t cum = 0;
+    for (int b = 0; b <= HTTP_LAT_BUCKETS; b++) {
+        cum += atomic_load(&s->bucket[b]);
+        if (b < HTTP_LAT_BUCKETS)
+            out->le[b] = cum;
+    }
+    out->count = cum;
+    out->ms_sum = atomic_load(&s->ms_sum);
+}
 
 /* Per-request state, from the first callback to MHD's completion notice. */
 typedef struct req_ctx {
@@ -341,6 +373,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     int status = 500;
     dispatch(s, c, method, url, ctx, &status, &req);
     int64_t ms = util_now_ms() - ctx->started_ms;
+    count_request(s, status, ms);
     if (strcmp(method, "GET") != 0 || status >= 400)
         log_info("req=%s %s %s -> %d (%lld ms)", req.request_id, method, url, status,
                  (long long)ms);

@@ -35,6 +35,7 @@ struct ops {
     pthread_cond_t refill;
     bool stopping;
     pthread_mutex_t pooler_mu; /* one pooler sync at a time: catalog read + apply */
+    ops_stats stats;           /* under mu */
 };
 
 void ops_op_init(store_op *op, store_op_kind kind, const char *db_id, const char *conn_id)
@@ -665,11 +666,21 @@ static void *worker_main(void *arg)
         if (rc == 0)
             rc = pooler_sync(o, &e);
         pf_err le;
-        if (rc == 0) {
+        int outcome = rc == 0                                                   ? OPS_STAT_DONE
+                      : (op.attempts >= o->cfg.max_attempts || e.status == 409) ? OPS_STAT_FAILED
+                                                                                : OPS_STAT_RETRIED;
+        /* counted before the catalog says so: whoever waits for the op sees it counted */
+        pthread_mutex_lock(&o->mu);
+        if ((int)op.kind >= 0 && op.kind < OP__COUNT) {
+            o->stats.ended[op.kind][outcome]++;
+            o->stats.ms_sum[op.kind] += (uint64_t)(util_now_ms() - t0);
+        }
+        pthread_mutex_unlock(&o->mu);
+        if (outcome == OPS_STAT_DONE) {
             store_op_finish(o->st, op.id, OPS_DONE, "", &le);
             log_info("op=%s %s db=%s done in %lld ms", op.id, store_op_kind_name(op.kind),
                      op.database_id, (long long)(util_now_ms() - t0));
-        } else if (op.attempts >= o->cfg.max_attempts || e.status == 409) {
+        } else if (outcome == OPS_STAT_FAILED) {
             log_error("op=%s %s db=%s failed for good: %s", op.id, store_op_kind_name(op.kind),
                       op.database_id, e.message);
             give_up(o, &op, &e);
@@ -1037,6 +1048,29 @@ int ops_wait(ops *o, const char *op_id, int timeout_ms, store_op *out, pf_err *e
         pthread_cond_timedwait(&o->done, &o->mu, &ts);
         pthread_mutex_unlock(&o->mu);
     }
+}
+
+void ops_stats_get(ops *o, ops_stats *out)
+{
+    pthread_mutex_lock(&o->mu);
+    *out = o->stats;
+    pthread_mutex_unlock(&o->mu);
+    /* the live part: servers of ready databases, and the pooler */
+    store_database *dbs = NULL;
+    size_t n = 0;
+    pf_err e;
+    if (store_database_list_internal(o->st, &dbs, &n, &e) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            if (dbs[i].status != DB_READY)
+                continue;
+            if (engine_instance_running(o->en, dbs[i].id))
+                out->servers_up++;
+            else
+                out->servers_down++;
+        }
+        free(dbs);
+    }
+    out->pooler = !engine_pooler_enabled(o->en) ? -1 : engine_pooler_running(o->en) ? 1 : 0;
 }
 
 void ops_stop(ops *o)

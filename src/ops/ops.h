@@ -56,6 +56,18 @@ void ops_notify(ops *o);
  * when it ended (check out->state), -1 on timeout or error. */
 int ops_wait(ops *o, const char *op_id, int timeout_ms, store_op *out, pf_err *e);
 
+/* What the workers did since start: attempts that ended done, failed for good, or failed
+ * and were queued again, and the time they took, by op kind; and what runs now. */
+enum { OPS_STAT_DONE = 0, OPS_STAT_FAILED, OPS_STAT_RETRIED, OPS_STAT__COUNT };
+typedef struct ops_stats {
+    uint64_t ended[OP__COUNT][OPS_STAT__COUNT];
+    uint64_t ms_sum[OP__COUNT]; /* every attempt's duration */
+    /* at the call: ready databases whose server runs or not; the pooler (-1: off) */
+    int64_t servers_up, servers_down;
+    int pooler;
+} ops_stats;
+void ops_stats_get(ops *o, ops_stats *out);
+
 /* Stops the threads (the op in progress finishes first). Does not stop instances. */
 void ops_stop(ops *o);
 

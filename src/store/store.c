@@ -393,6 +393,10 @@ enum stmt_id {
     S_USAGE_DEL_DAYS,
     S_USAGE_DEL_COUNTER,
 
+    S_STATS_DBS,
+    S_STATS_OPS,
+    S_STATS_LAST_BACKUP,
+
     S_BKP_INSERT,
     S_BKP_GET,
     S_BKP_LIST,
@@ -579,6 +583,13 @@ static const char *const stmt_sql[S__COUNT] = {
                     " FROM usage_days WHERE database_id = ?1 AND day BETWEEN ?2 AND ?3",
     [S_USAGE_DEL_DAYS] = "DELETE FROM usage_days WHERE database_id = ?1",
     [S_USAGE_DEL_COUNTER] = "DELETE FROM usage_counters WHERE database_id = ?1",
+
+    [S_STATS_DBS] = "SELECT status, COUNT(*) FROM databases GROUP BY status",
+    [S_STATS_OPS] = "SELECT kind, state, COUNT(*) FROM ops WHERE state IN ('pending', 'running')"
+                    " GROUP BY kind, state",
+    [S_STATS_LAST_BACKUP] = "SELECT d.id, (SELECT MAX(b.stopped_at) FROM backups b"
+                            " WHERE b.database_id = d.id AND b.status = 'completed')"
+                            " FROM databases d WHERE d.status != 'deleting' ORDER BY d.id",
     [S_OP_COUNT_ACTIVE] = "SELECT COUNT(*) FROM ops"
                           " WHERE database_id = ?1 AND state IN ('pending', 'running')",
     /* S_OP_NEXT for one lane: ?1 = 1 for the backup kinds, 0 for the others */
@@ -2331,6 +2342,54 @@ int store_usage_get(store *s, const char *database_id, const char *from_day, con
         SQLITE_OK)
         return bind_fail(c, st, e);
     return query_one(c, st, read_usage, out, e) < 0 ? -1 : 0;
+}
+
+/* ---- fleet statistics (the operator's /metrics) ---- */
+
+int store_stats_get(store *s, store_stats *out, pf_err *e)
+{
+    memset(out, 0, sizeof *out);
+    store_conn *c = conn_get(s, e);
+    sqlite3_stmt *st = c ? stmt(c, S_STATS_DBS, e) : NULL;
+    if (!st)
+        return -1;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int k = col_enum(st, 0, db_status_names, NAMES_COUNT(db_status_names));
+        if (k >= 0 && k < STORE_DB_STATUS_COUNT)
+            out->databases[k] += sqlite3_column_int64(st, 1);
+    }
+    stmt_done(st);
+    if (rc != SQLITE_DONE)
+        return db_fail(c, e, "database counts");
+    if (!(st = stmt(c, S_STATS_OPS, e)))
+        return -1;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int k = col_enum(st, 0, op_kind_names, NAMES_COUNT(op_kind_names));
+        int state = col_enum(st, 1, op_state_names, NAMES_COUNT(op_state_names));
+        if (k >= 0 && k < OP__COUNT && (state == OPS_PENDING || state == OPS_RUNNING))
+            out->ops[k][state] += sqlite3_column_int64(st, 2);
+    }
+    stmt_done(st);
+    if (rc != SQLITE_DONE)
+        return db_fail(c, e, "op counts");
+    return 0;
+}
+
+static void read_last_backup(sqlite3_stmt *st, void *dst)
+{
+    store_last_backup *b = dst;
+    col_text(st, 0, b->database_id, sizeof b->database_id);
+    col_text(st, 1, b->stopped_at, sizeof b->stopped_at);
+}
+
+int store_stats_last_backups(store *s, store_last_backup **out, size_t *n, pf_err *e)
+{
+    store_conn *c = conn_get(s, e);
+    sqlite3_stmt *st = c ? stmt(c, S_STATS_LAST_BACKUP, e) : NULL;
+    if (!st)
+        return -1;
+    return fetch_all(c, st, sizeof **out, read_last_backup, (void **)out, n, e);
 }
 
 /* ---- backups ---- */

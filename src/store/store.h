@@ -286,6 +286,21 @@ int store_usage_record(store *s, const char *database_id, const char *day, int64
 int store_usage_get(store *s, const char *database_id, const char *from_day, const char *to_day,
                     store_usage *out, pf_err *e);
 
+/* ---- fleet statistics, for the operator's /metrics ---- */
+#define STORE_DB_STATUS_COUNT 5
+typedef struct store_stats {
+    int64_t databases[STORE_DB_STATUS_COUNT]; /* by store_db_status */
+    int64_t ops[OP__COUNT][2];                /* active ops by kind and state (pending, running) */
+} store_stats;
+int store_stats_get(store *s, store_stats *out, pf_err *e);
+
+typedef struct store_last_backup {
+    char database_id[PF_ID_MAX];
+    char stopped_at[STORE_TS_MAX]; /* "" when the database has no completed backup */
+} store_last_backup;
+/* Every database that is not being deleted, with the end of its last completed backup. */
+int store_stats_last_backups(store *s, store_last_backup **out, size_t *n, pf_err *e);
+
 /* ---- backups: the catalog's view of each database's pgBackRest backups ----
  * A row is inserted `running` when a backup is queued and finished by its op; the ops
  * workers reconcile the rows with pgBackRest's own list (store_backup_sync) after every

@@ -1,0 +1,91 @@
+// Operator metrics: Prometheus text on --metrics-listen only, following what the fleet does.
+import assert from 'node:assert/strict';
+import { useServer } from './lib/fixture.mjs';
+import { call, raw, expectStatus, expectError, waitReady } from './lib/api.mjs';
+import { freePort, until } from './lib/procs.mjs';
+
+const metricsPort = await freePort();
+const ctx = useServer('metrics', { extraArgs: ['--metrics-listen', `127.0.0.1:${metricsPort}`] });
+const S = {};
+
+// Fetches /metrics, checks the exposition format, returns a map "name{labels}" -> value.
+async function scrape() {
+  const r = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
+  const text = await r.text();
+  const typed = new Set();
+  const m = new Map();
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    const t = /^# TYPE ([a-z_]+) (counter|gauge|histogram)$/.exec(line);
+    if (t) { typed.add(t[1]); continue; }
+    if (/^# HELP [a-z_]+ .+$/.test(line)) continue;
+    const s = /^([a-z_]+)(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? (-?[0-9.]+(e[+-]?[0-9]+)?)$/.exec(line);
+    assert.ok(s, `not a Prometheus sample line: ${line}`);
+    const family = s[1].replace(/_(bucket|sum|count)$/, '');
+    assert.ok(typed.has(s[1]) || typed.has(family), `no TYPE before ${line}`);
+    m.set(s[1] + (s[2] ?? ''), Number(s[4]));
+  }
+  return m;
+}
+
+ctx.it('GET /metrics on the metrics listener; not on the API', async () => {
+  const m = await scrape();
+  assert.equal(m.get('pgfleet_build_info{version="0.1.0"}'), 1);
+  assert.equal(m.get('pgfleet_databases{status="ready"}'), 0);
+  assert.equal(m.get('pgfleet_pooler_up'), 1);
+  assert.ok(m.get('pgfleet_resident_memory_bytes') > 1e6);
+  assert.ok(Math.abs(m.get('pgfleet_start_time_seconds') - Date.now() / 1000) < 600);
+  expectError(await raw(ctx.server, 'GET', '/metrics'), 404);
+});
+
+ctx.it('databases, servers, ops and backups as the fleet changes', async () => {
+  const before = await scrape();
+  const p = expectStatus(await call(ctx.c, 'POST', '/v1/projects', { body: { name: 'metrics' } }), 201).data;
+  S.db = p.database.id;
+  S.conn = p.database.connections[0].id;
+  await waitReady(ctx.c, S.db);
+  let m = await scrape();
+  assert.equal(m.get('pgfleet_databases{status="ready"}'), 1);
+  assert.equal(m.get('pgfleet_servers{state="up"}'), 1);
+  assert.equal(m.get('pgfleet_servers{state="down"}'), 0);
+  // `ready` comes a moment before the provision op ends
+  const provisioned = 'pgfleet_op_attempts_total{kind="db_provision",outcome="done"}';
+  assert.ok(await until(async () => (m = await scrape()).get(provisioned) === before.get(provisioned) + 1, { timeoutMs: 5000, intervalMs: 50 }),
+    `${provisioned} ${m.get(provisioned)}, want ${before.get(provisioned) + 1}`);
+  assert.ok(m.get('pgfleet_op_seconds_total{kind="db_provision"}') > 0);
+
+  // the first full backup: its end shows up per database
+  const key = `pgfleet_database_last_backup_time_seconds{database="${S.db}"}`;
+  assert.ok(await until(async () => (m = await scrape()).get(key) > 0, { timeoutMs: 60000, intervalMs: 300 }), 'no backup time');
+  assert.ok(Math.abs(m.get(key) - Date.now() / 1000) < 120, `last backup ${m.get(key)}`);
+  assert.equal(m.get('pgfleet_ops_queued{kind="db_backup",state="running"}'), 0);
+
+  // a rotate is one conn_sync op
+  const synced = 'pgfleet_op_attempts_total{kind="conn_sync",outcome="done"}';
+  const n = m.get(synced);
+  expectStatus(await call(ctx.c, 'POST', '/v1/connections/{id}/rotate', { params: { path: { id: S.conn } } }), 200);
+  assert.equal((await scrape()).get(synced), n + 1);
+});
+
+ctx.it('API requests by status class and latency', async () => {
+  const a = await scrape();
+  expectStatus(await call(ctx.c, 'GET', '/v1/databases/{databaseId}', { params: { path: { databaseId: S.db } } }), 200);
+  expectError(await call(ctx.c, 'GET', '/v1/databases/{databaseId}', { params: { path: { databaseId: 'db_nope' } } }), 404);
+  const b = await scrape();
+  assert.equal(b.get('pgfleet_http_requests_total{code="2xx"}'), a.get('pgfleet_http_requests_total{code="2xx"}') + 1);
+  assert.equal(b.get('pgfleet_http_requests_total{code="4xx"}'), a.get('pgfleet_http_requests_total{code="4xx"}') + 1);
+  const count = b.get('pgfleet_http_request_duration_seconds_count');
+  assert.equal(count, a.get('pgfleet_http_request_duration_seconds_count') + 2);
+  assert.equal(b.get('pgfleet_http_request_duration_seconds_bucket{le="+Inf"}'), count);
+  // cumulative buckets never go down
+  let prev = 0;
+  for (const le of ['0.001', '0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '5', '+Inf']) {
+    const v = b.get(`pgfleet_http_request_duration_seconds_bucket{le="${le}"}`);
+    assert.ok(v >= prev, `bucket ${le}: ${v} < ${prev}`);
+    prev = v;
+  }
+});
+
+ctx.itShutsDownCleanly();
