@@ -24,10 +24,20 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 SAN_CFLAGS := $(CFLAGS_COMMON) -O1 -g $(SAN_FLAGS)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(SAN_DIR)/tests/%)
 
+# libFuzzer targets (tests/fuzz), built with clang: every module, instrumented
+FUZZ_CC ?= clang
+FUZZ_DIR := build/fuzz
+FUZZ_OBJS := $(SRCS:%.c=$(FUZZ_DIR)/%.o)
+FUZZ_CFLAGS := $(CFLAGS_COMMON) -O1 -g -fno-omit-frame-pointer
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_DIR)/bin/%)
+FUZZ_SECONDS ?= 10
+.SECONDARY: $(FUZZ_OBJS)
+
 PGFLEET_HOME ?= $(CURDIR)/.pgfleet
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: all build san deps deps-test unit e2e test run bench format format-check clean
+.PHONY: all build san deps deps-test unit fuzz e2e test run bench format format-check clean
 
 all: build
 build: build/pgfleet
@@ -50,6 +60,16 @@ $(SAN_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC san  $<"
 	@$(CC) $(SAN_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(FUZZ_DIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC fuzz $<"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -MMD -MP -c -o $@ $<
+
+$(FUZZ_DIR)/bin/%: tests/fuzz/%.c $(FUZZ_OBJS)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_OBJS) $(LDLIBS)
 
 # Each unit test is one program: its test_*.c linked with src/util and the modules named
 # in MODS_<test> (all modules when unset), so a module's tests build on their own.
@@ -80,12 +100,17 @@ deps-test:
 unit: $(UNIT_BINS)
 	@scripts/run-unit.sh $(UNIT_BINS)
 
+# each libFuzzer target for FUZZ_SECONDS from its seed corpus (tests/fuzz/corpus/<target>)
+fuzz: $(FUZZ_BINS)
+	@scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+
 e2e: build/pgfleet-san build/pgfleet
 	@scripts/run-e2e.sh
 
 test: deps-test
 	@$(MAKE) --no-print-directory format-check
 	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory fuzz
 	@$(MAKE) --no-print-directory e2e
 
 run: deps
@@ -97,10 +122,10 @@ bench: deps-test
 	@bench/run.sh
 
 format:
-	clang-format -i $(SRCS) src/main.c $(UNIT_SRCS) $(shell find src tests/unit -name '*.h')
+	clang-format -i $(SRCS) src/main.c $(UNIT_SRCS) $(FUZZ_SRCS) $(shell find src tests/unit -name '*.h')
 
 format-check:
-	@clang-format --dry-run --Werror $(SRCS) src/main.c $(UNIT_SRCS) $(shell find src tests/unit -name '*.h')
+	@clang-format --dry-run --Werror $(SRCS) src/main.c $(UNIT_SRCS) $(FUZZ_SRCS) $(shell find src tests/unit -name '*.h')
 
 clean:
 	rm -rf build

@@ -104,6 +104,10 @@ int http_json_body(http_req *req, bool allow_empty, json_t **out, pf_err *e);
 /* Serializes the error envelope for e. */
 json_t *http_error_json(const pf_err *e);
 
+/* Decodes %XX escapes in s in place, like MHD's default, except %00, which stays as the
+ * three characters "%00" (a NUL would silently cut a path or query value short). Returns the
+ * new length. MHD calls it on every URL and query string; exposed for tests. */
+size_t http_unescape(char *s);
 /* Matches path against pattern, filling params (pointers into buf). Exposed for tests. */
 bool http_match(const char *pattern, const char *path, char *buf, size_t bufsz, const char **params,
                 int *nparams);

@@ -405,12 +405,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     log_warn("http: %s", line);
 }
 
-/* Decodes %XX escapes in place like MHD's default, except %00, which stays as the three
- * characters "%00": a NUL would silently cut the path or a query value short. */
-static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+size_t http_unescape(char *s)
 {
-    (void)cls;
-    (void)c;
     char *w = s;
     for (const char *r = s; *r;) {
         if (r[0] == '%' && isxdigit((unsigned char)r[1]) && isxdigit((unsigned char)r[2])) {
@@ -426,6 +422,13 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
     }
     *w = '\0';
     return (size_t)(w - s);
+}
+
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    return http_unescape(s);
 }
 
 int http_listen(const char *host, int port, int *fd_out, pf_err *e)
