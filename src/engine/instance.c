@@ -554,6 +554,11 @@ int engine_instance_start(engine *en, const char *db_id, int port, int timeout_m
         engine__track(en, db_id, pid, false);
         if (engine__wait_ready(p.sock, run_port, 0, timeout_ms, e) < 0)
             goto out;
+        /* a reload: TLS files remade at this start (a new --public-host or given files)
+         * reach a server that outlived the last pgfleet */
+        if (kill(pid, SIGHUP) != 0)
+            log_warn("cannot reload the server of %s pid=%d: %s", db_id, (int)pid,
+                     strerror(errno));
         log_info("adopted running server for %s pid=%d", db_id, (int)pid);
         ret = 0;
         goto out;

@@ -11,7 +11,7 @@ import pg from 'pg';
 import { useServer } from './lib/fixture.mjs';
 import { call, expectStatus, waitReady, uniq } from './lib/api.mjs';
 import { connect, closeQuietly, psql, connectFails, passwordOf } from './lib/pg.mjs';
-import { until } from './lib/procs.mjs';
+import { until, postmasterPidFile } from './lib/procs.mjs';
 
 const ctx = useServer('pooler');
 const S = { clients: [] };
@@ -188,6 +188,36 @@ ctx.it('PgBouncer outlives a kill -9 of pgfleet and is adopted, then follows cha
   assert.match(ctx.server.log(), /pooler: adopted running PgBouncer/);
   const made = expectStatus(await call(ctx.c, 'POST', '/v1/connections', { body: { databaseId: db.id, name: 'after' } }), 201).data;
   await psql(made.endpoints.pooled.connectionString, 'SELECT 1');
+});
+
+ctx.it('a new --public-host after a kill -9: the adopted servers and PgBouncer present the new certificate', async () => {
+  const { db, conn } = await newDatabase('rehost');
+  const pmPid = postmasterPidFile(ctx.server.home, db.id);
+  const bouncer = pgbouncerPid();
+  const asLocalhost = (cs) => { const u = new URL(cs); u.hostname = 'localhost'; return u.toString(); };
+  // the certificate names 127.0.0.1 only: verify-full to "localhost" fails
+  for (const kind of ['direct', 'pooled']) {
+    const r = await psqlTry(verifyFull(asLocalhost(conn.endpoints[kind].connectionString)));
+    assert.ok(!r.ok && /does not match host name|certificate/.test(r.out), `${kind}: ${r.out}`);
+  }
+  await ctx.server.kill9();
+  const saved = ctx.server.extraArgs;
+  ctx.server.extraArgs = [...saved, '--public-host', 'localhost'];
+  try {
+    await ctx.server.start();
+    await waitReady(ctx.c, db.id);
+    assert.equal(postmasterPidFile(ctx.server.home, db.id), pmPid, 'the server was adopted, not restarted');
+    assert.equal(pgbouncerPid(), bouncer, 'PgBouncer was adopted, not restarted');
+    const got = expectStatus(await call(ctx.c, 'GET', '/v1/connections/{id}', { params: { path: { id: conn.id } } }), 200).data;
+    assert.equal(got.endpoints.direct.host, 'localhost');
+    for (const kind of ['direct', 'pooled']) {
+      const cs = verifyFull(asLocalhost(conn.endpoints[kind].connectionString));
+      assert.ok(await until(async () => (await psqlTry(cs)).ok, { timeoutMs: 10000, intervalMs: 200 }),
+        `${kind}: verify-full to localhost still fails: ${(await psqlTry(cs)).out}`);
+    }
+  } finally {
+    ctx.server.extraArgs = saved;
+  }
 });
 
 ctx.itShutsDownCleanly();
