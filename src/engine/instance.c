@@ -557,8 +557,7 @@ int engine_instance_start(engine *en, const char *db_id, int port, int timeout_m
         /* a reload: TLS files remade at this start (a new --public-host or given files)
          * reach a server that outlived the last pgfleet */
         if (kill(pid, SIGHUP) != 0)
-            log_warn("cannot reload the server of %s pid=%d: %s", db_id, (int)pid,
-                     strerror(errno));
+            log_warn("cannot reload the server of %s pid=%d: %s", db_id, (int)pid, strerror(errno));
         log_info("adopted running server for %s pid=%d", db_id, (int)pid);
         ret = 0;
         goto out;
