@@ -25,7 +25,14 @@
 
 #define PGFLEET_VERSION "0.1.0"
 
-enum { CMD_SERVE = 1, CMD_TOKEN = 2, CMD_WORKSPACE = 4, CMD_USER = 8, CMD_CLIENT = 16 };
+enum {
+    CMD_SERVE = 1,
+    CMD_TOKEN = 2,
+    CMD_WORKSPACE = 4,
+    CMD_USER = 8,
+    CMD_CLIENT = 16,
+    CMD_STATUS = 32
+};
 
 typedef enum {
     O_HOME,
@@ -70,7 +77,7 @@ typedef struct opt_def {
 
 static const opt_def options[O__COUNT] = {
     [O_HOME] = {"home", "PGFLEET_HOME", "./.pgfleet",
-                CMD_SERVE | CMD_TOKEN | CMD_WORKSPACE | CMD_USER | CMD_CLIENT,
+                CMD_SERVE | CMD_TOKEN | CMD_WORKSPACE | CMD_USER | CMD_CLIENT | CMD_STATUS,
                 "data directory: catalog, instances, golden copy, keys"},
     [O_LISTEN] = {"listen", "PGFLEET_LISTEN", "127.0.0.1:8080", CMD_SERVE,
                   "HOST:PORT the API listens on (numeric address)"},
@@ -148,6 +155,8 @@ static void usage(FILE *f)
             "                                      and a workspace; prints both ids\n"
             "  pgfleet oauth-client create --name N --redirect-uri U\n"
             "                                      register an OAuth client; prints its id\n"
+            "  pgfleet status                      the fleet from the catalog: databases, ops,\n"
+            "                                      last backups (works beside a running serve)\n"
             "  pgfleet version\n\noptions:\n",
             PGFLEET_VERSION);
     for (int i = 0; i < O__COUNT; i++) {
@@ -460,6 +469,48 @@ static int parse_listen(const char *s, char *host, size_t hn, int *port)
     return 0;
 }
 
+/* The catalog's view of the fleet, for an operator's shell: counts, then one line per
+ * database. Reads only; a running `serve` is not disturbed (WAL readers). */
+static int fleet_status(store *st, pf_err *e)
+{
+    store_stats ss;
+    if (store_stats_get(st, &ss, e) != 0)
+        return -1;
+    printf("databases:");
+    for (int i = 0; i < STORE_DB_STATUS_COUNT; i++)
+        printf(" %lld %s%s", (long long)ss.databases[i], store_db_status_name((store_db_status)i),
+               i + 1 < STORE_DB_STATUS_COUNT ? "," : "\n");
+    long long pending = 0, running = 0;
+    for (int k = 0; k < OP__COUNT; k++) {
+        pending += ss.ops[k][0];
+        running += ss.ops[k][1];
+    }
+    printf("ops: %lld pending, %lld running\n", pending, running);
+    store_database *dbs = NULL;
+    store_last_backup *lb = NULL;
+    size_t n = 0, nlb = 0;
+    if (store_database_list_internal(st, &dbs, &n, e) != 0)
+        return -1;
+    if (store_stats_last_backups(st, &lb, &nlb, e) != 0) {
+        free(dbs);
+        return -1;
+    }
+    if (n)
+        printf("\n%-28s %-12s %-6s %-24s %s\n", "DATABASE", "STATUS", "PORT", "LAST BACKUP",
+               "NAME");
+    for (size_t i = 0; i < n; i++) {
+        const char *last = "-";
+        for (size_t j = 0; j < nlb; j++)
+            if (strcmp(lb[j].database_id, dbs[i].id) == 0 && lb[j].stopped_at[0])
+                last = lb[j].stopped_at;
+        printf("%-28s %-12s %-6d %-24s %s\n", dbs[i].id, store_db_status_name(dbs[i].status),
+               dbs[i].port, last, dbs[i].name);
+    }
+    free(dbs);
+    free(lb);
+    return 0;
+}
+
 static int cmd_serve(void)
 {
     int rc = 1;
@@ -733,6 +784,11 @@ int main(int argc, char **argv)
         if (parse_options(argc, argv, 3, CMD_CLIENT) != 0)
             return 2;
         return cmd_oauth_client_create();
+    }
+    if (strcmp(c, "status") == 0) {
+        if (parse_options(argc, argv, 2, CMD_STATUS) != 0)
+            return 2;
+        return with_home(fleet_status);
     }
     fprintf(stderr, "pgfleet: unknown command '%s'\n\n", c);
     usage(stderr);

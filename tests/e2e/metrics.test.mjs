@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { useServer } from './lib/fixture.mjs';
 import { call, raw, expectStatus, expectError, waitReady } from './lib/api.mjs';
 import { freePort, until } from './lib/procs.mjs';
+import { cli } from './lib/server.mjs';
 
 const metricsPort = await freePort();
 const ctx = useServer('metrics', { extraArgs: ['--metrics-listen', `127.0.0.1:${metricsPort}`] });
@@ -88,6 +89,22 @@ ctx.it('API requests by status class and latency', async () => {
     assert.ok(v >= prev, `bucket ${le}: ${v} < ${prev}`);
     prev = v;
   }
+});
+
+ctx.it('pgfleet status, beside the running server, reads the same fleet from the catalog', async () => {
+  const m = await scrape();
+  const stdout = await cli(['status', '--home', ctx.server.home], { full: true });
+  const lines = stdout.split('\n');
+  assert.match(lines[0], new RegExp(`^databases: 0 provisioning, ${m.get('pgfleet_databases{status="ready"}')} ready, 0 recovering, 0 failure, 0 deleting$`));
+  assert.match(lines[1], /^ops: \d+ pending, \d+ running$/);
+  const row = lines.find((l) => l.startsWith(S.db));
+  assert.ok(row, `no line for ${S.db}: ${stdout}`);
+  const [, status, port, last, name] = row.split(/\s+/);
+  assert.equal(status, 'ready');
+  assert.ok(Number(port) >= ctx.server.portLo && Number(port) <= ctx.server.portHi, row);
+  const t = m.get(`pgfleet_database_last_backup_time_seconds{database="${S.db}"}`);
+  assert.ok(Math.abs(Date.parse(last) / 1000 - t) <= 1, `${last} vs ${t}`);
+  assert.ok(name.length > 0);
 });
 
 ctx.itShutsDownCleanly();

@@ -34,13 +34,14 @@ export function binaryAvailable() {
 }
 
 // Runs a pgfleet CLI subcommand; asserts exit 0 and no sanitizer report; returns the last
-// non-empty line of stdout.
-export function cli(args, { timeoutMs = 60000 } = {}) {
+// non-empty line of stdout (all of stdout with `full`).
+export function cli(args, { timeoutMs = 60000, full = false } = {}) {
   return new Promise((resolve, reject) => {
     execFile(BIN, args, { env: childEnv(), timeout: timeoutMs, maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
       const where = `${path.basename(BIN)} ${args.join(' ')}`;
       if (err) return reject(new Error(`${where} failed (${err.code ?? err.signal}): ${stderr || stdout}`));
       if (SANITIZER_RE.test(stderr)) return reject(new Error(`${where}: sanitizer report:\n${stderr}`));
+      if (full) return resolve(stdout);
       const lines = stdout.split('\n').map((l) => l.trim()).filter(Boolean);
       if (!lines.length) return reject(new Error(`${where}: empty stdout (stderr: ${stderr})`));
       resolve(lines[lines.length - 1]);
