@@ -92,11 +92,16 @@ ctx.it('restore in place: exactly the backed-up rows; every live credential work
   const rot = expectStatus(await call(ctx.c, 'POST', '/v1/connections/{id}/rotate', { params: { path: { id: S.aConn } } }), 200).data;
   S.aCs = directCs(rot);
   expectStatus(await call(ctx.c, 'DELETE', '/v1/connections/{id}', { params: { path: { id: doomed.id } } }), 204);
+  // PgBouncer now holds a server connection to the server the restore stops
+  assert.deepEqual(await rows(rot.endpoints.pooled.connectionString), [1, 2, 3]);
   const t0 = Date.now();
   await restoreAndWait(S.a, { type: 'backup', databaseId: S.a, backupId: bk.id });
   console.log(`# in-place restore of a small database: ${Date.now() - t0} ms`);
   assert.deepEqual(await rows(S.aCs), [1, 2]);
   assert.deepEqual(await rows(directCs(late)), [1, 2]);
+  // the pooled endpoint too: PgBouncer's server connections to the stopped server are gone
+  assert.deepEqual(await rows(rot.endpoints.pooled.connectionString), [1, 2]);
+  assert.deepEqual(await rows(late.endpoints.pooled.connectionString), [1, 2]);
   await connectFails(directCs(doomed), 'a connection deleted after the backup');
 });
 
