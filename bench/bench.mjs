@@ -1,7 +1,7 @@
 // pgfleet benchmarks (issue figures). Run through `make bench`.
 // Prints: create-to-ready p50/p99 over 30 sequential creates; GET /v1/databases/{id}
 // requests/s with wrk (32 keep-alive connections, 2 threads, 10 s); server RSS with 100
-// databases.
+// databases, the PSS of their PostgreSQL servers, and the usage sampler's pass over them.
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, openSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -29,8 +29,27 @@ const lo = 30000 + Math.floor(Math.random() * 200) * 50;
 const base = `http://127.0.0.1:${port}`;
 const log = openSync(join(home, 'server.log'), 'a');
 const token = execFileSync(bin, ['token', 'create', '--home', home], { encoding: 'utf8' }).trim().split('\n').pop();
+const metricsPort = await freePort();
 const server = spawn(bin, ['serve', '--home', home, '--listen', `127.0.0.1:${port}`, '--port-range', `${lo}-${lo + N_DENSE + 40}`,
-  '--pooler-listen', `127.0.0.1:${await freePort()}`], { stdio: ['ignore', log, log] });
+  '--pooler-listen', `127.0.0.1:${await freePort()}`, '--metrics-listen', `127.0.0.1:${metricsPort}`,
+  '--usage-interval', '5'], { stdio: ['ignore', log, log] });
+async function metrics() {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  return new Map(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => { const i = l.lastIndexOf(' '); return [l.slice(0, i), Number(l.slice(i + 1))]; }));
+}
+// PSS (shared pages split between their users) of every postmaster of the fleet and its children
+function fleetPssKiB(ids) {
+  const set = new Set(ids.map((id) => Number(readFileSync(join(home, 'instances', id, 'data', 'postmaster.pid'), 'utf8').split('\n')[0])));
+  for (const line of execFileSync('ps', ['-eo', 'pid=,ppid='], { encoding: 'utf8' }).trim().split('\n')) {
+    const [pid, ppid] = line.trim().split(/\s+/).map(Number);
+    if (set.has(ppid)) set.add(pid);
+  }
+  let pss = 0;
+  for (const pid of set) {
+    try { pss += Number(/^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))[1]); } catch { /* gone */ }
+  }
+  return { pss, procs: set.size };
+}
 const H = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
 async function api(method, path, body) {
   const r = await fetch(base + path, { method, headers: H, body: body ? JSON.stringify(body) : undefined });
@@ -96,6 +115,18 @@ try {
   }
   await sleep(1000);
   console.log(`server RSS with ${ids.length} ready databases: ${(rssKiB(server.pid) / 1024).toFixed(1)} MiB`);
+  const fleet = fleetPssKiB(ids);
+  console.log(`the ${ids.length} PostgreSQL servers (${fleet.procs} processes): PSS ${(fleet.pss / 1024).toFixed(0)} MiB, ${(fleet.pss / 1024 / ids.length).toFixed(1)} MiB per database`);
+  // the usage sampler's pass over every database (--usage-interval 5 here; 60 by default)
+  let m;
+  for (let i = 0; i < 100; i++) {
+    m = await metrics();
+    if (m.get('pgfleet_usage_pass_databases') >= ids.length) break;
+    await sleep(500);
+  }
+  const t0 = performance.now();
+  await metrics();
+  console.log(`usage sampler pass over ${m.get('pgfleet_usage_pass_databases')} databases: ${(m.get('pgfleet_usage_pass_seconds') * 1000).toFixed(0)} ms; GET /metrics: ${(performance.now() - t0).toFixed(0)} ms`);
 } finally {
   server.kill('SIGTERM');
   await new Promise((r) => server.on('exit', r));

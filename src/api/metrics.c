@@ -100,6 +100,11 @@ HANDLER(h_metrics)
             head(&b, "pgfleet_pooler_up", "gauge", "1 when PgBouncer runs.");
             put(&b, "pgfleet_pooler_up %d\n", os.pooler);
         }
+        head(&b, "pgfleet_usage_pass_seconds", "gauge",
+             "Duration of the usage sampler's last pass over every ready database.");
+        put(&b, "pgfleet_usage_pass_seconds %.3f\n", (double)os.usage_pass_ms / 1000.0);
+        head(&b, "pgfleet_usage_pass_databases", "gauge", "Databases that last pass sampled.");
+        put(&b, "pgfleet_usage_pass_databases %lld\n", (long long)os.usage_pass_dbs);
         head(&b, "pgfleet_op_attempts_total", "counter",
              "Op attempts since start by kind and outcome (done, failed for good, retried).");
         for (int k = 0; k < OP__COUNT; k++)

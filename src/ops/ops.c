@@ -166,10 +166,18 @@ static void *usage_main(void *arg)
             log_warn("usage: cannot list databases: %s", e.message);
             continue;
         }
+        int64_t t0 = util_now_ms();
+        int sampled = 0;
         for (size_t i = 0; i < n; i++)
-            if (dbs[i].status == DB_READY)
+            if (dbs[i].status == DB_READY) {
                 sample_usage(o, dbs[i].id, false);
+                sampled++;
+            }
         free(dbs);
+        pthread_mutex_lock(&o->mu);
+        o->stats.usage_pass_ms = util_now_ms() - t0;
+        o->stats.usage_pass_dbs = sampled;
+        pthread_mutex_unlock(&o->mu);
     }
     return NULL;
 }

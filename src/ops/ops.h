@@ -61,7 +61,8 @@ int ops_wait(ops *o, const char *op_id, int timeout_ms, store_op *out, pf_err *e
 enum { OPS_STAT_DONE = 0, OPS_STAT_FAILED, OPS_STAT_RETRIED, OPS_STAT__COUNT };
 typedef struct ops_stats {
     uint64_t ended[OP__COUNT][OPS_STAT__COUNT];
-    uint64_t ms_sum[OP__COUNT]; /* every attempt's duration */
+    uint64_t ms_sum[OP__COUNT];            /* every attempt's duration */
+    int64_t usage_pass_ms, usage_pass_dbs; /* the last pass of the usage sampler (0: none) */
     /* at the call: ready databases whose server runs or not; the pooler (-1: off) */
     int64_t servers_up, servers_down;
     int pooler;
