@@ -31,8 +31,8 @@ const log = openSync(join(home, 'server.log'), 'a');
 const token = execFileSync(bin, ['token', 'create', '--home', home], { encoding: 'utf8' }).trim().split('\n').pop();
 const metricsPort = await freePort();
 const server = spawn(bin, ['serve', '--home', home, '--listen', `127.0.0.1:${port}`, '--port-range', `${lo}-${lo + N_DENSE + 40}`,
-  '--pooler-listen', `127.0.0.1:${await freePort()}`, '--metrics-listen', `127.0.0.1:${metricsPort}`,
-  '--usage-interval', '5'], { stdio: ['ignore', log, log] });
+  '--pooler-listen', `127.0.0.1:${await freePort()}`, '--metrics-listen', `127.0.0.1:${metricsPort}`],
+  { stdio: ['ignore', log, log] });
 async function metrics() {
   const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   return new Map(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => { const i = l.lastIndexOf(' '); return [l.slice(0, i), Number(l.slice(i + 1))]; }));
@@ -117,9 +117,10 @@ try {
   console.log(`server RSS with ${ids.length} ready databases: ${(rssKiB(server.pid) / 1024).toFixed(1)} MiB`);
   const fleet = fleetPssKiB(ids);
   console.log(`the ${ids.length} PostgreSQL servers (${fleet.procs} processes): PSS ${(fleet.pss / 1024).toFixed(0)} MiB, ${(fleet.pss / 1024 / ids.length).toFixed(1)} MiB per database`);
-  // the usage sampler's pass over every database (--usage-interval 5 here; 60 by default)
+  // the usage sampler's pass over every database (every 60 s, the default: up to two
+  // minutes until a pass starts after the last database became ready)
   let m;
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 260; i++) {
     m = await metrics();
     if (m.get('pgfleet_usage_pass_databases') >= ids.length) break;
     await sleep(500);
