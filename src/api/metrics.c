@@ -1,7 +1,6 @@
 /* The operator's metrics: GET /metrics in Prometheus' text format (version 0.0.4), served
  * only on --metrics-listen, a listener of its own: the numbers cover every workspace, so no
  * tenant's token reaches them (docs/operations.md lists each metric). */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,39 +9,9 @@
 
 #include "api/internal.h"
 
-typedef struct buf {
-    char *s;
-    size_t len, cap;
-} buf;
-
-static void put(buf *b, const char *fmt, ...)
+static void head(FILE *b, const char *name, const char *type, const char *help)
 {
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            return;
-        if (b->s && b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = b->cap ? b->cap * 2 : 8192;
-        while (cap < b->len + (size_t)n + 1)
-            cap *= 2;
-        char *s = xcalloc(cap, 1);
-        if (b->s)
-            memcpy(s, b->s, b->len);
-        free(b->s);
-        b->s = s;
-        b->cap = cap;
-    }
-}
-
-static void head(buf *b, const char *name, const char *type, const char *help)
-{
-    put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    fprintf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 static int64_t iso_unix(const char *iso)
@@ -75,85 +44,96 @@ HANDLER(h_metrics)
     size_t nlb = 0;
     if (store_stats_last_backups(a->st, &lb, &nlb, e) != 0)
         return -1;
-    buf b = {0};
+    char *text = NULL;
+    size_t len = 0;
+    FILE *b = open_memstream(&text, &len);
+    if (!b) {
+        free(lb);
+        return err_internal(e, "metrics: no memory");
+    }
 
-    head(&b, "pgfleet_build_info", "gauge", "The running pgfleet.");
-    put(&b, "pgfleet_build_info{version=\"%s\"} 1\n", a->version);
-    head(&b, "pgfleet_start_time_seconds", "gauge", "When this pgfleet started (unix time).");
-    put(&b, "pgfleet_start_time_seconds %lld\n", (long long)(a->started_ms / 1000));
-    head(&b, "pgfleet_resident_memory_bytes", "gauge", "Resident memory of the pgfleet process.");
-    put(&b, "pgfleet_resident_memory_bytes %lld\n", (long long)rss_bytes());
+    head(b, "pgfleet_build_info", "gauge", "The running pgfleet.");
+    fprintf(b, "pgfleet_build_info{version=\"%s\"} 1\n", a->version);
+    head(b, "pgfleet_start_time_seconds", "gauge", "When this pgfleet started (unix time).");
+    fprintf(b, "pgfleet_start_time_seconds %lld\n", (long long)(a->started_ms / 1000));
+    head(b, "pgfleet_resident_memory_bytes", "gauge", "Resident memory of the pgfleet process.");
+    fprintf(b, "pgfleet_resident_memory_bytes %lld\n", (long long)rss_bytes());
 
-    head(&b, "pgfleet_databases", "gauge", "Databases in the catalog by status.");
+    head(b, "pgfleet_databases", "gauge", "Databases in the catalog by status.");
     for (int i = 0; i < STORE_DB_STATUS_COUNT; i++)
-        put(&b, "pgfleet_databases{status=\"%s\"} %lld\n", store_db_status_name((store_db_status)i),
-            (long long)ss.databases[i]);
+        fprintf(b, "pgfleet_databases{status=\"%s\"} %lld\n",
+                store_db_status_name((store_db_status)i), (long long)ss.databases[i]);
 
     if (a->ops) {
         ops_stats os;
         ops_stats_get(a->ops, &os);
-        head(&b, "pgfleet_servers", "gauge",
+        head(b, "pgfleet_servers", "gauge",
              "PostgreSQL servers of ready databases: running (up) or not (down).");
-        put(&b, "pgfleet_servers{state=\"up\"} %lld\npgfleet_servers{state=\"down\"} %lld\n",
-            (long long)os.servers_up, (long long)os.servers_down);
+        fprintf(b, "pgfleet_servers{state=\"up\"} %lld\npgfleet_servers{state=\"down\"} %lld\n",
+                (long long)os.servers_up, (long long)os.servers_down);
         if (os.pooler >= 0) {
-            head(&b, "pgfleet_pooler_up", "gauge", "1 when PgBouncer runs.");
-            put(&b, "pgfleet_pooler_up %d\n", os.pooler);
+            head(b, "pgfleet_pooler_up", "gauge", "1 when PgBouncer runs.");
+            fprintf(b, "pgfleet_pooler_up %d\n", os.pooler);
         }
-        head(&b, "pgfleet_usage_pass_seconds", "gauge",
+        head(b, "pgfleet_usage_pass_seconds", "gauge",
              "Duration of the usage sampler's last pass over every ready database.");
-        put(&b, "pgfleet_usage_pass_seconds %.3f\n", (double)os.usage_pass_ms / 1000.0);
-        head(&b, "pgfleet_usage_pass_databases", "gauge", "Databases that last pass sampled.");
-        put(&b, "pgfleet_usage_pass_databases %lld\n", (long long)os.usage_pass_dbs);
-        head(&b, "pgfleet_op_attempts_total", "counter",
+        fprintf(b, "pgfleet_usage_pass_seconds %.3f\n", (double)os.usage_pass_ms / 1000.0);
+        head(b, "pgfleet_usage_pass_databases", "gauge", "Databases that last pass sampled.");
+        fprintf(b, "pgfleet_usage_pass_databases %lld\n", (long long)os.usage_pass_dbs);
+        head(b, "pgfleet_op_attempts_total", "counter",
              "Op attempts since start by kind and outcome (done, failed for good, retried).");
         for (int k = 0; k < OP__COUNT; k++)
             for (int r = 0; r < OPS_STAT__COUNT; r++)
-                put(&b, "pgfleet_op_attempts_total{kind=\"%s\",outcome=\"%s\"} %llu\n",
-                    store_op_kind_name((store_op_kind)k), outcomes[r],
-                    (unsigned long long)os.ended[k][r]);
-        head(&b, "pgfleet_op_seconds_total", "counter", "Time op attempts took, by kind.");
+                fprintf(b, "pgfleet_op_attempts_total{kind=\"%s\",outcome=\"%s\"} %llu\n",
+                        store_op_kind_name((store_op_kind)k), outcomes[r],
+                        (unsigned long long)os.ended[k][r]);
+        head(b, "pgfleet_op_seconds_total", "counter", "Time op attempts took, by kind.");
         for (int k = 0; k < OP__COUNT; k++)
-            put(&b, "pgfleet_op_seconds_total{kind=\"%s\"} %.3f\n",
-                store_op_kind_name((store_op_kind)k), (double)os.ms_sum[k] / 1000.0);
+            fprintf(b, "pgfleet_op_seconds_total{kind=\"%s\"} %.3f\n",
+                    store_op_kind_name((store_op_kind)k), (double)os.ms_sum[k] / 1000.0);
     }
-    head(&b, "pgfleet_ops_queued", "gauge", "Ops not finished, by kind and state.");
+    head(b, "pgfleet_ops_queued", "gauge", "Ops not finished, by kind and state.");
     for (int k = 0; k < OP__COUNT; k++)
         for (int st = 0; st < 2; st++)
-            put(&b, "pgfleet_ops_queued{kind=\"%s\",state=\"%s\"} %lld\n",
-                store_op_kind_name((store_op_kind)k), st == 0 ? "pending" : "running",
-                (long long)ss.ops[k][st]);
+            fprintf(b, "pgfleet_ops_queued{kind=\"%s\",state=\"%s\"} %lld\n",
+                    store_op_kind_name((store_op_kind)k), st == 0 ? "pending" : "running",
+                    (long long)ss.ops[k][st]);
 
-    head(&b, "pgfleet_database_last_backup_time_seconds", "gauge",
+    head(b, "pgfleet_database_last_backup_time_seconds", "gauge",
          "End of each database's last completed backup (unix time; 0: none yet).");
     for (size_t i = 0; i < nlb; i++) {
         int64_t t = iso_unix(lb[i].stopped_at);
-        put(&b, "pgfleet_database_last_backup_time_seconds{database=\"%s\"} %lld\n",
-            lb[i].database_id, (long long)(t > 0 ? t : 0));
+        fprintf(b, "pgfleet_database_last_backup_time_seconds{database=\"%s\"} %lld\n",
+                lb[i].database_id, (long long)(t > 0 ? t : 0));
     }
     free(lb);
 
     if (a->api_server) {
         http_stats hs;
         http_stats_get(a->api_server, &hs);
-        head(&b, "pgfleet_http_requests_total", "counter",
+        head(b, "pgfleet_http_requests_total", "counter",
              "API requests answered since start, by status class.");
         for (int c = 1; c <= 5; c++)
-            put(&b, "pgfleet_http_requests_total{code=\"%dxx\"} %llu\n", c,
-                (unsigned long long)hs.by_class[c]);
-        head(&b, "pgfleet_http_request_duration_seconds", "histogram",
+            fprintf(b, "pgfleet_http_requests_total{code=\"%dxx\"} %llu\n", c,
+                    (unsigned long long)hs.by_class[c]);
+        head(b, "pgfleet_http_request_duration_seconds", "histogram",
              "Time to answer API requests.");
         for (int i = 0; i < HTTP_LAT_BUCKETS; i++)
-            put(&b, "pgfleet_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
-                http_latency_bounds_ms[i] / 1000.0, (unsigned long long)hs.le[i]);
-        put(&b,
-            "pgfleet_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
-            "pgfleet_http_request_duration_seconds_sum %.3f\n"
-            "pgfleet_http_request_duration_seconds_count %llu\n",
-            (unsigned long long)hs.count, (double)hs.ms_sum / 1000.0, (unsigned long long)hs.count);
+            fprintf(b, "pgfleet_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+                    http_latency_bounds_ms[i] / 1000.0, (unsigned long long)hs.le[i]);
+        fprintf(b,
+                "pgfleet_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+                "pgfleet_http_request_duration_seconds_sum %.3f\n"
+                "pgfleet_http_request_duration_seconds_count %llu\n",
+                (unsigned long long)hs.count, (double)hs.ms_sum / 1000.0,
+                (unsigned long long)hs.count);
     }
-    resp->raw = b.s;
-    resp->raw_len = b.len;
+    if (fclose(b) != 0) {
+        free(text);
+        return err_internal(e, "metrics: no memory");
+    }
+    resp->raw = text;
+    resp->raw_len = len;
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
     return 0;
 }

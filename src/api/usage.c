@@ -23,24 +23,6 @@ static bool parse_bound(const char *s, bool end_of_day, int64_t *ms)
     return api_time_parse(s, ms);
 }
 
-static void format_ms(int64_t ms, char out[32])
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char base[24];
-    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, 32, "%s.%03dZ", base, (int)(ms % 1000));
-}
-
-static void day_of(int64_t ms, char out[16])
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 16, "%Y-%m-%d", &tm);
-}
-
 /* 1970-01-01 .. 9999-12-31 */
 #define MS_MIN 0LL
 #define MS_MAX 253402300799999LL
@@ -71,14 +53,14 @@ HANDLER(h_db_usage)
         return err_set(e, 400, "ValidationError", "endDate",
                        "'endDate' must not be before 'startDate'");
     char from[16], to[16], s_iso[32], e_iso[32], gen[32];
-    day_of(start, from);
-    day_of(end, to);
+    util_day_from_ms(start, from);
+    util_day_from_ms(end, to);
     store_usage u;
     if (store_usage_get(a->st, d.id, from, to, &u, e) != 0)
         return -1;
-    format_ms(start, s_iso);
-    format_ms(end, e_iso);
-    format_ms(now, gen);
+    util_iso_from_ms(start, s_iso);
+    util_iso_from_ms(end, e_iso);
+    util_iso_from_ms(now, gen);
     resp->body =
         json_pack("{s:{s:s, s:s}, s:{s:{s:I, s:s}, s:{s:f, s:s}}, s:s}", "period", "start", s_iso,
                   "end", e_iso, "metrics", "operations", "used", (json_int_t)u.operations, "unit",

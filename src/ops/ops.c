@@ -115,15 +115,22 @@ static int ensure_free_port(ops *o, store_database *db, pf_err *e)
 
 static int pooler_sync(ops *o, pf_err *e);
 
-/* ---- usage ---- */
-
-static void utc_day(int64_t unix_s, char out[16])
+/* Waits ms (cv wakes it only to check for stopping); true when ops is stopping. */
+static bool pause_or_stop(ops *o, pthread_cond_t *cv, int ms)
 {
-    time_t t = (time_t)unix_s;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 16, "%Y-%m-%d", &tm);
+    struct timespec ts;
+    deadline_in(&ts, ms);
+    pthread_mutex_lock(&o->mu);
+    while (!o->stopping) {
+        if (pthread_cond_timedwait(cv, &o->mu, &ts) == ETIMEDOUT)
+            break;
+    }
+    bool stop = o->stopping;
+    pthread_mutex_unlock(&o->mu);
+    return stop;
 }
+
+/* ---- usage ---- */
 
 /* One sample of a running database into today's usage (baseline: only the starting point). */
 static void sample_usage(ops *o, const char *db_id, bool baseline)
@@ -137,7 +144,7 @@ static void sample_usage(ops *o, const char *db_id, bool baseline)
         log_debug("db=%s no usage sample: %s", db_id, e.message);
         return;
     }
-    utc_day(util_wall_ms() / 1000, day);
+    util_day_from_ms(util_wall_ms(), day);
     /* the previous sample's query is one of the transactions counted now */
     if (store_usage_record(o->st, db_id, day, xacts, 1, bytes, baseline, &e) != 0)
         log_warn("db=%s usage not recorded: %s", db_id, e.message);
@@ -148,16 +155,7 @@ static void *usage_main(void *arg)
 {
     ops *o = arg;
     for (;;) {
-        struct timespec ts;
-        deadline_in(&ts, o->cfg.usage_interval_s * 1000);
-        pthread_mutex_lock(&o->mu);
-        while (!o->stopping) {
-            if (pthread_cond_timedwait(&o->usage_cv, &o->mu, &ts) == ETIMEDOUT)
-                break;
-        }
-        bool stop = o->stopping;
-        pthread_mutex_unlock(&o->mu);
-        if (stop)
+        if (pause_or_stop(o, &o->usage_cv, o->cfg.usage_interval_s * 1000))
             break;
         store_database *dbs = NULL;
         size_t n = 0;
@@ -315,14 +313,6 @@ static void arg_str(const store_op *op, const char *key, char *out, size_t n)
     json_decref(j);
 }
 
-static void iso_of(int64_t unix_s, char out[STORE_TS_MAX])
-{
-    time_t t = (time_t)unix_s;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, STORE_TS_MAX, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
-}
-
 static store_backup_type type_of(engine_backup_type t)
 {
     return t == ENGINE_BACKUP_INCR   ? BACKUP_INCR
@@ -342,8 +332,8 @@ static int sync_backups(ops *o, const char *db_id, pf_err *e)
         snprintf(seen[i].label, sizeof seen[i].label, "%s", list[i].label);
         seen[i].type = type_of(list[i].type);
         seen[i].size = list[i].size;
-        iso_of(list[i].start, seen[i].started_at);
-        iso_of(list[i].stop, seen[i].stopped_at);
+        util_iso_from_ms(list[i].start * 1000, seen[i].started_at);
+        util_iso_from_ms(list[i].stop * 1000, seen[i].stopped_at);
     }
     int rc = store_backup_sync(o->st, db_id, seen, n, e);
     free(seen);
@@ -371,7 +361,7 @@ static int take_backup(ops *o, const store_database *db, const char *bkp_id,
     if (engine_backup_run(o->en, db->id, db->port, type, &out, e) != 0)
         return -1;
     char stopped[STORE_TS_MAX];
-    iso_of(out.stop, stopped);
+    util_iso_from_ms(out.stop * 1000, stopped);
     if (store_backup_finish(o->st, b.id, BACKUP_COMPLETED, out.label, out.size, stopped, "", e) !=
         0)
         return -1;
@@ -928,7 +918,7 @@ static void schedule_backups(ops *o)
 static void prune_ops(ops *o)
 {
     char before[STORE_TS_MAX];
-    iso_of(util_wall_ms() / 1000 - OPS_KEEP_S, before);
+    util_iso_from_ms(util_wall_ms() - (int64_t)OPS_KEEP_S * 1000, before);
     int n = 0;
     pf_err e;
     if (store_op_prune(o->st, before, &n, &e) != 0)
@@ -944,16 +934,7 @@ static void *reconciler_main(void *arg)
     prune_ops(o);
     int64_t pruned_at = util_now_ms();
     for (;;) {
-        struct timespec ts;
-        deadline_in(&ts, o->cfg.reconcile_ms);
-        pthread_mutex_lock(&o->mu);
-        while (!o->stopping) {
-            if (pthread_cond_timedwait(&o->wake, &o->mu, &ts) == ETIMEDOUT)
-                break;
-        }
-        bool stop = o->stopping;
-        pthread_mutex_unlock(&o->mu);
-        if (stop)
+        if (pause_or_stop(o, &o->wake, o->cfg.reconcile_ms))
             break;
         reconcile(o, false);
         schedule_backups(o);

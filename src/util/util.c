@@ -61,15 +61,27 @@ void util_secret(char *out, size_t n)
     random_chars(out, n, alpha, sizeof alpha - 1);
 }
 
-void util_now_iso(char out[32])
+void util_iso_from_ms(int64_t ms, char out[32])
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    time_t t = (time_t)(ms / 1000);
     struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
+    gmtime_r(&t, &tm);
     char date[24];
     strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, 32, "%.19s.%03dZ", date, (int)(ts.tv_nsec / 1000000));
+    snprintf(out, 32, "%.19s.%03dZ", date, (int)(ms % 1000));
+}
+
+void util_day_from_ms(int64_t ms, char out[16])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 16, "%Y-%m-%d", &tm);
+}
+
+void util_now_iso(char out[32])
+{
+    util_iso_from_ms(util_wall_ms(), out);
 }
 
 int64_t util_now_ms(void)

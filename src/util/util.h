@@ -23,6 +23,9 @@ void util_secret(char *out, size_t n);
 
 /* Current UTC time as ISO-8601 with milliseconds: "2026-11-27T21:20:00.123Z" (25 bytes). */
 void util_now_iso(char out[32]);
+/* The same for ms since the epoch (>= 0), and its UTC day "2026-11-27". */
+void util_iso_from_ms(int64_t ms, char out[32]);
+void util_day_from_ms(int64_t ms, char out[16]);
 
 /* Milliseconds on the monotonic clock (durations, deadlines). */
 int64_t util_now_ms(void);
