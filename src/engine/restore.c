@@ -406,7 +406,7 @@ static int recover(engine *en, const char *db_id, const engine_restore_spec *sp,
     /* the promoted server archives to the target's stanza */
     if (engine_backup_stanza_ensure(en, db_id, e) < 0)
         goto out;
-    /* in place: "--delta" before the command word */
+    /* in place (never to a point in time): "--delta" before the command word */
     const char *immediate[] = {stanza,
                                path,
                                set,
@@ -425,8 +425,7 @@ static int recover(engine *en, const char *db_id, const engine_restore_spec *sp,
                            target ? target : "",
                            "--target-action=promote",
                            "--target-timeline=current",
-                           in_place ? "--delta" : "restore",
-                           in_place ? "restore" : NULL,
+                           "restore",
                            NULL};
     char out[4096];
     if (sp->source_port > 0
