@@ -261,7 +261,7 @@ static enum MHD_Result send_raw(struct MHD_Connection *c, int status, char *raw,
 static enum MHD_Result send_error(struct MHD_Connection *c, const pf_err *e, const char *request_id)
 {
     json_t *j = http_error_json(e);
-    int status = e->status >= 400 && e->status <= 599 ? e->status : 500;
+    int status = err_http_status(e);
     enum MHD_Result r = send_json(c, status, j, request_id, NULL);
     json_decref(j);
     return r;
