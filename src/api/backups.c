@@ -8,83 +8,6 @@
 
 #include "api/internal.h"
 
-/* Parses ISO-8601 "YYYY-MM-DDTHH:MM:SS[.fff][Z|+HH:MM|-HH:MM]" into unix milliseconds. */
-bool api_time_parse(const char *s, int64_t *ms)
-{
-    if (!s)
-        return false;
-    int v[6] = {0};
-    static const int len[6] = {4, 2, 2, 2, 2, 2};
-    static const char sep[6] = {'-', '-', 'T', ':', ':', 0};
-    const char *p = s;
-    for (int i = 0; i < 6; i++) {
-        for (int k = 0; k < len[i]; k++, p++) {
-            if (*p < '0' || *p > '9')
-                return false;
-            v[i] = v[i] * 10 + (*p - '0');
-        }
-        if (sep[i]) {
-            if (*p != sep[i] && !(sep[i] == 'T' && (*p == 't' || *p == ' ')))
-                return false;
-            p++;
-        }
-    }
-    int frac = 0, digits = 0;
-    if (*p == '.') {
-        p++;
-        while (*p >= '0' && *p <= '9') {
-            if (digits < 3) {
-                frac = frac * 10 + (*p - '0');
-                digits++;
-            }
-            p++;
-        }
-        if (digits == 0)
-            return false;
-        while (digits++ < 3)
-            frac *= 10;
-    }
-    long off = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int sign = *p == '-' ? -1 : 1, hh = 0, mm = 0;
-        p++;
-        for (int k = 0; k < 2; k++, p++) {
-            if (*p < '0' || *p > '9')
-                return false;
-            hh = hh * 10 + (*p - '0');
-        }
-        if (*p == ':')
-            p++;
-        for (int k = 0; k < 2; k++, p++) {
-            if (*p < '0' || *p > '9')
-                return false;
-            mm = mm * 10 + (*p - '0');
-        }
-        if (hh > 23 || mm > 59)
-            return false;
-        off = sign * (hh * 3600L + mm * 60L);
-    } else {
-        return false; /* a zone is required: a bare local time is ambiguous */
-    }
-    if (*p || v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31 || v[3] > 23 || v[4] > 59 || v[5] > 60)
-        return false;
-    struct tm tm = {.tm_year = v[0] - 1900,
-                    .tm_mon = v[1] - 1,
-                    .tm_mday = v[2],
-                    .tm_hour = v[3],
-                    .tm_min = v[4],
-                    .tm_sec = v[5]};
-    time_t t = timegm(&tm);
-    struct tm back;
-    gmtime_r(&t, &back);
-    if (back.tm_mday != v[2]) /* 31 February and friends */
-        return false;
-    *ms = ((int64_t)t - off) * 1000 + frac;
-    return true;
-}
-
 /* "YYYY-MM-DD HH:MM:SS.mmm+00", what recovery_target_time takes. */
 void api_time_format_pg(int64_t ms, char out[32])
 {
@@ -125,11 +48,11 @@ int api_backup_source(app *a, const char *ws, json_t *src, int status, backup_so
                        store_backup_status_name(out->backup.status));
     if (pit) {
         int64_t ms = 0, stop = 0;
-        if (!api_time_parse(pit, &ms))
+        if (!util_iso_parse(pit, &ms))
             return err_set(e, status, "ValidationError", "source.pointInTime",
                            "'pointInTime' must be an ISO-8601 time with a zone, like "
                            "2026-01-31T12:00:00.000Z");
-        if (!api_time_parse(out->backup.stopped_at, &stop) || ms < stop)
+        if (!util_iso_parse(out->backup.stopped_at, &stop) || ms < stop)
             return err_set(e, status, "BackupNotUsable", "source.pointInTime",
                            "'pointInTime' is before backup %s ended (%s): pick an earlier "
                            "backup",

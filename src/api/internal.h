@@ -65,8 +65,6 @@ typedef struct backup_source {
  * backup that is not completed or a time outside [backup end, now]. */
 int api_backup_source(app *a, const char *ws, json_t *src, int status, backup_source *out,
                       pf_err *e);
-/* ISO-8601 with a zone -> unix milliseconds; false on anything else. */
-bool api_time_parse(const char *s, int64_t *ms);
 /* unix milliseconds -> "YYYY-MM-DD HH:MM:SS.mmm+00" */
 void api_time_format_pg(int64_t ms, char out[32]);
 

@@ -17,7 +17,7 @@ static void head(FILE *b, const char *name, const char *type, const char *help)
 static int64_t iso_unix(const char *iso)
 {
     int64_t ms = 0;
-    return iso && iso[0] && api_time_parse(iso, &ms) ? ms / 1000 : -1;
+    return iso && iso[0] && util_iso_parse(iso, &ms) ? ms / 1000 : -1;
 }
 
 static int64_t rss_bytes(void)

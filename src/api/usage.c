@@ -14,13 +14,13 @@ static bool parse_bound(const char *s, bool end_of_day, int64_t *ms)
     if (strlen(s) == 10) {
         char full[40];
         snprintf(full, sizeof full, "%sT00:00:00Z", s);
-        if (!api_time_parse(full, ms))
+        if (!util_iso_parse(full, ms))
             return false;
         if (end_of_day)
             *ms += 86400000 - 1;
         return true;
     }
-    return api_time_parse(s, ms);
+    return util_iso_parse(s, ms);
 }
 
 /* 1970-01-01 .. 9999-12-31 */

@@ -101,34 +101,26 @@ int engine__backup_open(engine *en, const engine_config *cfg, pf_err *e)
     return rc;
 }
 
+typedef struct pgbr_match {
+    const char *arg;
+    bool keep_archive;
+} pgbr_match;
+
+static bool pgbr_matches(const char *const *argv, size_t argc, void *p)
+{
+    const pgbr_match *m = p;
+    bool hit = false, archive = false;
+    for (size_t i = 0; i < argc; i++) {
+        hit = hit || strcmp(argv[i], m->arg) == 0;
+        archive = archive || strncmp(argv[i], "archive-", 8) == 0;
+    }
+    return hit && !(m->keep_archive && archive);
+}
+
 void engine__pgbr_kill(const char *arg, bool keep_archive)
 {
-    DIR *d = opendir("/proc");
-    struct dirent *de;
-    while (d && (de = readdir(d)) != NULL) {
-        long pid = 0;
-        if (!util_parse_int(de->d_name, 1, 1L << 30, &pid) || pid == (long)getpid())
-            continue;
-        char path[64];
-        snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
-        size_t len = 0;
-        char *cmd = fs_read_file(path, &len);
-        bool hit = false, archive = false;
-        if (cmd && len && strstr(cmd, "pgbackrest")) {
-            for (size_t i = 0; i < len; i += strlen(cmd + i) + 1) {
-                hit = hit || strcmp(cmd + i, arg) == 0;
-                archive = archive || strncmp(cmd + i, "archive-", 8) == 0;
-            }
-        }
-        free(cmd);
-        if (hit && !(keep_archive && archive)) {
-            log_warn("stopping a leftover pgbackrest pid=%ld (%s)", pid, arg);
-            if (!proc_signal_wait((pid_t)pid, SIGTERM, 5000))
-                proc_signal_wait((pid_t)pid, SIGKILL, 5000);
-        }
-    }
-    if (d)
-        closedir(d);
+    pgbr_match m = {arg, keep_archive};
+    proc_kill_matching("pgbackrest", pgbr_matches, &m);
 }
 
 void engine__backup_close(engine *en)

@@ -80,9 +80,6 @@ bool engine_instance_exists(engine *en, const char *db_id);
 int engine_instance_list(engine *en, char ***ids, size_t *n, pf_err *e);
 void engine_free_ids(char **ids, size_t n);
 
-/* True if something (anything) listens on or holds 127.0.0.1:port / the wildcard. */
-bool engine_port_busy(int port);
-
 /* Keeps `want` spare copies of golden under home/spare (made now, synced), so the next
  * engine_instance_create only renames one into place instead of copying ~1000 files.
  * Optional: create copies golden itself when no spare is left. Safe to call from any

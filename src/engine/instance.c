@@ -575,7 +575,7 @@ int engine_instance_start(engine *en, const char *db_id, int port, int timeout_m
         goto out;
     if (engine__write_conf(en, p.data, p.sock, en->listen, port, e) < 0)
         goto out;
-    if (engine_port_busy(port)) {
+    if (util_port_busy(port)) {
         err_set(e, 500, "PortBusy", "port", "port %d is already in use", port);
         goto out;
     }
@@ -711,37 +711,6 @@ void engine_free_ids(char **ids, size_t n)
     for (size_t i = 0; i < n; i++)
         free(ids[i]);
     free(ids);
-}
-
-static bool bind_fails(int family, const char *addr, int port)
-{
-    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return false; /* family unsupported here: nothing can hold it */
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    int rc;
-    if (family == AF_INET) {
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-        inet_pton(AF_INET, addr, &sa.sin_addr);
-        rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
-    } else {
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-        struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
-        inet_pton(AF_INET6, addr, &sa.sin6_addr);
-        rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
-    }
-    bool busy = rc < 0 && errno == EADDRINUSE;
-    close(fd);
-    return busy;
-}
-
-bool engine_port_busy(int port)
-{
-    if (port < 1 || port > 65535)
-        return true;
-    return bind_fails(AF_INET, "127.0.0.1", port) || bind_fails(AF_INET, "0.0.0.0", port) ||
-           bind_fails(AF_INET6, "::1", port) || bind_fails(AF_INET6, "::", port);
 }
 
 void engine_stop_all(engine *en)

@@ -70,19 +70,6 @@ static int mkdir_owned(engine *en, const char *path, pf_err *e)
     return 0;
 }
 
-static int fsync_dir(const char *path, pf_err *e)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd) < 0) {
-        int en = errno;
-        if (fd >= 0)
-            close(fd);
-        return err_internal(e, "sync %s: %s", path, strerror(en));
-    }
-    close(fd);
-    return 0;
-}
-
 /* Stops a recovery server a crash of pgfleet left running on dir. */
 static void kill_server_on(engine *en, const char *dir)
 {
@@ -102,32 +89,18 @@ static void kill_pgbr_on(const char *dir)
     free(want);
 }
 
+static bool names_dir(const char *const *argv, size_t argc, void *dir)
+{
+    for (size_t i = 0; i < argc; i++)
+        if (strcmp(argv[i], dir) == 0)
+            return true;
+    return false;
+}
+
 /* Kills pg_basebackup processes writing into dir (a clone interrupted by a kill -9). */
 static void kill_basebackup_on(const char *dir)
 {
-    DIR *d = opendir("/proc");
-    struct dirent *de;
-    while (d && (de = readdir(d)) != NULL) {
-        long pid = 0;
-        if (!util_parse_int(de->d_name, 1, 1L << 30, &pid) || pid == (long)getpid())
-            continue;
-        char path[64];
-        snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
-        size_t len = 0;
-        char *cmd = fs_read_file(path, &len);
-        bool hit = false;
-        if (cmd && len && strstr(cmd, "pg_basebackup"))
-            for (size_t i = 0; i < len && !hit; i += strlen(cmd + i) + 1)
-                hit = strcmp(cmd + i, dir) == 0;
-        free(cmd);
-        if (hit) {
-            log_warn("stopping a leftover pg_basebackup pid=%ld (%s)", pid, dir);
-            if (!proc_signal_wait((pid_t)pid, SIGTERM, 5000))
-                proc_signal_wait((pid_t)pid, SIGKILL, 5000);
-        }
-    }
-    if (d)
-        closedir(d);
+    proc_kill_matching("pg_basebackup", names_dir, (void *)dir);
 }
 
 /* A clone: pg_basebackup of the running source over its private socket (an immediate
@@ -472,7 +445,7 @@ static int recover(engine *en, const char *db_id, const engine_restore_spec *sp,
         err_internal(e, "rename %s: %s", p->rst, strerror(errno));
         goto out;
     }
-    if (fsync_dir(p->dir, e) < 0)
+    if (fs_fsync_dir(p->dir, e) < 0)
         goto out;
     log_info("db=%s %srestore of %s from %s: files %lld ms, recovery %lld ms, roles and stop "
              "%lld ms",
@@ -525,8 +498,8 @@ int engine_restore(engine *en, const char *db_id, const engine_restore_spec *sp,
         strcmp(sp->source_id, db_id) == 0 &&
         (fs_exists(p.overwriting) || engine_instance_exists(en, db_id))) {
         int64_t t0 = util_now_ms();
-        if (fs_write_atomic(p.overwriting, "", 0, 0600, NULL, e) < 0 || fsync_dir(p.dir, e) < 0 ||
-            engine_instance_stop(en, db_id, e) < 0)
+        if (fs_write_atomic(p.overwriting, "", 0, 0600, NULL, e) < 0 ||
+            fs_fsync_dir(p.dir, e) < 0 || engine_instance_stop(en, db_id, e) < 0)
             goto out;
         if (recover(en, db_id, sp, &p, true, e) < 0)
             goto out;
@@ -551,7 +524,7 @@ int engine_restore(engine *en, const char *db_id, const engine_restore_spec *sp,
         err_internal(e, "rename %s: %s", p.ready, strerror(errno));
         goto out;
     }
-    if (fsync_dir(p.dir, e) < 0)
+    if (fs_fsync_dir(p.dir, e) < 0)
         goto out;
     log_info("db=%s restored data swapped in (%lld ms down so far)", db_id,
              (long long)(util_now_ms() - t0));
@@ -559,7 +532,7 @@ done:
     if (sp->token && fs_write_atomic(marker, sp->token, strlen(sp->token), 0600, NULL, e) < 0)
         goto out;
     /* whole again, whichever way (a later restore may rescue a failed in-place one) */
-    if (unlink(p.overwriting) == 0 && fsync_dir(p.dir, e) < 0)
+    if (unlink(p.overwriting) == 0 && fs_fsync_dir(p.dir, e) < 0)
         goto out;
     fs_remove_tree(p.sock, NULL);
     ret = 0;

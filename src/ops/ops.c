@@ -89,7 +89,7 @@ static int enqueue(ops *o, store_op_kind kind, const char *db_id, pf_err *e)
  * server (a foreign process, or a port freed by a crash but still in TIME_WAIT). */
 static int ensure_free_port(ops *o, store_database *db, pf_err *e)
 {
-    if (engine_instance_running(o->en, db->id) || !engine_port_busy(db->port))
+    if (engine_instance_running(o->en, db->id) || !util_port_busy(db->port))
         return 0;
     int avoid[16];
     size_t navoid = 0;
@@ -99,7 +99,7 @@ static int ensure_free_port(ops *o, store_database *db, pf_err *e)
         if (store_port_allocate(o->st, o->cfg.port_lo, o->cfg.port_hi, avoid, navoid, &port, e) !=
             0)
             return -1;
-        if (!engine_port_busy(port)) {
+        if (!util_port_busy(port)) {
             log_warn("db=%s port %d is taken by another process; moving to port %d", db->id,
                      db->port, port);
             if (store_database_set_port(o->st, db->id, port, e) != 0)

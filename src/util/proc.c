@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/log.h"
 #include "util/util.h"
 
 #define PROC_MAX_GROUPS 64
@@ -648,6 +649,19 @@ out:
     return ret;
 }
 
+int fs_fsync_dir(const char *path, pf_err *e)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) < 0) {
+        int er = errno;
+        if (fd >= 0)
+            close(fd);
+        return err_internal(e, "sync %s: %s", path, strerror(er));
+    }
+    close(fd);
+    return 0;
+}
+
 static void fsync_parent(const char *path)
 {
     char *dir = xstrdup(path);
@@ -657,13 +671,44 @@ static void fsync_parent(const char *path)
             slash[1] = '\0';
         else
             *slash = '\0';
-        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd >= 0) {
-            fsync(fd);
-            close(fd);
-        }
+        fs_fsync_dir(dir, NULL);
     }
     free(dir);
+}
+
+int proc_kill_matching(const char *program, proc_match_fn match, void *arg)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    int stopped = 0;
+    while (d && (de = readdir(d)) != NULL) {
+        long pid = 0;
+        if (!util_parse_int(de->d_name, 1, 1L << 30, &pid) || pid == (long)getpid())
+            continue;
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
+        size_t len = 0;
+        char *cmd = fs_read_file(path, &len);
+        if (!cmd || !len || !memmem(cmd, len, program, strlen(program))) {
+            free(cmd);
+            continue;
+        }
+        const char *argv[256];
+        size_t argc = 0;
+        for (size_t i = 0; i < len && argc < 256; i += strlen(cmd + i) + 1)
+            argv[argc++] = cmd + i;
+        bool hit = match(argv, argc, arg);
+        free(cmd);
+        if (hit) {
+            log_warn("stopping a leftover %s pid=%ld", program, pid);
+            if (!proc_signal_wait((pid_t)pid, SIGTERM, 5000))
+                proc_signal_wait((pid_t)pid, SIGKILL, 5000);
+            stopped++;
+        }
+    }
+    if (d)
+        closedir(d);
+    return stopped;
 }
 
 int fs_write_atomic(const char *path, const char *data, size_t len, int mode, const proc_user *user,

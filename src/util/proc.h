@@ -48,6 +48,16 @@ bool proc_reap(pid_t pid);
 /* Sends sig, then waits up to timeout_ms for the pid to disappear. Returns true if gone. */
 bool proc_signal_wait(pid_t pid, int sig, int timeout_ms);
 
+/* Signals every process (not this one) whose command line names `program` (a substring of
+ * one of its words) and for which match(argv, argc, arg) is true: SIGTERM, then SIGKILL
+ * after 5 s. Returns how many it stopped. For leftovers of a killed pgfleet (pgbackrest,
+ * pg_basebackup) that still write where a redone operation will. */
+typedef bool (*proc_match_fn)(const char *const *argv, size_t argc, void *arg);
+int proc_kill_matching(const char *program, proc_match_fn match, void *arg);
+
+/* fsync of a directory (after a rename or unlink in it). */
+int fs_fsync_dir(const char *path, pf_err *e);
+
 /* mkdir -p with mode; chowns each created directory to user when user->switch_user. */
 int fs_mkdirs(const char *path, int mode, const proc_user *user, pf_err *e);
 

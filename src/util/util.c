@@ -153,3 +153,157 @@ bool util_parse_int(const char *s, long min, long max, long *out)
     *out = v;
     return true;
 }
+
+/* Parses ISO-8601 "YYYY-MM-DDTHH:MM:SS[.fff][Z|+HH:MM|-HH:MM]" into unix milliseconds. */
+bool util_iso_parse(const char *s, int64_t *ms)
+{
+    if (!s)
+        return false;
+    int v[6] = {0};
+    static const int len[6] = {4, 2, 2, 2, 2, 2};
+    static const char sep[6] = {'-', '-', 'T', ':', ':', 0};
+    const char *p = s;
+    for (int i = 0; i < 6; i++) {
+        for (int k = 0; k < len[i]; k++, p++) {
+            if (*p < '0' || *p > '9')
+                return false;
+            v[i] = v[i] * 10 + (*p - '0');
+        }
+        if (sep[i]) {
+            if (*p != sep[i] && !(sep[i] == 'T' && (*p == 't' || *p == ' ')))
+                return false;
+            p++;
+        }
+    }
+    int frac = 0, digits = 0;
+    if (*p == '.') {
+        p++;
+        while (*p >= '0' && *p <= '9') {
+            if (digits < 3) {
+                frac = frac * 10 + (*p - '0');
+                digits++;
+            }
+            p++;
+        }
+        if (digits == 0)
+            return false;
+        while (digits++ < 3)
+            frac *= 10;
+    }
+    long off = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p == '-' ? -1 : 1, hh = 0, mm = 0;
+        p++;
+        for (int k = 0; k < 2; k++, p++) {
+            if (*p < '0' || *p > '9')
+                return false;
+            hh = hh * 10 + (*p - '0');
+        }
+        if (*p == ':')
+            p++;
+        for (int k = 0; k < 2; k++, p++) {
+            if (*p < '0' || *p > '9')
+                return false;
+            mm = mm * 10 + (*p - '0');
+        }
+        if (hh > 23 || mm > 59)
+            return false;
+        off = sign * (hh * 3600L + mm * 60L);
+    } else {
+        return false; /* a zone is required: a bare local time is ambiguous */
+    }
+    if (*p || v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31 || v[3] > 23 || v[4] > 59 || v[5] > 60)
+        return false;
+    struct tm tm = {.tm_year = v[0] - 1900,
+                    .tm_mon = v[1] - 1,
+                    .tm_mday = v[2],
+                    .tm_hour = v[3],
+                    .tm_min = v[4],
+                    .tm_sec = v[5]};
+    time_t t = timegm(&tm);
+    struct tm back;
+    gmtime_r(&t, &back);
+    if (back.tm_mday != v[2]) /* 31 February and friends */
+        return false;
+    *ms = ((int64_t)t - off) * 1000 + frac;
+    return true;
+}
+
+void util_buf_add(util_buf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *ns = realloc(b->s, cap);
+        if (!ns)
+            abort();
+        b->s = ns;
+        b->cap = cap;
+    }
+    if (n)
+        memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+void util_buf_puts(util_buf *b, const char *s)
+{
+    util_buf_add(b, s, strlen(s));
+}
+
+void util_buf_printf(util_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        abort();
+    util_buf_add(b, "", 0);
+    if (b->len + (size_t)n + 1 > b->cap) {
+        size_t cap = b->cap;
+        while (cap < b->len + (size_t)n + 1)
+            cap *= 2;
+        char *ns = realloc(b->s, cap);
+        if (!ns)
+            abort();
+        b->s = ns;
+        b->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+char *util_buf_take(util_buf *b)
+{
+    util_buf_add(b, "", 0);
+    char *s = b->s;
+    *b = (util_buf){0};
+    return s;
+}
+
+void util_buf_free(util_buf *b)
+{
+    free(b->s);
+    *b = (util_buf){0};
+}
+
+void util_grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return;
+    size_t nc = *cap ? *cap : 8;
+    while (nc < need)
+        nc *= 2;
+    char *na = realloc(*arr, nc * elem);
+    if (!na)
+        abort();
+    memset(na + *cap * elem, 0, (nc - *cap) * elem);
+    *arr = na;
+    *cap = nc;
+}

@@ -27,6 +27,10 @@ void util_now_iso(char out[32]);
 void util_iso_from_ms(int64_t ms, char out[32]);
 void util_day_from_ms(int64_t ms, char out[16]);
 
+/* The one ISO-8601 parser: "YYYY-MM-DDTHH:MM:SS[.fff](Z|+HH:MM|-HH:MM)" (a zone is
+ * required; 't' or ' ' may stand for 'T') into unix milliseconds; false on anything else. */
+bool util_iso_parse(const char *s, int64_t *ms);
+
 /* Milliseconds on the monotonic clock (durations, deadlines). */
 int64_t util_now_ms(void);
 /* Milliseconds since the Unix epoch, UTC (dates). */
@@ -40,6 +44,26 @@ void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t m);
 char *xstrdup(const char *s);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A growing NUL-terminated string (len excludes the NUL). Zero-initialize; out-of-memory
+ * aborts. util_buf_take hands the string to the caller (who frees it) and resets b. */
+typedef struct util_buf {
+    char *s;
+    size_t len, cap;
+} util_buf;
+void util_buf_add(util_buf *b, const char *s, size_t n);
+void util_buf_puts(util_buf *b, const char *s);
+void util_buf_printf(util_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+char *util_buf_take(util_buf *b);
+void util_buf_free(util_buf *b);
+
+/* Makes room for `need` elements of `elem` bytes in the array *arr of capacity *cap
+ * (doubling; new bytes zeroed). Out-of-memory aborts. */
+void util_grow(void **arr, size_t *cap, size_t need, size_t elem);
+
+/* True if something listens on or holds TCP `port` on 127.0.0.1, ::1 or a wildcard (a bind
+ * probe; ports outside 1..65535 count as busy). */
+bool util_port_busy(int port);
 
 /* Parses a decimal integer in [min, max]; false on any junk. */
 bool util_parse_int(const char *s, long min, long max, long *out);

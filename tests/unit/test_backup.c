@@ -117,13 +117,13 @@ static void test_time_parse(void **state)
 {
     (void)state;
     int64_t ms = 0;
-    assert_true(api_time_parse("2026-11-27T21:21:42.123Z", &ms));
+    assert_true(util_iso_parse("2026-11-27T21:21:42.123Z", &ms));
     assert_int_equal(ms, 1795814502123LL);
-    assert_true(api_time_parse("2026-11-27T22:21:42.123+01:00", &ms));
+    assert_true(util_iso_parse("2026-11-27T22:21:42.123+01:00", &ms));
     assert_int_equal(ms, 1795814502123LL);
-    assert_true(api_time_parse("2026-11-27T21:21:42Z", &ms));
+    assert_true(util_iso_parse("2026-11-27T21:21:42Z", &ms));
     assert_int_equal(ms, 1795814502000LL);
-    assert_true(api_time_parse("2026-11-27T21:21:42.1234567Z", &ms));
+    assert_true(util_iso_parse("2026-11-27T21:21:42.1234567Z", &ms));
     assert_int_equal(ms, 1795814502123LL);
     char out[32];
     api_time_format_pg(1795814502123LL, out);
@@ -138,8 +138,8 @@ static void test_time_parse(void **state)
                          "2026-11-27T21:21:42Z; rm -f", /* trailing junk */
                          "2026-11-27T25:00:00Z"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        assert_false(api_time_parse(bad[i], &ms));
-    assert_false(api_time_parse(NULL, &ms));
+        assert_false(util_iso_parse(bad[i], &ms));
+    assert_false(util_iso_parse(NULL, &ms));
 }
 
 /* After a restore only the new timeline's history and its complete segments get .ready:

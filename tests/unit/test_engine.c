@@ -86,7 +86,7 @@ static int free_port(void)
 {
     for (;;) {
         int p = 20000 + (int)(util_now_ms() * 7919 % 20000) + rand() % 5000;
-        if (!engine_port_busy(p))
+        if (!util_port_busy(p))
             return p;
     }
 }
@@ -284,7 +284,7 @@ static void test_adoption_and_destroy(void **state)
     assert_int_equal(atoi(before), atoi(after)); /* same postmaster: adopted */
     free(before);
     free(after);
-    assert_true(engine_port_busy(port));
+    assert_true(util_port_busy(port));
 
     /* create again is idempotent on a complete instance */
     assert_int_equal(engine_instance_create(en, db, port, &e), 0);
@@ -301,7 +301,7 @@ static void test_adoption_and_destroy(void **state)
     assert_int_equal(engine_instance_destroy(en, db, &e), 0);
     assert_false(engine_instance_running(en, db));
     assert_false(engine_instance_exists(en, db));
-    assert_false(engine_port_busy(port));
+    assert_false(util_port_busy(port));
     snprintf(path, sizeof path, "%s/instances/%s", home, db);
     assert_false(fs_exists(path));
     snprintf(path, sizeof path, "%s/run/%s", home, db);
@@ -353,7 +353,7 @@ static void test_port_busy(void **state)
     assert_int_equal(listen(fd, 1), 0);
     assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
     int port = ntohs(sa.sin_port);
-    assert_true(engine_port_busy(port));
+    assert_true(util_port_busy(port));
     char db[PF_ID_MAX];
     util_id_new("db", db);
     assert_int_equal(engine_instance_create(en, db, port, &e), 0);
