@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/log.h"
+
 #define STORE_BUSY_TIMEOUT_MS 5000
 
 /* ---- schema ---- */
@@ -277,12 +279,15 @@ static const char MIGRATION_3[] =
     "    sampled_at  TEXT NOT NULL\n"                                                              \
     ") WITHOUT ROWID;\n"
 
+/* Version 5: a database's health below its status (NULL = healthy, else why its server is
+ * not restarted on every pass), and an op's earliest next run (NULL = at once). */
+#define MIGRATION_5                                                                                \
+    "ALTER TABLE databases ADD COLUMN unhealthy TEXT;\n"                                           \
+    "ALTER TABLE ops ADD COLUMN run_after TEXT;  -- ISO-8601 UTC, as util_now_iso writes\n"
+
 /* Applied in order; migration i is schema version i + 1. Append only, never edit. */
 static const char *const migrations[] = {
-    MIGRATION_1,
-    MIGRATION_2,
-    MIGRATION_3,
-    MIGRATION_4,
+    MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5,
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -295,7 +300,7 @@ static const char *const migrations[] = {
 #define DB_COLS                                                                                    \
     "d.id, d.workspace_id, d.project_id, d.branch_id, d.name, d.logical_id, d.status, "            \
     "d.status_reason, d.is_default, d.region, d.source_type, d.source_database_id, "               \
-    "d.source_backup_id, d.port, d.default_connection_id, d.created_at"
+    "d.source_backup_id, d.port, d.default_connection_id, d.created_at, d.unhealthy"
 #define CONN_COLS                                                                                  \
     "c.id, c.workspace_id, c.database_id, c.name, c.role, c.verifier, c.deleting, c.created_at"
 #define OP_COLS                                                                                    \
@@ -309,6 +314,7 @@ static const char *const migrations[] = {
  * their filters from ?3 on. */
 enum stmt_id {
     S_BEGIN,
+    S_BEGIN_READ,
     S_COMMIT,
     S_ROLLBACK,
     S_SAVEPOINT,
@@ -351,8 +357,11 @@ enum stmt_id {
     S_DB_LIST,
     S_DB_SEQ,
     S_DB_LIST_ALL,
-    S_DB_SET_STATUS,
-    S_DB_SET_PORT,
+    S_DB_TRANSITION,
+    S_DB_STATUS,
+    S_DB_SET_UNHEALTHY,
+    S_POOL_DBS,
+    S_POOL_CONNS,
     S_DB_SET_DEFAULT_CONN,
     S_DB_UPDATE,
     S_DB_IN_PROJECT,
@@ -383,7 +392,6 @@ enum stmt_id {
     S_OP_EXISTS,
     S_OP_RESET,
     S_OP_COUNT_ACTIVE,
-    S_OP_NEXT_LANE,
     S_OP_PRUNE,
 
     S_USAGE_COUNTER_GET,
@@ -411,15 +419,17 @@ enum stmt_id {
     S__COUNT
 };
 
-/* Ops of one database run one at a time in FIFO order, with one exception: a credential op
- * (o) does not wait for a backup (other): a backup copies whatever roles exist, a restore
- * re-applies the catalog's, so their order does not matter, while a backup of a large
- * database would hold a rotate or revoke for minutes. */
-#define CRED_PASSES_BACKUP(other)                                                                  \
-    "(o.kind IN ('conn_sync', 'conn_drop') AND " other ".kind = 'db_backup')"
+/* Ops of one database run one at a time in FIFO order, except where the lane lets a kind
+ * (o, in ?2) pass another (other, in ?3): today a credential op does not wait for a backup
+ * (a backup copies whatever roles exist, a restore re-applies the catalog's, so their order
+ * does not matter, while a backup of a large database would hold a rotate or revoke for
+ * minutes). The kind lists are bound as ",kind,kind," text (see kind_list). */
+#define IN_LIST(list, kind) "instr(" list ", ',' || " kind " || ',') > 0"
+#define PASSES(other) "(" IN_LIST("?2", "o.kind") " AND " IN_LIST("?3", other ".kind") ")"
 
 static const char *const stmt_sql[S__COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_BEGIN_READ] = "BEGIN DEFERRED",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
     [S_SAVEPOINT] = "SAVEPOINT pf_nested",
@@ -500,9 +510,17 @@ static const char *const stmt_sql[S__COUNT] = {
                   " ORDER BY d.seq LIMIT ?2",
     [S_DB_SEQ] = "SELECT seq FROM databases WHERE id = ?1",
     [S_DB_LIST_ALL] = "SELECT " DB_COLS " FROM databases d ORDER BY d.seq",
-    [S_DB_SET_STATUS] = "UPDATE databases SET status = ?2, status_reason = ?3, updated_at = ?4"
-                        " WHERE id = ?1",
-    [S_DB_SET_PORT] = "UPDATE databases SET port = ?2, updated_at = ?3 WHERE id = ?1",
+    /* the conditional update of store_database_transition (the store_fsm of status) */
+    [S_DB_TRANSITION] = "UPDATE databases SET status = ?3, status_reason = ?4, updated_at = ?5"
+                        " WHERE id = ?1 AND status = ?2",
+    [S_DB_STATUS] = "SELECT status FROM databases WHERE id = ?1",
+    [S_DB_SET_UNHEALTHY] = "UPDATE databases SET unhealthy = NULLIF(?2, '') WHERE id = ?1",
+    [S_POOL_DBS] = "SELECT " DB_COLS " FROM databases d"
+                   " WHERE d.status NOT IN ('deleting', 'failure') ORDER BY d.seq",
+    [S_POOL_CONNS] = "SELECT " CONN_COLS " FROM connections c JOIN databases d"
+                     " ON d.id = c.database_id"
+                     " WHERE c.deleting = 0 AND d.status NOT IN ('deleting', 'failure')"
+                     " ORDER BY c.seq",
     [S_DB_SET_DEFAULT_CONN] = "UPDATE databases SET default_connection_id = ?2, updated_at = ?3"
                               " WHERE id = ?1",
     [S_DB_UPDATE] = "UPDATE databases SET"
@@ -548,23 +566,24 @@ static const char *const stmt_sql[S__COUNT] = {
                     " error, created_at, updated_at, args)"
                     " VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
     [S_OP_GET] = "SELECT " OP_COLS " FROM ops o WHERE o.id = ?1",
-    /* the oldest pending op whose database has nothing running and nothing older queued */
-    [S_OP_NEXT] =
-        "SELECT o.seq FROM ops o"
-        " WHERE o.state = 'pending'"
-        "   AND NOT EXISTS (SELECT 1 FROM ops r WHERE r.database_id = o.database_id"
-        "       AND r.state = 'running' AND NOT " CRED_PASSES_BACKUP(
-            "r") ")"
-                 "   AND NOT EXISTS (SELECT 1 FROM ops q WHERE q.database_id = o.database_id"
-                 "       AND q.state = 'pending' AND q.seq < o.seq"
-                 "       AND NOT " CRED_PASSES_BACKUP("q") ")"
-                                                           " ORDER BY o.seq LIMIT 1",
+    /* the oldest pending op of the lane (?1 its kinds), due by ?4, whose database has
+     * nothing running and nothing older queued that it may not pass */
+    [S_OP_NEXT] = "SELECT o.seq FROM ops o"
+                  " WHERE o.state = 'pending' AND " IN_LIST("?1", "o.kind") //
+    "   AND (o.run_after IS NULL OR o.run_after <= ?4)"
+    "   AND NOT EXISTS (SELECT 1 FROM ops r WHERE r.database_id = o.database_id"
+    "       AND r.state = 'running' AND NOT " PASSES(
+        "r") ")"
+             "   AND NOT EXISTS (SELECT 1 FROM ops q WHERE q.database_id = o.database_id"
+             "       AND q.state = 'pending' AND q.seq < o.seq AND NOT " PASSES(
+                 "q") ")"
+                      " ORDER BY o.seq LIMIT 1",
     [S_OP_START] = "UPDATE ops SET state = 'running', attempts = attempts + 1, updated_at = ?2"
                    " WHERE seq = ?1 AND state = 'pending'",
     [S_OP_GET_BY_SEQ] = "SELECT " OP_COLS " FROM ops o WHERE o.seq = ?1",
     [S_OP_FINISH] = "UPDATE ops SET state = ?2, error = ?3, updated_at = ?4 WHERE id = ?1",
-    [S_OP_REQUEUE] = "UPDATE ops SET state = 'pending', error = ?2, updated_at = ?3"
-                     " WHERE id = ?1 AND state = 'running'",
+    [S_OP_REQUEUE] = "UPDATE ops SET state = 'pending', error = ?2, updated_at = ?3,"
+                     " run_after = ?4 WHERE id = ?1 AND state = 'running'",
     [S_OP_EXISTS] = "SELECT 1 FROM ops WHERE id = ?1",
     [S_OP_RESET] = "UPDATE ops SET state = 'pending', updated_at = ?1 WHERE state = 'running'",
     [S_OP_PRUNE] = "DELETE FROM ops WHERE state IN ('done', 'failed') AND updated_at < ?1",
@@ -592,18 +611,6 @@ static const char *const stmt_sql[S__COUNT] = {
                             " FROM databases d WHERE d.status != 'deleting' ORDER BY d.id",
     [S_OP_COUNT_ACTIVE] = "SELECT COUNT(*) FROM ops"
                           " WHERE database_id = ?1 AND state IN ('pending', 'running')",
-    /* S_OP_NEXT for one lane: ?1 = 1 for the backup kinds, 0 for the others */
-    [S_OP_NEXT_LANE] =
-        "SELECT o.seq FROM ops o"
-        " WHERE o.state = 'pending'"
-        "   AND (o.kind IN ('db_backup', 'db_restore', 'db_clone')) = ?1"
-        "   AND NOT EXISTS (SELECT 1 FROM ops r WHERE r.database_id = o.database_id"
-        "       AND r.state = 'running' AND NOT " CRED_PASSES_BACKUP(
-            "r") ")"
-                 "   AND NOT EXISTS (SELECT 1 FROM ops q WHERE q.database_id = o.database_id"
-                 "       AND q.state = 'pending' AND q.seq < o.seq"
-                 "       AND NOT " CRED_PASSES_BACKUP("q") ")"
-                                                           " ORDER BY o.seq LIMIT 1",
 
     /* backups */
     [S_BKP_INSERT] = "INSERT INTO backups (id, database_id, label, type, status, size, started_at,"
@@ -1301,6 +1308,7 @@ static void read_database(sqlite3_stmt *st, void *dst)
     d->port = sqlite3_column_int(st, 13); /* NULL reads as 0 */
     col_text(st, 14, d->default_connection_id, sizeof d->default_connection_id);
     col_text(st, 15, d->created_at, sizeof d->created_at);
+    col_text(st, 16, d->unhealthy, sizeof d->unhealthy);
 }
 
 static void read_connection(sqlite3_stmt *st, void *dst)
@@ -1768,34 +1776,111 @@ int store_database_list_internal(store *s, store_database **out, size_t *n, pf_e
     return fetch_all(c, st, sizeof **out, read_database, (void **)out, n, e);
 }
 
-int store_database_set_status(store *s, const char *id, store_db_status st_, const char *reason,
-                              pf_err *e)
+/* A state machine over one column of a row: the names of its states (as stored), its
+ * legal moves, and two statements: a conditional UPDATE (?1 id, ?2 from, ?3 to, ?4 reason,
+ * ?5 now) and a SELECT of the column by id (?1). */
+typedef struct fsm_move {
+    int from, to;
+} fsm_move;
+
+typedef struct store_fsm {
+    const char *field; /* the log line's word: "status" */
+    const char *const *names;
+    int count;
+    const fsm_move *moves;
+    size_t nmoves;
+    enum stmt_id update, current;
+} store_fsm;
+
+/* Every move of a database's status that pgfleet makes (see store.h). */
+static const fsm_move db_status_moves[] = {
+    {DB_PROVISIONING, DB_READY},                               /* provisioned, restored or cloned */
+    {DB_PROVISIONING, DB_FAILURE},                             /* its op gave up */
+    {DB_PROVISIONING, DB_DELETING}, {DB_READY, DB_RECOVERING}, /* a restore was asked for */
+    {DB_READY, DB_FAILURE},                                    /* a restart gave up */
+    {DB_READY, DB_DELETING},        {DB_RECOVERING, DB_READY},   {DB_RECOVERING, DB_FAILURE},
+    {DB_RECOVERING, DB_DELETING},   {DB_FAILURE, DB_RECOVERING}, /* a restore repairs a failed
+                                                                    database */
+    {DB_FAILURE, DB_DELETING},
+};
+
+static const store_fsm db_status_fsm = {
+    .field = "status",
+    .names = db_status_names,
+    .count = NAMES_COUNT(db_status_names),
+    .moves = db_status_moves,
+    .nmoves = sizeof db_status_moves / sizeof db_status_moves[0],
+    .update = S_DB_TRANSITION,
+    .current = S_DB_STATUS,
+};
+
+static bool fsm_legal(const store_fsm *m, int from, int to)
 {
+    for (size_t i = 0; i < m->nmoves; i++)
+        if (m->moves[i].from == from && m->moves[i].to == to)
+            return true;
+    return false;
+}
+
+/* Moves the database id from -> to under m (see store_database_transition). */
+static int fsm_transition(store *s, const store_fsm *m, const char *id, int from, int to,
+                          const char *reason, pf_err *e)
+{
+    if (from < 0 || from >= m->count || to < 0 || to >= m->count || !fsm_legal(m, from, to))
+        return err_set(e, 409, "IllegalTransition", m->field, "Database %s cannot go from %s to %s",
+                       id, from >= 0 && from < m->count ? m->names[from] : "?",
+                       to >= 0 && to < m->count ? m->names[to] : "?");
     char now[STORE_TS_MAX];
     util_now_iso(now);
     store_conn *c = conn_get(s, e);
-    sqlite3_stmt *st = c ? stmt(c, S_DB_SET_STATUS, e) : NULL;
+    sqlite3_stmt *st = c ? stmt(c, m->update, e) : NULL;
     if (!st)
         return -1;
-    if ((bind_text(st, 1, id) | bind_text(st, 2, store_db_status_name(st_)) |
-         bind_text(st, 3, reason ? reason : "") | bind_text(st, 4, now)) != SQLITE_OK)
+    if ((bind_text(st, 1, id) | bind_text(st, 2, m->names[from]) | bind_text(st, 3, m->names[to]) |
+         bind_text(st, 4, reason ? reason : "") | bind_text(st, 5, now)) != SQLITE_OK)
         return bind_fail(c, st, e);
     if (exec_write(c, st, NULL, NULL, e) != 0)
         return -1;
-    return touched(c, "databaseId", "Database", id, e);
+    if (sqlite3_changes(c->db) == 0) {
+        char cur[PF_ID_MAX];
+        if (!(st = stmt(c, m->current, e)))
+            return -1;
+        if (bind_text(st, 1, id) != SQLITE_OK)
+            return bind_fail(c, st, e);
+        int r = query_one(c, st, read_first_text, cur, e);
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            return err_set(e, 404, "NotFound", "databaseId", "Database %s was not found", id);
+        return err_set(e, 409, "StatusChanged", m->field, "Database %s is %s now, not %s", id, cur,
+                       m->names[from]);
+    }
+    if (reason && reason[0])
+        log_db(to == DB_FAILURE ? LOG_ERROR : LOG_INFO, id, "%s %s -> %s: %s", m->field,
+               m->names[from], m->names[to], reason);
+    else
+        log_db_info(id, "%s %s -> %s", m->field, m->names[from], m->names[to]);
+    return 0;
 }
 
-int store_database_set_port(store *s, const char *id, int port, pf_err *e)
+bool store_db_status_legal(store_db_status from, store_db_status to)
 {
-    char now[STORE_TS_MAX];
-    util_now_iso(now);
+    return fsm_legal(&db_status_fsm, (int)from, (int)to);
+}
+
+int store_database_transition(store *s, const char *id, store_db_status from, store_db_status to,
+                              const char *reason, pf_err *e)
+{
+    return fsm_transition(s, &db_status_fsm, id, (int)from, (int)to, reason, e);
+}
+
+int store_database_set_unhealthy(store *s, const char *id, const char *reason, pf_err *e)
+{
     store_conn *c = conn_get(s, e);
-    sqlite3_stmt *st = c ? stmt(c, S_DB_SET_PORT, e) : NULL;
+    sqlite3_stmt *st = c ? stmt(c, S_DB_SET_UNHEALTHY, e) : NULL;
     if (!st)
         return -1;
-    if ((bind_text(st, 1, id) |
-         (port > 0 ? sqlite3_bind_int(st, 2, port) : sqlite3_bind_null(st, 2)) |
-         bind_text(st, 3, now)) != SQLITE_OK)
+    if ((bind_text(st, 1, id) | bind_text(st, 2, reason ? reason : "")) != SQLITE_OK)
         return bind_fail(c, st, e);
     if (exec_write(c, st, NULL, NULL, e) != 0)
         return -1;
@@ -1915,8 +2000,7 @@ fail:
     return -1;
 }
 
-int store_port_allocate(store *s, int lo, int hi, const int *avoid, size_t n_avoid, int *port,
-                        pf_err *e)
+int store_port_allocate(store *s, int lo, int hi, int *port, pf_err *e)
 {
     if (lo < 1 || hi > 65535 || lo > hi)
         return err_internal(e, "store: bad port range %d-%d", lo, hi);
@@ -1926,7 +2010,7 @@ int store_port_allocate(store *s, int lo, int hi, const int *avoid, size_t n_avo
         return -1;
     if ((sqlite3_bind_int(st, 1, lo) | sqlite3_bind_int(st, 2, hi)) != SQLITE_OK)
         return bind_fail(c, st, e);
-    /* one bit per port of the range: used by a row or in avoid */
+    /* one byte per port of the range: held by a row */
     size_t span = (size_t)(hi - lo) + 1;
     unsigned char *used = xcalloc(span, 1);
     int rc;
@@ -1939,17 +2023,46 @@ int store_port_allocate(store *s, int lo, int hi, const int *avoid, size_t n_avo
         return -1;
     }
     stmt_done(st);
-    for (size_t i = 0; i < n_avoid; i++)
-        if (avoid[i] >= lo && avoid[i] <= hi)
-            used[avoid[i] - lo] = 1;
     size_t i = 0;
-    while (i < span && used[i])
+    while (i < span && (used[i] || util_port_busy(lo + (int)i)))
         i++;
     free(used);
     if (i == span)
-        return err_set(e, 409, "Conflict", "port range", "No free port left in %d-%d", lo, hi);
+        return err_set(e, 409, "Conflict", "port", "No free port left in %d-%d", lo, hi);
     *port = lo + (int)i;
     return 0;
+}
+
+int store_pool_list(store *s, store_database **dbs, size_t *ndb, store_connection **conns,
+                    size_t *nconn, pf_err *e)
+{
+    *dbs = NULL;
+    *conns = NULL;
+    *ndb = *nconn = 0;
+    store_conn *c = conn_get(s, e);
+    /* one snapshot: no connection without its database, whatever commits meanwhile */
+    if (!c || run_simple(c, c->depth == 0 ? S_BEGIN_READ : S_SAVEPOINT, e) != 0)
+        return -1;
+    c->depth++;
+    sqlite3_stmt *st = stmt(c, S_POOL_DBS, e);
+    if (!st || fetch_all(c, st, sizeof **dbs, read_database, (void **)dbs, ndb, e) != 0)
+        goto fail;
+    if (!(st = stmt(c, S_POOL_CONNS, e)) ||
+        fetch_all(c, st, sizeof **conns, read_connection, (void **)conns, nconn, e) != 0)
+        goto fail;
+    if (tx_commit(c, e) != 0)
+        goto fail_freed;
+    return 0;
+
+fail:
+    tx_rollback(c);
+fail_freed:
+    free(*dbs);
+    free(*conns);
+    *dbs = NULL;
+    *conns = NULL;
+    *ndb = *nconn = 0;
+    return -1;
 }
 
 /* ---- connections ---- */
@@ -2114,19 +2227,31 @@ int store_op_get(store *s, const char *id, store_op *out, pf_err *e)
     return get_row(c, st, read_op, out, "operationId", "Operation", id, e);
 }
 
-/* lane: -1 = any kind, 0 = the fast kinds, 1 = the backup kinds */
-static int op_claim(store *s, int lane, store_op *out, pf_err *e)
+/* ",kind,kind," for the kinds of mask (bit 1u << kind), as the lane SQL binds it. */
+static void kind_list(uint32_t mask, char *out, size_t cap)
 {
-    char now[STORE_TS_MAX];
+    size_t len = (size_t)snprintf(out, cap, ",");
+    for (int k = 0; k < OP__COUNT && len < cap; k++)
+        if (mask & (1u << k))
+            len += (size_t)snprintf(out + len, cap - len, "%s,", op_kind_names[k]);
+}
+
+int store_op_claim(store *s, const store_op_lane *lane, store_op *out, pf_err *e)
+{
+    char now[STORE_TS_MAX], kinds[160], passers[160], passed[160];
     util_now_iso(now);
+    kind_list(lane->kinds, kinds, sizeof kinds);
+    kind_list(lane->passers, passers, sizeof passers);
+    kind_list(lane->passed, passed, sizeof passed);
     store_conn *c = conn_get(s, e);
     if (!c || tx_begin(c, e) != 0) /* BEGIN IMMEDIATE: two workers never pick the same op */
         return -1;
     int64_t seq = 0;
-    sqlite3_stmt *st = stmt(c, lane < 0 ? S_OP_NEXT : S_OP_NEXT_LANE, e);
+    sqlite3_stmt *st = stmt(c, S_OP_NEXT, e);
     if (!st)
         goto fail;
-    if (lane >= 0 && sqlite3_bind_int(st, 1, lane) != SQLITE_OK) {
+    if ((bind_text(st, 1, kinds) | bind_text(st, 2, passers) | bind_text(st, 3, passed) |
+         bind_text(st, 4, now)) != SQLITE_OK) {
         bind_fail(c, st, e);
         goto fail;
     }
@@ -2166,21 +2291,6 @@ fail:
     return -1;
 }
 
-int store_op_claim(store *s, store_op *out, pf_err *e)
-{
-    return op_claim(s, -1, out, e);
-}
-
-int store_op_claim_lane(store *s, bool slow, store_op *out, pf_err *e)
-{
-    return op_claim(s, slow ? 1 : 0, out, e);
-}
-
-bool store_op_kind_slow(store_op_kind k)
-{
-    return k == OP_DB_BACKUP || k == OP_DB_RESTORE || k == OP_DB_CLONE;
-}
-
 int store_op_finish(store *s, const char *id, store_op_state final_state, const char *error,
                     pf_err *e)
 {
@@ -2201,16 +2311,18 @@ int store_op_finish(store *s, const char *id, store_op_state final_state, const 
     return touched(c, "operationId", "Operation", id, e);
 }
 
-int store_op_requeue(store *s, const char *id, const char *error, pf_err *e)
+int store_op_requeue(store *s, const char *id, const char *error, int64_t run_after_ms, pf_err *e)
 {
-    char now[STORE_TS_MAX];
+    char now[STORE_TS_MAX], after[STORE_TS_MAX];
     util_now_iso(now);
+    if (run_after_ms > 0)
+        util_iso_from_ms(run_after_ms, after);
     store_conn *c = conn_get(s, e);
     sqlite3_stmt *st = c ? stmt(c, S_OP_REQUEUE, e) : NULL;
     if (!st)
         return -1;
-    if ((bind_text(st, 1, id) | bind_text(st, 2, error ? error : "") | bind_text(st, 3, now)) !=
-        SQLITE_OK)
+    if ((bind_text(st, 1, id) | bind_text(st, 2, error ? error : "") | bind_text(st, 3, now) |
+         bind_text(st, 4, run_after_ms > 0 ? after : NULL)) != SQLITE_OK)
         return bind_fail(c, st, e);
     if (exec_write(c, st, NULL, NULL, e) != 0)
         return -1;

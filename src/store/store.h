@@ -137,6 +137,21 @@ typedef enum {
 
 const char *store_db_status_name(store_db_status st); /* "provisioning", ... "deleting" */
 
+/* The legal moves (a table beside this enum in the store, one row per move):
+ *   provisioning -> ready | failure | deleting
+ *   ready        -> recovering | failure | deleting
+ *   recovering   -> ready | failure | deleting
+ *   failure      -> recovering | deleting
+ * deleting is final: the delete op removes the row. A move to the same status is not a move.
+ *
+ * The transition is generic inside the store: a state machine description (the states'
+ * names, the legal moves, a conditional UPDATE and a SELECT of the column) and one function
+ * that checks, updates and logs. The awake/asleep state of a sleeping database plugs in as a
+ * second description over its own column (added by its migration, with its own enum and
+ * move table here) and a store_database_power_transition(id, from, to, ...) wrapper: no
+ * second copy of the check, the conflict answers or the log line. */
+bool store_db_status_legal(store_db_status from, store_db_status to);
+
 typedef struct store_database {
     char id[PF_ID_MAX]; /* db_... */
     char workspace_id[PF_ID_MAX];
@@ -154,6 +169,10 @@ typedef struct store_database {
     int port;                              /* direct endpoint TCP port; unique among all rows */
     char default_connection_id[PF_ID_MAX]; /* "" = null */
     char created_at[STORE_TS_MAX];
+    /* Health below the status (restart intensity): "" when the server is healthy, else why
+     * it is not restarted on every reconcile pass. Not shown by the API; shown by metrics
+     * and status. */
+    char unhealthy[STORE_REASON_MAX];
 } store_database;
 
 typedef struct store_db_filter {
@@ -170,10 +189,15 @@ int store_database_list(store *s, const char *ws, const store_db_filter *f, cons
                         store_database **out, size_t *n, store_page_out *po, pf_err *e);
 /* Every database row, any state (reconciler). */
 int store_database_list_internal(store *s, store_database **out, size_t *n, pf_err *e);
-/* Sets status (and reason, "" to clear). */
-int store_database_set_status(store *s, const char *id, store_db_status st, const char *reason,
-                              pf_err *e);
-int store_database_set_port(store *s, const char *id, int port, pf_err *e);
+/* A database's status moves only through here. A conditional update: the row must still
+ * be in `from` (the status the caller read), else 409 "StatusChanged" (ERR_CONFLICT);
+ * from -> to must be a legal move (store_db_status_legal), else 409 "IllegalTransition";
+ * 404 when there is no such row. reason is kept for failure ("" clears). Joins the
+ * caller's transaction when one is open. Logs one line (log_db_info: "status A -> B"). */
+int store_database_transition(store *s, const char *id, store_db_status from, store_db_status to,
+                              const char *reason, pf_err *e);
+/* Sets unhealthy ("" or NULL = healthy again). 404 when there is no such row. */
+int store_database_set_unhealthy(store *s, const char *id, const char *reason, pf_err *e);
 int store_database_set_default_connection(store *s, const char *id, const char *conn_id, pf_err *e);
 /* name / branch_id ("" = null) / logical_id; NULL leaves a field unchanged. 409 on dup logicalId.
  */
@@ -182,10 +206,10 @@ int store_database_update(store *s, const char *id, const char *name, const char
 /* Clears is_default on the project's other databases when making id the default. */
 int store_database_set_default(store *s, const char *project_id, const char *id, pf_err *e);
 int store_database_delete_row(store *s, const char *id, pf_err *e); /* also its connections */
-/* Lowest port in [lo, hi] used by no database row and not in `avoid` (n_avoid entries);
- * 409 "Conflict" when the range is full. */
-int store_port_allocate(store *s, int lo, int hi, const int *avoid, size_t n_avoid, int *port,
-                        pf_err *e);
+/* Lowest port of [lo, hi] that no database row holds and util_port_busy() reports free,
+ * searching the whole range; 409 "Conflict" hint "port" when none. Called in the
+ * transaction that inserts the database: a database's port never changes afterwards. */
+int store_port_allocate(store *s, int lo, int hi, int *port, pf_err *e);
 
 /* ---- connections ---- */
 typedef struct store_connection {
@@ -212,6 +236,12 @@ int store_connection_list_for_db(store *s, const char *database_id, bool include
 int store_connection_set_verifier(store *s, const char *id, const char *verifier, pf_err *e);
 int store_connection_mark_deleting(store *s, const char *id, pf_err *e);
 int store_connection_delete_row(store *s, const char *id, pf_err *e);
+
+/* In one read transaction: every database that is neither deleting nor failed, and every
+ * live (not deleting) connection of those databases, oldest first. For PgBouncer's files.
+ * Caller frees both arrays. */
+int store_pool_list(store *s, store_database **dbs, size_t *ndb, store_connection **conns,
+                    size_t *nconn, pf_err *e);
 
 /* ---- operations: the durable queue of long work ---- */
 typedef enum {
@@ -246,15 +276,23 @@ typedef struct store_op {
 
 int store_op_insert(store *s, const store_op *op, pf_err *e); /* state must be PENDING */
 int store_op_get(store *s, const char *id, store_op *out, pf_err *e);
-/* Atomically claims the oldest pending op whose database has no running op, marks it
- * running and bumps attempts. Returns 1 with *out filled, 0 if none is ready. Ops of one
- * database run in FIFO order, except that credential ops (conn_sync, conn_drop) do not
- * wait for the database's backups. */
-int store_op_claim(store *s, store_op *out, pf_err *e);
+/* A lane of op workers: the kinds it claims (bit 1u << kind), and which kinds do not wait
+ * behind which others of the same database (today: conn_sync and conn_drop pass db_backup). */
+typedef struct store_op_lane {
+    uint32_t kinds;
+    uint32_t passers;
+    uint32_t passed;
+} store_op_lane;
+/* Claims the oldest pending op of the lane whose run_after has passed, whose database has no
+ * running op and no older pending op (except where passers/passed let it pass); marks it
+ * running and bumps attempts. 1 = claimed into *out, 0 = none ready, -1 = error. Ops of
+ * one database thus run one at a time and in order across every lane. */
+int store_op_claim(store *s, const store_op_lane *lane, store_op *out, pf_err *e);
 int store_op_finish(store *s, const char *id, store_op_state final_state, const char *error,
                     pf_err *e);
-/* Puts a running op back to pending (to retry later). */
-int store_op_requeue(store *s, const char *id, const char *error, pf_err *e);
+/* Puts a running op back to pending, not to be claimed before run_after_ms (wall clock ms,
+ * util_wall_ms(); 0 = at once). 404 for an unknown op, 409 when it is not running. */
+int store_op_requeue(store *s, const char *id, const char *error, int64_t run_after_ms, pf_err *e);
 /* At startup: every RUNNING op becomes PENDING again (its worker died with us). */
 int store_op_reset_running(store *s, int *count, pf_err *e);
 /* Deletes the ops that ended (done or failed) before `before` (an ISO timestamp); *count
@@ -262,11 +300,6 @@ int store_op_reset_running(store *s, int *count, pf_err *e);
 int store_op_prune(store *s, const char *before, int *count, pf_err *e);
 /* Number of PENDING or RUNNING ops for a database (0 = idle). */
 int store_op_count_active(store *s, const char *database_id, int *count, pf_err *e);
-/* store_op_claim restricted to one lane: slow = the backup kinds (OP_DB_BACKUP,
- * OP_DB_RESTORE, OP_DB_CLONE), else every other kind. Ops of one database still run one at
- * a time and in order across both lanes. */
-int store_op_claim_lane(store *s, bool slow, store_op *out, pf_err *e);
-bool store_op_kind_slow(store_op_kind k);
 
 /* ---- usage: operations and storage per database and UTC day (schema version 4) ---- */
 typedef struct store_usage {

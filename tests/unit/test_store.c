@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -174,6 +177,15 @@ static void mk_op(store *s, store_op_kind kind, const char *db, char id[PF_ID_MA
     memcpy(id, o.id, PF_ID_MAX);
 }
 
+/* The lanes of the ops workers, and one lane of every kind. */
+#define K(k) (1u << (k))
+#define CRED (K(OP_CONN_SYNC) | K(OP_CONN_DROP))
+static const store_op_lane any_lane = {(1u << OP__COUNT) - 1, CRED, K(OP_DB_BACKUP)};
+static const store_op_lane fast_lane = {K(OP_DB_PROVISION) | K(OP_DB_DELETE) | CRED, CRED,
+                                        K(OP_DB_BACKUP)};
+static const store_op_lane slow_lane = {K(OP_DB_BACKUP) | K(OP_DB_RESTORE) | K(OP_DB_CLONE), CRED,
+                                        K(OP_DB_BACKUP)};
+
 static void assert_err(const pf_err *e, int status, const char *code, const char *hint)
 {
     assert_int_equal(e->status, status);
@@ -186,16 +198,16 @@ static void assert_err(const pf_err *e, int status, const char *code, const char
 static void test_migrations_idempotent(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(store_schema_version(f->s), 4);
+    assert_int_equal(store_schema_version(f->s), 5);
     char ws[PF_ID_MAX];
     mk_ws(f->s, ws, "default");
     store_close(f->s);
     pf_err e;
     assert_int_equal(store_open(f->path, &f->s, &e), 0);
-    assert_int_equal(store_schema_version(f->s), 4);
+    assert_int_equal(store_schema_version(f->s), 5);
     store_close(f->s);
     assert_int_equal(store_open(f->path, &f->s, &e), 0);
-    assert_int_equal(store_schema_version(f->s), 4);
+    assert_int_equal(store_schema_version(f->s), 5);
     store_workspace w;
     assert_int_equal(store_workspace_get(f->s, ws, &w, &e), 0);
 
@@ -211,8 +223,8 @@ static void test_migrations_idempotent(void **state)
                                         -1, &st, NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 4);
-    assert_int_equal(sqlite3_column_int(st, 1), 4);
+    assert_int_equal(sqlite3_column_int(st, 0), 5);
+    assert_int_equal(sqlite3_column_int(st, 1), 5);
     sqlite3_finalize(st);
     sqlite3_close(raw);
 }
@@ -291,11 +303,11 @@ static void test_backups(void **state)
     char fast[PF_ID_MAX];
     mk_op(f->s, OP_DB_PROVISION, "db_z", fast);
     store_op got_op;
-    assert_int_equal(store_op_claim_lane(f->s, true, &got_op, &e), 1);
+    assert_int_equal(store_op_claim(f->s, &slow_lane, &got_op, &e), 1);
     assert_string_equal(got_op.id, op.id);
     assert_string_equal(got_op.args, "{\"type\":\"full\"}");
-    assert_int_equal(store_op_claim_lane(f->s, true, &got_op, &e), 0);
-    assert_int_equal(store_op_claim_lane(f->s, false, &got_op, &e), 1);
+    assert_int_equal(store_op_claim(f->s, &slow_lane, &got_op, &e), 0);
+    assert_int_equal(store_op_claim(f->s, &fast_lane, &got_op, &e), 1);
     assert_string_equal(got_op.id, fast);
 }
 
@@ -476,7 +488,7 @@ static void test_branches(void **state)
     mk_db(f->s, ws, proj, main_br, NULL, 0, NULL);
     assert_int_equal(store_branch_database_count(f->s, main_br, &count, &e), 0);
     assert_int_equal(count, 2);
-    assert_int_equal(store_database_set_status(f->s, db, DB_DELETING, "", &e), 0);
+    assert_int_equal(store_database_transition(f->s, db, DB_PROVISIONING, DB_DELETING, "", &e), 0);
     assert_int_equal(store_branch_database_count(f->s, main_br, &count, &e), 0);
     assert_int_equal(count, 1);
 
@@ -555,26 +567,24 @@ static void test_databases(void **state)
     free(list);
 
     /* updates */
-    assert_int_equal(store_database_set_status(f->s, d1, DB_FAILURE, "initdb failed", &e), 0);
+    assert_int_equal(
+        store_database_transition(f->s, d1, DB_PROVISIONING, DB_FAILURE, "initdb failed", &e), 0);
     assert_int_equal(store_database_get(f->s, ws, d1, &d, &e), 0);
     assert_int_equal(d.status, DB_FAILURE);
     assert_string_equal(d.status_reason, "initdb failed");
-    assert_int_equal(store_database_set_status(f->s, d1, DB_READY, "", &e), 0);
+    assert_int_equal(store_database_transition(f->s, d1, DB_FAILURE, DB_RECOVERING, "", &e), 0);
     assert_int_equal(store_database_get(f->s, ws, d1, &d, &e), 0);
     assert_string_equal(d.status_reason, "");
-    assert_int_equal(store_database_set_status(f->s, "db_nope", DB_READY, NULL, &e), -1);
+    assert_int_equal(
+        store_database_transition(f->s, "db_nope", DB_PROVISIONING, DB_READY, NULL, &e), -1);
     assert_err(&e, 404, "NotFound", "databaseId");
-
-    assert_int_equal(store_database_set_port(f->s, d3, 15002, &e), -1);
-    assert_err(&e, 409, "Conflict", "port");
-    assert_int_equal(store_database_set_port(f->s, d3, 15003, &e), 0);
 
     assert_int_equal(store_database_update(f->s, d3, "renamed", br, "replica", &e), 0);
     assert_int_equal(store_database_get(f->s, ws, d3, &d, &e), 0);
     assert_string_equal(d.name, "renamed");
     assert_string_equal(d.branch_id, br);
     assert_string_equal(d.logical_id, "replica");
-    assert_int_equal(d.port, 15003);
+    assert_int_equal(d.port, 0); /* a port is given at insert, never after */
     assert_int_equal(store_database_update(f->s, d3, NULL, NULL, "primary", &e), -1);
     assert_err(&e, 409, "Conflict", "logicalId");
     assert_int_equal(store_database_update(f->s, d3, NULL, "", "", &e), 0);
@@ -603,7 +613,7 @@ static void test_databases(void **state)
     free(list);
 
     /* a deleting database frees its logicalId at once */
-    assert_int_equal(store_database_set_status(f->s, d1, DB_DELETING, "", &e), 0);
+    assert_int_equal(store_database_transition(f->s, d1, DB_RECOVERING, DB_DELETING, "", &e), 0);
     mk_db(f->s, ws, proj, br, "primary", 0, NULL);
 
     assert_int_equal(store_database_delete_row(f->s, d1, &e), 0);
@@ -686,7 +696,7 @@ static void test_connections(void **state)
     assert_err(&e, 404, "NotFound", "connectionId");
 
     /* connections of a deleting database are hidden too */
-    assert_int_equal(store_database_set_status(f->s, d2, DB_DELETING, "", &e), 0);
+    assert_int_equal(store_database_transition(f->s, d2, DB_PROVISIONING, DB_DELETING, "", &e), 0);
     assert_int_equal(store_connection_get(f->s, ws, c3, &c, &e), -1);
     assert_int_equal(store_connection_list(f->s, ws, NULL, &pg, &list, &n, &po, &e), 0);
     assert_int_equal(n, 1);
@@ -755,7 +765,7 @@ static void test_deleting_invisible(void **state)
     mk_project(f->s, ws, NULL, proj);
     mk_db(f->s, ws, proj, NULL, NULL, 0, db);
     mk_db(f->s, ws, proj, NULL, NULL, 0, keep);
-    assert_int_equal(store_database_set_status(f->s, db, DB_DELETING, "", &e), 0);
+    assert_int_equal(store_database_transition(f->s, db, DB_PROVISIONING, DB_DELETING, "", &e), 0);
 
     store_database d;
     assert_int_equal(store_database_get(f->s, ws, db, &d, &e), -1);
@@ -870,33 +880,32 @@ static void test_port_allocation(void **state)
     mk_ws(f->s, ws, "default");
     mk_project(f->s, ws, NULL, proj);
     int port = 0;
-    assert_int_equal(store_port_allocate(f->s, 16000, 16004, NULL, 0, &port, &e), 0);
+    assert_int_equal(store_port_allocate(f->s, 16000, 16004, &port, &e), 0);
     assert_int_equal(port, 16000);
 
     mk_db(f->s, ws, proj, NULL, NULL, 16000, NULL);
     mk_db(f->s, ws, proj, NULL, NULL, 16002, d);
-    assert_int_equal(store_port_allocate(f->s, 16000, 16004, NULL, 0, &port, &e), 0);
+    assert_int_equal(store_port_allocate(f->s, 16000, 16004, &port, &e), 0);
     assert_int_equal(port, 16001);
-    int avoid[] = {16001, 16003, 9999};
-    assert_int_equal(store_port_allocate(f->s, 16000, 16004, avoid, 3, &port, &e), 0);
-    assert_int_equal(port, 16004);
 
     /* any status counts, deleting included */
-    assert_int_equal(store_database_set_status(f->s, d, DB_DELETING, "", &e), 0);
-    int avoid2[] = {16001, 16003, 16004};
-    assert_int_equal(store_port_allocate(f->s, 16000, 16004, avoid2, 3, &port, &e), -1);
-    assert_err(&e, 409, "Conflict", "port range");
+    assert_int_equal(store_database_transition(f->s, d, DB_PROVISIONING, DB_DELETING, "", &e), 0);
+    mk_db(f->s, ws, proj, NULL, NULL, 16001, NULL);
+    mk_db(f->s, ws, proj, NULL, NULL, 16003, NULL);
+    mk_db(f->s, ws, proj, NULL, NULL, 16004, NULL);
+    assert_int_equal(store_port_allocate(f->s, 16000, 16004, &port, &e), -1);
+    assert_err(&e, 409, "Conflict", "port");
 
     /* inside a caller's transaction: allocate, insert, commit */
     assert_int_equal(store_tx_begin(f->s, &e), 0);
-    assert_int_equal(store_port_allocate(f->s, 16000, 16004, NULL, 0, &port, &e), 0);
-    assert_int_equal(port, 16001);
+    assert_int_equal(store_port_allocate(f->s, 16000, 16006, &port, &e), 0);
+    assert_int_equal(port, 16005);
     mk_db(f->s, ws, proj, NULL, NULL, port, NULL);
-    assert_int_equal(store_port_allocate(f->s, 16000, 16004, NULL, 0, &port, &e), 0);
-    assert_int_equal(port, 16003);
+    assert_int_equal(store_port_allocate(f->s, 16000, 16006, &port, &e), 0);
+    assert_int_equal(port, 16006);
     assert_int_equal(store_tx_commit(f->s, &e), 0);
-    assert_int_equal(store_port_allocate(f->s, 16000, 16004, NULL, 0, &port, &e), 0);
-    assert_int_equal(port, 16003);
+    assert_int_equal(store_port_allocate(f->s, 16000, 16006, &port, &e), 0);
+    assert_int_equal(port, 16006);
 }
 
 /* ---- ops ---- */
@@ -921,31 +930,31 @@ static void test_op_fifo_per_database(void **state)
     assert_int_equal(active, 3);
 
     store_op o;
-    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_int_equal(store_op_claim(f->s, &any_lane, &o, &e), 1);
     assert_string_equal(o.id, a1);
     assert_int_equal(o.state, OPS_RUNNING);
     assert_int_equal(o.attempts, 1);
     assert_int_equal(o.kind, OP_DB_PROVISION);
     /* a2 waits for a1: database b runs in parallel */
-    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_int_equal(store_op_claim(f->s, &any_lane, &o, &e), 1);
     assert_string_equal(o.id, b1);
-    assert_int_equal(store_op_claim(f->s, &o, &e), 0);
+    assert_int_equal(store_op_claim(f->s, &any_lane, &o, &e), 0);
 
     assert_int_equal(store_op_finish(f->s, a1, OPS_DONE, NULL, &e), 0);
-    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_int_equal(store_op_claim(f->s, &any_lane, &o, &e), 1);
     assert_string_equal(o.id, a2);
     assert_int_equal(o.kind, OP_CONN_SYNC);
 
     /* requeue keeps its place at the head of its database's queue */
-    assert_int_equal(store_op_requeue(f->s, a2, "role busy", &e), 0);
+    assert_int_equal(store_op_requeue(f->s, a2, "role busy", 0, &e), 0);
     assert_int_equal(store_op_get(f->s, a2, &o, &e), 0);
     assert_int_equal(o.state, OPS_PENDING);
     assert_string_equal(o.error, "role busy");
-    assert_int_equal(store_op_requeue(f->s, a2, "again", &e), -1);
+    assert_int_equal(store_op_requeue(f->s, a2, "again", 0, &e), -1);
     assert_err(&e, 409, "Conflict", "state");
-    assert_int_equal(store_op_requeue(f->s, "op_nope", "x", &e), -1);
+    assert_int_equal(store_op_requeue(f->s, "op_nope", "x", 0, &e), -1);
     assert_err(&e, 404, "NotFound", "operationId");
-    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_int_equal(store_op_claim(f->s, &any_lane, &o, &e), 1);
     assert_string_equal(o.id, a2);
     assert_int_equal(o.attempts, 2);
 
@@ -956,15 +965,15 @@ static void test_op_fifo_per_database(void **state)
     assert_int_equal(store_op_get(f->s, b1, &o, &e), 0);
     assert_int_equal(o.state, OPS_PENDING);
 
-    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_int_equal(store_op_claim(f->s, &any_lane, &o, &e), 1);
     assert_string_equal(o.id, a2);
     assert_int_equal(o.attempts, 3);
     assert_int_equal(store_op_finish(f->s, a2, OPS_FAILED, "gave up", &e), 0);
-    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_int_equal(store_op_claim(f->s, &any_lane, &o, &e), 1);
     assert_string_equal(o.id, b1);
-    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_int_equal(store_op_claim(f->s, &any_lane, &o, &e), 1);
     assert_string_equal(o.id, a3);
-    assert_int_equal(store_op_claim(f->s, &o, &e), 0);
+    assert_int_equal(store_op_claim(f->s, &any_lane, &o, &e), 0);
 
     /* the delete op removes the row; the op stays as history and can still finish */
     assert_int_equal(store_database_delete_row(f->s, da, &e), 0);
@@ -1002,7 +1011,7 @@ static void *claimer(void *p)
     for (;;) {
         store_op o;
         pf_err e;
-        int r = store_op_claim(a->s, &o, &e);
+        int r = store_op_claim(a->s, &any_lane, &o, &e);
         if (r < 0) {
             a->errors++;
             break;
@@ -1041,37 +1050,330 @@ static void test_op_credentials_pass_backups(void **state)
     mk_op(f->s, OP_DB_DELETE, da, del);
 
     store_op o;
-    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_int_equal(store_op_claim(f->s, &any_lane, &o, &e), 1);
     assert_string_equal(o.id, bk); /* the backup runs ... */
-    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_int_equal(store_op_claim(f->s, &any_lane, &o, &e), 1);
     assert_string_equal(o.id, cs); /* ... and the credential change does not wait for it */
     /* the restore waits for both; the drop waits for the restore (not a backup) */
-    assert_int_equal(store_op_claim(f->s, &o, &e), 0);
+    assert_int_equal(store_op_claim(f->s, &any_lane, &o, &e), 0);
     assert_int_equal(store_op_finish(f->s, cs, OPS_DONE, NULL, &e), 0);
-    assert_int_equal(store_op_claim(f->s, &o, &e), 0);
+    assert_int_equal(store_op_claim(f->s, &any_lane, &o, &e), 0);
     assert_int_equal(store_op_finish(f->s, bk, OPS_DONE, NULL, &e), 0);
-    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_int_equal(store_op_claim(f->s, &any_lane, &o, &e), 1);
     assert_string_equal(o.id, rs);
-    assert_int_equal(store_op_claim(f->s, &o, &e), 0);
+    assert_int_equal(store_op_claim(f->s, &any_lane, &o, &e), 0);
     assert_int_equal(store_op_finish(f->s, rs, OPS_DONE, NULL, &e), 0);
-    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_int_equal(store_op_claim(f->s, &any_lane, &o, &e), 1);
     assert_string_equal(o.id, cd);
-    assert_int_equal(store_op_claim(f->s, &o, &e), 0); /* the delete waits for the drop */
+    assert_int_equal(store_op_claim(f->s, &any_lane, &o, &e),
+                     0); /* the delete waits for the drop */
 
     /* a pending (not yet running) backup is passed too, on the fast lane */
     char bk2[PF_ID_MAX], cs2[PF_ID_MAX];
     assert_int_equal(store_op_finish(f->s, cd, OPS_DONE, NULL, &e), 0);
-    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_int_equal(store_op_claim(f->s, &any_lane, &o, &e), 1);
     assert_string_equal(o.id, del);
     assert_int_equal(store_op_finish(f->s, del, OPS_DONE, NULL, &e), 0);
     mk_op(f->s, OP_DB_BACKUP, da, bk2);
     mk_op(f->s, OP_CONN_SYNC, da, cs2);
-    assert_int_equal(store_op_claim_lane(f->s, false, &o, &e), 1);
+    assert_int_equal(store_op_claim(f->s, &fast_lane, &o, &e), 1);
     assert_string_equal(o.id, cs2);
-    assert_int_equal(store_op_claim_lane(f->s, true, &o, &e), 0); /* a credential op runs */
+    assert_int_equal(store_op_claim(f->s, &slow_lane, &o, &e), 0); /* a credential op runs */
     assert_int_equal(store_op_finish(f->s, cs2, OPS_DONE, NULL, &e), 0);
-    assert_int_equal(store_op_claim_lane(f->s, true, &o, &e), 1);
+    assert_int_equal(store_op_claim(f->s, &slow_lane, &o, &e), 1);
     assert_string_equal(o.id, bk2);
+}
+
+/* ---- status transitions ---- */
+
+static void test_status_transitions(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    /* the table, move by move */
+    static const int legal[STORE_DB_STATUS_COUNT][STORE_DB_STATUS_COUNT] = {
+        [DB_PROVISIONING] = {[DB_READY] = 1, [DB_FAILURE] = 1, [DB_DELETING] = 1},
+        [DB_READY] = {[DB_RECOVERING] = 1, [DB_FAILURE] = 1, [DB_DELETING] = 1},
+        [DB_RECOVERING] = {[DB_READY] = 1, [DB_FAILURE] = 1, [DB_DELETING] = 1},
+        [DB_FAILURE] = {[DB_RECOVERING] = 1, [DB_DELETING] = 1},
+    };
+    for (int a = 0; a < STORE_DB_STATUS_COUNT; a++)
+        for (int b = 0; b < STORE_DB_STATUS_COUNT; b++)
+            assert_int_equal(store_db_status_legal(a, b), legal[a][b] == 1);
+
+    char ws[PF_ID_MAX], proj[PF_ID_MAX], db[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    mk_project(f->s, ws, NULL, proj);
+    mk_db(f->s, ws, proj, NULL, NULL, 0, db);
+    store_database d;
+
+    /* illegal: refused before anything changes */
+    assert_int_equal(store_database_transition(f->s, db, DB_PROVISIONING, DB_RECOVERING, "", &e),
+                     -1);
+    assert_err(&e, 409, "IllegalTransition", "status");
+    assert_int_equal(e.kind, ERR_CONFLICT);
+    assert_int_equal(store_database_transition(f->s, db, DB_PROVISIONING, DB_PROVISIONING, "", &e),
+                     -1);
+    assert_string_equal(e.code, "IllegalTransition");
+    assert_int_equal(store_database_get_internal(f->s, db, &d, &e), 0);
+    assert_int_equal(d.status, DB_PROVISIONING);
+
+    /* a stale `from`: the row moved meanwhile */
+    assert_int_equal(store_database_transition(f->s, db, DB_PROVISIONING, DB_READY, "", &e), 0);
+    assert_int_equal(store_database_transition(f->s, db, DB_PROVISIONING, DB_FAILURE, "x", &e), -1);
+    assert_err(&e, 409, "StatusChanged", "status");
+    assert_int_equal(e.kind, ERR_CONFLICT);
+    assert_int_equal(store_database_get_internal(f->s, db, &d, &e), 0);
+    assert_int_equal(d.status, DB_READY);
+    assert_string_equal(d.status_reason, "");
+
+    /* the failure keeps its reason; a restore clears it */
+    assert_int_equal(store_database_transition(f->s, db, DB_READY, DB_FAILURE, "disk full", &e), 0);
+    assert_int_equal(store_database_get_internal(f->s, db, &d, &e), 0);
+    assert_int_equal(d.status, DB_FAILURE);
+    assert_string_equal(d.status_reason, "disk full");
+    assert_int_equal(store_database_transition(f->s, db, DB_FAILURE, DB_READY, "", &e), -1);
+    assert_string_equal(e.code, "IllegalTransition");
+
+    /* joins the caller's transaction */
+    assert_int_equal(store_tx_begin(f->s, &e), 0);
+    assert_int_equal(store_database_transition(f->s, db, DB_FAILURE, DB_RECOVERING, "", &e), 0);
+    store_tx_rollback(f->s);
+    assert_int_equal(store_database_get_internal(f->s, db, &d, &e), 0);
+    assert_int_equal(d.status, DB_FAILURE);
+
+    /* deleting is final */
+    assert_int_equal(store_database_transition(f->s, db, DB_FAILURE, DB_DELETING, "", &e), 0);
+    for (int b = 0; b < STORE_DB_STATUS_COUNT; b++)
+        assert_int_equal(store_database_transition(f->s, db, DB_DELETING, b, "", &e), -1);
+    assert_int_equal(store_database_transition(f->s, "db_nope", DB_READY, DB_FAILURE, "", &e), -1);
+    assert_err(&e, 404, "NotFound", "databaseId");
+}
+
+static void test_unhealthy(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX], proj[PF_ID_MAX], db[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    mk_project(f->s, ws, NULL, proj);
+    mk_db(f->s, ws, proj, NULL, NULL, 0, db);
+    store_database d;
+    assert_int_equal(store_database_get_internal(f->s, db, &d, &e), 0);
+    assert_string_equal(d.unhealthy, "");
+    assert_int_equal(store_database_set_unhealthy(f->s, db, "5 restarts in 300 s", &e), 0);
+    assert_int_equal(store_database_get(f->s, ws, db, &d, &e), 0);
+    assert_string_equal(d.unhealthy, "5 restarts in 300 s");
+    assert_int_equal(d.status, DB_PROVISIONING); /* below the status: it does not move */
+    assert_int_equal(store_database_set_unhealthy(f->s, db, "", &e), 0);
+    assert_int_equal(store_database_get(f->s, ws, db, &d, &e), 0);
+    assert_string_equal(d.unhealthy, "");
+    assert_int_equal(store_database_set_unhealthy(f->s, "db_nope", "x", &e), -1);
+    assert_err(&e, 404, "NotFound", "databaseId");
+}
+
+/* A listening TCP socket on 127.0.0.1:port, or -1. */
+static int listen_on(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 1) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* The whole range is searched (beyond the 15 lowest), and a port something listens on is
+ * skipped. */
+static void test_port_allocation_range(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX], proj[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    mk_project(f->s, ws, NULL, proj);
+    /* a range with nothing listening on this host */
+    int lo = 0;
+    for (int base = 27100; base < 60000 && !lo; base += 100) {
+        bool free_range = true;
+        for (int p = base; p < base + 40 && free_range; p++)
+            free_range = !util_port_busy(p);
+        if (free_range)
+            lo = base;
+    }
+    assert_true(lo > 0);
+    for (int i = 0; i < 20; i++)
+        mk_db(f->s, ws, proj, NULL, NULL, lo + i, NULL);
+    int port = 0;
+    assert_int_equal(store_port_allocate(f->s, lo, lo + 39, &port, &e), 0);
+    assert_int_equal(port, lo + 20);
+    int fd = listen_on(lo + 20);
+    assert_true(fd >= 0);
+    assert_int_equal(store_port_allocate(f->s, lo, lo + 39, &port, &e), 0);
+    assert_int_equal(port, lo + 21);
+    /* a range whose only free port is busy */
+    assert_int_equal(store_port_allocate(f->s, lo, lo + 20, &port, &e), -1);
+    assert_err(&e, 409, "Conflict", "port");
+    close(fd);
+    assert_int_equal(store_port_allocate(f->s, lo, lo + 20, &port, &e), 0);
+    assert_int_equal(port, lo + 20);
+}
+
+/* Each lane claims its own kinds; passers pass only what the lane says; run_after holds an
+ * op (and what queues behind it on its database) until it is due. */
+static void test_op_lanes_and_run_after(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX], proj[PF_ID_MAX], da[PF_ID_MAX], db[PF_ID_MAX];
+    char bk[PF_ID_MAX], cs[PF_ID_MAX], pv[PF_ID_MAX], rs[PF_ID_MAX], pb[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    mk_project(f->s, ws, NULL, proj);
+    mk_db(f->s, ws, proj, NULL, NULL, 0, da);
+    mk_db(f->s, ws, proj, NULL, NULL, 0, db);
+    mk_op(f->s, OP_DB_BACKUP, da, bk);
+    mk_op(f->s, OP_CONN_SYNC, da, cs);
+    mk_op(f->s, OP_DB_PROVISION, da, pv);
+    mk_op(f->s, OP_DB_RESTORE, db, rs);
+    mk_op(f->s, OP_DB_PROVISION, db, pb);
+
+    store_op o;
+    /* the fast lane: the conn_sync passes the pending backup; the provision may not */
+    assert_int_equal(store_op_claim(f->s, &fast_lane, &o, &e), 1);
+    assert_string_equal(o.id, cs);
+    assert_int_equal(store_op_claim(f->s, &fast_lane, &o, &e), 0);
+    /* without passers, a lane keeps strict FIFO */
+    static const store_op_lane strict = {K(OP_CONN_SYNC) | K(OP_DB_BACKUP), 0, 0};
+    assert_int_equal(store_op_requeue(f->s, cs, "", 0, &e), 0);
+    assert_int_equal(store_op_claim(f->s, &strict, &o, &e), 1);
+    assert_string_equal(o.id, bk);
+    assert_int_equal(store_op_claim(f->s, &strict, &o, &e), 0);
+    assert_int_equal(store_op_claim(f->s, &fast_lane, &o, &e), 1); /* passes the running backup */
+    assert_string_equal(o.id, cs);
+    assert_int_equal(store_op_finish(f->s, cs, OPS_DONE, NULL, &e), 0);
+    /* the slow lane: db's restore; the backup of da is running already */
+    assert_int_equal(store_op_claim(f->s, &slow_lane, &o, &e), 1);
+    assert_string_equal(o.id, rs);
+    assert_int_equal(store_op_claim(f->s, &slow_lane, &o, &e), 0);
+
+    /* run_after: the restore retried in a minute holds db's provision behind it */
+    assert_int_equal(store_op_requeue(f->s, rs, "busy", util_wall_ms() + 60000, &e), 0);
+    assert_int_equal(store_op_claim(f->s, &slow_lane, &o, &e), 0);
+    assert_int_equal(store_op_claim(f->s, &fast_lane, &o, &e), 0);
+    /* due now: claimable again */
+    assert_int_equal(store_op_claim(f->s, &any_lane, &o, &e), 0);
+    assert_int_equal(store_op_finish(f->s, bk, OPS_DONE, NULL, &e), 0);
+    assert_int_equal(store_op_claim(f->s, &fast_lane, &o, &e), 1);
+    assert_string_equal(o.id, pv);
+    assert_int_equal(store_op_finish(f->s, pv, OPS_DONE, NULL, &e), 0);
+    store_op_reset_running(f->s, NULL, &e);
+    sqlite3 *raw = NULL;
+    assert_int_equal(sqlite3_open(f->path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw,
+                                  "UPDATE ops SET run_after = '2000-01-01T00:00:00.000Z'"
+                                  " WHERE run_after IS NOT NULL",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(raw);
+    assert_int_equal(store_op_claim(f->s, &slow_lane, &o, &e), 1);
+    assert_string_equal(o.id, rs);
+    assert_int_equal(o.attempts, 2);
+    assert_int_equal(store_op_finish(f->s, rs, OPS_DONE, NULL, &e), 0);
+    assert_int_equal(store_op_claim(f->s, &fast_lane, &o, &e), 1);
+    assert_string_equal(o.id, pb);
+    /* a requeue at once (0) is due at once */
+    assert_int_equal(store_op_requeue(f->s, pb, "", 0, &e), 0);
+    assert_int_equal(store_op_claim(f->s, &fast_lane, &o, &e), 1);
+    assert_string_equal(o.id, pb);
+}
+
+static void test_pool_list(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX], proj[PF_ID_MAX], ready[PF_ID_MAX], prov[PF_ID_MAX], failed[PF_ID_MAX],
+        gone[PF_ID_MAX];
+    char c1[PF_ID_MAX], c2[PF_ID_MAX], c3[PF_ID_MAX], c4[PF_ID_MAX], c5[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    mk_project(f->s, ws, NULL, proj);
+    mk_db(f->s, ws, proj, NULL, NULL, 0, ready);
+    mk_db(f->s, ws, proj, NULL, NULL, 0, prov);
+    mk_db(f->s, ws, proj, NULL, NULL, 0, failed);
+    mk_db(f->s, ws, proj, NULL, NULL, 0, gone);
+    mk_conn(f->s, ws, ready, c1);
+    mk_conn(f->s, ws, prov, c2);
+    mk_conn(f->s, ws, ready, c3);
+    mk_conn(f->s, ws, failed, c4);
+    mk_conn(f->s, ws, gone, c5);
+    char dropped[PF_ID_MAX];
+    mk_conn(f->s, ws, ready, dropped);
+    assert_int_equal(store_connection_mark_deleting(f->s, dropped, &e), 0);
+    assert_int_equal(store_database_transition(f->s, ready, DB_PROVISIONING, DB_READY, "", &e), 0);
+    assert_int_equal(store_database_transition(f->s, failed, DB_PROVISIONING, DB_FAILURE, "x", &e),
+                     0);
+    assert_int_equal(store_database_transition(f->s, gone, DB_PROVISIONING, DB_DELETING, "", &e),
+                     0);
+
+    store_database *dbs = NULL;
+    store_connection *conns = NULL;
+    size_t ndb = 0, nconn = 0;
+    assert_int_equal(store_pool_list(f->s, &dbs, &ndb, &conns, &nconn, &e), 0);
+    assert_int_equal(ndb, 2);
+    assert_string_equal(dbs[0].id, ready);
+    assert_string_equal(dbs[1].id, prov);
+    assert_int_equal(nconn, 3);
+    assert_string_equal(conns[0].id, c1);
+    assert_string_equal(conns[1].id, c2);
+    assert_string_equal(conns[2].id, c3);
+    assert_string_equal(conns[0].verifier, "SCRAM-SHA-256$4096:salt$stored:server");
+    free(dbs);
+    free(conns);
+
+    /* inside a caller's transaction too */
+    assert_int_equal(store_tx_begin(f->s, &e), 0);
+    assert_int_equal(store_pool_list(f->s, &dbs, &ndb, &conns, &nconn, &e), 0);
+    assert_int_equal(store_tx_commit(f->s, &e), 0);
+    assert_int_equal(ndb, 2);
+    free(dbs);
+    free(conns);
+}
+
+/* A catalog at version 4 (no unhealthy, no run_after) migrates to 5 with its rows. */
+static void test_migration_from_v4(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX], proj[PF_ID_MAX], db[PF_ID_MAX], op[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    mk_project(f->s, ws, NULL, proj);
+    mk_db(f->s, ws, proj, NULL, "main", 17100, db);
+    mk_op(f->s, OP_DB_PROVISION, db, op);
+    store_close(f->s);
+    f->s = NULL;
+    /* back to what version 4 wrote */
+    sqlite3 *raw = NULL;
+    assert_int_equal(sqlite3_open(f->path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw,
+                                  "ALTER TABLE databases DROP COLUMN unhealthy;"
+                                  "ALTER TABLE ops DROP COLUMN run_after;"
+                                  "DELETE FROM schema_migrations WHERE version = 5;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(raw);
+
+    assert_int_equal(store_open(f->path, &f->s, &e), 0);
+    assert_int_equal(store_schema_version(f->s), 5);
+    store_database d;
+    assert_int_equal(store_database_get(f->s, ws, db, &d, &e), 0);
+    assert_int_equal(d.port, 17100);
+    assert_string_equal(d.logical_id, "main");
+    assert_string_equal(d.unhealthy, "");
+    store_op o;
+    assert_int_equal(store_op_claim(f->s, &any_lane, &o, &e), 1);
+    assert_string_equal(o.id, op);
 }
 
 /* Usage: a baseline counts nothing; increases add up per day less the sampler's own
@@ -1140,11 +1442,11 @@ static void test_op_prune(void **state)
     mk_op(f->s, OP_CONN_SYNC, d, running);
     mk_op(f->s, OP_DB_DELETE, d, pending);
     store_op o;
-    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_int_equal(store_op_claim(f->s, &any_lane, &o, &e), 1);
     assert_int_equal(store_op_finish(f->s, done, OPS_DONE, NULL, &e), 0);
-    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_int_equal(store_op_claim(f->s, &any_lane, &o, &e), 1);
     assert_int_equal(store_op_finish(f->s, failed, OPS_FAILED, "no", &e), 0);
-    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_int_equal(store_op_claim(f->s, &any_lane, &o, &e), 1);
     assert_string_equal(o.id, running);
 
     /* a cut before everything: nothing goes */
@@ -1320,11 +1622,13 @@ static void test_concurrent_readers_and_writer(void **state)
         args[i] = (reader_arg){f->s, ws, db, &stop, 0, 0};
         assert_int_equal(pthread_create(&th[i], NULL, reader, &args[i]), 0);
     }
+    assert_int_equal(store_database_transition(f->s, db, DB_PROVISIONING, DB_READY, "", &e), 0);
     for (int i = 0; i < 100; i++) {
         char cn[PF_ID_MAX];
         mk_conn(f->s, ws, db, cn);
-        assert_int_equal(
-            store_database_set_status(f->s, db, i % 2 ? DB_READY : DB_RECOVERING, "", &e), 0);
+        assert_int_equal(store_database_transition(f->s, db, i % 2 ? DB_RECOVERING : DB_READY,
+                                                   i % 2 ? DB_READY : DB_RECOVERING, "", &e),
+                         0);
         mk_db(f->s, ws, proj, NULL, NULL, 0, NULL);
     }
     atomic_store(&stop, true);
@@ -1353,8 +1657,8 @@ static void test_durability_across_reopen(void **state)
     mk_conn(f->s, ws, db, cn);
     mk_op(f->s, OP_DB_PROVISION, db, op);
     store_op o;
-    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
-    assert_int_equal(store_database_set_status(f->s, db, DB_READY, "", &e), 0);
+    assert_int_equal(store_op_claim(f->s, &any_lane, &o, &e), 1);
+    assert_int_equal(store_database_transition(f->s, db, DB_PROVISIONING, DB_READY, "", &e), 0);
     store_close(f->s);
 
     assert_int_equal(store_open(f->path, &f->s, &e), 0);
@@ -1368,7 +1672,7 @@ static void test_durability_across_reopen(void **state)
     int count = 0;
     assert_int_equal(store_op_reset_running(f->s, &count, &e), 0);
     assert_int_equal(count, 1);
-    assert_int_equal(store_op_claim(f->s, &o, &e), 1);
+    assert_int_equal(store_op_claim(f->s, &any_lane, &o, &e), 1);
     assert_string_equal(o.id, op);
     assert_int_equal(o.attempts, 2);
     store_project p;
@@ -1429,6 +1733,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_op_credentials_pass_backups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_op_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status_transitions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unhealthy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_port_allocation_range, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_op_lanes_and_run_after, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pool_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_from_v4, setup, teardown),
         cmocka_unit_test_setup_teardown(test_op_claim_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_readers_and_writer, setup, teardown),
