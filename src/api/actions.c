@@ -117,7 +117,7 @@ int action_create_database(app *a, const char *ws, const db_create_req *r, store
     if (r->source_backup)
         snprintf(db->source_backup_id, sizeof db->source_backup_id, "%s", r->source_backup->id);
     util_now_iso(db->created_at);
-    if (store_port_allocate(a->st, a->port_lo, a->port_hi, NULL, 0, &db->port, e) != 0) {
+    if (store_port_allocate(a->st, a->port_lo, a->port_hi, &db->port, e) != 0) {
         if (e && e->status == 409)
             err_set(e, 409, "Conflict", "port range",
                     "No free port is left in %d-%d for a new database", a->port_lo, a->port_hi);
@@ -155,7 +155,7 @@ int action_create_database(app *a, const char *ws, const db_create_req *r, store
 
 int action_delete_database(app *a, const store_database *d, char *op_id, pf_err *e)
 {
-    if (store_database_set_status(a->st, d->id, DB_DELETING, "", e) != 0)
+    if (store_database_transition(a->st, d->id, d->status, DB_DELETING, "", e) != 0)
         return -1;
     store_op op;
     ops_op_init(&op, OP_DB_DELETE, d->id, NULL);

@@ -184,7 +184,7 @@ HANDLER(h_db_restore)
              bs.db.id, bs.backup.id, bs.backup.label, bs.point_in_time);
     if (store_tx_begin(a->st, e) != 0)
         goto out;
-    int trc = store_database_set_status(a->st, d.id, DB_RECOVERING, "", e);
+    int trc = store_database_transition(a->st, d.id, d.status, DB_RECOVERING, "", e);
     if (trc == 0)
         trc = store_database_set_source(a->st, d.id, "backup", bs.db.id, bs.backup.id, e);
     if (trc == 0)
