@@ -85,34 +85,6 @@ static int enqueue(ops *o, store_op_kind kind, const char *db_id, pf_err *e)
     return store_op_insert(o->st, &op, e);
 }
 
-/* Picks another port when the database's port is taken by something that is not its own
- * server (a foreign process, or a port freed by a crash but still in TIME_WAIT). */
-static int ensure_free_port(ops *o, store_database *db, pf_err *e)
-{
-    if (engine_instance_running(o->en, db->id) || !util_port_busy(db->port))
-        return 0;
-    int avoid[16];
-    size_t navoid = 0;
-    avoid[navoid++] = db->port;
-    for (int tries = 0; tries < 15; tries++) {
-        int port = 0;
-        if (store_port_allocate(o->st, o->cfg.port_lo, o->cfg.port_hi, avoid, navoid, &port, e) !=
-            0)
-            return -1;
-        if (!util_port_busy(port)) {
-            log_warn("db=%s port %d is taken by another process; moving to port %d", db->id,
-                     db->port, port);
-            if (store_database_set_port(o->st, db->id, port, e) != 0)
-                return -1;
-            db->port = port;
-            return 0;
-        }
-        if (navoid < 16)
-            avoid[navoid++] = port;
-    }
-    return err_internal(e, "no free port in %d-%d", o->cfg.port_lo, o->cfg.port_hi);
-}
-
 static int pooler_sync(ops *o, pf_err *e);
 
 /* Waits ms (cv wakes it only to check for stopping); true when ops is stopping. */
@@ -192,7 +164,10 @@ static int set_ready(ops *o, const store_database *db, bool first_backup, pf_err
         return -1;
     if (store_tx_begin(o->st, e) != 0)
         return -1;
-    int rc = store_database_set_status(o->st, db->id, DB_READY, "", e);
+    /* a retried restore may find it ready already */
+    int rc = db->status == DB_READY
+                 ? 0
+                 : store_database_transition(o->st, db->id, db->status, DB_READY, "", e);
     if (rc == 0 && first_backup)
         rc = store_backup_insert(o->st, &b, e);
     if (rc == 0 && first_backup)
@@ -203,8 +178,6 @@ static int set_ready(ops *o, const store_database *db, bool first_backup, pf_err
     }
     if (store_tx_commit(o->st, e) != 0)
         return -1;
-    log_info("db=%s status %s -> ready (port %d)", db->id, store_db_status_name(db->status),
-             db->port);
     /* usage counts from here: new data (a new database, a restore) has its own counter */
     sample_usage(o, db->id, true);
     return 0;
@@ -218,8 +191,6 @@ static int run_provision(ops *o, const store_op *op, pf_err *e)
         return le.status == 404 ? 0 : (*e = le, -1);
     if (db.status == DB_DELETING || db.status == DB_FAILURE)
         return 0;
-    if (ensure_free_port(o, &db, e) != 0)
-        return -1;
     /* what a restore interrupted after its swap left (no restore runs now: ops of one
      * database run in order) */
     engine_restore_cleanup(o->en, db.id);
@@ -417,8 +388,6 @@ static int live_roles(ops *o, const char *db_id, store_connection **conns, engin
 static int restore_into(ops *o, const store_op *op, store_database *db, const char *source_id,
                         const char *label, const char *pitr, int source_port, pf_err *e)
 {
-    if (ensure_free_port(o, db, e) != 0)
-        return -1;
     store_connection *conns = NULL;
     engine_role *roles = NULL;
     size_t n = 0;
@@ -614,14 +583,21 @@ static void give_up(ops *o, const store_op *op, const pf_err *why)
     if (op->kind == OP_DB_PROVISION || op->kind == OP_DB_RESTORE || op->kind == OP_DB_CLONE) {
         store_database db;
         if (store_database_get_internal(o->st, op->database_id, &db, &le) == 0 &&
-            db.status != DB_DELETING) {
-            store_database_set_status(o->st, op->database_id, DB_FAILURE, why->message, &le);
-            log_error("db=%s status %s -> failure: %s", op->database_id,
-                      store_db_status_name(db.status), why->message);
-        }
+            db.status != DB_DELETING && db.status != DB_FAILURE &&
+            store_database_transition(o->st, op->database_id, db.status, DB_FAILURE, why->message,
+                                      &le) != 0)
+            log_error("db=%s cannot record its failure: %s", op->database_id, le.message);
     }
     store_op_finish(o->st, op->id, OPS_FAILED, why->message, &le);
 }
+
+#define KIND(k) (1u << (k))
+#define PASSERS (KIND(OP_CONN_SYNC) | KIND(OP_CONN_DROP))
+/* [0] fast, [1] slow (the backup kinds); a credential op does not wait for a backup */
+static const store_op_lane lanes[2] = {
+    {KIND(OP_DB_PROVISION) | KIND(OP_DB_DELETE) | PASSERS, PASSERS, KIND(OP_DB_BACKUP)},
+    {KIND(OP_DB_BACKUP) | KIND(OP_DB_RESTORE) | KIND(OP_DB_CLONE), PASSERS, KIND(OP_DB_BACKUP)},
+};
 
 typedef struct worker_arg {
     ops *o;
@@ -643,7 +619,7 @@ static void *worker_main(void *arg)
         store_op op;
         pf_err e;
         err_clear(&e);
-        int got = store_op_claim_lane(o->st, slow, &op, &e);
+        int got = store_op_claim(o->st, &lanes[slow], &op, &e);
         if (got <= 0) {
             if (got < 0)
                 log_error("ops: cannot claim an op: %s", e.message);
@@ -686,7 +662,7 @@ static void *worker_main(void *arg)
             log_warn("op=%s %s db=%s failed (attempt %d), will retry: %s", op.id,
                      store_op_kind_name(op.kind), op.database_id, op.attempts, e.message);
             usleep((useconds_t)(200000 * op.attempts));
-            store_op_requeue(o->st, op.id, e.message, &le);
+            store_op_requeue(o->st, op.id, e.message, 0, &le);
         }
         pthread_mutex_lock(&o->mu);
         pthread_cond_broadcast(&o->done);
