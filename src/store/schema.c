@@ -10,7 +10,7 @@
 
 #include "store/sql.h"
 
-/* Version 1: every table of store.h. Optional values are NULL in SQL and "" in structs. */
+/* Version 1: workspaces, tokens, projects, branches, databases, connections and ops. */
 static const char MIGRATION_1[] =
     "CREATE TABLE workspaces (\n"
     "    seq        INTEGER PRIMARY KEY,\n"
