@@ -24,7 +24,7 @@ static int check_id(const char *id, pf_err *e)
     return 0;
 }
 
-/* ---- public API ---- */
+/* ---- an instance's paths and directories ---- */
 
 typedef struct inst_paths {
     char *dir, *data, *data_tmp, *log, *sock;
@@ -96,6 +96,8 @@ static int check_port(int port, pf_err *e)
         return err_kind(e, ERR_INVALID, NULL, "port %d out of range", port);
     return 0;
 }
+
+/* ---- spares: ready copies of golden ---- */
 
 /* Moves a ready spare copy to dst. False if there is none (or all were taken). */
 static bool take_spare(engine *en, const char *dst)
@@ -169,6 +171,8 @@ void engine__spares_tidy(engine *en)
     if (d)
         closedir(d);
 }
+
+/* ---- create, start, stop, destroy ---- */
 
 int engine_instance_create(engine *en, const char *db_id, int port, pf_err *e)
 {
