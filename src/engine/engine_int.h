@@ -5,7 +5,8 @@
  * above it (each section below names the file that defines it).
  *   1. postmaster.c (server processes), conf.c (postgresql.conf, pg_hba.conf), tls.c
  *   2. admin.c (the admin connection over a server's private socket)
- *   3. golden.c (template, spares' source), roles.c, backup.c (pgBackRest), pooler.c
+ *   3. golden.c (the template every instance copies), roles.c, backup.c (pgBackRest),
+ *      pooler.c (PgBouncer)
  *   4. instance.c (one server per database)
  *   5. restore.c
  *   6. engine.c (open, close, stop all)
