@@ -75,7 +75,7 @@ $(FUZZ_DIR)/bin/%: tests/fuzz/%.c $(FUZZ_OBJS)
 # in MODS_<test> (all modules when unset), so a module's tests build on their own.
 MODS_test_util   := util
 MODS_test_store  := util store
-MODS_test_engine := util engine
+MODS_test_engine := util engine auth store
 MODS_test_proc   := util
 MODS_test_http   := util http
 MODS_test_auth   := util auth store

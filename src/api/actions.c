@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "api/internal.h"
-#include "engine/engine.h"
+#include "auth/auth.h"
 
 int tx_end(app *a, int rc, pf_err *e)
 {
@@ -56,7 +56,7 @@ int action_new_connection(const char *ws, const char *db_id, const char *name, s
     snprintf(c->role, sizeof c->role, "%s", rnd);
     util_secret(password, 40);
     util_now_iso(c->created_at);
-    return engine_scram_verifier(c->role, password, c->verifier, e);
+    return auth_scram_verifier(c->role, password, c->verifier, e);
 }
 
 int action_resolve_branch(app *a, const char *ws, const char *project_id, const char *branch_id,

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "api/internal.h"
-#include "engine/engine.h"
+#include "auth/auth.h"
 
 static int load_conn(app *a, http_req *req, store_connection *c, store_database *d, pf_err *e)
 {
@@ -187,7 +187,7 @@ HANDLER(h_connection_rotate)
     char password[64];
     util_secret(password, 40);
     char verifier[STORE_VERIFIER_MAX];
-    if (engine_scram_verifier(c.role, password, verifier, e) != 0)
+    if (auth_scram_verifier(c.role, password, verifier, e) != 0)
         return -1;
     store_op op;
     ops_op_init(&op, OP_CONN_SYNC, d.id, c.id);

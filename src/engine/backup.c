@@ -91,12 +91,7 @@ int engine__backup_open(engine *en, const engine_config *cfg, pf_err *e)
     free(arg);
     char *text =
         engine__pgbr_conf_text(en->repo, en->pgbr_dir, en->retention_days, en->backup_procs);
-    size_t len = 0;
-    char *old = fs_read_file(en->pgbr_conf, &len);
-    int rc = 0;
-    if (!old || len != strlen(text) || memcmp(old, text, len) != 0)
-        rc = fs_write_atomic(en->pgbr_conf, text, strlen(text), 0640, &en->user, e);
-    free(old);
+    int rc = engine__write_if_changed(en, en->pgbr_conf, text, 0640, NULL, e);
     free(text);
     return rc;
 }
@@ -143,42 +138,18 @@ void engine__backup_close(engine *en)
 /* The words joined by spaces, each in single quotes for /bin/sh ('\'' for a quote). */
 static char *sh_join(const char *const *words, size_t n)
 {
-    size_t cap = 1;
-    for (size_t i = 0; i < n; i++)
-        cap += 4 * strlen(words[i]) + 3;
-    char *buf = xmalloc(cap), *p = buf;
+    util_buf b = {0};
     for (size_t i = 0; i < n; i++) {
-        if (i)
-            *p++ = ' ';
-        *p++ = '\'';
+        util_buf_puts(&b, i ? " '" : "'");
         for (const char *s = words[i]; *s; s++) {
-            if (*s == '\'') {
-                memcpy(p, "'\\''", 4);
-                p += 4;
-            } else {
-                *p++ = *s;
-            }
+            if (*s == '\'')
+                util_buf_puts(&b, "'\\''");
+            else
+                util_buf_add(&b, s, 1);
         }
-        *p++ = '\'';
+        util_buf_puts(&b, "'");
     }
-    *p = '\0';
-    return buf;
-}
-
-/* s as a postgresql.conf string: in single quotes, quotes doubled. */
-static char *pgconf_quote(const char *s)
-{
-    size_t n = strlen(s), j = 0;
-    char *q = xmalloc(2 * n + 3);
-    q[j++] = '\'';
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '\'')
-            q[j++] = '\'';
-        q[j++] = s[i];
-    }
-    q[j++] = '\'';
-    q[j] = '\0';
-    return q;
+    return util_buf_take(&b);
 }
 
 /* The database id of instances/<id>/data or instances/<id>/data.restore, else false. */
@@ -207,7 +178,7 @@ char *engine__archive_conf(engine *en, const char *datadir)
     const char *words[] = {en->pgbr, conf, stanza, pg1};
     char *cmd = sh_join(words, sizeof words / sizeof words[0]);
     char *full = xasprintf("%s archive-push %%p", cmd);
-    char *q = pgconf_quote(full);
+    char *q = engine__conf_quote(full);
     /* archive_timeout bounds how much recent history a lost host could take with it */
     char *out = xasprintf("archive_mode = on\n"
                           "archive_command = %s\n"
@@ -223,6 +194,25 @@ char *engine__archive_conf(engine *en, const char *datadir)
 }
 
 /* ---- running pgbackrest ---- */
+
+/* What a pgBackRest exit code (its error code, src/build/error/error.yaml) says about a
+ * retry. */
+static pf_err_kind pgbr_exit_kind(int code)
+{
+    switch (code) {
+    case 75: /* backup-set-invalid: no such backup set */
+        return ERR_NOT_FOUND;
+    case 26: /* checksum */
+    case 28: /* file-invalid */
+    case 55: /* file-missing: a backup lost a file */
+        return ERR_PERMANENT;
+    case 50: /* lock-acquire: another pgBackRest holds the stanza */
+    case 82: /* archive-timeout */
+        return ERR_TRANSIENT;
+    default:
+        return ERR_INTERNAL;
+    }
+}
 
 static int pgbr_run_timeout(engine *en, const char *const *args, char *out, size_t outsz,
                             int timeout_ms, pf_err *e)
@@ -253,8 +243,9 @@ static int pgbr_run_timeout(engine *en, const char *const *args, char *out, size
         for (char *p = o; *p; p++)
             if (*p == '\n')
                 *p = ' ';
-        ret = err_internal(e, "pgbackrest %s exited with %d: %s", n ? args[n - 1] : "", rc,
-                           l > 300 ? o + l - 300 : o);
+        ret = err_kind(e, pgbr_exit_kind(rc), NULL, "pgbackrest %s exited with %d: %s",
+                       n ? args[n - 1] : "", rc, l > 300 ? o + l - 300 : o);
+        engine__disk_full_is_transient(e);
     }
     free(conf);
     free(argv);
@@ -301,12 +292,8 @@ static void stanza_lock(engine *en, const char *db_id)
             break;
         pthread_cond_wait(&en->bk_cv, &en->bk_mu);
     }
-    char **nb = xcalloc(en->nbk_busy + 1, sizeof *nb);
-    if (en->nbk_busy)
-        memcpy(nb, en->bk_busy, en->nbk_busy * sizeof *nb);
-    nb[en->nbk_busy++] = xstrdup(db_id);
-    free(en->bk_busy);
-    en->bk_busy = nb;
+    util_grow((void **)&en->bk_busy, &en->capbk_busy, en->nbk_busy + 1, sizeof *en->bk_busy);
+    en->bk_busy[en->nbk_busy++] = xstrdup(db_id);
     pthread_mutex_unlock(&en->bk_mu);
 }
 
@@ -339,7 +326,7 @@ void engine__busy_unlock(engine *en, const char *key)
 int engine_backup_stanza_ensure(engine *en, const char *db_id, pf_err *e)
 {
     if (!engine__valid_id(db_id))
-        return err_set(e, 400, "ValidationError", "databaseId", "invalid database id");
+        return err_kind(e, ERR_INVALID, NULL, "invalid database id");
     char *marker = xasprintf("%s/backup/%s/backup.info", en->repo, db_id);
     bool have = fs_exists(marker);
     free(marker);
@@ -357,7 +344,7 @@ int engine_backup_stanza_ensure(engine *en, const char *db_id, pf_err *e)
         err_prefix(e, "while creating the backup stanza of %s: ", db_id);
         return -1;
     }
-    log_info("db=%s backup stanza created", db_id);
+    log_db_info(db_id, "backup stanza created");
     return 0;
 }
 
@@ -371,7 +358,7 @@ int engine_backup_run(engine *en, const char *db_id, int port, engine_backup_typ
                       engine_backup *out, pf_err *e)
 {
     if (!engine__valid_id(db_id))
-        return err_set(e, 400, "ValidationError", "databaseId", "invalid database id");
+        return err_kind(e, ERR_INVALID, NULL, "invalid database id");
     if (engine_backup_stanza_ensure(en, db_id, e) < 0)
         return -1;
     pg1_opts p;
@@ -396,8 +383,8 @@ int engine_backup_run(engine *en, const char *db_id, int port, engine_backup_typ
     }
     *out = list[n - 1];
     free(list);
-    log_info("db=%s backup %s (%s, %lld bytes in the repository) in %lld ms", db_id, out->label,
-             type_opt[out->type] + 7, (long long)out->size, (long long)(util_now_ms() - t0));
+    log_db_info(db_id, "backup %s (%s, %lld bytes in the repository) in %lld ms", out->label,
+                type_opt[out->type] + 7, (long long)out->size, (long long)(util_now_ms() - t0));
     return 0;
 }
 
@@ -446,7 +433,7 @@ int engine_backup_list(engine *en, const char *db_id, engine_backup **out, size_
     *out = NULL;
     *n = 0;
     if (!engine__valid_id(db_id))
-        return err_set(e, 400, "ValidationError", "databaseId", "invalid database id");
+        return err_kind(e, ERR_INVALID, NULL, "invalid database id");
     char *stanza = xasprintf("--stanza=%s", db_id);
     const char *args[] = {stanza, "--output=json", "info", NULL};
     size_t cap = 1 << 20;
@@ -464,7 +451,7 @@ int engine_backup_list(engine *en, const char *db_id, engine_backup **out, size_
 int engine_backup_expire(engine *en, const char *db_id, pf_err *e)
 {
     if (!engine__valid_id(db_id))
-        return err_set(e, 400, "ValidationError", "databaseId", "invalid database id");
+        return err_kind(e, ERR_INVALID, NULL, "invalid database id");
     char *stanza = xasprintf("--stanza=%s", db_id);
     const char *args[] = {stanza, "expire", NULL};
     stanza_lock(en, db_id);
@@ -479,7 +466,7 @@ int engine_backup_expire(engine *en, const char *db_id, pf_err *e)
 int engine_backup_remove(engine *en, const char *db_id, pf_err *e)
 {
     if (!engine__valid_id(db_id))
-        return err_set(e, 400, "ValidationError", "databaseId", "invalid database id");
+        return err_kind(e, ERR_INVALID, NULL, "invalid database id");
     /* the instance is gone, so pgBackRest's stanza-delete (which wants a stopped stanza
      * and a data directory) has nothing to add to removing the stanza's two directories */
     char *bk = xasprintf("%s/backup/%s", en->repo, db_id);
@@ -494,14 +481,14 @@ int engine_backup_remove(engine *en, const char *db_id, pf_err *e)
     if (rc < 0)
         err_prefix(e, "while removing the backups of %s: ", db_id);
     else
-        log_info("db=%s backups removed", db_id);
+        log_db_info(db_id, "backups removed");
     return rc;
 }
 
 int engine_backup_flush_wal(engine *en, const char *db_id, int port, pf_err *e)
 {
     if (!engine__valid_id(db_id))
-        return err_set(e, 400, "ValidationError", "databaseId", "invalid database id");
+        return err_kind(e, ERR_INVALID, NULL, "invalid database id");
     pg1_opts p;
     pg1_make(en, db_id, port, &p);
     /* check: switches to a new WAL segment and waits until the last one is archived */
@@ -517,24 +504,11 @@ int engine_backup_flush_wal(engine *en, const char *db_id, int port, pf_err *e)
 static int query_running(engine *en, const char *db_id, const char *sql, PGresult **r, pf_err *e)
 {
     *r = NULL;
-    if (!engine__valid_id(db_id))
-        return err_set(e, 400, "ValidationError", "databaseId", "invalid database id");
-    char *data = xasprintf("%s/%s/data", en->instances_dir, db_id);
-    char *sock = xasprintf("%s/%s", en->run_dir, db_id);
-    pid_t pid = 0;
-    int port = 0, ret = -1;
     PGconn *c = NULL;
-    if (engine__live_postmaster(en, data) <= 0 || !engine__read_pidfile(data, &pid, &port)) {
-        err_set(e, 409, "NotRunning", NULL, "the server of %s is not running", db_id);
-        goto out;
-    }
-    if (engine__admin_connect(sock, port, &c, e) < 0 || engine__exec(c, sql, 0, NULL, r, e) < 0)
-        goto out;
-    ret = 0;
-out:
+    int ret = engine__admin_connect_running(en, db_id, &c, e);
+    if (ret == 0)
+        ret = engine__exec(c, sql, 0, NULL, r, e);
     PQfinish(c);
-    free(data);
-    free(sock);
     return ret;
 }
 

@@ -1,14 +1,22 @@
 /* engine: the data plane. The local engine runs one PostgreSQL 15 server per database on
  * this host: a copy of a golden data directory (made once with initdb), its own TCP port
- * (scram-sha-256 only) and a private Unix socket in a 0700 directory that only pgfleet's
- * superuser role (PGFLEET_ADMIN_ROLE, trust over that socket) uses.
+ * (TLS and scram-sha-256 only) and a private Unix socket in a 0700 directory that only
+ * pgfleet's superuser role (PGFLEET_ADMIN_ROLE, trust over that socket) uses; one
+ * PgBouncer in front of them all; pgBackRest for their backups.
  *
  * Every call is idempotent, so an operation interrupted by a crash can simply run again.
  * Calls block (they start servers, wait for them, run SQL): only ops workers, the
  * reconciler and the CLI call them, never an HTTP handler.
  *
- * Layout under home: golden/ (initdb'd template), instances/<db-id>/data,
- * instances/<db-id>/postgres.log, run/<db-id>/ (socket dir, 0700).
+ * Errors carry a kind (util/err.h), never an HTTP status: ERR_INVALID for an id, port,
+ * role, verifier, label or time that can never work; ERR_TRANSIENT for what passes (a
+ * busy port, a full disk, a server not ready in time, a held pgBackRest lock); the other
+ * kinds where a call below names them; anything else is ERR_INTERNAL.
+ *
+ * Layout under home: golden/ (initdb'd template), spare/ (ready copies of it),
+ * instances/<db-id>/data and postgres.log, run/<db-id>/ (socket dir, 0700), tls/ (the
+ * servers' certificate), pooler/ (PgBouncer), pgbackrest/ (its configuration, logs,
+ * locks) and backup/ (the repository, unless configured elsewhere).
  * Instances run as cfg.user (the unprivileged OS user when pgfleet is root). They are
  * started in their own session, so they outlive a crash of pgfleet and are adopted
  * (found through postmaster.pid) instead of being started twice. */
@@ -61,7 +69,9 @@ void engine_close(engine *en);
 int engine_instance_create(engine *en, const char *db_id, int port, pf_err *e);
 
 /* Starts the server (or adopts it if it already runs from its postmaster.pid) and waits
- * until it accepts connections on its socket (timeout_ms). */
+ * until it accepts connections on its socket (timeout_ms). ERR_NOT_FOUND without a data
+ * directory; ERR_CONFLICT ("RestoreUnfinished") while engine_restore_overwriting();
+ * ERR_TRANSIENT ("PortBusy") when port is taken, or when the server is not ready in time. */
 int engine_instance_start(engine *en, const char *db_id, int port, int timeout_ms, pf_err *e);
 
 /* Fast shutdown; waits for it to end. No error if it was not running. */
@@ -81,7 +91,7 @@ int engine_instance_list(engine *en, char ***ids, size_t *n, pf_err *e);
 void engine_free_ids(char **ids, size_t n);
 
 /* Keeps `want` spare copies of golden under home/spare (made now, synced), so the next
- * engine_instance_create only renames one into place instead of copying ~1000 files.
+ * engine_instance_create only renames one into place instead of copying ~370 files.
  * Optional: create copies golden itself when no spare is left. Safe to call from any
  * thread at any time (e.g. by the reconciler when idle); returns how many it made. */
 int engine_spares_fill(engine *en, int want, pf_err *e);
@@ -92,18 +102,15 @@ void engine_stop_all(engine *en);
 /* ---- roles (run over the private socket as PGFLEET_ADMIN_ROLE) ---- */
 
 /* Creates the LOGIN role if missing, else sets its password; `verifier` is a SCRAM-SHA-256
- * secret (see engine_scram_verifier), so no plaintext password reaches the server or its
- * logs. The role is NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION, member of
- * PGFLEET_OWNER_ROLE with `SET role` to it. */
+ * secret (auth_scram_verifier in auth.h), so no plaintext password reaches the server or
+ * its logs. The role is NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION, member of
+ * PGFLEET_OWNER_ROLE with `SET role` to it. ERR_CONFLICT ("NotRunning") when the server
+ * does not run (also for engine_role_drop). */
 int engine_role_ensure(engine *en, const char *db_id, const char *role, const char *verifier,
                        pf_err *e);
 
 /* Stops new logins, terminates the role's sessions and drops it. No error if missing. */
 int engine_role_drop(engine *en, const char *db_id, const char *role, pf_err *e);
-
-/* Computes the SCRAM-SHA-256 secret for password (libpq's PQencryptPasswordConn, no
- * server needed). out must hold 256 bytes. Pure CPU: safe in a request handler. */
-int engine_scram_verifier(const char *role, const char *password, char out[256], pf_err *e);
 
 /* ---- backups (pgBackRest; backup.c, restore.c) ----
  * One repository, one stanza per database named by its id, one generated configuration
@@ -123,7 +130,8 @@ typedef struct engine_backup {
 int engine_backup_stanza_ensure(engine *en, const char *db_id, pf_err *e);
 
 /* Takes an online backup of the running server (immediate checkpoint, never blocks its
- * writers) and fills *out with it. Backups of one stanza never overlap. */
+ * writers) and fills *out with it. Backups of one stanza never overlap. A pgBackRest
+ * failure has the kind of its exit code (see engine_restore). */
 int engine_backup_run(engine *en, const char *db_id, int port, engine_backup_type type,
                       engine_backup *out, pf_err *e);
 
@@ -141,12 +149,13 @@ int engine_backup_remove(engine *en, const char *db_id, pf_err *e);
 int engine_backup_flush_wal(engine *en, const char *db_id, int port, pf_err *e);
 
 /* A counter of the server's writes (rows changed, all databases); equal values mean no
- * write happened in between. */
+ * write happened in between. ERR_CONFLICT ("NotRunning") when the server does not run. */
 int engine_write_mark(engine *en, const char *db_id, char out[32], pf_err *e);
 
 /* Usage of db_id's running server: its transaction counter (commits and rollbacks of every
  * database, since its statistics were last reset) and the size of its databases in bytes.
- * The sample is itself one transaction, counted by the next sample. 409 when not running. */
+ * The sample is itself one transaction, counted by the next sample. ERR_CONFLICT
+ * ("NotRunning") when the server does not run. */
 int engine_usage_sample(engine *en, const char *db_id, int64_t *xacts, int64_t *bytes, pf_err *e);
 
 /* Parses `pgbackrest info --output=json` for one stanza (pure; exposed for tests). */
@@ -179,7 +188,10 @@ typedef struct engine_restore_spec {
  * - Any other source (a point in time, another database's backup, a new database, a
  *   clone): restored and
  *   recovered in instances/<id>/data.restore while the old server runs, then swapped in;
- *   a failure before the swap leaves the database as it was. */
+ *   a failure before the swap leaves the database as it was.
+ * Kinds: ERR_NOT_FOUND when pgBackRest knows no backup set `label`; ERR_PERMANENT when the
+ * backup is damaged (pgBackRest reports a checksum error, a missing or invalid file), so
+ * a retry would fail the same way. */
 int engine_restore(engine *en, const char *db_id, const engine_restore_spec *spec, pf_err *e);
 
 /* True while db_id's data directory is neither its old data nor a recovered backup (an
@@ -217,7 +229,7 @@ bool engine_pooler_enabled(engine *en);
 
 /* Writes PgBouncer's files for exactly these databases and credentials when they changed
  * and, if PgBouncer runs, reloads it online (RELOAD on its admin console, which answers
- * once the new files are in force; clients stay connected). */
+ * once the new files are in force; clients stay connected). ERR_TRANSIENT on a full disk. */
 int engine_pooler_apply(engine *en, const engine_pool_db *dbs, size_t ndbs,
                         const engine_pool_user *users, size_t nusers, pf_err *e);
 

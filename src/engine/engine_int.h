@@ -1,17 +1,34 @@
-/* engine internals shared by instance.c, golden.c, conf.c and roles.c. Not for other
- * modules: they use engine.h. Internal names carry the `engine__` prefix. */
+/* engine internals shared by the files of src/engine. Not for other modules: they use
+ * engine.h. Internal names carry the `engine__` prefix.
+ *
+ * The files form layers: a file calls only files on a lower line, never one beside or
+ * above it (each section below names the file that defines it).
+ *   1. postmaster.c (server processes), conf.c (postgresql.conf, pg_hba.conf), tls.c
+ *   2. admin.c (the admin connection over a server's private socket)
+ *   3. golden.c (the template every instance copies), roles.c, backup.c (pgBackRest),
+ *      pooler.c (PgBouncer)
+ *   4. instance.c (one server per database)
+ *   5. restore.c
+ *   6. engine.c (open, close, stop all)
+ *
+ * Errors carry a kind (util/err.h), never an HTTP status or an API field name. */
 #ifndef PF_ENGINE_ENGINE_INT_H
 #define PF_ENGINE_ENGINE_INT_H
 
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "engine/engine.h"
 
 #define ENGINE_ID_MAX 64
 #define ENGINE_GOLDEN_LABEL ".golden" /* socket dir name of the temporary golden server */
+/* instances/<id>/<this> exists while the data of <id> is partly restored (restore.c) */
+#define ENGINE_OVERWRITING_MARK "restore.overwriting"
+#define ENGINE_STOP_FAST_MS 10000 /* how long a fast shutdown (SIGINT) may take */
+#define ENGINE_STOP_QUIT_MS 5000  /* and an immediate one (SIGQUIT), or SIGKILL */
 
 /* A server this engine started (child) or adopted. */
 typedef struct engine_proc {
@@ -29,7 +46,7 @@ struct engine {
     char *instances_dir; /* home/instances */
     char *run_dir;       /* home/run */
     char *spare_dir;     /* home/spare: ready-<rand> are complete copies of golden */
-    pthread_mutex_t mu;  /* guards procs */
+    pthread_mutex_t mu;  /* guards procs (postmaster.c) */
     engine_proc *procs;
     size_t nprocs, capprocs;
     /* backups (backup.c) */
@@ -41,11 +58,11 @@ struct engine {
     int backup_procs;
     pthread_mutex_t bk_mu; /* guards bk_busy */
     pthread_cond_t bk_cv;
-    char **bk_busy; /* stanzas with a pgBackRest backup running */
-    size_t nbk_busy;
+    char **bk_busy; /* keys held (stanzas with a pgBackRest backup running, clone sources) */
+    size_t nbk_busy, capbk_busy;
 
     /* TLS (tls.c) */
-    char *keys_dir;           /* home/keys */
+    char *tls_dir;            /* home/tls (keys/ is pgfleet's own, root-only OAuth keys) */
     char *tls_cert, *tls_key; /* what the servers and PgBouncer load */
     char *tls_ca;             /* published CA, or NULL */
     /* pooler (pooler.c) */
@@ -57,44 +74,107 @@ struct engine {
 };
 
 /* ids become path components and socket names: [A-Za-z0-9_-], 1..63 chars */
-bool engine__valid_id(const char *id);
+static inline bool engine__valid_id(const char *id)
+{
+    if (!id || !*id || strlen(id) >= ENGINE_ID_MAX)
+        return false;
+    for (const char *p = id; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-'))
+            return false;
+    return true;
+}
 
-/* Writes the whole postgresql.conf (only if it changed) and pg_hba.conf of datadir. */
-/* Rewrites pg_hba.conf of datadir if it differs from the generated one. */
-int engine__write_hba(engine *en, const char *datadir, pf_err *e);
-int engine__write_conf(engine *en, const char *datadir, const char *sockdir, const char *listen,
-                       int port, pf_err *e);
+/* A full disk passes once space is freed: an internal error whose cause is ENOSPC or
+ * EDQUOT (from a system call, a tool's output or a server's log) becomes ERR_TRANSIENT. */
+static inline void engine__disk_full_is_transient(pf_err *e)
+{
+    if (e && e->kind == ERR_INTERNAL &&
+        (strstr(e->message, "No space left on device") ||
+         strstr(e->message, "Disk quota exceeded")))
+        e->kind = ERR_TRANSIENT;
+}
+
+/* ---- 1. postmaster.c: server processes ---- */
 
 /* Starts `postgres -D datadir` as the engine's user in its own session, output appended
- * to logpath, then waits until it answers on sockdir/port. On failure the server is
- * stopped again. */
-int engine__launch(engine *en, const char *label, const char *datadir, const char *sockdir,
-                   const char *logpath, int port, int timeout_ms, pid_t *pid_out, pf_err *e);
+ * to logpath, then waits until it answers on sockdir/port; logs "started the <what>" about
+ * db_id (NULL: no database). On failure the server is stopped again: ERR_TRANSIENT when
+ * its port is taken, its disk full or it was not ready in time; else the kind of the
+ * cause, with the tail of its log. */
+int engine__launch(engine *en, const char *db_id, const char *what, const char *datadir,
+                   const char *sockdir, const char *logpath, int port, int timeout_ms,
+                   pid_t *pid_out, pf_err *e);
 
-/* Waits until a server answers on sockdir/port; fails early if `child` (> 0) exits. */
+/* Waits until a server answers on sockdir/port; fails early if `child` (> 0) exits.
+ * ERR_TRANSIENT on timeout. */
 int engine__wait_ready(const char *sockdir, int port, pid_t child, int timeout_ms, pf_err *e);
 
 /* Reads pid and port from datadir/postmaster.pid. false if missing or unparsable. */
 bool engine__read_pidfile(const char *datadir, pid_t *pid, int *port);
 
 /* The live postmaster of datadir, or 0. Reaps it if it was our child and is dead. */
-pid_t engine__live_postmaster(engine *en, const char *datadir);
+pid_t engine__live_postmaster(const char *datadir);
 
 /* Signals pid (SIGINT, then SIGQUIT, then SIGKILL as each wait runs out). */
 bool engine__terminate(pid_t pid, int first_sig, int first_wait_ms);
 
+/* The table of servers this engine started or adopted, by database id. */
 void engine__track(engine *en, const char *id, pid_t pid, bool child);
 void engine__untrack(engine *en, const char *id);
 pid_t engine__tracked(engine *en, const char *id);
+/* A copy of the whole table (caller frees; NULL when empty). */
+engine_proc *engine__tracked_all(engine *en, size_t *n);
+
+/* ---- 1. conf.c: the generated server configuration ---- */
+
+/* Writes text to path (atomically, with mode, owned by the servers' user) unless it holds
+ * that already; sets *changed (optional) when it wrote. */
+int engine__write_if_changed(engine *en, const char *path, const char *text, int mode,
+                             bool *changed, pf_err *e);
+
+/* s as a configuration string value: in single quotes, quotes doubled. Caller frees. */
+char *engine__conf_quote(const char *s);
+
+/* Writes the whole postgresql.conf of datadir (with `archive`, the archive settings of
+ * engine__archive_conf) and its pg_hba.conf, each only if it changed. */
+int engine__write_conf(engine *en, const char *datadir, const char *sockdir, const char *listen,
+                       int port, const char *archive, pf_err *e);
+/* Rewrites pg_hba.conf of datadir if it differs from the generated one. */
+int engine__write_hba(engine *en, const char *datadir, pf_err *e);
+
+/* ---- 1. tls.c ---- */
+
+/* Makes or checks home/tls; fills en->tls_*. */
+int engine__tls_ensure(engine *en, const engine_config *cfg, pf_err *e);
+void engine__tls_free(engine *en);
+
+/* ---- 2. admin.c: the admin connection ---- */
 
 /* Connects as the admin role over the socket in sockdir; quiets statement logging. */
 int engine__admin_connect(const char *sockdir, int port, PGconn **out, pf_err *e);
+
+/* Connects as the admin role to db_id's running server (ERR_CONFLICT when it is not
+ * running, ERR_INVALID for a bad id). */
+int engine__admin_connect_running(engine *en, const char *db_id, PGconn **out, pf_err *e);
 
 /* Runs one statement with text params; res (optional) receives the result to PQclear. */
 int engine__exec(PGconn *c, const char *sql, int nparams, const char *const *params, PGresult **res,
                  pf_err *e);
 
-/* ---- backups (backup.c) ---- */
+/* ---- 3. golden.c ---- */
+
+/* Makes home/golden if it is not complete. */
+int engine__golden_ensure(engine *en, pf_err *e);
+
+/* ---- 3. roles.c ---- */
+
+/* Connection roles on an admin connection (to a server of db_id): drop every LOGIN role not
+ * in roles (except the admin role), then create or update each of roles with its verifier. */
+int engine__roles_sync(PGconn *c, const char *db_id, const engine_role *roles, size_t n, pf_err *e);
+
+/* ---- 3. backup.c ---- */
+
 /* Sets up the repository and writes the pgBackRest configuration. */
 int engine__backup_open(engine *en, const engine_config *cfg, pf_err *e);
 void engine__backup_close(engine *en);
@@ -103,7 +183,10 @@ void engine__backup_close(engine *en);
 char *engine__archive_conf(engine *en, const char *datadir);
 /* The pgBackRest configuration text (pure; exposed for tests). Caller frees. */
 char *engine__pgbr_conf_text(const char *repo, const char *dir, int retention_days, int procs);
-/* Runs pgbackrest as the servers' user: argv after the program; out gets its output. */
+/* Runs pgbackrest as the servers' user: argv after the program; out gets its output. A
+ * failure's kind follows pgBackRest's exit code: ERR_NOT_FOUND for a backup set that does
+ * not exist, ERR_PERMANENT for a damaged backup (a checksum, a missing or invalid file),
+ * ERR_TRANSIENT for a held lock, an archive timeout or a full disk, else ERR_INTERNAL. */
 int engine__pgbr_run(engine *en, const char *const *args, char *out, size_t outsz, pf_err *e);
 /* Kills (SIGTERM, then SIGKILL) every pgbackrest process with the argument `arg`; with
  * keep_archive, not the archive-push/archive-get that PostgreSQL runs. */
@@ -112,27 +195,15 @@ void engine__pgbr_kill(const char *arg, bool keep_archive);
  * locks are database ids; other users prefix theirs). */
 void engine__busy_lock(engine *en, const char *key);
 void engine__busy_unlock(engine *en, const char *key);
-/* Marks the new timeline's history and its complete segments (those before `current`, the
- * segment being written) in rst/pg_wal for archiving (restore.c; exposed for tests). */
-int engine__mark_new_timeline(engine *en, const char *rst, const char *current, pf_err *e);
-/* Connection roles on an admin connection: drop every LOGIN role not in roles (except the
- * admin role), then create or update each of roles with its verifier (roles.c). */
-int engine__roles_sync(PGconn *c, const engine_role *roles, size_t n, pf_err *e);
 
-/* Makes home/golden if it is not complete. */
-int engine__golden_ensure(engine *en, pf_err *e);
+/* ---- 3. pooler.c ---- */
 
-/* Makes or checks home/keys (tls.c); fills en->tls_*. */
-int engine__tls_ensure(engine *en, const engine_config *cfg, pf_err *e);
-void engine__tls_free(engine *en);
-
-/* Sets up en->pooler_* from cfg (pooler.c). */
+/* Sets up en->pooler_* from cfg. */
 int engine__pooler_init(engine *en, const engine_config *cfg, pf_err *e);
 void engine__pooler_free(engine *en);
 
-/* The pooler's generated files, as pure functions of their inputs (pooler.c; exposed for
- * the unit tests). Entries with an invalid id, role or verifier are left out. Caller
- * frees. */
+/* The pooler's generated files, as pure functions of their inputs (exposed for the unit
+ * tests). Entries with an invalid id, role or verifier are left out. Caller frees. */
 typedef struct engine__pooler_params {
     const char *listen_host;
     int listen_port;
@@ -144,5 +215,18 @@ typedef struct engine__pooler_params {
 char *engine__pooler_ini(const engine__pooler_params *p, const engine_pool_db *dbs, size_t n);
 char *engine__pooler_auth(const engine_pool_user *users, size_t n);
 char *engine__pooler_hba(void);
+
+/* ---- 4. instance.c ---- */
+
+/* mkdir -p path, then makes sure it is the servers' user's and 0700 even if it existed. */
+int engine__own_dir(engine *en, const char *path, pf_err *e);
+/* Removes the spares a crash left half made. */
+void engine__spares_tidy(engine *en);
+
+/* ---- 5. restore.c ---- */
+
+/* Marks the new timeline's history and its complete segments (those before `current`, the
+ * segment being written) in rst/pg_wal for archiving (exposed for tests). */
+int engine__mark_new_timeline(engine *en, const char *rst, const char *current, pf_err *e);
 
 #endif

@@ -73,10 +73,10 @@ static int golden_configure(engine *en, const char *tmp, pf_err *e)
     char *log = xasprintf("%s/golden.log", en->home);
     if (fs_remove_tree(sock, e) < 0 || fs_mkdirs(sock, 0700, &en->user, e) < 0)
         goto out;
-    if (engine__write_conf(en, tmp, sock, "", GOLDEN_PORT, e) < 0)
+    if (engine__write_conf(en, tmp, sock, "", GOLDEN_PORT, "archive_mode = off\n", e) < 0)
         goto out;
-    if (engine__launch(en, "golden", tmp, sock, log, GOLDEN_PORT, GOLDEN_START_TIMEOUT_MS, &pid,
-                       e) < 0)
+    if (engine__launch(en, NULL, "golden server", tmp, sock, log, GOLDEN_PORT,
+                       GOLDEN_START_TIMEOUT_MS, &pid, e) < 0)
         goto out;
     if (engine__admin_connect(sock, GOLDEN_PORT, &c, e) < 0)
         goto out;
@@ -147,7 +147,7 @@ int engine__golden_ensure(engine *en, pf_err *e)
         goto out;
     }
     int64_t t0 = util_now_ms();
-    log_info("making the golden data directory in %s", en->golden_dir);
+    log_sub(LOG_INFO, "engine", "making the golden data directory in %s", en->golden_dir);
     /* a golden without PG_VERSION is half made (never renamed complete): redo it */
     if (fs_remove_tree(en->golden_dir, e) < 0 || fs_remove_tree(tmp, e) < 0)
         goto out;
@@ -171,13 +171,16 @@ int engine__golden_ensure(engine *en, pf_err *e)
         err_internal(e, "sync %s: %s", en->home, strerror(errno));
         goto out;
     }
-    log_info("golden data directory ready in %lld ms", (long long)(util_now_ms() - t0));
+    log_sub(LOG_INFO, "engine", "golden data directory ready in %lld ms",
+            (long long)(util_now_ms() - t0));
     ret = 0;
 out:
     if (fd >= 0)
         close(fd);
-    if (ret < 0)
+    if (ret < 0) {
+        engine__disk_full_is_transient(e);
         err_prefix(e, "while making the golden data directory: ");
+    }
     free(version);
     free(tmp);
     free(opts);

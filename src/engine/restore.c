@@ -45,7 +45,7 @@ static void rs_make(engine *en, const char *id, rs_paths *p)
     p->old = xasprintf("%s/data.old", p->dir);
     p->sock = xasprintf("%s/%s.r", en->run_dir, id);
     p->log = xasprintf("%s/restore.log", p->dir);
-    p->overwriting = xasprintf("%s/restore.overwriting", p->dir);
+    p->overwriting = xasprintf("%s/" ENGINE_OVERWRITING_MARK, p->dir);
 }
 
 static void rs_free(rs_paths *p)
@@ -60,22 +60,13 @@ static void rs_free(rs_paths *p)
     free(p->overwriting);
 }
 
-static int mkdir_owned(engine *en, const char *path, pf_err *e)
+/* Stops a recovery server a crash of pgfleet left running on dir (of db_id). */
+static void kill_server_on(const char *db_id, const char *dir)
 {
-    if (fs_mkdirs(path, 0700, &en->user, e) < 0)
-        return -1;
-    if (chmod(path, 0700) < 0 ||
-        (en->user.switch_user && chown(path, en->user.uid, en->user.gid) < 0))
-        return err_internal(e, "chown %s: %s", path, strerror(errno));
-    return 0;
-}
-
-/* Stops a recovery server a crash of pgfleet left running on dir. */
-static void kill_server_on(engine *en, const char *dir)
-{
-    pid_t pid = engine__live_postmaster(en, dir);
+    pid_t pid = engine__live_postmaster(dir);
     if (pid > 0) {
-        log_warn("stopping a leftover recovery server pid=%d on %s", (int)pid, dir);
+        log_db_warn(db_id, "restore: stopping a leftover recovery server pid=%d on %s", (int)pid,
+                    dir);
         engine__terminate(pid, SIGQUIT, 5000);
     }
 }
@@ -174,24 +165,13 @@ out:
     return ret;
 }
 
-bool engine_restore_overwriting(engine *en, const char *db_id)
-{
-    if (!engine__valid_id(db_id))
-        return false;
-    rs_paths p;
-    rs_make(en, db_id, &p);
-    bool yes = fs_exists(p.overwriting);
-    rs_free(&p);
-    return yes;
-}
-
 void engine_restore_cleanup(engine *en, const char *db_id)
 {
     if (!engine__valid_id(db_id))
         return;
     rs_paths p;
     rs_make(en, db_id, &p);
-    kill_server_on(en, p.rst);
+    kill_server_on(db_id, p.rst);
     kill_pgbr_on(p.rst);
     kill_basebackup_on(p.rst);
     fs_remove_tree(p.rst, NULL);
@@ -251,8 +231,7 @@ static int seed_history(engine *en, const char *target, const char *rst, pf_err 
         closedir(d);
     free(arch);
     if (seeded)
-        log_info("db=%s restore: %d timeline history file(s) of its own archive kept", target,
-                 seeded);
+        log_db_info(target, "restore: %d timeline history file(s) of its own archive kept", seeded);
     return ret;
 }
 
@@ -369,12 +348,13 @@ static int recover(engine *en, const char *db_id, const engine_restore_spec *sp,
     char *target = sp->target_time ? xasprintf("--target=%s", sp->target_time) : NULL;
     char *signal = xasprintf("%s/recovery.signal", dir);
     char *autoconf = xasprintf("%s/postgresql.auto.conf", dir);
+    char *archive = NULL;
     int64_t t0 = util_now_ms();
 
-    kill_server_on(en, dir);
+    kill_server_on(db_id, dir);
     kill_pgbr_on(dir);
     kill_basebackup_on(dir);
-    if (!in_place && (fs_remove_tree(dir, e) < 0 || mkdir_owned(en, dir, e) < 0))
+    if (!in_place && (fs_remove_tree(dir, e) < 0 || engine__own_dir(en, dir, e) < 0))
         goto out;
     /* the promoted server archives to the target's stanza */
     if (engine_backup_stanza_ensure(en, db_id, e) < 0)
@@ -408,20 +388,19 @@ static int recover(engine *en, const char *db_id, const engine_restore_spec *sp,
     int64_t t_files = util_now_ms();
     if (strcmp(sp->source_id, db_id) != 0 && seed_history(en, db_id, dir, e) < 0)
         goto out;
-    if (fs_remove_tree(p->sock, e) < 0 || mkdir_owned(en, p->sock, e) < 0)
+    if (fs_remove_tree(p->sock, e) < 0 || engine__own_dir(en, p->sock, e) < 0)
         goto out;
-    if (engine__write_conf(en, dir, p->sock, "", RECOVERY_PORT, e) < 0)
+    archive = engine__archive_conf(en, dir);
+    if (engine__write_conf(en, dir, p->sock, "", RECOVERY_PORT, archive, e) < 0)
         goto out;
-    char label[ENGINE_ID_MAX + 16];
-    snprintf(label, sizeof label, "%s (recovery)", db_id);
-    if (engine__launch(en, label, dir, p->sock, p->log, RECOVERY_PORT, RECOVERY_TIMEOUT_MS, &pid,
-                       e) < 0)
+    if (engine__launch(en, db_id, "recovery server", dir, p->sock, p->log, RECOVERY_PORT,
+                       RECOVERY_TIMEOUT_MS, &pid, e) < 0)
         goto out;
     if (wait_promoted(pid, p->sock, p->log, &c, e) < 0)
         goto out;
     int64_t t_rec = util_now_ms();
     /* the catalog decides who logs in: the target's live connections, nobody else */
-    if (engine__roles_sync(c, sp->roles, sp->nroles, e) < 0)
+    if (engine__roles_sync(c, db_id, sp->roles, sp->nroles, e) < 0)
         goto out;
     /* only the shutdown checkpoint follows: if it fills this segment up, the real server's
      * first checkpoint marks the segment (it has neither .ready nor .done) */
@@ -447,11 +426,11 @@ static int recover(engine *en, const char *db_id, const engine_restore_spec *sp,
     }
     if (fs_fsync_dir(p->dir, e) < 0)
         goto out;
-    log_info("db=%s %srestore of %s from %s: files %lld ms, recovery %lld ms, roles and stop "
-             "%lld ms",
-             db_id, in_place ? "in-place " : "", sp->source_port > 0 ? "a live copy" : sp->label,
-             sp->source_id, (long long)(t_files - t0), (long long)(t_rec - t_files),
-             (long long)(util_now_ms() - t_rec));
+    log_db_info(db_id,
+                "%srestore of %s from %s: files %lld ms, recovery %lld ms, roles and stop %lld ms",
+                in_place ? "in-place " : "", sp->source_port > 0 ? "a live copy" : sp->label,
+                sp->source_id, (long long)(t_files - t0), (long long)(t_rec - t_files),
+                (long long)(util_now_ms() - t_rec));
     ret = 0;
 out:
     PQfinish(c);
@@ -463,23 +442,24 @@ out:
     free(target);
     free(signal);
     free(autoconf);
+    free(archive);
     return ret;
 }
 
 int engine_restore(engine *en, const char *db_id, const engine_restore_spec *sp, pf_err *e)
 {
     if (!engine__valid_id(db_id) || !engine__valid_id(sp->source_id))
-        return err_set(e, 400, "ValidationError", "databaseId", "invalid database id");
+        return err_kind(e, ERR_INVALID, NULL, "invalid database id");
     if (sp->source_port <= 0 &&
         (!sp->label || !sp->label[0] || strspn(sp->label, "0123456789-_FDI") != strlen(sp->label)))
-        return err_set(e, 400, "ValidationError", "backupId", "invalid backup label");
+        return err_kind(e, ERR_INVALID, NULL, "invalid backup label");
     if (sp->target_time && strspn(sp->target_time, "0123456789-:. +") != strlen(sp->target_time))
-        return err_set(e, 400, "ValidationError", "pointInTime", "invalid target time");
+        return err_kind(e, ERR_INVALID, NULL, "invalid target time");
     int ret = -1;
     rs_paths p;
     rs_make(en, db_id, &p);
     char *marker = xasprintf("%s/restore.done", p.dir);
-    if (mkdir_owned(en, p.dir, e) < 0)
+    if (engine__own_dir(en, p.dir, e) < 0)
         goto out;
     size_t mlen = 0;
     char *last = sp->token ? fs_read_file(marker, &mlen) : NULL;
@@ -503,7 +483,7 @@ int engine_restore(engine *en, const char *db_id, const engine_restore_spec *sp,
             goto out;
         if (recover(en, db_id, sp, &p, true, e) < 0)
             goto out;
-        log_info("db=%s restored in place (%lld ms down)", db_id, (long long)(util_now_ms() - t0));
+        log_db_info(db_id, "restored in place (%lld ms down)", (long long)(util_now_ms() - t0));
         goto done;
     }
     if (!fs_exists(p.ready) && recover(en, db_id, sp, &p, false, e) < 0)
@@ -526,8 +506,8 @@ int engine_restore(engine *en, const char *db_id, const engine_restore_spec *sp,
     }
     if (fs_fsync_dir(p.dir, e) < 0)
         goto out;
-    log_info("db=%s restored data swapped in (%lld ms down so far)", db_id,
-             (long long)(util_now_ms() - t0));
+    log_db_info(db_id, "restored data swapped in (%lld ms down so far)",
+                (long long)(util_now_ms() - t0));
 done:
     if (sp->token && fs_write_atomic(marker, sp->token, strlen(sp->token), 0600, NULL, e) < 0)
         goto out;
@@ -538,8 +518,9 @@ done:
     ret = 0;
 out:
     if (ret < 0) {
+        engine__disk_full_is_transient(e);
         err_prefix(e, "while restoring %s: ", db_id);
-        log_warn("db=%s restore failed: %s", db_id, e ? e->message : "");
+        log_db_warn(db_id, "restore failed: %s", e ? e->message : "");
     }
     free(marker);
     rs_free(&p);

@@ -1,5 +1,5 @@
-/* roles: connection roles of a database, managed over the private socket as the admin
- * role, and SCRAM verifiers computed locally so no plaintext reaches a server. */
+/* roles: connection roles of a database, managed over the admin connection (admin.c). They
+ * are given SCRAM verifiers only (auth_scram_verifier), so no plaintext reaches a server. */
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,66 +8,6 @@
 #include "engine/engine_int.h"
 #include "util/log.h"
 #include "util/util.h"
-
-static void quiet_notice(void *arg, const char *message)
-{
-    (void)arg;
-    log_debug("server notice: %s", message);
-}
-
-int engine__admin_connect(const char *sockdir, int port, PGconn **out, pf_err *e)
-{
-    char portstr[16];
-    snprintf(portstr, sizeof portstr, "%d", port);
-    const char *keys[] = {"host", "port", "user", "dbname", "connect_timeout", "application_name",
-                          NULL};
-    const char *vals[] = {sockdir, portstr, PGFLEET_ADMIN_ROLE, "postgres", "10", "pgfleet", NULL};
-    PGconn *c = PQconnectdbParams(keys, vals, 0);
-    if (!c || PQstatus(c) != CONNECTION_OK) {
-        err_internal(e, "admin connection: %s", c ? PQerrorMessage(c) : "out of memory");
-        PQfinish(c);
-        *out = NULL;
-        return -1;
-    }
-    PQsetNoticeProcessor(c, quiet_notice, NULL);
-    /* statements carry SCRAM verifiers: keep them out of the server log, even on error */
-    PGresult *r = PQexec(c, "SET log_min_error_statement = panic; SET log_statement = 'none'");
-    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    PQclear(r);
-    if (!ok) {
-        err_internal(e, "admin connection setup: %s", PQerrorMessage(c));
-        PQfinish(c);
-        *out = NULL;
-        return -1;
-    }
-    *out = c;
-    return 0;
-}
-
-/* Runs one statement (params optional); fails unless it returns no error. */
-int engine__exec(PGconn *c, const char *sql, int nparams, const char *const *params, PGresult **res,
-                 pf_err *e)
-{
-    PGresult *r = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        const char *msg = PQresultErrorMessage(r);
-        err_internal(e, "%s", msg && *msg ? msg : PQerrorMessage(c));
-        /* drop the trailing newline libpq adds */
-        if (e) {
-            size_t l = strlen(e->message);
-            while (l && (e->message[l - 1] == '\n' || e->message[l - 1] == ' '))
-                e->message[--l] = '\0';
-        }
-        PQclear(r);
-        return -1;
-    }
-    if (res)
-        *res = r;
-    else
-        PQclear(r);
-    return 0;
-}
 
 static bool valid_role(const char *role)
 {
@@ -93,28 +33,6 @@ static bool valid_verifier(const char *v)
     return true;
 }
 
-/* Connects to the running instance db_id as the admin role. */
-static int connect_instance(engine *en, const char *db_id, PGconn **c, pf_err *e)
-{
-    if (!engine__valid_id(db_id))
-        return err_set(e, 400, "ValidationError", "databaseId", "invalid database id");
-    int ret = -1;
-    char *data = xasprintf("%s/%s/data", en->instances_dir, db_id);
-    char *sock = xasprintf("%s/%s", en->run_dir, db_id);
-    pid_t pid = 0;
-    int port = 0;
-    if (engine__live_postmaster(en, data) <= 0 || !engine__read_pidfile(data, &pid, &port) ||
-        port <= 0) {
-        err_set(e, 409, "NotRunning", NULL, "the server is not running");
-        goto out;
-    }
-    ret = engine__admin_connect(sock, port, c, e);
-out:
-    free(data);
-    free(sock);
-    return ret;
-}
-
 /* Creates or updates role with verifier on an open admin connection. */
 static int role_ensure_on(PGconn *c, const char *role, const char *verifier, bool *existed,
                           pf_err *e)
@@ -124,11 +42,11 @@ static int role_ensure_on(PGconn *c, const char *role, const char *verifier, boo
     char *ident = NULL, *lit = NULL, *sql = NULL;
     bool in_tx = false;
     if (!valid_role(role)) {
-        err_set(e, 400, "ValidationError", "role", "invalid role name");
+        err_kind(e, ERR_INVALID, NULL, "invalid role name");
         goto out;
     }
     if (!valid_verifier(verifier)) {
-        err_set(e, 400, "ValidationError", "verifier", "not a SCRAM-SHA-256 verifier");
+        err_kind(e, ERR_INVALID, NULL, "not a SCRAM-SHA-256 verifier");
         goto out;
     }
     ident = PQescapeIdentifier(c, role, strlen(role));
@@ -190,16 +108,16 @@ int engine_role_ensure(engine *en, const char *db_id, const char *role, const ch
 {
     PGconn *c = NULL;
     bool exists = false;
-    int ret = connect_instance(en, db_id, &c, e);
+    int ret = engine__admin_connect_running(en, db_id, &c, e);
     if (ret == 0)
         ret = role_ensure_on(c, role, verifier, &exists, e);
     PQfinish(c);
     if (ret < 0) {
         err_prefix(e, "while ensuring a role of %s: ", db_id);
-        log_warn("ensuring a role of %s failed: %s", db_id, e ? e->message : "");
+        log_db_warn(db_id, "ensuring a role failed: %s", e ? e->message : "");
         return -1;
     }
-    log_info("%s role for %s", exists ? "rotated password of" : "created", db_id);
+    log_db_info(db_id, "%s", exists ? "rotated the password of a role" : "created a role");
     return 0;
 }
 
@@ -213,7 +131,7 @@ static int role_drop_on(PGconn *c, const char *role, bool *dropped, pf_err *e)
     bool in_tx = false;
     *dropped = false;
     if (!valid_role(role)) {
-        err_set(e, 400, "ValidationError", "role", "invalid role name");
+        err_kind(e, ERR_INVALID, NULL, "invalid role name");
         goto out;
     }
     ident = PQescapeIdentifier(c, role, strlen(role));
@@ -271,21 +189,21 @@ int engine_role_drop(engine *en, const char *db_id, const char *role, pf_err *e)
 {
     PGconn *c = NULL;
     bool dropped = false;
-    int ret = connect_instance(en, db_id, &c, e);
+    int ret = engine__admin_connect_running(en, db_id, &c, e);
     if (ret == 0)
         ret = role_drop_on(c, role, &dropped, e);
     PQfinish(c);
     if (ret < 0) {
         err_prefix(e, "while dropping a role of %s: ", db_id);
-        log_warn("dropping a role of %s failed: %s", db_id, e ? e->message : "");
+        log_db_warn(db_id, "dropping a role failed: %s", e ? e->message : "");
         return -1;
     }
     if (dropped)
-        log_info("dropped a role of %s", db_id);
+        log_db_info(db_id, "dropped a role");
     return 0;
 }
 
-int engine__roles_sync(PGconn *c, const engine_role *roles, size_t n, pf_err *e)
+int engine__roles_sync(PGconn *c, const char *db_id, const engine_role *roles, size_t n, pf_err *e)
 {
     PGresult *r = NULL;
     /* every login role but ours: connection roles of this database, or of the database a
@@ -311,39 +229,6 @@ int engine__roles_sync(PGconn *c, const engine_role *roles, size_t n, pf_err *e)
     for (size_t k = 0; k < n && ret == 0; k++)
         ret = role_ensure_on(c, roles[k].role, roles[k].verifier, NULL, e);
     if (ret == 0)
-        log_info("roles synced: %zu kept or made, %d dropped", n, dropped);
-    return ret;
-}
-
-int engine_scram_verifier(const char *role, const char *password, char out[256], pf_err *e)
-{
-    out[0] = '\0';
-    if (!role || !password)
-        return err_internal(e, "scram verifier: missing role or password");
-    /* PQencryptPasswordConn needs a PGconn only for its error buffer when the algorithm is
-     * named: a connection to a socket directory that cannot exist fails at once, without
-     * touching the network. */
-    PGconn *c = PQconnectStart("host=/nonexistent/pgfleet port=1 dbname=x user=x "
-                               "connect_timeout=1");
-    if (!c)
-        return err_internal(e, "scram verifier: out of memory");
-    int ret = -1;
-    char *v = PQencryptPasswordConn(c, password, role, "scram-sha-256");
-    if (!v) {
-        err_internal(e, "scram verifier: %s", PQerrorMessage(c));
-        goto out;
-    }
-    if (strlen(v) >= 256) {
-        err_internal(e, "scram verifier: unexpectedly long");
-        goto out;
-    }
-    memcpy(out, v, strlen(v) + 1);
-    ret = 0;
-out:
-    if (v) {
-        memset(v, 0, strlen(v));
-        PQfreemem(v);
-    }
-    PQfinish(c);
+        log_db_info(db_id, "roles synced: %zu kept or made, %d dropped", n, dropped);
     return ret;
 }

@@ -640,9 +640,10 @@ static void *worker_main(void *arg)
         if (rc == 0)
             rc = pooler_sync(o, &e);
         pf_err le;
-        int outcome = rc == 0                                                   ? OPS_STAT_DONE
-                      : (op.attempts >= o->cfg.max_attempts || e.status == 409) ? OPS_STAT_FAILED
-                                                                                : OPS_STAT_RETRIED;
+        int outcome = rc == 0 ? OPS_STAT_DONE
+                      : (op.attempts >= o->cfg.max_attempts || !err_retryable(&e))
+                          ? OPS_STAT_FAILED
+                          : OPS_STAT_RETRIED;
         /* counted before the catalog says so: whoever waits for the op sees it counted */
         pthread_mutex_lock(&o->mu);
         if ((int)op.kind >= 0 && op.kind < OP__COUNT) {

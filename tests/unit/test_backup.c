@@ -113,6 +113,29 @@ static void test_parse_info(void **state)
     assert_int_equal(engine_backup_parse_info("{}", &b, &n, &e), -1);
 }
 
+/* One configuration-value quoting for postgresql.conf; a full disk is a passing condition. */
+static void test_conf_quote_and_disk_full(void **state)
+{
+    (void)state;
+    char *q = engine__conf_quote("it's");
+    assert_string_equal(q, "'it''s'");
+    free(q);
+    q = engine__conf_quote("");
+    assert_string_equal(q, "''");
+    free(q);
+    pf_err e;
+    err_internal(&e, "write /h/x: No space left on device");
+    engine__disk_full_is_transient(&e);
+    assert_int_equal(e.kind, ERR_TRANSIENT);
+    assert_true(err_retryable(&e));
+    err_internal(&e, "write /h/x: Permission denied");
+    engine__disk_full_is_transient(&e);
+    assert_int_equal(e.kind, ERR_INTERNAL);
+    err_kind(&e, ERR_INVALID, NULL, "No space left on device"); /* only internal errors */
+    engine__disk_full_is_transient(&e);
+    assert_int_equal(e.kind, ERR_INVALID);
+}
+
 static void test_time_parse(void **state)
 {
     (void)state;
@@ -219,9 +242,13 @@ int main(void)
 {
     util_init();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conf_text),         cmocka_unit_test(test_archive_conf),
-        cmocka_unit_test(test_parse_info),        cmocka_unit_test(test_time_parse),
-        cmocka_unit_test(test_mark_new_timeline), cmocka_unit_test(test_scheduled_type),
+        cmocka_unit_test(test_conf_text),
+        cmocka_unit_test(test_archive_conf),
+        cmocka_unit_test(test_conf_quote_and_disk_full),
+        cmocka_unit_test(test_parse_info),
+        cmocka_unit_test(test_time_parse),
+        cmocka_unit_test(test_mark_new_timeline),
+        cmocka_unit_test(test_scheduled_type),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

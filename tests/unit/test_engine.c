@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "engine/engine.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -149,7 +150,7 @@ static void make_role(const char *db, const char *role, char password[33])
     pf_err e;
     char v[256];
     util_secret(password, 32);
-    assert_int_equal(engine_scram_verifier(role, password, v, &e), 0);
+    assert_int_equal(auth_scram_verifier(role, password, v, &e), 0);
     if (engine_role_ensure(en, db, role, v, &e) < 0)
         fail_msg("%s", e.message);
 }
@@ -159,8 +160,8 @@ static void test_scram_verifier(void **state)
     (void)state;
     pf_err e;
     char a[256], b[256];
-    assert_int_equal(engine_scram_verifier("u1", "secret", a, &e), 0);
-    assert_int_equal(engine_scram_verifier("u1", "secret", b, &e), 0);
+    assert_int_equal(auth_scram_verifier("u1", "secret", a, &e), 0);
+    assert_int_equal(auth_scram_verifier("u1", "secret", b, &e), 0);
     assert_int_equal(strncmp(a, "SCRAM-SHA-256$4096:", 19), 0);
     assert_string_not_equal(a, b); /* fresh salt each time */
     assert_null(strstr(a, "secret"));
@@ -237,6 +238,7 @@ static void test_roles_and_security(void **state)
 
     /* bad inputs never reach SQL */
     assert_int_equal(engine_role_ensure(en, db, "x'; drop", "SCRAM-SHA-256$x", &e), -1);
+    assert_int_equal(e.kind, ERR_INVALID);
     assert_int_equal(engine_role_ensure(en, db, "app_three", "plaintext", &e), -1);
     assert_int_equal(engine_role_ensure(en, db, PGFLEET_ADMIN_ROLE, "SCRAM-SHA-256$x", &e), -1);
 
@@ -245,6 +247,7 @@ static void test_roles_and_security(void **state)
     assert_false(engine_instance_running(en, db));
     assert_int_equal(engine_instance_stop(en, db, &e), 0);
     assert_int_equal(engine_role_ensure(en, db, "app_two", "SCRAM-SHA-256$x", &e), -1);
+    assert_int_equal(e.kind, ERR_CONFLICT); /* the server does not run */
     assert_int_equal(engine_instance_start(en, db, port, START_TIMEOUT_MS, &e), 0);
     c2 = connect_tcp(port, "app_two", p2, "postgres");
     cnt = sql_value(c2, "SELECT count(*) FROM t");
@@ -307,6 +310,11 @@ static void test_adoption_and_destroy(void **state)
     snprintf(path, sizeof path, "%s/run/%s", home, db);
     assert_false(fs_exists(path));
     assert_int_equal(engine_instance_destroy(en, db, &e), 0); /* idempotent */
+    /* no data directory, a bad id */
+    assert_int_equal(engine_instance_start(en, db, port, START_TIMEOUT_MS, &e), -1);
+    assert_int_equal(e.kind, ERR_NOT_FOUND);
+    assert_int_equal(engine_instance_start(en, "../x", port, START_TIMEOUT_MS, &e), -1);
+    assert_int_equal(e.kind, ERR_INVALID);
 }
 
 static void test_stale_pidfile_and_half_copy(void **state)
@@ -324,6 +332,17 @@ static void test_stale_pidfile_and_half_copy(void **state)
     assert_true(engine_instance_exists(en, db));
     snprintf(path, sizeof path, "%s/instances/%s/data.tmp", home, db);
     assert_false(fs_exists(path));
+
+    /* partly restored data never serves: a conflict, not a passing condition */
+    snprintf(path, sizeof path, "%s/instances/%s/restore.overwriting", home, db);
+    assert_int_equal(fs_write_atomic(path, "", 0, 0600, NULL, &e), 0);
+    assert_true(engine_restore_overwriting(en, db));
+    assert_int_equal(engine_instance_start(en, db, port, START_TIMEOUT_MS, &e), -1);
+    assert_int_equal(e.kind, ERR_CONFLICT);
+    assert_string_equal(e.code, "RestoreUnfinished");
+    assert_false(err_retryable(&e));
+    assert_int_equal(unlink(path), 0);
+    assert_false(engine_restore_overwriting(en, db));
 
     /* a pid file naming a dead process is removed and the server starts */
     pid_t dead = fork();
@@ -360,6 +379,8 @@ static void test_port_busy(void **state)
     err_clear(&e);
     assert_int_equal(engine_instance_start(en, db, port, START_TIMEOUT_MS, &e), -1);
     assert_string_equal(e.code, "PortBusy");
+    assert_int_equal(e.kind, ERR_TRANSIENT); /* a busy port passes: retry */
+    assert_int_equal(e.status, 0);           /* the engine names no HTTP status */
     assert_false(engine_instance_running(en, db));
     close(fd);
     assert_int_equal(engine_instance_destroy(en, db, &e), 0);

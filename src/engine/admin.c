@@ -1,0 +1,96 @@
+/* admin: the admin connection. pgfleet reaches each server as PGFLEET_ADMIN_ROLE over the
+ * server's private Unix socket (trust, 0700 directory) and runs its statements here. */
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine_int.h"
+#include "util/log.h"
+#include "util/util.h"
+
+static void quiet_notice(void *arg, const char *message)
+{
+    (void)arg;
+    log_debug("server notice: %s", message);
+}
+
+int engine__admin_connect(const char *sockdir, int port, PGconn **out, pf_err *e)
+{
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    const char *keys[] = {"host", "port", "user", "dbname", "connect_timeout", "application_name",
+                          NULL};
+    const char *vals[] = {sockdir, portstr, PGFLEET_ADMIN_ROLE, "postgres", "10", "pgfleet", NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 0);
+    if (!c || PQstatus(c) != CONNECTION_OK) {
+        err_internal(e, "admin connection: %s", c ? PQerrorMessage(c) : "out of memory");
+        PQfinish(c);
+        *out = NULL;
+        return -1;
+    }
+    PQsetNoticeProcessor(c, quiet_notice, NULL);
+    /* statements carry SCRAM verifiers: keep them out of the server log, even on error */
+    PGresult *r = PQexec(c, "SET log_min_error_statement = panic; SET log_statement = 'none'");
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok) {
+        err_internal(e, "admin connection setup: %s", PQerrorMessage(c));
+        PQfinish(c);
+        *out = NULL;
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
+
+int engine__admin_connect_running(engine *en, const char *db_id, PGconn **out, pf_err *e)
+{
+    *out = NULL;
+    if (!engine__valid_id(db_id))
+        return err_kind(e, ERR_INVALID, NULL, "invalid database id");
+    int ret = -1;
+    char *data = xasprintf("%s/%s/data", en->instances_dir, db_id);
+    char *sock = xasprintf("%s/%s", en->run_dir, db_id);
+    pid_t pid = 0;
+    int port = 0;
+    if (engine__live_postmaster(data) <= 0 || !engine__read_pidfile(data, &pid, &port) ||
+        port <= 0) {
+        err_kind(e, ERR_CONFLICT, "NotRunning", "the server of %s is not running", db_id);
+        goto out;
+    }
+    ret = engine__admin_connect(sock, port, out, e);
+out:
+    free(data);
+    free(sock);
+    return ret;
+}
+
+/* Runs one statement (params optional); fails unless it returns no error. */
+int engine__exec(PGconn *c, const char *sql, int nparams, const char *const *params, PGresult **res,
+                 pf_err *e)
+{
+    PGresult *r = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        const char *msg = PQresultErrorMessage(r);
+        err_internal(e, "%s", msg && *msg ? msg : PQerrorMessage(c));
+        /* drop the trailing newline libpq adds */
+        if (e) {
+            size_t l = strlen(e->message);
+            while (l && (e->message[l - 1] == '\n' || e->message[l - 1] == ' '))
+                e->message[--l] = '\0';
+        }
+        /* a server out of disk (SQLSTATE 53100 disk_full) recovers once space is freed */
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        if (e && state && !strcmp(state, "53100"))
+            e->kind = ERR_TRANSIENT;
+        PQclear(r);
+        return -1;
+    }
+    if (res)
+        *res = r;
+    else
+        PQclear(r);
+    return 0;
+}
