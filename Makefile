@@ -23,6 +23,10 @@ SAN_OBJS := $(SRCS:%.c=$(SAN_DIR)/%.o)
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 SAN_CFLAGS := $(CFLAGS_COMMON) -O1 -g $(SAN_FLAGS)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(SAN_DIR)/tests/%)
+HARNESS_SRCS := tests/unit/harness.c
+# `make unit T=test_store K='test_op*'`: only that program (T), only the cases matching the
+# cmocka pattern K ('*' and '?'), through harness_run's PGFLEET_TEST_FILTER.
+UNIT_RUN := $(if $(T),$(filter $(addprefix %/,$(T)),$(UNIT_BINS)),$(UNIT_BINS))
 
 # libFuzzer targets (tests/fuzz), built with clang: every module, instrumented
 FUZZ_CC ?= clang
@@ -82,12 +86,13 @@ MODS_test_auth   := util auth store
 MODS_test_backup := util engine api store ops http auth
 MODS_test_form   := util http
 MODS_test_pooler := util engine
+harness_def = $(if $(filter store,$(or $(MODS_$(1)),store)),-DHARNESS_STORE)
 mods_objs = $(filter $(foreach m,$(or $(MODS_$(1)),$(notdir $(wildcard src/*))),$(SAN_DIR)/src/$(m)/%),$(SAN_OBJS))
 .SECONDEXPANSION:
-$(SAN_DIR)/tests/%: tests/unit/%.c $$(call mods_objs,$$*)
+$(SAN_DIR)/tests/%: tests/unit/%.c $(HARNESS_SRCS) tests/unit/harness.h $$(call mods_objs,$$*)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(SAN_CFLAGS) -Itests/unit -o $@ $< $(call mods_objs,$*) $(LDLIBS) -lcmocka
+	@$(CC) $(SAN_CFLAGS) -Itests/unit $(call harness_def,$*) -o $@ $< $(HARNESS_SRCS) $(call mods_objs,$*) $(LDLIBS) -lcmocka
 
 -include $(shell find build -name '*.d' 2>/dev/null)
 
@@ -97,8 +102,8 @@ deps:
 deps-test:
 	@scripts/install-deps.sh test
 
-unit: $(UNIT_BINS)
-	@scripts/run-unit.sh $(UNIT_BINS)
+unit: $(UNIT_RUN)
+	@PGFLEET_TEST_FILTER='$(K)' scripts/run-unit.sh $(UNIT_RUN)
 
 # each libFuzzer target for FUZZ_SECONDS from its seed corpus (tests/fuzz/corpus/<target>)
 fuzz: $(FUZZ_BINS)
@@ -122,10 +127,10 @@ bench: deps-test
 	@bench/run.sh
 
 format:
-	clang-format -i $(SRCS) src/main.c $(UNIT_SRCS) $(FUZZ_SRCS) $(shell find src tests/unit -name '*.h')
+	clang-format -i $(SRCS) src/main.c $(UNIT_SRCS) $(HARNESS_SRCS) $(FUZZ_SRCS) $(shell find src tests/unit -name '*.h')
 
 format-check:
-	@clang-format --dry-run --Werror $(SRCS) src/main.c $(UNIT_SRCS) $(FUZZ_SRCS) $(shell find src tests/unit -name '*.h')
+	@clang-format --dry-run --Werror $(SRCS) src/main.c $(UNIT_SRCS) $(HARNESS_SRCS) $(FUZZ_SRCS) $(shell find src tests/unit -name '*.h')
 
 clean:
 	rm -rf build

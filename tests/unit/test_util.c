@@ -6,6 +6,7 @@
 #include <cmocka.h>
 #include <string.h>
 
+#include "harness.h"
 #include "util/err.h"
 #include "util/util.h"
 
@@ -91,5 +92,5 @@ int main(void)
         cmocka_unit_test(test_err_set_and_prefix),
         cmocka_unit_test(test_sha256_hex),
     };
-    return cmocka_run_group_tests_name("util", tests, NULL, NULL);
+    return HARNESS_RUN("util", tests, NULL, NULL);
 }
