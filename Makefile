@@ -41,7 +41,7 @@ FUZZ_SECONDS ?= 10
 PGFLEET_HOME ?= $(CURDIR)/.pgfleet
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: all build san deps deps-test unit fuzz e2e test run bench format format-check clean
+.PHONY: all build san deps deps-test unit fuzz e2e test run bench format format-check check-layers clean
 
 all: build
 build: build/pgfleet
@@ -114,6 +114,7 @@ e2e: build/pgfleet-san build/pgfleet
 
 test: deps-test
 	@$(MAKE) --no-print-directory format-check
+	@$(MAKE) --no-print-directory check-layers
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory fuzz
 	@$(MAKE) --no-print-directory e2e
@@ -125,6 +126,10 @@ run: deps
 bench: deps-test
 	@$(MAKE) --no-print-directory build
 	@bench/run.sh
+
+# a lower layer never includes an upper one (docs/architecture.md)
+check-layers:
+	@scripts/check-layers.sh src
 
 format:
 	clang-format -i $(SRCS) src/main.c $(UNIT_SRCS) $(HARNESS_SRCS) $(FUZZ_SRCS) $(shell find src tests/unit -name '*.h')
