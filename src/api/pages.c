@@ -570,7 +570,7 @@ HANDLER(h_login_post)
     bool found = store_user_by_email(a->st, email, &u, &le) == 0;
     if (!auth_password_verify(found ? u.password_hash : NULL, pw)) {
         auth_throttle_fail(key, util_now_ms());
-        log_info("req=%s sign-in failed for a user from %s", req->request_id, ip);
+        log_req(LOG_INFO, req->request_id, "sign-in failed for a user from %s", ip);
         rc = signin_page(a, req, resp, &z, 401, "Wrong email or password.", email);
         goto out;
     }
@@ -632,12 +632,12 @@ HANDLER(h_authorize_post)
     char code[AUTH_SECRET_MAX];
     if (auth_code_issue(a->st, &cfg, z.client.id, u.id, ws, z.redirect_uri, z.scope_norm,
                         z.code_challenge, code, &le) != 0) {
-        log_error("req=%s authorize: %s", req->request_id, le.message);
+        log_req(LOG_ERROR, req->request_id, "authorize: %s", le.message);
         redirect_error(req, resp, &z, "server_error", "The code could not be issued");
         goto out;
     }
-    log_info("req=%s user %s granted client %s on %s (%s)", req->request_id, u.id, z.client.id, ws,
-             z.scope_norm);
+    log_req(LOG_INFO, req->request_id, "user %s granted client %s on %s (%s)", u.id, z.client.id,
+            ws, z.scope_norm);
     char *q = NULL;
     http_url_append(&q, '&', "code", code);
     if (z.state)

@@ -313,7 +313,7 @@ static void dispatch(http_server *s, struct MHD_Connection *c, const char *metho
         free_headers(&resp);
         *status_out = e.status >= 400 && e.status <= 599 ? e.status : 500;
         if (*status_out >= 500)
-            log_error("req=%s %s %s failed: %s", req->request_id, method, url, e.message);
+            log_req(LOG_ERROR, req->request_id, "%s %s failed: %s", method, url, e.message);
         send_error(c, &e, req->request_id);
         return;
     }
@@ -375,8 +375,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     int64_t ms = util_now_ms() - ctx->started_ms;
     count_request(s, status, ms);
     if (strcmp(method, "GET") != 0 || status >= 400)
-        log_info("req=%s %s %s -> %d (%lld ms)", req.request_id, method, url, status,
-                 (long long)ms);
+        log_req(LOG_INFO, req.request_id, "%s %s -> %d (%lld ms)", method, url, status,
+                (long long)ms);
     return MHD_YES;
 }
 
@@ -402,7 +402,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         line[--n] = '\0';
-    log_warn("http: %s", line);
+    log_sub(LOG_WARN, "http", "%s", line);
 }
 
 size_t http_unescape(char *s)
