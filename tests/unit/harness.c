@@ -6,10 +6,13 @@
 #include <cmocka.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "util/err.h"
 #include "util/proc.h"
+#include "util/util.h"
 #ifdef HARNESS_STORE
 #include "store/store.h"
 #endif
@@ -65,6 +68,45 @@ void harness_catalog_close(harness_catalog *c)
     c->dir[0] = '\0';
 }
 #endif
+
+int harness_capture_begin(harness_capture *c, int fd)
+{
+    snprintf(c->path, sizeof c->path, "/tmp/pgfleet-capture-XXXXXX");
+    int tmp = mkstemp(c->path);
+    if (tmp < 0) {
+        perror("harness: mkstemp");
+        return -1;
+    }
+    fflush(NULL);
+    c->fd = fd;
+    c->saved = dup(fd);
+    if (c->saved < 0 || dup2(tmp, fd) < 0) {
+        perror("harness: dup2");
+        close(tmp);
+        unlink(c->path);
+        return -1;
+    }
+    close(tmp);
+    return 0;
+}
+
+char *harness_capture_end(harness_capture *c)
+{
+    fflush(NULL);
+    dup2(c->saved, c->fd);
+    close(c->saved);
+    util_buf b = {0};
+    FILE *f = fopen(c->path, "r");
+    if (f) {
+        char chunk[4096];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+            util_buf_add(&b, chunk, n);
+        fclose(f);
+    }
+    unlink(c->path);
+    return util_buf_take(&b);
+}
 
 int harness_run(const char *group, const struct CMUnitTest *tests, size_t n,
                 CMFixtureFunction group_setup, CMFixtureFunction group_teardown)

@@ -3,6 +3,7 @@
  * - harness_home_*: a temporary directory under /tmp, removed with everything in it.
  * - harness_catalog_*: a fresh catalog (store_open) in its own temporary home; only for
  *   test programs linked with src/store (the Makefile defines HARNESS_STORE for them).
+ * - harness_capture_*: what a piece of code writes to a file descriptor (log lines).
  * - harness_run: cmocka's group runner, honouring PGFLEET_TEST_FILTER (a cmocka pattern
  *   with '*' and '?', set by `make unit K=...`) so one case can run alone.
  *
@@ -35,6 +36,15 @@ typedef struct harness_catalog {
 int harness_catalog_open(harness_catalog *c, const char *tag);
 /* Closes the store (if open) and removes the home. */
 void harness_catalog_close(harness_catalog *c);
+
+/* Captures what is written to fd (e.g. STDERR_FILENO: log lines) between begin and end;
+ * end restores fd and returns the text (the caller frees it). */
+typedef struct harness_capture {
+    int fd, saved;
+    char path[HARNESS_PATH_MAX];
+} harness_capture;
+int harness_capture_begin(harness_capture *c, int fd);
+char *harness_capture_end(harness_capture *c);
 
 /* Runs the group like cmocka_run_group_tests_name, after applying PGFLEET_TEST_FILTER. */
 int harness_run(const char *group, const struct CMUnitTest *tests, size_t n,
