@@ -58,9 +58,7 @@ void http_stats_get(http_server *s, http_stats *out)
 
 /* Per-request state, from the first callback to MHD's completion notice. */
 typedef struct req_ctx {
-    char *buf;
-    size_t len;
-    size_t cap;
+    util_buf body; /* the upload so far (NULL until a byte came) */
     bool too_large;
     int64_t started_ms;
 } req_ctx;
@@ -300,8 +298,8 @@ static void dispatch(http_server *s, struct MHD_Connection *c, const char *metho
         rc = err_set(&e, 413, "PayloadTooLarge", "Send a body of at most 1 MiB.",
                      "The request body exceeds 1 MiB");
     } else {
-        req->body = ctx->buf;
-        req->body_len = ctx->len;
+        req->body = ctx->body.s;
+        req->body_len = ctx->body.len;
         if ((route->flags & HTTP_AUTH) && s->cfg.auth)
             rc = s->cfg.auth(s->cfg.app, req, &e);
         if (rc == 0)
@@ -347,23 +345,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (*upload_data_size) {
         size_t n = *upload_data_size;
-        if (!ctx->too_large && ctx->len + n > HTTP_BODY_MAX)
+        if (!ctx->too_large && ctx->body.len + n > HTTP_BODY_MAX)
             ctx->too_large = true;
-        if (!ctx->too_large) {
-            if (ctx->len + n + 1 > ctx->cap) {
-                size_t cap = ctx->cap ? ctx->cap : 1024;
-                while (cap < ctx->len + n + 1)
-                    cap *= 2;
-                char *nb = realloc(ctx->buf, cap);
-                if (!nb)
-                    abort();
-                ctx->buf = nb;
-                ctx->cap = cap;
-            }
-            memcpy(ctx->buf + ctx->len, upload_data, n);
-            ctx->len += n;
-            ctx->buf[ctx->len] = '\0';
-        }
+        if (!ctx->too_large)
+            util_buf_add(&ctx->body, upload_data, n);
         *upload_data_size = 0;
         return MHD_YES;
     }
@@ -388,7 +373,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)toe;
     req_ctx *ctx = *con_cls;
     if (ctx) {
-        free(ctx->buf);
+        util_buf_free(&ctx->body);
         free(ctx);
         *con_cls = NULL;
     }
