@@ -1,7 +1,9 @@
-/* pgfleet: the program. `pgfleet serve` runs the control plane; `pgfleet token create` and
- * `pgfleet workspace create` work on a home directly, whether or not a server runs.
- * Options are declared once in `options[]`: parsing, defaults, environment variables and
- * the help text all come from it. */
+/* pgfleet: the program. `pgfleet serve` runs the control plane; `token create`, `workspace
+ * create`, `user create`, `oauth-client create` and `status` work on a home directly,
+ * whether or not a server runs.
+ * Options are declared once in `options[]` with their type, default, range and
+ * environment variable: parsing, validation, the help text and the error texts all come
+ * from it (README's options table follows it). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
