@@ -108,11 +108,23 @@ char *harness_capture_end(harness_capture *c)
     return util_buf_take(&b);
 }
 
-int harness_run(const char *group, const struct CMUnitTest *tests, size_t n,
-                CMFixtureFunction group_setup, CMFixtureFunction group_teardown)
+static void filter_from_env(void)
 {
     const char *k = getenv("PGFLEET_TEST_FILTER");
     if (k && k[0])
         cmocka_set_test_filter(k);
+}
+
+/* Every test program links this file, so the filter applies before main, also to a
+ * program that still calls cmocka's runner itself. */
+__attribute__((constructor)) static void harness_init(void)
+{
+    filter_from_env();
+}
+
+int harness_run(const char *group, const struct CMUnitTest *tests, size_t n,
+                CMFixtureFunction group_setup, CMFixtureFunction group_teardown)
+{
+    filter_from_env();
     return _cmocka_run_group_tests(group, tests, n, group_setup, group_teardown);
 }

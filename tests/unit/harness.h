@@ -4,8 +4,9 @@
  * - harness_catalog_*: a fresh catalog (store_open) in its own temporary home; only for
  *   test programs linked with src/store (the Makefile defines HARNESS_STORE for them).
  * - harness_capture_*: what a piece of code writes to a file descriptor (log lines).
- * - harness_run: cmocka's group runner, honouring PGFLEET_TEST_FILTER (a cmocka pattern
- *   with '*' and '?', set by `make unit K=...`) so one case can run alone.
+ * - harness_run: cmocka's group runner. PGFLEET_TEST_FILTER (a cmocka pattern with '*'
+ *   and '?', set by `make unit K=...`) picks the cases to run; it is applied before main
+ *   (a constructor here), so it holds for every test program, converted or not.
  *
  * Adopting it in a test file: include "harness.h" after <cmocka.h>, replace a
  * mkdtemp/unlink/rmdir fixture by harness_home_make/harness_home_remove (or a
