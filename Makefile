@@ -27,6 +27,11 @@ HARNESS_SRCS := tests/unit/harness.c
 # `make unit T=test_store K='test_op*'`: only that program (T), only the cases matching the
 # cmocka pattern K ('*' and '?'), through harness_run's PGFLEET_TEST_FILTER.
 UNIT_RUN := $(if $(T),$(filter $(addprefix %/,$(T)),$(UNIT_BINS)),$(UNIT_BINS))
+ifneq ($(T),)
+ifneq ($(words $(UNIT_RUN)),$(words $(T)))
+$(error T=$(T): not every name is a unit-test program (tests/unit/<T>.c))
+endif
+endif
 
 # libFuzzer targets (tests/fuzz), built with clang: every module, instrumented
 FUZZ_CC ?= clang
