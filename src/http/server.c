@@ -1,3 +1,6 @@
+/* http: the libmicrohttpd listener, a thread per connection: body limits, the route
+ * table, the auth hook, JSON and raw responses, the error envelope, request counters and
+ * the request log line (req= field). */
 #include "http/http.h"
 
 #include <arpa/inet.h>
