@@ -94,10 +94,12 @@ MODS_test_pooler := util engine
 harness_def = $(if $(filter store,$(or $(MODS_$(1)),store)),-DHARNESS_STORE)
 mods_objs = $(filter $(foreach m,$(or $(MODS_$(1)),$(notdir $(wildcard src/*))),$(SAN_DIR)/src/$(m)/%),$(SAN_OBJS))
 .SECONDEXPANSION:
-$(SAN_DIR)/tests/%: tests/unit/%.c $(HARNESS_SRCS) tests/unit/harness.h $$(call mods_objs,$$*)
+# FAKES_<test>: sources (e.g. a fake engine) linked in place of a module left out of MODS.
+# Every program also links tests/unit/harness.c (with HARNESS_STORE when store is linked).
+$(SAN_DIR)/tests/%: tests/unit/%.c $$(FAKES_$$*) $(HARNESS_SRCS) tests/unit/harness.h $$(call mods_objs,$$*)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(SAN_CFLAGS) -Itests/unit $(call harness_def,$*) -o $@ $< $(HARNESS_SRCS) $(call mods_objs,$*) $(LDLIBS) -lcmocka
+	@$(CC) $(SAN_CFLAGS) -Itests/unit $(call harness_def,$*) -o $@ $< $(FAKES_$*) $(HARNESS_SRCS) $(call mods_objs,$*) $(LDLIBS) -lcmocka
 
 -include $(shell find build -name '*.d' 2>/dev/null)
 

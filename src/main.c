@@ -662,6 +662,62 @@ static void base_url(char *out, size_t n)
         out[--len] = '\0';
 }
 
+/* ---- serve: the parsed options wired into each layer's config ---- */
+
+static engine_config serve_engine_config(const char *home)
+{
+    engine_config ec = {.home = home,
+                        .pg_bindir = OPT(O_PG_BINDIR),
+                        .listen_addr = "*",
+                        .backup_repo = OPT(O_BACKUP_REPO),
+                        .backup_retention_days = (int)ov[O_BACKUP_RETENTION].n,
+                        .tls_host = OPT(O_PUBLIC_HOST),
+                        .tls_cert = OPT(O_TLS_CERT),
+                        .tls_key = OPT(O_TLS_KEY),
+                        .tls_ca = OPT(O_TLS_CA)};
+    if (ov[O_POOLER_LISTEN].port > 0) {
+        ec.pooler_bin = OPT(O_PGBOUNCER);
+        ec.pooler_host = ov[O_POOLER_LISTEN].host;
+        ec.pooler_port = ov[O_POOLER_LISTEN].port;
+    }
+    return ec;
+}
+
+static ops_config serve_ops_config(void)
+{
+    return (ops_config){.workers = (int)ov[O_WORKERS].n,
+                        .port_lo = (int)ov[O_PORT_RANGE].n,
+                        .port_hi = (int)ov[O_PORT_RANGE].hi,
+                        .start_timeout_ms = 30000,
+                        .max_attempts = 3,
+                        .reconcile_ms = 2000,
+                        .spares = (int)ov[O_SPARES].n,
+                        .backup_workers = (int)ov[O_BACKUP_WORKERS].n,
+                        .backup_interval_s = (int)ov[O_BACKUP_INTERVAL].n,
+                        .backup_full_interval_s = (int)ov[O_BACKUP_FULL_INTERVAL].n,
+                        .backup_diff_interval_s = (int)ov[O_BACKUP_DIFF_INTERVAL].n,
+                        .usage_interval_s = (int)ov[O_USAGE_INTERVAL].n};
+}
+
+/* The API's state, but for started_ms and the regions (configured by the caller: that can
+ * fail). */
+static void serve_app(app *a, store *st, engine *en, auth_keys *keys)
+{
+    a->version = PGFLEET_VERSION;
+    a->keys = keys;
+    a->access_ttl_s = (int)ov[O_ACCESS_TTL].n;
+    a->st = st;
+    a->port_lo = (int)ov[O_PORT_RANGE].n;
+    a->port_hi = (int)ov[O_PORT_RANGE].hi;
+    a->op_wait_ms = 20000;
+    a->backup_retention_days = (int)ov[O_BACKUP_RETENTION].n;
+    a->pooler_port = ov[O_POOLER_LISTEN].port;
+    if (engine_tls_ca_path(en))
+        snprintf(a->ca_path, sizeof a->ca_path, "%s", engine_tls_ca_path(en));
+    snprintf(a->public_host, sizeof a->public_host, "%s", OPT(O_PUBLIC_HOST));
+    base_url(a->base_url, sizeof a->base_url);
+}
+
 static int cmd_serve(void)
 {
     int rc = 1;
@@ -671,14 +727,12 @@ static int cmd_serve(void)
     ops *op = NULL;
     http_server *srv = NULL, *msrv = NULL;
     int lockfd = -1, listen_fd = -1, metrics_fd = -1;
-    const opt_value *listen = &ov[O_LISTEN], *pooler = &ov[O_POOLER_LISTEN],
-                    *metrics = &ov[O_METRICS_LISTEN], *ports = &ov[O_PORT_RANGE];
+    const opt_value *listen = &ov[O_LISTEN], *metrics = &ov[O_METRICS_LISTEN];
     static auth_keys keys; /* lives as long as the server */
     pf_err e;
     err_clear(&e);
     app a;
     memset(&a, 0, sizeof a);
-    a.version = PGFLEET_VERSION;
     a.started_ms = util_wall_ms();
     log_set_level((log_level)ov[O_LOG_LEVEL].n); /* log_levels[] is in log_level order */
     log_set_format((log_format)ov[O_LOG_FORMAT].n);
@@ -707,20 +761,7 @@ static int cmd_serve(void)
         goto out;
     }
 
-    engine_config ec = {.home = home,
-                        .pg_bindir = OPT(O_PG_BINDIR),
-                        .listen_addr = "*",
-                        .backup_repo = OPT(O_BACKUP_REPO),
-                        .backup_retention_days = (int)ov[O_BACKUP_RETENTION].n,
-                        .tls_host = OPT(O_PUBLIC_HOST),
-                        .tls_cert = OPT(O_TLS_CERT),
-                        .tls_key = OPT(O_TLS_KEY),
-                        .tls_ca = OPT(O_TLS_CA)};
-    if (pooler->port > 0) {
-        ec.pooler_bin = OPT(O_PGBOUNCER);
-        ec.pooler_host = pooler->host;
-        ec.pooler_port = pooler->port;
-    }
+    engine_config ec = serve_engine_config(home);
     if (proc_user_resolve(OPT(O_RUN_AS), &ec.user, &e) != 0)
         goto out;
     int64_t t0 = util_now_ms();
@@ -731,33 +772,10 @@ static int cmd_serve(void)
 
     if (auth_keys_load(home, &keys, &e) != 0)
         goto out;
-    a.keys = &keys;
-    a.access_ttl_s = (int)ov[O_ACCESS_TTL].n;
-    a.st = st;
-    a.port_lo = (int)ports->n;
-    a.port_hi = (int)ports->hi;
-    a.op_wait_ms = 20000;
-    a.backup_retention_days = (int)ov[O_BACKUP_RETENTION].n;
-    a.pooler_port = pooler->port;
-    if (engine_tls_ca_path(en))
-        snprintf(a.ca_path, sizeof a.ca_path, "%s", engine_tls_ca_path(en));
-    snprintf(a.public_host, sizeof a.public_host, "%s", OPT(O_PUBLIC_HOST));
-    base_url(a.base_url, sizeof a.base_url);
+    serve_app(&a, st, en, &keys);
     if (api_regions_configure(&a, OPT(O_REGIONS), &e) != 0)
         goto out;
-
-    ops_config oc = {.workers = (int)ov[O_WORKERS].n,
-                     .port_lo = (int)ports->n,
-                     .port_hi = (int)ports->hi,
-                     .start_timeout_ms = 30000,
-                     .max_attempts = 3,
-                     .reconcile_ms = 2000,
-                     .spares = (int)ov[O_SPARES].n,
-                     .backup_workers = (int)ov[O_BACKUP_WORKERS].n,
-                     .backup_interval_s = (int)ov[O_BACKUP_INTERVAL].n,
-                     .backup_full_interval_s = (int)ov[O_BACKUP_FULL_INTERVAL].n,
-                     .backup_diff_interval_s = (int)ov[O_BACKUP_DIFF_INTERVAL].n,
-                     .usage_interval_s = (int)ov[O_USAGE_INTERVAL].n};
+    ops_config oc = serve_ops_config();
     if (ops_start(st, en, &oc, &op, &e) != 0)
         goto out;
     a.ops = op;
