@@ -24,6 +24,8 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 SAN_CFLAGS := $(CFLAGS_COMMON) -O1 -g $(SAN_FLAGS)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(SAN_DIR)/tests/%)
 HARNESS_SRCS := tests/unit/harness.c
+# the harness's catalog fixture only where the program links src/store (MODS_ unset: all)
+harness_def = $(if $(filter store,$(or $(MODS_$(1)),store)),-DHARNESS_STORE)
 # `make unit T=test_store K='test_op*'`: only that program (T), only the cases matching the
 # cmocka pattern K ('*' and '?'), through harness_run's PGFLEET_TEST_FILTER.
 UNIT_RUN := $(if $(T),$(filter $(addprefix %/,$(T)),$(UNIT_BINS)),$(UNIT_BINS))
@@ -91,7 +93,6 @@ MODS_test_auth   := util auth store
 MODS_test_backup := util engine api store ops http auth
 MODS_test_form   := util http
 MODS_test_pooler := util engine
-harness_def = $(if $(filter store,$(or $(MODS_$(1)),store)),-DHARNESS_STORE)
 mods_objs = $(filter $(foreach m,$(or $(MODS_$(1)),$(notdir $(wildcard src/*))),$(SAN_DIR)/src/$(m)/%),$(SAN_OBJS))
 .SECONDEXPANSION:
 # FAKES_<test>: sources (e.g. a fake engine) linked in place of a module left out of MODS.
