@@ -3,7 +3,7 @@
  * whether or not a server runs.
  * Options are declared once in `options[]` with their type, default, range and
  * environment variable: parsing, validation, the help text and the error texts all come
- * from it (README's options table follows it). */
+ * from it through util/opt.h (README's options table follows it). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -22,6 +22,7 @@
 #include "ops/ops.h"
 #include "store/store.h"
 #include "util/log.h"
+#include "util/opt.h"
 #include "util/proc.h"
 #include "util/util.h"
 
@@ -70,37 +71,6 @@ typedef enum {
     O__COUNT
 } opt_id;
 
-/* What a value must look like; parse_options checks it and fills opt_value. */
-typedef enum {
-    T_STRING,   /* any text */
-    T_PATH,     /* a file or directory, not empty */
-    T_INT,      /* an integer in [min, max] */
-    T_SECONDS,  /* the same, a duration in seconds */
-    T_HOSTPORT, /* HOST:PORT with a numeric address ([v6]:port too); "off" when off_ok */
-    T_RANGE,    /* LO-HI with min <= LO <= HI <= max */
-    T_ENUM      /* one of values[] */
-} opt_type;
-
-typedef struct opt_def {
-    const char *name;
-    const char *env;
-    opt_type type;
-    const char *def;
-    long min, max;             /* T_INT, T_SECONDS, T_RANGE */
-    const char *const *values; /* T_ENUM, NULL-terminated; the index is the value */
-    bool off_ok;               /* T_HOSTPORT: "off" means none */
-    int cmds;
-    const char *help;
-} opt_def;
-
-typedef struct opt_value {
-    const char *s; /* the text (NULL: not set and no default) */
-    long n;        /* T_INT, T_SECONDS: the number; T_ENUM: the index; T_RANGE: LO */
-    long hi;       /* T_RANGE: HI */
-    char host[256];
-    int port; /* T_HOSTPORT: 0 when off */
-} opt_value;
-
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_formats[] = {"logfmt", "json", NULL};
 
@@ -108,116 +78,85 @@ static const char *const log_formats[] = {"logfmt", "json", NULL};
 #define DAY 86400L
 
 static const opt_def options[O__COUNT] = {
-    [O_HOME] = {"home", "PGFLEET_HOME", T_PATH, "./.pgfleet", .cmds = ALL_CMDS,
+    [O_HOME] = {"home", "PGFLEET_HOME", OPT_PATH, "./.pgfleet", .cmds = ALL_CMDS,
                 .help = "data directory: catalog, instances, golden copy, keys"},
-    [O_LISTEN] = {"listen", "PGFLEET_LISTEN", T_HOSTPORT, "127.0.0.1:8080", .cmds = CMD_SERVE,
+    [O_LISTEN] = {"listen", "PGFLEET_LISTEN", OPT_HOSTPORT, "127.0.0.1:8080", .cmds = CMD_SERVE,
                   .help = "the address the API listens on"},
-    [O_PUBLIC_URL] = {"public-url", "PGFLEET_PUBLIC_URL", T_STRING, NULL, .cmds = CMD_SERVE,
+    [O_PUBLIC_URL] = {"public-url", "PGFLEET_PUBLIC_URL", OPT_STRING, NULL, .cmds = CMD_SERVE,
                       .help = "base URL written into every `url` field (default http://LISTEN)"},
-    [O_PUBLIC_HOST] = {"public-host", "PGFLEET_PUBLIC_HOST", T_STRING, "127.0.0.1",
+    [O_PUBLIC_HOST] = {"public-host", "PGFLEET_PUBLIC_HOST", OPT_STRING, "127.0.0.1",
                        .cmds = CMD_SERVE, .help = "host written into connection strings"},
-    [O_PORT_RANGE] = {"port-range", "PGFLEET_PORT_RANGE", T_RANGE, "55000-55999", 1024, 65535,
+    [O_PORT_RANGE] = {"port-range", "PGFLEET_PORT_RANGE", OPT_RANGE, "55000-55999", 1024, 65535,
                       .cmds = CMD_SERVE, .help = "TCP ports for database servers (one each)"},
-    [O_REGIONS] = {"regions", "PGFLEET_REGIONS", T_STRING, "us-east-1=US East (N. Virginia)",
+    [O_REGIONS] = {"regions", "PGFLEET_REGIONS", OPT_STRING, "us-east-1=US East (N. Virginia)",
                    .cmds = CMD_SERVE,
                    .help = "served regions as id=Name,id=Name (the first is the default)"},
-    [O_RUN_AS] = {"run-as", "PGFLEET_RUN_AS", T_STRING, "postgres", .cmds = CMD_SERVE,
+    [O_RUN_AS] = {"run-as", "PGFLEET_RUN_AS", OPT_STRING, "postgres", .cmds = CMD_SERVE,
                   .help = "OS user for PostgreSQL when pgfleet runs as root"},
-    [O_PG_BINDIR] = {"pg-bindir", "PGFLEET_PG_BINDIR", T_PATH, "/usr/lib/postgresql/15/bin",
+    [O_PG_BINDIR] = {"pg-bindir", "PGFLEET_PG_BINDIR", OPT_PATH, "/usr/lib/postgresql/15/bin",
                      .cmds = CMD_SERVE, .help = "where postgres and initdb live"},
-    [O_WORKERS] = {"workers", "PGFLEET_WORKERS", T_INT, "2", 1, 64, .cmds = CMD_SERVE,
+    [O_WORKERS] = {"workers", "PGFLEET_WORKERS", OPT_INT, "2", 1, 64, .cmds = CMD_SERVE,
                    .help = "operation worker threads"},
-    [O_SPARES] = {"spares", "PGFLEET_SPARES", T_INT, "8", 0, 1000, .cmds = CMD_SERVE,
+    [O_SPARES] = {"spares", "PGFLEET_SPARES", OPT_INT, "8", 0, 1000, .cmds = CMD_SERVE,
                   .help = "ready copies of the golden kept for fast creates (~15 MiB each)"},
-    [O_LOG_LEVEL] = {"log-level", "PGFLEET_LOG_LEVEL", T_ENUM, "info", .values = log_levels,
+    [O_LOG_LEVEL] = {"log-level", "PGFLEET_LOG_LEVEL", OPT_ENUM, "info", .values = log_levels,
                      .cmds = CMD_SERVE, .help = "the lowest level logged"},
-    [O_LOG_FORMAT] = {"log-format", "PGFLEET_LOG_FORMAT", T_ENUM, "logfmt", .values = log_formats,
+    [O_LOG_FORMAT] = {"log-format", "PGFLEET_LOG_FORMAT", OPT_ENUM, "logfmt", .values = log_formats,
                       .cmds = CMD_SERVE,
                       .help = "log lines as logfmt key=value pairs, or one JSON object each"},
-    [O_BACKUP_REPO] = {"backup-repo", "PGFLEET_BACKUP_REPO", T_PATH, NULL, .cmds = CMD_SERVE,
+    [O_BACKUP_REPO] = {"backup-repo", "PGFLEET_BACKUP_REPO", OPT_PATH, NULL, .cmds = CMD_SERVE,
                        .help = "pgBackRest repository directory (default HOME/backup)"},
-    [O_BACKUP_RETENTION] = {"backup-retention-days", "PGFLEET_BACKUP_RETENTION_DAYS", T_INT, "7", 1,
-                            3650, .cmds = CMD_SERVE,
+    [O_BACKUP_RETENTION] = {"backup-retention-days", "PGFLEET_BACKUP_RETENTION_DAYS", OPT_INT, "7",
+                            1, 3650, .cmds = CMD_SERVE,
                             .help = "days of backups and WAL kept (point-in-time window)"},
-    [O_BACKUP_INTERVAL] = {"backup-interval", "PGFLEET_BACKUP_INTERVAL", T_SECONDS, "86400", 0,
+    [O_BACKUP_INTERVAL] = {"backup-interval", "PGFLEET_BACKUP_INTERVAL", OPT_SECONDS, "86400", 0,
                            365 * DAY, .cmds = CMD_SERVE,
                            .help = "between scheduled backups of a database with writes (0: "
                                    "none)"},
-    [O_BACKUP_FULL_INTERVAL] = {"backup-full-interval", "PGFLEET_BACKUP_FULL_INTERVAL", T_SECONDS,
+    [O_BACKUP_FULL_INTERVAL] = {"backup-full-interval", "PGFLEET_BACKUP_FULL_INTERVAL", OPT_SECONDS,
                                 "604800", 1, 3650 * DAY, .cmds = CMD_SERVE,
                                 .help = "a scheduled backup is full when the last full is older "
                                         "than this"},
-    [O_BACKUP_DIFF_INTERVAL] = {"backup-diff-interval", "PGFLEET_BACKUP_DIFF_INTERVAL", T_SECONDS,
+    [O_BACKUP_DIFF_INTERVAL] = {"backup-diff-interval", "PGFLEET_BACKUP_DIFF_INTERVAL", OPT_SECONDS,
                                 "86400", 1, 3650 * DAY, .cmds = CMD_SERVE,
                                 .help = "else differential when the last full or differential "
                                         "is older than this, else incremental"},
-    [O_BACKUP_WORKERS] = {"backup-workers", "PGFLEET_BACKUP_WORKERS", T_INT, "2", 1, 64,
+    [O_BACKUP_WORKERS] = {"backup-workers", "PGFLEET_BACKUP_WORKERS", OPT_INT, "2", 1, 64,
                           .cmds = CMD_SERVE,
                           .help = "threads for backup, restore and clone operations"},
-    [O_USAGE_INTERVAL] = {"usage-interval", "PGFLEET_USAGE_INTERVAL", T_SECONDS, "60", 0, DAY,
+    [O_USAGE_INTERVAL] = {"usage-interval", "PGFLEET_USAGE_INTERVAL", OPT_SECONDS, "60", 0, DAY,
                           .cmds = CMD_SERVE,
                           .help = "between usage samples of each database (0: none)"},
-    [O_WORKSPACE] = {"workspace", NULL, T_STRING, NULL, .cmds = CMD_TOKEN | CMD_USER,
+    [O_WORKSPACE] = {"workspace", NULL, OPT_STRING, NULL, .cmds = CMD_TOKEN | CMD_USER,
                      .help = "workspace id (token: default workspace; user: a new one)"},
-    [O_NAME] = {"name", NULL, T_STRING, NULL,
+    [O_NAME] = {"name", NULL, OPT_STRING, NULL,
                 .cmds = CMD_TOKEN | CMD_WORKSPACE | CMD_USER | CMD_CLIENT,
                 .help = "a display name"},
-    [O_EMAIL] = {"email", NULL, T_STRING, NULL, .cmds = CMD_USER,
+    [O_EMAIL] = {"email", NULL, OPT_STRING, NULL, .cmds = CMD_USER,
                  .help = "the user's email (sign-in name)"},
-    [O_REDIRECT_URI] = {"redirect-uri", NULL, T_STRING, NULL, .cmds = CMD_CLIENT,
+    [O_REDIRECT_URI] = {"redirect-uri", NULL, OPT_STRING, NULL, .cmds = CMD_CLIENT,
                         .help = "the OAuth client's redirect URI (matched exactly)"},
-    [O_ACCESS_TTL] = {"access-token-ttl", "PGFLEET_ACCESS_TOKEN_TTL", T_SECONDS, "3600", 1, DAY,
+    [O_ACCESS_TTL] = {"access-token-ttl", "PGFLEET_ACCESS_TOKEN_TTL", OPT_SECONDS, "3600", 1, DAY,
                       .cmds = CMD_SERVE, .help = "OAuth access token lifetime"},
-    [O_POOLER_LISTEN] = {"pooler-listen", "PGFLEET_POOLER_LISTEN", T_HOSTPORT, "127.0.0.1:6432",
+    [O_POOLER_LISTEN] = {"pooler-listen", "PGFLEET_POOLER_LISTEN", OPT_HOSTPORT, "127.0.0.1:6432",
                          .off_ok = true, .cmds = CMD_SERVE,
                          .help = "the address of the pooled endpoint (PgBouncer)"},
-    [O_METRICS_LISTEN] = {"metrics-listen", "PGFLEET_METRICS_LISTEN", T_HOSTPORT, "off",
+    [O_METRICS_LISTEN] = {"metrics-listen", "PGFLEET_METRICS_LISTEN", OPT_HOSTPORT, "off",
                           .off_ok = true, .cmds = CMD_SERVE,
                           .help = "the address serving Prometheus metrics at /metrics"},
-    [O_PGBOUNCER] = {"pgbouncer", "PGFLEET_PGBOUNCER", T_PATH, "/usr/sbin/pgbouncer",
+    [O_PGBOUNCER] = {"pgbouncer", "PGFLEET_PGBOUNCER", OPT_PATH, "/usr/sbin/pgbouncer",
                      .cmds = CMD_SERVE, .help = "the PgBouncer program"},
-    [O_TLS_CERT] = {"tls-cert", "PGFLEET_TLS_CERT", T_PATH, NULL, .cmds = CMD_SERVE,
+    [O_TLS_CERT] = {"tls-cert", "PGFLEET_TLS_CERT", OPT_PATH, NULL, .cmds = CMD_SERVE,
                     .help = "PEM certificate for every database endpoint (default: made from a "
                             "private CA in HOME/tls)"},
-    [O_TLS_KEY] = {"tls-key", "PGFLEET_TLS_KEY", T_PATH, NULL, .cmds = CMD_SERVE,
+    [O_TLS_KEY] = {"tls-key", "PGFLEET_TLS_KEY", OPT_PATH, NULL, .cmds = CMD_SERVE,
                    .help = "PEM key of --tls-cert"},
-    [O_TLS_CA] = {"tls-ca", "PGFLEET_TLS_CA", T_PATH, NULL, .cmds = CMD_SERVE,
+    [O_TLS_CA] = {"tls-ca", "PGFLEET_TLS_CA", OPT_PATH, NULL, .cmds = CMD_SERVE,
                   .help = "with --tls-cert: the CA certificate served at GET /v1/ca.pem"},
 };
 
 static opt_value ov[O__COUNT];
 #define OPT(id) (ov[id].s)
-
-/* What a value of o must be, for the help and the error texts: "an integer from 1 to 64". */
-static void opt_expect(const opt_def *o, char *out, size_t n)
-{
-    switch (o->type) {
-    case T_INT:
-        snprintf(out, n, "an integer from %ld to %ld", o->min, o->max);
-        break;
-    case T_SECONDS:
-        snprintf(out, n, "a number of seconds from %ld to %ld", o->min, o->max);
-        break;
-    case T_HOSTPORT:
-        snprintf(out, n, "HOST:PORT with a numeric address%s", o->off_ok ? ", or off" : "");
-        break;
-    case T_RANGE:
-        snprintf(out, n, "LO-HI with %ld <= LO <= HI <= %ld", o->min, o->max);
-        break;
-    case T_ENUM: {
-        size_t len = (size_t)snprintf(out, n, "one of");
-        for (size_t i = 0; o->values[i] && len < n; i++)
-            len += (size_t)snprintf(out + len, n - len, "%s %s", i ? "," : "", o->values[i]);
-        break;
-    }
-    case T_PATH:
-        snprintf(out, n, "a path");
-        break;
-    case T_STRING:
-        snprintf(out, n, "text");
-        break;
-    }
-}
 
 static void usage(FILE *f)
 {
@@ -236,136 +175,23 @@ static void usage(FILE *f)
             "                                      last backups (works beside a running serve)\n"
             "  pgfleet version\n\noptions:\n",
             PGFLEET_VERSION);
-    for (int i = 0; i < O__COUNT; i++) {
-        const opt_def *o = &options[i];
-        fprintf(f, "  --%-21s %s", o->name, o->help);
-        if (o->type != T_STRING && o->type != T_PATH) {
-            char expect[160];
-            opt_expect(o, expect, sizeof expect);
-            fprintf(f, ": %s", expect);
-        }
-        if (o->def)
-            fprintf(f, " [%s]", o->def);
-        if (o->env)
-            fprintf(f, " (env %s)", o->env);
-        fputc('\n', f);
-    }
+    opt_help(f, options, O__COUNT);
 }
 
-static int parse_listen(const char *s, char *host, size_t hn, int *port)
-{
-    const char *colon = strrchr(s, ':');
-    if (!colon || colon == s)
-        return -1;
-    size_t len = (size_t)(colon - s);
-    if (s[0] == '[' && len >= 2 && s[len - 1] == ']') {
-        s++;
-        len -= 2;
-    }
-    if (len >= hn)
-        return -1;
-    memcpy(host, s, len);
-    host[len] = '\0';
-    long p = 0;
-    if (!util_parse_int(colon + 1, 1, 65535, &p))
-        return -1;
-    *port = (int)p;
-    return 0;
-}
-
-/* Checks v->s against o's type and fills the parsed fields; false when it does not fit. */
-static bool opt_check(const opt_def *o, opt_value *v)
-{
-    const char *s = v->s;
-    switch (o->type) {
-    case T_STRING:
-        return true;
-    case T_PATH:
-        return s[0] != '\0';
-    case T_INT:
-    case T_SECONDS:
-        return util_parse_int(s, o->min, o->max, &v->n);
-    case T_HOSTPORT:
-        if (o->off_ok && strcmp(s, "off") == 0) {
-            v->port = 0;
-            return true;
-        }
-        return parse_listen(s, v->host, sizeof v->host, &v->port) == 0;
-    case T_RANGE: {
-        char buf[64];
-        snprintf(buf, sizeof buf, "%s", s);
-        char *dash = strchr(buf, '-');
-        if (!dash || strlen(s) >= sizeof buf)
-            return false;
-        *dash = '\0';
-        return util_parse_int(buf, o->min, o->max, &v->n) &&
-               util_parse_int(dash + 1, o->min, o->max, &v->hi) && v->hi >= v->n;
-    }
-    case T_ENUM:
-        for (long i = 0; o->values[i]; i++)
-            if (strcmp(o->values[i], s) == 0) {
-                v->n = i;
-                return true;
-            }
-        return false;
-    }
-    return false;
-}
-
-/* Fills ov[] from the defaults, the environment and argv (in that order of strength), then
- * checks every value the command takes against its type. 0, or -1 after a message. */
+/* Fills ov[] for cmd (util/opt.h); --help prints the usage and exits. 0, or -1 after a
+ * message. */
 static int parse_options(int argc, char **argv, int first, int cmd)
 {
-    bool from_env[O__COUNT] = {false};
-    for (int i = 0; i < O__COUNT; i++) {
-        const char *env = options[i].env ? getenv(options[i].env) : NULL;
-        from_env[i] = env && *env;
-        ov[i].s = from_env[i] ? env : options[i].def;
+    pf_err e;
+    err_clear(&e);
+    int rc = opt_parse(options, O__COUNT, ov, cmd, argc, argv, first, &e);
+    if (rc == 1) {
+        usage(stdout);
+        exit(0);
     }
-    for (int i = first; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            usage(stdout);
-            exit(0);
-        }
-        if (strncmp(arg, "--", 2) != 0) {
-            fprintf(stderr, "pgfleet: unexpected argument '%s'\n", arg);
-            return -1;
-        }
-        const char *name = arg + 2;
-        const char *eq = strchr(name, '=');
-        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-        int found = -1;
-        for (int k = 0; k < O__COUNT; k++)
-            if (strlen(options[k].name) == nlen && strncmp(options[k].name, name, nlen) == 0)
-                found = k;
-        if (found < 0 || !(options[found].cmds & cmd)) {
-            fprintf(stderr, "pgfleet: unknown option '--%.*s' (see pgfleet --help)\n", (int)nlen,
-                    name);
-            return -1;
-        }
-        if (eq) {
-            ov[found].s = eq + 1;
-        } else if (i + 1 < argc) {
-            ov[found].s = argv[++i];
-        } else {
-            fprintf(stderr, "pgfleet: option '--%s' needs a value\n", options[found].name);
-            return -1;
-        }
-        from_env[found] = false;
-    }
-    for (int i = 0; i < O__COUNT; i++) {
-        const opt_def *o = &options[i];
-        if (!(o->cmds & cmd) || !ov[i].s || opt_check(o, &ov[i]))
-            continue;
-        char expect[160];
-        opt_expect(o, expect, sizeof expect);
-        fprintf(stderr, "pgfleet: --%s%s%s%s must be %s, got '%s'\n", o->name,
-                from_env[i] ? " (from " : "", from_env[i] ? o->env : "", from_env[i] ? ")" : "",
-                expect, ov[i].s);
-        return -1;
-    }
-    return 0;
+    if (rc < 0)
+        fprintf(stderr, "pgfleet: %s\n", e.message);
+    return rc < 0 ? -1 : 0;
 }
 
 /* Makes the home absolute and present, opens the catalog, and makes sure a default

@@ -1,5 +1,6 @@
 /* Unit tests for src/util: ids, secrets, integer parsing, errors and their kinds, the
- * ISO-8601 parser, the growing buffer and array, and log lines (logfmt, JSON, levels). */
+ * ISO-8601 parser, the growing buffer and array, log lines (logfmt, JSON, levels) and the
+ * typed option table (util/opt.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 #include "harness.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "util/opt.h"
 #include "util/util.h"
 
 static void test_id_new_has_prefix_and_is_valid(void **state)
@@ -372,6 +374,134 @@ static void test_log_levels(void **state)
     assert_false(log_format_parse("xml", &f));
 }
 
+/* ---- the option table ---- */
+
+enum { C_A = 1, C_B = 2 };
+static const char *const colours[] = {"red", "green", NULL};
+static const opt_def defs[] = {
+    {"workers", "PF_TEST_WORKERS", OPT_INT, "2", 1, 64, .cmds = C_A, .help = "threads"},
+    {"listen", NULL, OPT_HOSTPORT, "127.0.0.1:8080", .cmds = C_A, .help = "address"},
+    {"pooler", NULL, OPT_HOSTPORT, "off", .off_ok = true, .cmds = C_A, .help = "pooled"},
+    {"ports", NULL, OPT_RANGE, "55000-55999", 1024, 65535, .cmds = C_A, .help = "ports"},
+    {"colour", "PF_TEST_COLOUR", OPT_ENUM, "red", .values = colours, .cmds = C_A | C_B,
+     .help = "a colour"},
+    {"ttl", NULL, OPT_SECONDS, "60", 1, 86400, .cmds = C_A, .help = "lifetime"},
+    {"dir", NULL, OPT_PATH, NULL, .cmds = C_A, .help = "a directory"},
+    {"name", NULL, OPT_STRING, NULL, .cmds = C_B, .help = "a name"},
+};
+#define NDEFS (sizeof defs / sizeof defs[0])
+
+static int parse(opt_value *v, int cmd, pf_err *e, int argc, char **argv)
+{
+    err_clear(e);
+    return opt_parse(defs, NDEFS, v, cmd, argc, argv, 0, e);
+}
+
+static void test_opt_defaults_env_argv(void **state)
+{
+    (void)state;
+    opt_value v[NDEFS];
+    pf_err e;
+    unsetenv("PF_TEST_WORKERS");
+    unsetenv("PF_TEST_COLOUR");
+    assert_int_equal(parse(v, C_A, &e, 0, NULL), 0);
+    assert_int_equal(v[0].n, 2);
+    assert_string_equal(v[1].host, "127.0.0.1");
+    assert_int_equal(v[1].port, 8080);
+    assert_int_equal(v[2].port, 0); /* off */
+    assert_int_equal(v[3].n, 55000);
+    assert_int_equal(v[3].hi, 55999);
+    assert_int_equal(v[4].n, 0);
+    assert_int_equal(v[5].n, 60);
+    assert_null(v[6].s); /* no default, not set */
+    /* the environment beats the default, argv beats the environment */
+    setenv("PF_TEST_WORKERS", "7", 1);
+    setenv("PF_TEST_COLOUR", "green", 1);
+    assert_int_equal(parse(v, C_A, &e, 0, NULL), 0);
+    assert_int_equal(v[0].n, 7);
+    assert_int_equal(v[4].n, 1);
+    char *argv[] = {"--workers",      "9",        "--listen=[::1]:99", "--pooler",
+                    "127.0.0.1:6432", "--dir=/x", "--colour=red"};
+    assert_int_equal(parse(v, C_A, &e, 7, argv), 0);
+    assert_int_equal(v[0].n, 9);
+    assert_string_equal(v[1].host, "::1");
+    assert_int_equal(v[1].port, 99);
+    assert_int_equal(v[2].port, 6432);
+    assert_string_equal(v[6].s, "/x");
+    assert_int_equal(v[4].n, 0);
+    /* a bad value from the environment says so */
+    setenv("PF_TEST_WORKERS", "0", 1);
+    assert_int_equal(parse(v, C_A, &e, 0, NULL), -1);
+    assert_int_equal(e.kind, ERR_INVALID);
+    assert_string_equal(
+        e.message, "--workers (from PF_TEST_WORKERS) must be an integer from 1 to 64, got '0'");
+    /* ... but only for a command that takes the option */
+    assert_int_equal(parse(v, C_B, &e, 0, NULL), 0);
+    unsetenv("PF_TEST_WORKERS");
+    unsetenv("PF_TEST_COLOUR");
+}
+
+static void test_opt_rejects_with_the_tables_texts(void **state)
+{
+    (void)state;
+    opt_value v[NDEFS];
+    pf_err e;
+    struct {
+        const char *arg, *message;
+    } bad[] = {
+        {"--workers=x", "--workers must be an integer from 1 to 64, got 'x'"},
+        {"--workers=65", "--workers must be an integer from 1 to 64, got '65'"},
+        {"--listen=nope", "--listen must be HOST:PORT with a numeric address, got 'nope'"},
+        {"--listen=off", "--listen must be HOST:PORT with a numeric address, got 'off'"},
+        {"--listen=h:0", "--listen must be HOST:PORT with a numeric address, got 'h:0'"},
+        {"--pooler=:5", "--pooler must be HOST:PORT with a numeric address, or off, got ':5'"},
+        {"--ports=2000-1000", "--ports must be LO-HI with 1024 <= LO <= HI <= 65535, got "
+                              "'2000-1000'"},
+        {"--ports=80-90", "--ports must be LO-HI with 1024 <= LO <= HI <= 65535, got '80-90'"},
+        {"--ports=2000", "--ports must be LO-HI with 1024 <= LO <= HI <= 65535, got '2000'"},
+        {"--colour=blue", "--colour must be one of red, green, got 'blue'"},
+        {"--ttl=0", "--ttl must be a number of seconds from 1 to 86400, got '0'"},
+        {"--dir=", "--dir must be a path, got ''"},
+        {"--name=x", "unknown option '--name' (see pgfleet --help)"}, /* C_B only */
+        {"--what=1", "unknown option '--what' (see pgfleet --help)"},
+        {"stray", "unexpected argument 'stray'"},
+        {"--workers", "option '--workers' needs a value"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *argv[] = {(char *)bad[i].arg};
+        if (parse(v, C_A, &e, 1, argv) != -1)
+            fail_msg("accepted %s", bad[i].arg);
+        assert_string_equal(e.message, bad[i].message);
+    }
+    char *help[] = {"--workers=3", "-h"};
+    assert_int_equal(parse(v, C_A, &e, 2, help), 1);
+    char *range[] = {"--ports", "1024-1024"};
+    assert_int_equal(parse(v, C_A, &e, 2, range), 0);
+    assert_int_equal(v[3].n, 1024);
+    assert_int_equal(v[3].hi, 1024);
+}
+
+static void test_opt_help_from_the_table(void **state)
+{
+    (void)state;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    opt_help(f, defs, NDEFS);
+    fclose(f);
+    /* "  --NAME" padded to one column, then: help: expectation [default] (env VAR) */
+    assert_non_null(strstr(text, "  --workers "));
+    assert_non_null(strstr(text, " threads: an integer from 1 to 64 [2] (env PF_TEST_WORKERS)\n"));
+    assert_non_null(strstr(text, " a colour: one of red, green [red] (env PF_TEST_COLOUR)\n"));
+    assert_non_null(strstr(text, " pooled: HOST:PORT with a numeric address, or off [off]\n"));
+    assert_non_null(strstr(text, " a name\n")); /* text and paths: no type text */
+    assert_non_null(strstr(text, " a directory\n"));
+    char *workers = strstr(text, "--workers"), *threads = strstr(text, "threads:");
+    assert_int_equal(threads - workers, 2 + 21 + 1);
+    free(text);
+}
+
 int main(void)
 {
     util_init();
@@ -389,6 +519,9 @@ int main(void)
         cmocka_unit_test(test_log_logfmt_quoting),
         cmocka_unit_test(test_log_json_lines_parse),
         cmocka_unit_test(test_log_levels),
+        cmocka_unit_test(test_opt_defaults_env_argv),
+        cmocka_unit_test(test_opt_rejects_with_the_tables_texts),
+        cmocka_unit_test(test_opt_help_from_the_table),
     };
     return HARNESS_RUN("util", tests, NULL, NULL);
 }
