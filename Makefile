@@ -23,6 +23,17 @@ SAN_OBJS := $(SRCS:%.c=$(SAN_DIR)/%.o)
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 SAN_CFLAGS := $(CFLAGS_COMMON) -O1 -g $(SAN_FLAGS)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(SAN_DIR)/tests/%)
+HARNESS_SRCS := tests/unit/harness.c
+# the harness's catalog fixture only where the program links src/store (MODS_ unset: all)
+harness_def = $(if $(filter store,$(or $(MODS_$(1)),store)),-DHARNESS_STORE)
+# `make unit T=test_store K='test_op*'`: only that program (T), only the cases matching the
+# cmocka pattern K ('*' and '?'), through harness_run's PGFLEET_TEST_FILTER.
+UNIT_RUN := $(if $(T),$(filter $(addprefix %/,$(T)),$(UNIT_BINS)),$(UNIT_BINS))
+ifneq ($(T),)
+ifneq ($(words $(UNIT_RUN)),$(words $(T)))
+$(error T=$(T): not every name is a unit-test program (tests/unit/<T>.c))
+endif
+endif
 
 # libFuzzer targets (tests/fuzz), built with clang: every module, instrumented
 FUZZ_CC ?= clang
@@ -37,7 +48,7 @@ FUZZ_SECONDS ?= 10
 PGFLEET_HOME ?= $(CURDIR)/.pgfleet
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: all build san deps deps-test unit fuzz e2e test run bench format format-check clean
+.PHONY: all build san deps deps-test unit fuzz e2e test run bench format format-check check-layers clean
 
 all: build
 build: build/pgfleet
@@ -84,10 +95,12 @@ MODS_test_form   := util http
 MODS_test_pooler := util engine
 mods_objs = $(filter $(foreach m,$(or $(MODS_$(1)),$(notdir $(wildcard src/*))),$(SAN_DIR)/src/$(m)/%),$(SAN_OBJS))
 .SECONDEXPANSION:
-$(SAN_DIR)/tests/%: tests/unit/%.c $$(call mods_objs,$$*)
+# FAKES_<test>: sources (e.g. a fake engine) linked in place of a module left out of MODS.
+# Every program also links tests/unit/harness.c (with HARNESS_STORE when store is linked).
+$(SAN_DIR)/tests/%: tests/unit/%.c $$(FAKES_$$*) $(HARNESS_SRCS) tests/unit/harness.h $$(call mods_objs,$$*)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(SAN_CFLAGS) -Itests/unit -o $@ $< $(call mods_objs,$*) $(LDLIBS) -lcmocka
+	@$(CC) $(SAN_CFLAGS) -Itests/unit $(call harness_def,$*) -o $@ $< $(FAKES_$*) $(HARNESS_SRCS) $(call mods_objs,$*) $(LDLIBS) -lcmocka
 
 -include $(shell find build -name '*.d' 2>/dev/null)
 
@@ -97,8 +110,8 @@ deps:
 deps-test:
 	@scripts/install-deps.sh test
 
-unit: $(UNIT_BINS)
-	@scripts/run-unit.sh $(UNIT_BINS)
+unit: $(UNIT_RUN)
+	@PGFLEET_TEST_FILTER='$(K)' scripts/run-unit.sh $(UNIT_RUN)
 
 # each libFuzzer target for FUZZ_SECONDS from its seed corpus (tests/fuzz/corpus/<target>)
 fuzz: $(FUZZ_BINS)
@@ -109,6 +122,7 @@ e2e: build/pgfleet-san build/pgfleet
 
 test: deps-test
 	@$(MAKE) --no-print-directory format-check
+	@$(MAKE) --no-print-directory check-layers
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory fuzz
 	@$(MAKE) --no-print-directory e2e
@@ -121,11 +135,15 @@ bench: deps-test
 	@$(MAKE) --no-print-directory build
 	@bench/run.sh
 
+# a lower layer never includes an upper one (docs/architecture.md)
+check-layers:
+	@scripts/check-layers.sh src
+
 format:
-	clang-format -i $(SRCS) src/main.c $(UNIT_SRCS) $(FUZZ_SRCS) $(shell find src tests/unit -name '*.h')
+	clang-format -i $(SRCS) src/main.c $(UNIT_SRCS) $(HARNESS_SRCS) $(FUZZ_SRCS) $(shell find src tests/unit -name '*.h')
 
 format-check:
-	@clang-format --dry-run --Werror $(SRCS) src/main.c $(UNIT_SRCS) $(FUZZ_SRCS) $(shell find src tests/unit -name '*.h')
+	@clang-format --dry-run --Werror $(SRCS) src/main.c $(UNIT_SRCS) $(HARNESS_SRCS) $(FUZZ_SRCS) $(shell find src tests/unit -name '*.h')
 
 clean:
 	rm -rf build

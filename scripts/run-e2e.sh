@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end tests: the official @prisma/management-api-sdk against a real pgfleet server
 # (build/pgfleet-san, built by `make e2e`) and real PostgreSQL instances.
-#   scripts/run-e2e.sh [test files...]     (default: every tests/e2e/*.test.mjs)
+#   scripts/run-e2e.sh [test files...]     (default: every tests/e2e/*.test.mjs; a file runs
+#   alone: from the repository root, from tests/e2e, or an absolute path)
 # Env: PGFLEET_BIN (default build/pgfleet-san), E2E_CONCURRENCY (default 3),
 #      E2E_KEEP_HOME=1 keeps each server's home (logs, instances) for inspection.
 set -euo pipefail
@@ -24,9 +25,15 @@ fi
 node gen-schemas.mjs
 
 if [ $# -gt 0 ]; then
+  # each argument: a path from the repository root, from tests/e2e, or absolute
   files=()
   for f in "$@"; do
-    case "$f" in tests/e2e/*) files+=("${f#tests/e2e/}") ;; *) files+=("$f") ;; esac
+    case "$f" in /*) abs=$f ;; *) if [ -f "$root/$f" ]; then abs=$root/$f; else abs=$root/tests/e2e/$f; fi ;; esac
+    if [ ! -f "$abs" ]; then
+      echo "run-e2e: no test file $f" >&2
+      exit 2
+    fi
+    files+=("$(realpath --relative-to="$root/tests/e2e" "$abs")")
   done
 else
   files=(selfcheck/*.test.mjs *.test.mjs)

@@ -1,7 +1,9 @@
-/* pgfleet: the program. `pgfleet serve` runs the control plane; `pgfleet token create` and
- * `pgfleet workspace create` work on a home directly, whether or not a server runs.
- * Options are declared once in `options[]`: parsing, defaults, environment variables and
- * the help text all come from it. */
+/* pgfleet: the program. `pgfleet serve` runs the control plane; `token create`, `workspace
+ * create`, `user create`, `oauth-client create` and `status` work on a home directly,
+ * whether or not a server runs.
+ * Options are declared once in `options[]` with their type, default, range and
+ * environment variable: parsing, validation, the help text and the error texts all come
+ * from it through util/opt.h (README's options table follows it). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -20,6 +22,7 @@
 #include "ops/ops.h"
 #include "store/store.h"
 #include "util/log.h"
+#include "util/opt.h"
 #include "util/proc.h"
 #include "util/util.h"
 
@@ -46,6 +49,7 @@ typedef enum {
     O_WORKERS,
     O_SPARES,
     O_LOG_LEVEL,
+    O_LOG_FORMAT,
     O_BACKUP_REPO,
     O_BACKUP_RETENTION,
     O_BACKUP_INTERVAL,
@@ -67,80 +71,92 @@ typedef enum {
     O__COUNT
 } opt_id;
 
-typedef struct opt_def {
-    const char *name;
-    const char *env;
-    const char *def;
-    int cmds;
-    const char *help;
-} opt_def;
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const log_formats[] = {"logfmt", "json", NULL};
+
+#define ALL_CMDS (CMD_SERVE | CMD_TOKEN | CMD_WORKSPACE | CMD_USER | CMD_CLIENT | CMD_STATUS)
+#define DAY 86400L
 
 static const opt_def options[O__COUNT] = {
-    [O_HOME] = {"home", "PGFLEET_HOME", "./.pgfleet",
-                CMD_SERVE | CMD_TOKEN | CMD_WORKSPACE | CMD_USER | CMD_CLIENT | CMD_STATUS,
-                "data directory: catalog, instances, golden copy, keys"},
-    [O_LISTEN] = {"listen", "PGFLEET_LISTEN", "127.0.0.1:8080", CMD_SERVE,
-                  "HOST:PORT the API listens on (numeric address)"},
-    [O_PUBLIC_URL] = {"public-url", "PGFLEET_PUBLIC_URL", NULL, CMD_SERVE,
-                      "base URL written into every `url` field (default http://LISTEN)"},
-    [O_PUBLIC_HOST] = {"public-host", "PGFLEET_PUBLIC_HOST", "127.0.0.1", CMD_SERVE,
-                       "host written into connection strings"},
-    [O_PORT_RANGE] = {"port-range", "PGFLEET_PORT_RANGE", "55000-55999", CMD_SERVE,
-                      "LO-HI: TCP ports for database servers (one each)"},
-    [O_REGIONS] = {"regions", "PGFLEET_REGIONS", "us-east-1=US East (N. Virginia)", CMD_SERVE,
-                   "served regions as id=Name,id=Name (the first is the default)"},
-    [O_RUN_AS] = {"run-as", "PGFLEET_RUN_AS", "postgres", CMD_SERVE,
-                  "OS user for PostgreSQL when pgfleet runs as root"},
-    [O_PG_BINDIR] = {"pg-bindir", "PGFLEET_PG_BINDIR", "/usr/lib/postgresql/15/bin", CMD_SERVE,
-                     "where postgres and initdb live"},
-    [O_WORKERS] = {"workers", "PGFLEET_WORKERS", "2", CMD_SERVE, "operation worker threads"},
-    [O_SPARES] = {"spares", "PGFLEET_SPARES", "8", CMD_SERVE,
-                  "ready copies of the golden kept for fast creates (~15 MiB each)"},
-    [O_LOG_LEVEL] = {"log-level", "PGFLEET_LOG_LEVEL", "info", CMD_SERVE,
-                     "debug, info, warn or error"},
-    [O_BACKUP_REPO] = {"backup-repo", "PGFLEET_BACKUP_REPO", NULL, CMD_SERVE,
-                       "pgBackRest repository directory (default HOME/backup)"},
-    [O_BACKUP_RETENTION] = {"backup-retention-days", "PGFLEET_BACKUP_RETENTION_DAYS", "7",
-                            CMD_SERVE, "days of backups and WAL kept (point-in-time window)"},
-    [O_BACKUP_INTERVAL] = {"backup-interval", "PGFLEET_BACKUP_INTERVAL", "86400", CMD_SERVE,
-                           "seconds between scheduled backups of a database with writes (0: "
-                           "none)"},
-    [O_BACKUP_FULL_INTERVAL] = {"backup-full-interval", "PGFLEET_BACKUP_FULL_INTERVAL", "604800",
-                                CMD_SERVE,
-                                "a scheduled backup is full when the last full is older than "
-                                "this many seconds"},
-    [O_BACKUP_DIFF_INTERVAL] = {"backup-diff-interval", "PGFLEET_BACKUP_DIFF_INTERVAL", "86400",
-                                CMD_SERVE,
-                                "else differential when the last full or differential is older "
-                                "than this many seconds, else incremental"},
-    [O_BACKUP_WORKERS] = {"backup-workers", "PGFLEET_BACKUP_WORKERS", "2", CMD_SERVE,
-                          "threads for backup, restore and clone operations"},
-    [O_USAGE_INTERVAL] = {"usage-interval", "PGFLEET_USAGE_INTERVAL", "60", CMD_SERVE,
-                          "seconds between usage samples of each database (0: none)"},
-    [O_WORKSPACE] = {"workspace", NULL, NULL, CMD_TOKEN | CMD_USER,
-                     "workspace id (token: default workspace; user: a new one)"},
-    [O_NAME] = {"name", NULL, NULL, CMD_TOKEN | CMD_WORKSPACE | CMD_USER | CMD_CLIENT,
-                "a display name"},
-    [O_EMAIL] = {"email", NULL, NULL, CMD_USER, "the user's email (sign-in name)"},
-    [O_REDIRECT_URI] = {"redirect-uri", NULL, NULL, CMD_CLIENT,
-                        "the OAuth client's redirect URI (matched exactly)"},
-    [O_ACCESS_TTL] = {"access-token-ttl", "PGFLEET_ACCESS_TOKEN_TTL", "3600", CMD_SERVE,
-                      "OAuth access token lifetime in seconds (1 to 86400)"},
-    [O_POOLER_LISTEN] = {"pooler-listen", "PGFLEET_POOLER_LISTEN", "127.0.0.1:6432", CMD_SERVE,
-                         "HOST:PORT of the pooled endpoint (PgBouncer), or off"},
-    [O_METRICS_LISTEN] = {"metrics-listen", "PGFLEET_METRICS_LISTEN", "off", CMD_SERVE,
-                          "HOST:PORT serving Prometheus metrics at /metrics, or off"},
-    [O_PGBOUNCER] = {"pgbouncer", "PGFLEET_PGBOUNCER", "/usr/sbin/pgbouncer", CMD_SERVE,
-                     "the PgBouncer program"},
-    [O_TLS_CERT] = {"tls-cert", "PGFLEET_TLS_CERT", NULL, CMD_SERVE,
-                    "PEM certificate for every database endpoint (default: made from a "
-                    "private CA in HOME/tls)"},
-    [O_TLS_KEY] = {"tls-key", "PGFLEET_TLS_KEY", NULL, CMD_SERVE, "PEM key of --tls-cert"},
-    [O_TLS_CA] = {"tls-ca", "PGFLEET_TLS_CA", NULL, CMD_SERVE,
-                  "with --tls-cert: the CA certificate served at GET /v1/ca.pem"},
+    [O_HOME] = {"home", "PGFLEET_HOME", OPT_PATH, "./.pgfleet", .cmds = ALL_CMDS,
+                .help = "data directory: catalog, instances, golden copy, keys"},
+    [O_LISTEN] = {"listen", "PGFLEET_LISTEN", OPT_HOSTPORT, "127.0.0.1:8080", .cmds = CMD_SERVE,
+                  .help = "the address the API listens on"},
+    [O_PUBLIC_URL] = {"public-url", "PGFLEET_PUBLIC_URL", OPT_STRING, NULL, .cmds = CMD_SERVE,
+                      .help = "base URL written into every `url` field (default http://LISTEN)"},
+    [O_PUBLIC_HOST] = {"public-host", "PGFLEET_PUBLIC_HOST", OPT_STRING, "127.0.0.1",
+                       .cmds = CMD_SERVE, .help = "host written into connection strings"},
+    [O_PORT_RANGE] = {"port-range", "PGFLEET_PORT_RANGE", OPT_RANGE, "55000-55999", 1024, 65535,
+                      .cmds = CMD_SERVE, .help = "TCP ports for database servers (one each)"},
+    [O_REGIONS] = {"regions", "PGFLEET_REGIONS", OPT_STRING, "us-east-1=US East (N. Virginia)",
+                   .cmds = CMD_SERVE,
+                   .help = "served regions as id=Name,id=Name (the first is the default)"},
+    [O_RUN_AS] = {"run-as", "PGFLEET_RUN_AS", OPT_STRING, "postgres", .cmds = CMD_SERVE,
+                  .help = "OS user for PostgreSQL when pgfleet runs as root"},
+    [O_PG_BINDIR] = {"pg-bindir", "PGFLEET_PG_BINDIR", OPT_PATH, "/usr/lib/postgresql/15/bin",
+                     .cmds = CMD_SERVE, .help = "where postgres and initdb live"},
+    [O_WORKERS] = {"workers", "PGFLEET_WORKERS", OPT_INT, "2", 1, 64, .cmds = CMD_SERVE,
+                   .help = "operation worker threads"},
+    [O_SPARES] = {"spares", "PGFLEET_SPARES", OPT_INT, "8", 0, 1000, .cmds = CMD_SERVE,
+                  .help = "ready copies of the golden kept for fast creates (~15 MiB each)"},
+    [O_LOG_LEVEL] = {"log-level", "PGFLEET_LOG_LEVEL", OPT_ENUM, "info", .values = log_levels,
+                     .cmds = CMD_SERVE, .help = "the lowest level logged"},
+    [O_LOG_FORMAT] = {"log-format", "PGFLEET_LOG_FORMAT", OPT_ENUM, "logfmt", .values = log_formats,
+                      .cmds = CMD_SERVE,
+                      .help = "log lines as logfmt key=value pairs, or one JSON object each"},
+    [O_BACKUP_REPO] = {"backup-repo", "PGFLEET_BACKUP_REPO", OPT_PATH, NULL, .cmds = CMD_SERVE,
+                       .help = "pgBackRest repository directory (default HOME/backup)"},
+    [O_BACKUP_RETENTION] = {"backup-retention-days", "PGFLEET_BACKUP_RETENTION_DAYS", OPT_INT, "7",
+                            1, 3650, .cmds = CMD_SERVE,
+                            .help = "days of backups and WAL kept (point-in-time window)"},
+    [O_BACKUP_INTERVAL] = {"backup-interval", "PGFLEET_BACKUP_INTERVAL", OPT_SECONDS, "86400", 0,
+                           365 * DAY, .cmds = CMD_SERVE,
+                           .help = "between scheduled backups of a database with writes (0: "
+                                   "none)"},
+    [O_BACKUP_FULL_INTERVAL] = {"backup-full-interval", "PGFLEET_BACKUP_FULL_INTERVAL", OPT_SECONDS,
+                                "604800", 1, 3650 * DAY, .cmds = CMD_SERVE,
+                                .help = "a scheduled backup is full when the last full is older "
+                                        "than this"},
+    [O_BACKUP_DIFF_INTERVAL] = {"backup-diff-interval", "PGFLEET_BACKUP_DIFF_INTERVAL", OPT_SECONDS,
+                                "86400", 1, 3650 * DAY, .cmds = CMD_SERVE,
+                                .help = "else differential when the last full or differential "
+                                        "is older than this, else incremental"},
+    [O_BACKUP_WORKERS] = {"backup-workers", "PGFLEET_BACKUP_WORKERS", OPT_INT, "2", 1, 64,
+                          .cmds = CMD_SERVE,
+                          .help = "threads for backup, restore and clone operations"},
+    [O_USAGE_INTERVAL] = {"usage-interval", "PGFLEET_USAGE_INTERVAL", OPT_SECONDS, "60", 0, DAY,
+                          .cmds = CMD_SERVE,
+                          .help = "between usage samples of each database (0: none)"},
+    [O_WORKSPACE] = {"workspace", NULL, OPT_STRING, NULL, .cmds = CMD_TOKEN | CMD_USER,
+                     .help = "workspace id (token: default workspace; user: a new one)"},
+    [O_NAME] = {"name", NULL, OPT_STRING, NULL,
+                .cmds = CMD_TOKEN | CMD_WORKSPACE | CMD_USER | CMD_CLIENT,
+                .help = "a display name"},
+    [O_EMAIL] = {"email", NULL, OPT_STRING, NULL, .cmds = CMD_USER,
+                 .help = "the user's email (sign-in name)"},
+    [O_REDIRECT_URI] = {"redirect-uri", NULL, OPT_STRING, NULL, .cmds = CMD_CLIENT,
+                        .help = "the OAuth client's redirect URI (matched exactly)"},
+    [O_ACCESS_TTL] = {"access-token-ttl", "PGFLEET_ACCESS_TOKEN_TTL", OPT_SECONDS, "3600", 1, DAY,
+                      .cmds = CMD_SERVE, .help = "OAuth access token lifetime"},
+    [O_POOLER_LISTEN] = {"pooler-listen", "PGFLEET_POOLER_LISTEN", OPT_HOSTPORT, "127.0.0.1:6432",
+                         .off_ok = true, .cmds = CMD_SERVE,
+                         .help = "the address of the pooled endpoint (PgBouncer)"},
+    [O_METRICS_LISTEN] = {"metrics-listen", "PGFLEET_METRICS_LISTEN", OPT_HOSTPORT, "off",
+                          .off_ok = true, .cmds = CMD_SERVE,
+                          .help = "the address serving Prometheus metrics at /metrics"},
+    [O_PGBOUNCER] = {"pgbouncer", "PGFLEET_PGBOUNCER", OPT_PATH, "/usr/sbin/pgbouncer",
+                     .cmds = CMD_SERVE, .help = "the PgBouncer program"},
+    [O_TLS_CERT] = {"tls-cert", "PGFLEET_TLS_CERT", OPT_PATH, NULL, .cmds = CMD_SERVE,
+                    .help = "PEM certificate for every database endpoint (default: made from a "
+                            "private CA in HOME/tls)"},
+    [O_TLS_KEY] = {"tls-key", "PGFLEET_TLS_KEY", OPT_PATH, NULL, .cmds = CMD_SERVE,
+                   .help = "PEM key of --tls-cert"},
+    [O_TLS_CA] = {"tls-ca", "PGFLEET_TLS_CA", OPT_PATH, NULL, .cmds = CMD_SERVE,
+                  .help = "with --tls-cert: the CA certificate served at GET /v1/ca.pem"},
 };
 
-static const char *optval[O__COUNT];
+static opt_value ov[O__COUNT];
+#define OPT(id) (ov[id].s)
 
 static void usage(FILE *f)
 {
@@ -159,62 +175,30 @@ static void usage(FILE *f)
             "                                      last backups (works beside a running serve)\n"
             "  pgfleet version\n\noptions:\n",
             PGFLEET_VERSION);
-    for (int i = 0; i < O__COUNT; i++) {
-        const opt_def *o = &options[i];
-        fprintf(f, "  --%-21s %s", o->name, o->help);
-        if (o->def)
-            fprintf(f, " [%s]", o->def);
-        if (o->env)
-            fprintf(f, " (env %s)", o->env);
-        fputc('\n', f);
-    }
+    opt_help(f, options, O__COUNT);
 }
 
+/* Fills ov[] for cmd (util/opt.h); --help prints the usage and exits. 0, or -1 after a
+ * message. */
 static int parse_options(int argc, char **argv, int first, int cmd)
 {
-    for (int i = 0; i < O__COUNT; i++) {
-        const char *env = options[i].env ? getenv(options[i].env) : NULL;
-        optval[i] = env && *env ? env : options[i].def;
+    pf_err e;
+    err_clear(&e);
+    int rc = opt_parse(options, O__COUNT, ov, cmd, argc, argv, first, &e);
+    if (rc == 1) {
+        usage(stdout);
+        exit(0);
     }
-    for (int i = first; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            usage(stdout);
-            exit(0);
-        }
-        if (strncmp(arg, "--", 2) != 0) {
-            fprintf(stderr, "pgfleet: unexpected argument '%s'\n", arg);
-            return -1;
-        }
-        const char *name = arg + 2;
-        const char *eq = strchr(name, '=');
-        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-        int found = -1;
-        for (int k = 0; k < O__COUNT; k++)
-            if (strlen(options[k].name) == nlen && strncmp(options[k].name, name, nlen) == 0)
-                found = k;
-        if (found < 0 || !(options[found].cmds & cmd)) {
-            fprintf(stderr, "pgfleet: unknown option '--%.*s' (see pgfleet --help)\n", (int)nlen,
-                    name);
-            return -1;
-        }
-        if (eq) {
-            optval[found] = eq + 1;
-        } else if (i + 1 < argc) {
-            optval[found] = argv[++i];
-        } else {
-            fprintf(stderr, "pgfleet: option '--%s' needs a value\n", options[found].name);
-            return -1;
-        }
-    }
-    return 0;
+    if (rc < 0)
+        fprintf(stderr, "pgfleet: %s\n", e.message);
+    return rc < 0 ? -1 : 0;
 }
 
 /* Makes the home absolute and present, opens the catalog, and makes sure a default
  * workspace exists. */
 static int open_home(char *home_abs, size_t n, store **st, pf_err *e)
 {
-    const char *home = optval[O_HOME];
+    const char *home = OPT(O_HOME);
     if (mkdir(home, 0711) != 0 && errno != EEXIST)
         return err_internal(e, "cannot create home %s: %s", home, strerror(errno));
     if (!realpath(home, home_abs))
@@ -273,12 +257,12 @@ static int with_home(int (*work)(store *st, pf_err *e))
 static int token_create(store *st, pf_err *e)
 {
     store_workspace w;
-    if (optval[O_WORKSPACE] ? store_workspace_get(st, optval[O_WORKSPACE], &w, e)
-                            : store_workspace_first(st, &w, e))
+    if (OPT(O_WORKSPACE) ? store_workspace_get(st, OPT(O_WORKSPACE), &w, e)
+                         : store_workspace_first(st, &w, e))
         return -1;
     char value[AUTH_TOKEN_MAX];
     store_token t;
-    if (auth_token_create(st, w.id, optval[O_NAME], NULL, value, &t, e) != 0)
+    if (auth_token_create(st, w.id, OPT(O_NAME), NULL, value, &t, e) != 0)
         return -1;
     fprintf(stderr, "pgfleet: service token %s for workspace %s (%s); it is shown once:\n", t.id,
             w.id, w.name);
@@ -296,7 +280,7 @@ static int workspace_create(store *st, pf_err *e)
     store_workspace w;
     memset(&w, 0, sizeof w);
     util_id_new("wksp", w.id);
-    snprintf(w.name, sizeof w.name, "%s", optval[O_NAME]);
+    snprintf(w.name, sizeof w.name, "%s", OPT(O_NAME));
     util_now_iso(w.created_at);
     if (store_workspace_insert(st, &w, e) != 0)
         return -1;
@@ -306,7 +290,7 @@ static int workspace_create(store *st, pf_err *e)
 
 static int cmd_workspace_create(void)
 {
-    const char *name = optval[O_NAME];
+    const char *name = OPT(O_NAME);
     if (!name || !*name || strlen(name) > 255) {
         fprintf(stderr, "pgfleet: workspace create needs --name (1 to 255 characters)\n");
         return 2;
@@ -335,13 +319,13 @@ static int cmd_user_create(void)
     store *st = NULL;
     pf_err e;
     err_clear(&e);
-    const char *email = optval[O_EMAIL];
+    const char *email = OPT(O_EMAIL);
     const char *at = email ? strchr(email, '@') : NULL;
     if (!email || !at || at == email || !at[1] || strlen(email) > 254 || strchr(email, ' ')) {
         fprintf(stderr, "pgfleet: user create needs --email with an address like a@example.com\n");
         return 2;
     }
-    if (optval[O_NAME] && strlen(optval[O_NAME]) > 255) {
+    if (OPT(O_NAME) && strlen(OPT(O_NAME)) > 255) {
         fprintf(stderr, "pgfleet: --name is at most 255 characters\n");
         return 2;
     }
@@ -360,7 +344,7 @@ static int cmd_user_create(void)
     memset(&u, 0, sizeof u);
     util_id_new("usr", u.id);
     snprintf(u.email, sizeof u.email, "%s", email);
-    snprintf(u.name, sizeof u.name, "%s", optval[O_NAME] ? optval[O_NAME] : "");
+    snprintf(u.name, sizeof u.name, "%s", OPT(O_NAME) ? OPT(O_NAME) : "");
     util_now_iso(u.created_at);
     if (auth_password_hash(pw, u.password_hash, &e) != 0)
         goto fail;
@@ -369,8 +353,8 @@ static int cmd_user_create(void)
     if (store_tx_begin(st, &e) != 0)
         goto fail;
     int rc = 0;
-    if (optval[O_WORKSPACE]) {
-        rc = store_workspace_get(st, optval[O_WORKSPACE], &w, &e);
+    if (OPT(O_WORKSPACE)) {
+        rc = store_workspace_get(st, OPT(O_WORKSPACE), &w, &e);
     } else {
         util_id_new("wksp", w.id);
         snprintf(w.name, sizeof w.name, "%.200s's workspace", email);
@@ -424,8 +408,8 @@ static int oauth_client_create(store *st, pf_err *e)
     store_oauth_client c;
     memset(&c, 0, sizeof c);
     util_id_new("cli", c.id);
-    snprintf(c.name, sizeof c.name, "%s", optval[O_NAME]);
-    snprintf(c.redirect_uris, sizeof c.redirect_uris, "%s", optval[O_REDIRECT_URI]);
+    snprintf(c.name, sizeof c.name, "%s", OPT(O_NAME));
+    snprintf(c.redirect_uris, sizeof c.redirect_uris, "%s", OPT(O_REDIRECT_URI));
     util_now_iso(c.created_at);
     if (store_oauth_client_insert(st, &c, e) != 0)
         return -1;
@@ -435,7 +419,7 @@ static int oauth_client_create(store *st, pf_err *e)
 
 static int cmd_oauth_client_create(void)
 {
-    const char *name = optval[O_NAME], *uri = optval[O_REDIRECT_URI];
+    const char *name = OPT(O_NAME), *uri = OPT(O_REDIRECT_URI);
     if (!name || !*name || strlen(name) > 255) {
         fprintf(stderr, "pgfleet: oauth-client create needs --name (1 to 255 characters)\n");
         return 2;
@@ -446,27 +430,6 @@ static int cmd_oauth_client_create(void)
         return 2;
     }
     return with_home(oauth_client_create);
-}
-
-static int parse_listen(const char *s, char *host, size_t hn, int *port)
-{
-    const char *colon = strrchr(s, ':');
-    if (!colon || colon == s)
-        return -1;
-    size_t len = (size_t)(colon - s);
-    if (s[0] == '[' && len >= 2 && s[len - 1] == ']') {
-        s++;
-        len -= 2;
-    }
-    if (len >= hn)
-        return -1;
-    memcpy(host, s, len);
-    host[len] = '\0';
-    long p = 0;
-    if (!util_parse_int(colon + 1, 1, 65535, &p))
-        return -1;
-    *port = (int)p;
-    return 0;
 }
 
 /* The catalog's view of the fleet, for an operator's shell: counts, then one line per
@@ -511,6 +474,76 @@ static int fleet_status(store *st, pf_err *e)
     return 0;
 }
 
+/* The base of every `url` field: --public-url, else http://LISTEN; no trailing slash. */
+static void base_url(char *out, size_t n)
+{
+    const opt_value *l = &ov[O_LISTEN];
+    if (OPT(O_PUBLIC_URL))
+        snprintf(out, n, "%s", OPT(O_PUBLIC_URL));
+    else
+        snprintf(out, n, strchr(l->host, ':') ? "http://[%.200s]:%d" : "http://%.200s:%d", l->host,
+                 l->port);
+    size_t len = strlen(out);
+    while (len > 0 && out[len - 1] == '/')
+        out[--len] = '\0';
+}
+
+/* ---- serve: the parsed options wired into each layer's config ---- */
+
+static engine_config serve_engine_config(const char *home)
+{
+    engine_config ec = {.home = home,
+                        .pg_bindir = OPT(O_PG_BINDIR),
+                        .listen_addr = "*",
+                        .backup_repo = OPT(O_BACKUP_REPO),
+                        .backup_retention_days = (int)ov[O_BACKUP_RETENTION].n,
+                        .tls_host = OPT(O_PUBLIC_HOST),
+                        .tls_cert = OPT(O_TLS_CERT),
+                        .tls_key = OPT(O_TLS_KEY),
+                        .tls_ca = OPT(O_TLS_CA)};
+    if (ov[O_POOLER_LISTEN].port > 0) {
+        ec.pooler_bin = OPT(O_PGBOUNCER);
+        ec.pooler_host = ov[O_POOLER_LISTEN].host;
+        ec.pooler_port = ov[O_POOLER_LISTEN].port;
+    }
+    return ec;
+}
+
+static ops_config serve_ops_config(void)
+{
+    return (ops_config){.workers = (int)ov[O_WORKERS].n,
+                        .port_lo = (int)ov[O_PORT_RANGE].n,
+                        .port_hi = (int)ov[O_PORT_RANGE].hi,
+                        .start_timeout_ms = 30000,
+                        .max_attempts = 3,
+                        .reconcile_ms = 2000,
+                        .spares = (int)ov[O_SPARES].n,
+                        .backup_workers = (int)ov[O_BACKUP_WORKERS].n,
+                        .backup_interval_s = (int)ov[O_BACKUP_INTERVAL].n,
+                        .backup_full_interval_s = (int)ov[O_BACKUP_FULL_INTERVAL].n,
+                        .backup_diff_interval_s = (int)ov[O_BACKUP_DIFF_INTERVAL].n,
+                        .usage_interval_s = (int)ov[O_USAGE_INTERVAL].n};
+}
+
+/* The API's state, but for started_ms and the regions (configured by the caller: that can
+ * fail). */
+static void serve_app(app *a, store *st, engine *en, auth_keys *keys)
+{
+    a->version = PGFLEET_VERSION;
+    a->keys = keys;
+    a->access_ttl_s = (int)ov[O_ACCESS_TTL].n;
+    a->st = st;
+    a->port_lo = (int)ov[O_PORT_RANGE].n;
+    a->port_hi = (int)ov[O_PORT_RANGE].hi;
+    a->op_wait_ms = 20000;
+    a->backup_retention_days = (int)ov[O_BACKUP_RETENTION].n;
+    a->pooler_port = ov[O_POOLER_LISTEN].port;
+    if (engine_tls_ca_path(en))
+        snprintf(a->ca_path, sizeof a->ca_path, "%s", engine_tls_ca_path(en));
+    snprintf(a->public_host, sizeof a->public_host, "%s", OPT(O_PUBLIC_HOST));
+    base_url(a->base_url, sizeof a->base_url);
+}
+
 static int cmd_serve(void)
 {
     int rc = 1;
@@ -520,83 +553,15 @@ static int cmd_serve(void)
     ops *op = NULL;
     http_server *srv = NULL, *msrv = NULL;
     int lockfd = -1, listen_fd = -1, metrics_fd = -1;
+    const opt_value *listen = &ov[O_LISTEN], *metrics = &ov[O_METRICS_LISTEN];
+    static auth_keys keys; /* lives as long as the server */
     pf_err e;
     err_clear(&e);
     app a;
     memset(&a, 0, sizeof a);
-    a.version = PGFLEET_VERSION;
     a.started_ms = util_wall_ms();
-
-    const char *lvl = optval[O_LOG_LEVEL];
-    log_set_level(strcmp(lvl, "debug") == 0   ? LOG_DEBUG
-                  : strcmp(lvl, "warn") == 0  ? LOG_WARN
-                  : strcmp(lvl, "error") == 0 ? LOG_ERROR
-                                              : LOG_INFO);
-    char host[256];
-    int port = 0;
-    if (parse_listen(optval[O_LISTEN], host, sizeof host, &port) != 0) {
-        fprintf(stderr, "pgfleet: --listen takes HOST:PORT, got '%s'\n", optval[O_LISTEN]);
-        return 2;
-    }
-    long lo = 0, hi = 0;
-    {
-        char buf[64];
-        snprintf(buf, sizeof buf, "%s", optval[O_PORT_RANGE]);
-        char *dash = strchr(buf, '-');
-        if (dash)
-            *dash = '\0';
-        if (!dash || !util_parse_int(buf, 1024, 65535, &lo) ||
-            !util_parse_int(dash + 1, 1024, 65535, &hi) || hi < lo) {
-            fprintf(stderr, "pgfleet: --port-range takes LO-HI within 1024-65535, got '%s'\n",
-                    optval[O_PORT_RANGE]);
-            return 2;
-        }
-    }
-    long retention = 7, interval = 86400, full_interval = 604800, diff_interval = 86400,
-         bworkers = 2, usage_interval = 60;
-    if (!util_parse_int(optval[O_BACKUP_RETENTION], 1, 3650, &retention) ||
-        !util_parse_int(optval[O_BACKUP_INTERVAL], 0, 365L * 86400, &interval) ||
-        !util_parse_int(optval[O_BACKUP_FULL_INTERVAL], 1, 3650L * 86400, &full_interval) ||
-        !util_parse_int(optval[O_BACKUP_DIFF_INTERVAL], 1, 3650L * 86400, &diff_interval) ||
-        !util_parse_int(optval[O_BACKUP_WORKERS], 1, 64, &bworkers) ||
-        !util_parse_int(optval[O_USAGE_INTERVAL], 0, 86400, &usage_interval)) {
-        fprintf(stderr, "pgfleet: --backup-retention-days takes 1 to 3650, --backup-interval, "
-                        "--backup-full-interval and --backup-diff-interval seconds, "
-                        "--backup-workers 1 to 64, --usage-interval 0 to 86400 seconds\n");
-        return 2;
-    }
-    char pooler_host[256];
-    int pooler_port = 0;
-    if (strcmp(optval[O_POOLER_LISTEN], "off") != 0 &&
-        parse_listen(optval[O_POOLER_LISTEN], pooler_host, sizeof pooler_host, &pooler_port) != 0) {
-        fprintf(stderr, "pgfleet: --pooler-listen takes HOST:PORT or off, got '%s'\n",
-                optval[O_POOLER_LISTEN]);
-        return 2;
-    }
-    char metrics_host[256];
-    int metrics_port = 0;
-    if (strcmp(optval[O_METRICS_LISTEN], "off") != 0 &&
-        parse_listen(optval[O_METRICS_LISTEN], metrics_host, sizeof metrics_host, &metrics_port) !=
-            0) {
-        fprintf(stderr, "pgfleet: --metrics-listen takes HOST:PORT or off, got '%s'\n",
-                optval[O_METRICS_LISTEN]);
-        return 2;
-    }
-    long workers = 2, spares = 0;
-    if (!util_parse_int(optval[O_WORKERS], 1, 64, &workers)) {
-        fprintf(stderr, "pgfleet: --workers takes 1 to 64\n");
-        return 2;
-    }
-    if (!util_parse_int(optval[O_SPARES], 0, 1000, &spares)) {
-        fprintf(stderr, "pgfleet: --spares takes 0 to 1000\n");
-        return 2;
-    }
-    long access_ttl = 3600;
-    if (!util_parse_int(optval[O_ACCESS_TTL], 1, 86400, &access_ttl)) {
-        fprintf(stderr, "pgfleet: --access-token-ttl takes 1 to 86400 seconds\n");
-        return 2;
-    }
-    static auth_keys keys; /* lives as long as the server */
+    log_set_level((log_level)ov[O_LOG_LEVEL].n); /* log_levels[] is in log_level order */
+    log_set_format((log_format)ov[O_LOG_FORMAT].n);
 
     /* Signals are handled by this thread alone (sigwait); every thread created from here
      * on inherits the blocked mask. */
@@ -608,9 +573,9 @@ static int cmd_serve(void)
     signal(SIGPIPE, SIG_IGN);
 
     /* the API port is ours from the start: a busy port fails now, not after initdb */
-    if (http_listen(host, port, &listen_fd, &e) != 0)
+    if (http_listen(listen->host, listen->port, &listen_fd, &e) != 0)
         goto out;
-    if (metrics_port > 0 && http_listen(metrics_host, metrics_port, &metrics_fd, &e) != 0)
+    if (metrics->port > 0 && http_listen(metrics->host, metrics->port, &metrics_fd, &e) != 0)
         goto out;
     if (open_home(home, sizeof home, &st, &e) != 0)
         goto out;
@@ -622,21 +587,8 @@ static int cmd_serve(void)
         goto out;
     }
 
-    engine_config ec = {.home = home,
-                        .pg_bindir = optval[O_PG_BINDIR],
-                        .listen_addr = "*",
-                        .backup_repo = optval[O_BACKUP_REPO],
-                        .backup_retention_days = (int)retention,
-                        .tls_host = optval[O_PUBLIC_HOST],
-                        .tls_cert = optval[O_TLS_CERT],
-                        .tls_key = optval[O_TLS_KEY],
-                        .tls_ca = optval[O_TLS_CA]};
-    if (pooler_port > 0) {
-        ec.pooler_bin = optval[O_PGBOUNCER];
-        ec.pooler_host = pooler_host;
-        ec.pooler_port = pooler_port;
-    }
-    if (proc_user_resolve(optval[O_RUN_AS], &ec.user, &e) != 0)
+    engine_config ec = serve_engine_config(home);
+    if (proc_user_resolve(OPT(O_RUN_AS), &ec.user, &e) != 0)
         goto out;
     int64_t t0 = util_now_ms();
     if (engine_open(&ec, &en, &e) != 0)
@@ -646,50 +598,18 @@ static int cmd_serve(void)
 
     if (auth_keys_load(home, &keys, &e) != 0)
         goto out;
-    a.keys = &keys;
-    a.access_ttl_s = (int)access_ttl;
-    a.st = st;
-    a.port_lo = (int)lo;
-    a.port_hi = (int)hi;
-    a.op_wait_ms = 20000;
-    a.backup_retention_days = (int)retention;
-    a.pooler_port = pooler_port;
-    if (engine_tls_ca_path(en))
-        snprintf(a.ca_path, sizeof a.ca_path, "%s", engine_tls_ca_path(en));
-    snprintf(a.public_host, sizeof a.public_host, "%s", optval[O_PUBLIC_HOST]);
-    if (optval[O_PUBLIC_URL]) {
-        snprintf(a.base_url, sizeof a.base_url, "%s", optval[O_PUBLIC_URL]);
-    } else if (strchr(host, ':')) {
-        snprintf(a.base_url, sizeof a.base_url, "http://[%.200s]:%d", host, port);
-    } else {
-        snprintf(a.base_url, sizeof a.base_url, "http://%.200s:%d", host, port);
-    }
-    size_t bl = strlen(a.base_url);
-    while (bl > 0 && a.base_url[bl - 1] == '/')
-        a.base_url[--bl] = '\0';
-    if (api_regions_configure(&a, optval[O_REGIONS], &e) != 0)
+    serve_app(&a, st, en, &keys);
+    if (api_regions_configure(&a, OPT(O_REGIONS), &e) != 0)
         goto out;
-
-    ops_config oc = {.workers = (int)workers,
-                     .port_lo = (int)lo,
-                     .port_hi = (int)hi,
-                     .start_timeout_ms = 30000,
-                     .max_attempts = 3,
-                     .reconcile_ms = 2000,
-                     .spares = (int)spares,
-                     .backup_workers = (int)bworkers,
-                     .backup_interval_s = (int)interval,
-                     .backup_full_interval_s = (int)full_interval,
-                     .backup_diff_interval_s = (int)diff_interval,
-                     .usage_interval_s = (int)usage_interval};
+    ops_config oc = serve_ops_config();
     if (ops_start(st, en, &oc, &op, &e) != 0)
         goto out;
     a.ops = op;
 
     size_t nroutes = 0;
     const http_route *routes = api_routes(&nroutes);
-    http_config hc = {.host = host,
-                      .port = port,
+    http_config hc = {.host = listen->host,
+                      .port = listen->port,
                       .listen_fd = listen_fd,
                       .routes = routes,
                       .nroutes = nroutes,
@@ -702,8 +622,8 @@ static int cmd_serve(void)
     if (metrics_fd >= 0) {
         size_t nm = 0;
         const http_route *mroutes = api_metrics_routes(&nm);
-        http_config mc = {.host = metrics_host,
-                          .port = metrics_port,
+        http_config mc = {.host = metrics->host,
+                          .port = metrics->port,
                           .listen_fd = metrics_fd,
                           .routes = mroutes,
                           .nroutes = nm,
@@ -711,10 +631,10 @@ static int cmd_serve(void)
         metrics_fd = -1;
         if (http_start(&mc, &msrv, &e) != 0)
             goto out;
-        log_info("metrics at http://%s:%d/metrics", metrics_host, metrics_port);
+        log_info("metrics at http://%s:%d/metrics", metrics->host, metrics->port);
     }
-    log_info("pgfleet %s serving %s on %s:%d (public URL %s)", PGFLEET_VERSION, home, host, port,
-             a.base_url);
+    log_info("pgfleet %s serving %s on %s:%d (public URL %s)", PGFLEET_VERSION, home, listen->host,
+             listen->port, a.base_url);
 
     int sig = 0;
     sigwait(&sigs, &sig);
@@ -722,7 +642,7 @@ static int cmd_serve(void)
     rc = 0;
 out:
     if (rc != 0)
-        log_error("pgfleet: %s", e.message);
+        log_error("%s", e.message);
     http_stop(msrv);
     http_stop(srv);
     ops_stop(op);

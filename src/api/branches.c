@@ -1,3 +1,4 @@
+/* Branches of a project: list, create, get, rename (patch) and delete. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

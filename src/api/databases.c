@@ -1,3 +1,7 @@
+/* Databases: create (empty, from a backup, or a clone of a live database), list (in the
+ * workspace or a project), get, patch and delete. A create records the database, its default
+ * connection and the provision (or restore, clone) op in one transaction and answers
+ * `provisioning`; a delete waits for its op. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -31,7 +31,7 @@ static int oauth_error(http_resp *resp, int status, const char *code, const char
 static int oauth_fail(http_req *req, http_resp *resp, const pf_err *le)
 {
     if (le->status >= 500 || le->status < 400) {
-        log_error("req=%s oauth: %s", req->request_id, le->message);
+        log_emit(LOG_ERROR, &(log_ctx){.req = req->request_id, .sub = "oauth"}, "%s", le->message);
         return oauth_error(resp, 500, "server_error", "The server could not complete the request");
     }
     oauth_error(resp, le->status, le->code, le->message);

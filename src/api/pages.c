@@ -18,57 +18,30 @@
 #define COOKIE_CSRF "pgfleet_csrf"
 #define NONCE_LEN 32
 
-/* ---- a growing string ---- */
-
-typedef struct sb {
-    char *s;
-    size_t len, cap;
-} sb;
-
-static void sb_add(sb *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *ns = realloc(b->s, cap);
-        if (!ns)
-            abort();
-        b->s = ns;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void sb_puts(sb *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
-}
+/* ---- HTML text ---- */
 
 /* Appends s with HTML's five special characters escaped (text and attribute values). */
-static void sb_esc(sb *b, const char *s)
+static void html_esc(util_buf *b, const char *s)
 {
     for (const char *p = s ? s : ""; *p; p++) {
         switch (*p) {
         case '&':
-            sb_puts(b, "&amp;");
+            util_buf_puts(b, "&amp;");
             break;
         case '<':
-            sb_puts(b, "&lt;");
+            util_buf_puts(b, "&lt;");
             break;
         case '>':
-            sb_puts(b, "&gt;");
+            util_buf_puts(b, "&gt;");
             break;
         case '"':
-            sb_puts(b, "&quot;");
+            util_buf_puts(b, "&quot;");
             break;
         case '\'':
-            sb_puts(b, "&#39;");
+            util_buf_puts(b, "&#39;");
             break;
         default:
-            sb_add(b, p, 1);
+            util_buf_add(b, p, 1);
         }
     }
 }
@@ -171,24 +144,24 @@ static void secure_headers(http_resp *resp)
 }
 
 /* Wraps body in the page chrome and sets resp (status, HTML, headers). */
-static int page(http_resp *resp, int status, const char *title, sb *body)
+static int page(http_resp *resp, int status, const char *title, util_buf *body)
 {
-    sb b = {0};
-    sb_puts(&b, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-                "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-                "<title>");
-    sb_esc(&b, title);
-    sb_puts(&b, " · pgfleet</title><style>");
-    sb_puts(&b, page_css);
-    sb_puts(&b, "</style></head><body><main class=\"card\"><div class=\"brand\">");
-    sb_puts(&b, logo_svg);
-    sb_puts(&b, "<span>pgfleet</span></div>");
-    sb_add(&b, body->s ? body->s : "", body->len);
-    sb_puts(&b, "</main><footer>pgfleet · self-hosted PostgreSQL</footer></body></html>");
-    free(body->s);
+    util_buf b = {0};
+    util_buf_puts(&b, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+                      "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+                      "<title>");
+    html_esc(&b, title);
+    util_buf_puts(&b, " · pgfleet</title><style>");
+    util_buf_puts(&b, page_css);
+    util_buf_puts(&b, "</style></head><body><main class=\"card\"><div class=\"brand\">");
+    util_buf_puts(&b, logo_svg);
+    util_buf_puts(&b, "<span>pgfleet</span></div>");
+    util_buf_add(&b, body->s ? body->s : "", body->len);
+    util_buf_puts(&b, "</main><footer>pgfleet · self-hosted PostgreSQL</footer></body></html>");
+    util_buf_free(body);
     resp->status = status;
-    resp->raw = b.s;
     resp->raw_len = b.len;
+    resp->raw = util_buf_take(&b);
     resp->content_type = "text/html; charset=utf-8";
     secure_headers(resp);
     return 0;
@@ -196,13 +169,14 @@ static int page(http_resp *resp, int status, const char *title, sb *body)
 
 static int error_page(http_resp *resp, int status, const char *title, const char *msg)
 {
-    sb b = {0};
-    sb_puts(&b, "<h1>");
-    sb_esc(&b, title);
-    sb_puts(&b, "</h1><p class=\"sub\">");
-    sb_esc(&b, msg);
-    sb_puts(&b, "</p><p class=\"fine\">Go back to the application and start signing in again. "
-                "If this keeps happening, tell the application's developer.</p>");
+    util_buf b = {0};
+    util_buf_puts(&b, "<h1>");
+    html_esc(&b, title);
+    util_buf_puts(&b, "</h1><p class=\"sub\">");
+    html_esc(&b, msg);
+    util_buf_puts(&b,
+                  "</p><p class=\"fine\">Go back to the application and start signing in again. "
+                  "If this keeps happening, tell the application's developer.</p>");
     return page(resp, status, title, &b);
 }
 
@@ -296,18 +270,18 @@ static int authz_check(app *a, http_req *req, http_resp *resp, authz *z)
     return 0;
 }
 
-static void hidden(sb *b, const char *name, const char *value)
+static void hidden(util_buf *b, const char *name, const char *value)
 {
     if (!value)
         return;
-    sb_puts(b, "<input type=\"hidden\" name=\"");
-    sb_esc(b, name);
-    sb_puts(b, "\" value=\"");
-    sb_esc(b, value);
-    sb_puts(b, "\">");
+    util_buf_puts(b, "<input type=\"hidden\" name=\"");
+    html_esc(b, name);
+    util_buf_puts(b, "\" value=\"");
+    html_esc(b, value);
+    util_buf_puts(b, "\">");
 }
 
-static void authz_hidden(sb *b, authz *z)
+static void authz_hidden(util_buf *b, authz *z)
 {
     for (size_t i = 0; i < AUTHZ_N; i++)
         hidden(b, authz_names[i], *authz_field(z, i));
@@ -410,26 +384,27 @@ static int signin_page(app *a, http_req *req, http_resp *resp, authz *z, int sta
 {
     char csrf[64];
     csrf_token(a, req, resp, csrf);
-    sb b = {0};
-    sb_puts(&b, "<h1>Sign in</h1><p class=\"sub\">to continue to <b>");
-    sb_esc(&b, z->client.name);
-    sb_puts(&b, "</b></p>");
+    util_buf b = {0};
+    util_buf_puts(&b, "<h1>Sign in</h1><p class=\"sub\">to continue to <b>");
+    html_esc(&b, z->client.name);
+    util_buf_puts(&b, "</b></p>");
     if (error) {
-        sb_puts(&b, "<div class=\"alert\" role=\"alert\">");
-        sb_esc(&b, error);
-        sb_puts(&b, "</div>");
+        util_buf_puts(&b, "<div class=\"alert\" role=\"alert\">");
+        html_esc(&b, error);
+        util_buf_puts(&b, "</div>");
     }
-    sb_puts(&b, "<form method=\"post\" action=\"/login\" id=\"signin\">");
+    util_buf_puts(&b, "<form method=\"post\" action=\"/login\" id=\"signin\">");
     hidden(&b, "csrf", csrf);
     authz_hidden(&b, z);
-    sb_puts(&b, "<label for=\"email\">Email</label><input id=\"email\" name=\"email\" "
-                "type=\"email\" autocomplete=\"username\" required autofocus value=\"");
-    sb_esc(&b, email);
-    sb_puts(&b, "\"><label for=\"password\">Password</label><input id=\"password\" "
-                "name=\"password\" type=\"password\" autocomplete=\"current-password\" required>"
-                "<button class=\"btn btn-primary\" type=\"submit\">Sign in</button></form>"
-                "<p class=\"fine\">Accounts are created by your pgfleet administrator "
-                "(<code>pgfleet user create</code>).</p>");
+    util_buf_puts(&b, "<label for=\"email\">Email</label><input id=\"email\" name=\"email\" "
+                      "type=\"email\" autocomplete=\"username\" required autofocus value=\"");
+    html_esc(&b, email);
+    util_buf_puts(&b,
+                  "\"><label for=\"password\">Password</label><input id=\"password\" "
+                  "name=\"password\" type=\"password\" autocomplete=\"current-password\" required>"
+                  "<button class=\"btn btn-primary\" type=\"submit\">Sign in</button></form>"
+                  "<p class=\"fine\">Accounts are created by your pgfleet administrator "
+                  "(<code>pgfleet user create</code>).</p>");
     return page(resp, status, "Sign in", &b);
 }
 
@@ -452,60 +427,61 @@ static int consent_page(app *a, http_req *req, http_resp *resp, authz *z, const 
         return error_page(resp, 500, "Something went wrong", "Try again in a moment.");
     char csrf[64];
     csrf_token(a, req, resp, csrf);
-    sb b = {0};
-    sb_puts(&b, "<h1><b>");
-    sb_esc(&b, z->client.name);
-    sb_puts(&b, "</b> wants to access your pgfleet workspace</h1>"
-                "<p class=\"sub\">Review what it asks for.</p>");
+    util_buf b = {0};
+    util_buf_puts(&b, "<h1><b>");
+    html_esc(&b, z->client.name);
+    util_buf_puts(&b, "</b> wants to access your pgfleet workspace</h1>"
+                      "<p class=\"sub\">Review what it asks for.</p>");
     if (error) {
-        sb_puts(&b, "<div class=\"alert\" role=\"alert\">");
-        sb_esc(&b, error);
-        sb_puts(&b, "</div>");
+        util_buf_puts(&b, "<div class=\"alert\" role=\"alert\">");
+        html_esc(&b, error);
+        util_buf_puts(&b, "</div>");
     }
-    sb_puts(&b, "<div class=\"who\"><span class=\"avatar\">");
+    util_buf_puts(&b, "<div class=\"who\"><span class=\"avatar\">");
     char initial[2] = {u->email[0] ? u->email[0] : '?', '\0'};
-    sb_esc(&b, initial);
-    sb_puts(&b, "</span><span>Signed in as <b>");
-    sb_esc(&b, u->email);
-    sb_puts(&b, "</b></span></div><ul class=\"scopes\">");
+    html_esc(&b, initial);
+    util_buf_puts(&b, "</span><span>Signed in as <b>");
+    html_esc(&b, u->email);
+    util_buf_puts(&b, "</b></span></div><ul class=\"scopes\">");
     for (size_t i = 0; i < sizeof scope_text / sizeof scope_text[0]; i++) {
         if (!auth_scope_has(z->scope_norm, scope_text[i].scope))
             continue;
-        sb_puts(&b, "<li><b>");
-        sb_esc(&b, scope_text[i].title);
-        sb_puts(&b, " <code>");
-        sb_esc(&b, scope_text[i].scope);
-        sb_puts(&b, "</code></b><span>");
-        sb_esc(&b, scope_text[i].desc);
-        sb_puts(&b, "</span></li>");
+        util_buf_puts(&b, "<li><b>");
+        html_esc(&b, scope_text[i].title);
+        util_buf_puts(&b, " <code>");
+        html_esc(&b, scope_text[i].scope);
+        util_buf_puts(&b, "</code></b><span>");
+        html_esc(&b, scope_text[i].desc);
+        util_buf_puts(&b, "</span></li>");
     }
-    sb_puts(&b, "</ul><form method=\"post\" action=\"/authorize\" id=\"consent\">");
+    util_buf_puts(&b, "</ul><form method=\"post\" action=\"/authorize\" id=\"consent\">");
     hidden(&b, "csrf", csrf);
     authz_hidden(&b, z);
     if (nws == 0) {
-        sb_puts(&b, "<div class=\"alert\">You are not a member of any workspace.</div>");
+        util_buf_puts(&b, "<div class=\"alert\">You are not a member of any workspace.</div>");
     } else {
-        sb_puts(&b, "<label for=\"workspace\">Workspace</label>"
-                    "<select id=\"workspace\" name=\"workspace_id\">");
+        util_buf_puts(&b, "<label for=\"workspace\">Workspace</label>"
+                          "<select id=\"workspace\" name=\"workspace_id\">");
         for (size_t i = 0; i < nws; i++) {
-            sb_puts(&b, "<option value=\"");
-            sb_esc(&b, ws[i].id);
-            sb_puts(&b, "\">");
-            sb_esc(&b, ws[i].name);
-            sb_puts(&b, "</option>");
+            util_buf_puts(&b, "<option value=\"");
+            html_esc(&b, ws[i].id);
+            util_buf_puts(&b, "\">");
+            html_esc(&b, ws[i].name);
+            util_buf_puts(&b, "</option>");
         }
-        sb_puts(&b, "</select>");
+        util_buf_puts(&b, "</select>");
     }
     free(ws);
-    sb_puts(&b, "<div class=\"row\"><button class=\"btn btn-secondary\" type=\"submit\" "
-                "name=\"decision\" value=\"deny\">Deny</button><button class=\"btn "
-                "btn-primary\" type=\"submit\" name=\"decision\" value=\"allow\"");
+    util_buf_puts(&b, "<div class=\"row\"><button class=\"btn btn-secondary\" type=\"submit\" "
+                      "name=\"decision\" value=\"deny\">Deny</button><button class=\"btn "
+                      "btn-primary\" type=\"submit\" name=\"decision\" value=\"allow\"");
     if (nws == 0)
-        sb_puts(&b, " disabled");
-    sb_puts(&b, ">Allow</button></div></form><p class=\"fine\">Allowing redirects you to <code>");
-    sb_esc(&b, z->redirect_uri);
-    sb_puts(&b, "</code>. You can revoke access at any time "
-                "(<code>DELETE /v1/integrations/{id}</code>).</p>");
+        util_buf_puts(&b, " disabled");
+    util_buf_puts(&b,
+                  ">Allow</button></div></form><p class=\"fine\">Allowing redirects you to <code>");
+    html_esc(&b, z->redirect_uri);
+    util_buf_puts(&b, "</code>. You can revoke access at any time "
+                      "(<code>DELETE /v1/integrations/{id}</code>).</p>");
     return page(resp, 200, "Authorize", &b);
 }
 
@@ -570,7 +546,7 @@ HANDLER(h_login_post)
     bool found = store_user_by_email(a->st, email, &u, &le) == 0;
     if (!auth_password_verify(found ? u.password_hash : NULL, pw)) {
         auth_throttle_fail(key, util_now_ms());
-        log_info("req=%s sign-in failed for a user from %s", req->request_id, ip);
+        log_req(LOG_INFO, req->request_id, "sign-in failed for a user from %s", ip);
         rc = signin_page(a, req, resp, &z, 401, "Wrong email or password.", email);
         goto out;
     }
@@ -632,12 +608,12 @@ HANDLER(h_authorize_post)
     char code[AUTH_SECRET_MAX];
     if (auth_code_issue(a->st, &cfg, z.client.id, u.id, ws, z.redirect_uri, z.scope_norm,
                         z.code_challenge, code, &le) != 0) {
-        log_error("req=%s authorize: %s", req->request_id, le.message);
+        log_req(LOG_ERROR, req->request_id, "authorize: %s", le.message);
         redirect_error(req, resp, &z, "server_error", "The code could not be issued");
         goto out;
     }
-    log_info("req=%s user %s granted client %s on %s (%s)", req->request_id, u.id, z.client.id, ws,
-             z.scope_norm);
+    log_req(LOG_INFO, req->request_id, "user %s granted client %s on %s (%s)", u.id, z.client.id,
+            ws, z.scope_norm);
     char *q = NULL;
     http_url_append(&q, '&', "code", code);
     if (z.state)

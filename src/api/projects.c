@@ -1,3 +1,5 @@
+/* Projects: list, create (with its default branch and, unless createDatabase is false, a
+ * default database), get, patch and delete. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,3 +1,6 @@
+/* Regions: the contract's region ids, which of them this server serves (--regions) and
+ * the default; the region lists of GET /v1/regions and its postgres and accelerate
+ * variants. */
 #include <stdio.h>
 #include <string.h>
 

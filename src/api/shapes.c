@@ -1,3 +1,5 @@
+/* The JSON shapes of every resource, exactly as the contract types them (urls built from
+ * the public base URL, secrets only in create and rotate responses). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,3 +1,5 @@
+/* Input validation of request bodies, path ids and paging: every failure names the field
+ * in the hint. */
 #include <stdio.h>
 #include <string.h>
 

@@ -1,3 +1,4 @@
+/* GET /healthz, and workspaces: the list and one by id (a credential sees its own only). */
 #include <stdlib.h>
 #include <string.h>
 

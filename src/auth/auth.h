@@ -1,6 +1,8 @@
-/* auth: service tokens (and later OAuth2). A token value is shown once; the catalog keeps
- * only its SHA-256 (values are 256-bit random, so a fast hash is the right tool: there
- * is nothing to brute-force). */
+/* auth: who is calling. Service tokens, and the OAuth2 authorization server (EdDSA JWT
+ * access tokens, authorization codes with PKCE, rotating refresh tokens), password hashing
+ * and sign-in throttling. It reads and writes the catalog (store) but never parses HTTP.
+ * A token value is shown once; the catalog keeps only its SHA-256 (values are 256-bit
+ * random, so a fast hash is the right tool: there is nothing to brute-force). */
 #ifndef PF_AUTH_AUTH_H
 #define PF_AUTH_AUTH_H
 

@@ -200,8 +200,9 @@ int auth_code_exchange(store *st, const auth_keys *k, const auth_oauth_cfg *cfg,
         if (le.status == 409) {
             /* RFC 6749 4.1.2: a replayed code revokes what it issued */
             if (c.grant_id[0] && store_grant_revoke(st, c.grant_id, "code replay", &le) == 0)
-                log_warn("oauth: authorization code replayed for client %s; grant %s revoked",
-                         client_id, c.grant_id);
+                log_sub(LOG_WARN, "oauth",
+                        "authorization code replayed for client %s; grant %s revoked", client_id,
+                        c.grant_id);
             return oauth_err(e, 400, "invalid_grant", "The authorization code was already used%s",
                              NULL);
         }
@@ -273,8 +274,9 @@ int auth_refresh(store *st, const auth_keys *k, const auth_oauth_cfg *cfg, const
     if (store_refresh_use(st, hash, now_s(), &g, &le) != 0) {
         if (le.status == 409) {
             store_grant_revoke(st, g.id, "refresh token reuse", NULL);
-            log_warn("oauth: refresh token reused for grant %s (client %s): chain revoked", g.id,
-                     g.client_id);
+            log_sub(LOG_WARN, "oauth",
+                    "refresh token reused for grant %s (client %s): chain revoked", g.id,
+                    g.client_id);
             return oauth_err(e, 400, "invalid_grant",
                              "The refresh token was already used; the session is revoked%s", NULL);
         }

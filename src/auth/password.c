@@ -31,7 +31,7 @@ bool auth_password_verify(const char *hash, const char *password)
     if (!hash || !hash[0]) {
         pthread_once(&dummy_once, make_dummy);
         if (dummy_hash[0] && crypto_pwhash_str_verify(dummy_hash, password, strlen(password)) == 0)
-            log_warn("auth: a password matched the dummy hash");
+            log_sub(LOG_WARN, "auth", "a password matched the dummy hash");
         return false;
     }
     return crypto_pwhash_str_verify(hash, password, strlen(password)) == 0;

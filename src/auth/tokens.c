@@ -1,3 +1,5 @@
+/* auth: service tokens ("pfs_…"): creation (the value shown once, its SHA-256 kept) and
+ * the bearer check of every request that carries one. */
 #include "auth/auth.h"
 
 #include <stdio.h>

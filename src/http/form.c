@@ -113,35 +113,30 @@ int http_form_count(const http_form *f, const char *key)
     return n;
 }
 
-static void encode_into(char *out, size_t *k, const char *s)
+static void encode_into(util_buf *b, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         unsigned char c = *p;
         if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
             c == '-' || c == '.' || c == '_' || c == '~') {
-            out[(*k)++] = (char)c;
+            util_buf_add(b, (const char *)p, 1);
         } else {
-            out[(*k)++] = '%';
-            out[(*k)++] = hex[c >> 4];
-            out[(*k)++] = hex[c & 15];
+            char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
+            util_buf_add(b, esc, 3);
         }
     }
 }
 
 void http_url_append(char **s, char sep, const char *key, const char *value)
 {
+    /* *s is a malloc'd string (or NULL): adopt it as a util_buf, hand it back */
     size_t old = *s ? strlen(*s) : 0;
-    size_t need = old + 1 + 3 * strlen(key) + 1 + 3 * strlen(value) + 1;
-    char *out = realloc(*s, need);
-    if (!out)
-        abort();
-    size_t k = old;
+    util_buf b = {.s = *s, .len = old, .cap = *s ? old + 1 : 0};
     if (old > 0)
-        out[k++] = sep;
-    encode_into(out, &k, key);
-    out[k++] = '=';
-    encode_into(out, &k, value);
-    out[k] = '\0';
-    *s = out;
+        util_buf_add(&b, &sep, 1);
+    encode_into(&b, key);
+    util_buf_add(&b, "=", 1);
+    encode_into(&b, value);
+    *s = util_buf_take(&b);
 }

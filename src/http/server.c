@@ -1,3 +1,6 @@
+/* http: the libmicrohttpd listener, a thread per connection: body limits, the route
+ * table, the auth hook, JSON and raw responses, the error envelope, request counters and
+ * the request log line (req= field). */
 #include "http/http.h"
 
 #include <arpa/inet.h>
@@ -58,9 +61,7 @@ void http_stats_get(http_server *s, http_stats *out)
 
 /* Per-request state, from the first callback to MHD's completion notice. */
 typedef struct req_ctx {
-    char *buf;
-    size_t len;
-    size_t cap;
+    util_buf body; /* the upload so far (NULL until a byte came) */
     bool too_large;
     int64_t started_ms;
 } req_ctx;
@@ -300,8 +301,8 @@ static void dispatch(http_server *s, struct MHD_Connection *c, const char *metho
         rc = err_set(&e, 413, "PayloadTooLarge", "Send a body of at most 1 MiB.",
                      "The request body exceeds 1 MiB");
     } else {
-        req->body = ctx->buf;
-        req->body_len = ctx->len;
+        req->body = ctx->body.s;
+        req->body_len = ctx->body.len;
         if ((route->flags & HTTP_AUTH) && s->cfg.auth)
             rc = s->cfg.auth(s->cfg.app, req, &e);
         if (rc == 0)
@@ -313,7 +314,7 @@ static void dispatch(http_server *s, struct MHD_Connection *c, const char *metho
         free_headers(&resp);
         *status_out = e.status >= 400 && e.status <= 599 ? e.status : 500;
         if (*status_out >= 500)
-            log_error("req=%s %s %s failed: %s", req->request_id, method, url, e.message);
+            log_req(LOG_ERROR, req->request_id, "%s %s failed: %s", method, url, e.message);
         send_error(c, &e, req->request_id);
         return;
     }
@@ -347,23 +348,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (*upload_data_size) {
         size_t n = *upload_data_size;
-        if (!ctx->too_large && ctx->len + n > HTTP_BODY_MAX)
+        if (!ctx->too_large && ctx->body.len + n > HTTP_BODY_MAX)
             ctx->too_large = true;
-        if (!ctx->too_large) {
-            if (ctx->len + n + 1 > ctx->cap) {
-                size_t cap = ctx->cap ? ctx->cap : 1024;
-                while (cap < ctx->len + n + 1)
-                    cap *= 2;
-                char *nb = realloc(ctx->buf, cap);
-                if (!nb)
-                    abort();
-                ctx->buf = nb;
-                ctx->cap = cap;
-            }
-            memcpy(ctx->buf + ctx->len, upload_data, n);
-            ctx->len += n;
-            ctx->buf[ctx->len] = '\0';
-        }
+        if (!ctx->too_large)
+            util_buf_add(&ctx->body, upload_data, n);
         *upload_data_size = 0;
         return MHD_YES;
     }
@@ -375,8 +363,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     int64_t ms = util_now_ms() - ctx->started_ms;
     count_request(s, status, ms);
     if (strcmp(method, "GET") != 0 || status >= 400)
-        log_info("req=%s %s %s -> %d (%lld ms)", req.request_id, method, url, status,
-                 (long long)ms);
+        log_req(LOG_INFO, req.request_id, "%s %s -> %d (%lld ms)", method, url, status,
+                (long long)ms);
     return MHD_YES;
 }
 
@@ -388,7 +376,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)toe;
     req_ctx *ctx = *con_cls;
     if (ctx) {
-        free(ctx->buf);
+        util_buf_free(&ctx->body);
         free(ctx);
         *con_cls = NULL;
     }
@@ -402,7 +390,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         line[--n] = '\0';
-    log_warn("http: %s", line);
+    log_sub(LOG_WARN, "http", "%s", line);
 }
 
 size_t http_unescape(char *s)

@@ -47,6 +47,9 @@ void log_emit(log_level lvl, const log_ctx *ctx, const char *fmt, ...)
 #define log_db_warn(db_id, ...) log_db(LOG_WARN, db_id, __VA_ARGS__)
 #define log_db_error(db_id, ...) log_db(LOG_ERROR, db_id, __VA_ARGS__)
 
+/* A line about an HTTP request (req_id: its id, "req_…"). */
+#define log_req(lvl, req_id, ...) log_emit(lvl, &(log_ctx){.req = (req_id)}, __VA_ARGS__)
+
 /* A line about an operation of a database (conn_id may be NULL). */
 #define log_op(lvl, op_id, db_id, conn_id, ...)                                                    \
     log_emit(lvl, &(log_ctx){.op = (op_id), .db = (db_id), .conn = (conn_id)}, __VA_ARGS__)

@@ -1,5 +1,6 @@
 /* proc: spawning child processes from argv arrays (never a shell), optionally as an
- * unprivileged OS user, and small filesystem helpers used by the engine.
+ * unprivileged OS user, the one /proc scan for leftover processes, and the filesystem
+ * helpers (atomic writes, directory fsync, trees) of every layer.
  * Nothing here calls waitpid(-1): whoever starts a process reaps that pid. */
 #ifndef PF_UTIL_PROC_H
 #define PF_UTIL_PROC_H

@@ -1,4 +1,6 @@
-/* util: ids, time, random secrets and small string helpers shared by every layer. */
+/* util: ids, time (and the one ISO-8601 parser), random secrets, allocation that aborts on
+ * out-of-memory, a growing string and array, integer parsing and the port probe: the
+ * bottom layer, shared by every other. */
 #ifndef PF_UTIL_UTIL_H
 #define PF_UTIL_UTIL_H
 

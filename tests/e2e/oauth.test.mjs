@@ -3,20 +3,23 @@
 // headless Chromium on the sign-in and consent pages, and the attacks the server must refuse.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { before, after, test } from 'node:test';
+import { after } from 'node:test';
 import { createManagementApiSdk, AuthError } from '@prisma/management-api-sdk';
-import { binaryAvailable, BIN } from './lib/server.mjs';
+import { useServer } from './lib/fixture.mjs';
 import { client, call, raw, expectStatus, expectError, uniq } from './lib/api.mjs';
 import { expectShape, opForTemplate } from './lib/schemas.mjs';
 import { sleep } from './lib/procs.mjs';
 import {
-  OAuthServer, createUser, createClient, memoryStorage, launchBrowser, authorizeInBrowser,
+  createUser, createClient, memoryStorage, launchBrowser, authorizeInBrowser,
   tokenRequest, revokeRequest, FormSession, authzParams, b64url, decodeJwt,
 } from './lib/oauth.mjs';
 
 const ACCESS_TTL = 6; // seconds: short, so expiry is tested for real
 const REDIRECT = 'http://127.0.0.1:9/callback';
 const S = {}; // shared state of the file
+// the file's server (lib/fixture.mjs), with a short access-token lifetime
+const ctx = useServer('oauth', { extraArgs: ['--access-token-ttl', String(ACCESS_TTL)], setup });
+const { it } = ctx;
 
 function sdkFor(storage, clientId = S.clientId) {
   return createManagementApiSdk({
@@ -59,19 +62,9 @@ async function sdkCall(sdk, method, template, init = {}) {
   return { status: response.status, body };
 }
 
-const it = (title, fn, opts = {}) => test(title, { timeout: 120000, ...opts }, async () => {
-  try {
-    await fn();
-  } catch (e) {
-    try { e.message = `${e.message}\n${S.server?.logTail(40) ?? ''}`; } catch { /* read-only */ }
-    throw e;
-  }
-});
-
-before(async () => {
-  assert.ok(binaryAvailable(), `server binary ${BIN} missing (make e2e builds it)`);
-  S.server = await new OAuthServer('oauth', ACCESS_TTL).init();
-  await S.server.start();
+// useServer's before() runs this once the server is up
+async function setup() {
+  S.server = ctx.server;
   S.alice = await createUser(S.server, 'alice@example.com', 'alice-password-1');
   S.bob = await createUser(S.server, 'Bob@Example.com', 'bob-password-12');
   S.throttled = await createUser(S.server, 'carol@example.com', 'carol-password-1');
@@ -79,11 +72,10 @@ before(async () => {
   S.adminA = await S.server.token({ workspace: S.alice.workspaceId, name: 'e2e-a' });
   S.adminB = await S.server.token({ workspace: S.bob.workspaceId, name: 'e2e-b' });
   S.browser = await launchBrowser();
-});
+}
 
 after(async () => {
-  await S.browser?.close();
-  await S.server?.cleanup();
+  await S.browser?.close(); // the server: useServer's after()
 });
 
 it('metadata (RFC 8414) and JWKS describe the server', async () => {
@@ -481,6 +473,4 @@ it('revocation: /revoke and deleting an integration end the tokens at once', asy
   expectError(await call(c, 'DELETE', '/v1/integrations/{id}', { params: { path: { id: id3 } } }), 404);
 });
 
-it('SIGTERM: server exits 0 with no sanitizer report', async () => {
-  await S.server.stop();
-});
+ctx.itShutsDownCleanly();

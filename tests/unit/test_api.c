@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "api/internal.h"
-#include "util/proc.h"
+#include "harness.h"
 
 static json_t *parse(const char *text)
 {
@@ -103,7 +103,7 @@ static void test_regions(void **state)
 }
 
 typedef struct fixture {
-    char dir[64];
+    harness_catalog cat;
     app a;
     store_workspace w;
     store_project p;
@@ -114,13 +114,12 @@ typedef struct fixture {
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/pgfleet-test-api-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    char path[128];
-    snprintf(path, sizeof path, "%s/catalog.db", f->dir);
+    fixture *f = xcalloc(1, sizeof *f);
+    *state = f;
+    if (harness_catalog_open(&f->cat, "test-api") < 0)
+        return -1;
+    f->a.st = f->cat.s;
     pf_err e;
-    assert_int_equal(store_open(path, &f->a.st, &e), 0);
     snprintf(f->a.base_url, sizeof f->a.base_url, "https://api.example");
     snprintf(f->a.public_host, sizeof f->a.public_host, "db.example");
     assert_int_equal(api_regions_configure(&f->a, NULL, &e), 0);
@@ -162,16 +161,16 @@ static int setup(void **state)
     snprintf(f->c.verifier, sizeof f->c.verifier, "SCRAM-SHA-256$4096:x$y:z");
     util_now_iso(f->c.created_at);
     assert_int_equal(store_connection_insert(f->a.st, &f->c, &e), 0);
-    *state = f;
     return 0;
 }
 
 static int teardown(void **state)
 {
     fixture *f = *state;
-    store_close(f->a.st);
-    fs_remove_tree(f->dir, NULL);
-    free(f);
+    if (f) {
+        harness_catalog_close(&f->cat);
+        free(f);
+    }
     return 0;
 }
 
@@ -334,5 +333,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shape_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shape_project_and_branch, setup, teardown),
     };
-    return cmocka_run_group_tests_name("api", tests, NULL, NULL);
+    return HARNESS_RUN("api", tests, NULL, NULL);
 }

@@ -14,14 +14,16 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "harness.h"
 #include "store/store.h"
 #include "util/util.h"
 
 #define ISS "http://127.0.0.1:9"
 
 typedef struct fixture {
-    char dir[64];
-    store *s;
+    harness_catalog cat;
+    const char *dir; /* cat.dir */
+    store *s;        /* cat.s */
     auth_keys k;
     auth_oauth_cfg cfg;
     char ws[PF_ID_MAX];
@@ -32,13 +34,13 @@ typedef struct fixture {
 static int setup(void **state)
 {
     fixture *f = xcalloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/pgfleet-auth-XXXXXX");
-    if (!mkdtemp(f->dir))
+    *state = f;
+    if (harness_catalog_open(&f->cat, "auth") < 0)
         return -1;
-    char path[128];
-    snprintf(path, sizeof path, "%s/catalog.db", f->dir);
+    f->dir = f->cat.dir;
+    f->s = f->cat.s;
     pf_err e;
-    if (store_open(path, &f->s, &e) != 0 || auth_keys_load(f->dir, &f->k, &e) != 0) {
+    if (auth_keys_load(f->dir, &f->k, &e) != 0) {
         fprintf(stderr, "setup: %s\n", e.message);
         return -1;
     }
@@ -67,26 +69,16 @@ static int setup(void **state)
     snprintf(f->ws, sizeof f->ws, "%s", w.id);
     snprintf(f->user, sizeof f->user, "%s", u.id);
     snprintf(f->client, sizeof f->client, "%s", c.id);
-    *state = f;
     return 0;
 }
 
 static int teardown(void **state)
 {
     fixture *f = *state;
-    store_close(f->s);
-    const char *names[] = {"catalog.db", "catalog.db-wal", "catalog.db-shm", "keys/session.key",
-                           "keys/jwt-ed25519.key"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        char p[128];
-        snprintf(p, sizeof p, "%s/%s", f->dir, names[i]);
-        unlink(p);
+    if (f) {
+        harness_catalog_close(&f->cat);
+        free(f);
     }
-    char p[128];
-    snprintf(p, sizeof p, "%s/keys", f->dir);
-    rmdir(p);
-    rmdir(f->dir);
-    free(f);
     return 0;
 }
 
@@ -433,5 +425,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_code_exchange_and_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh_rotation_and_reuse, setup, teardown),
     };
-    return cmocka_run_group_tests_name("auth", tests, NULL, NULL);
+    return HARNESS_RUN("auth", tests, NULL, NULL);
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "harness.h"
 #include "http/http.h"
 
 static void test_parse_decodes_plus_and_percent(void **state)
@@ -92,5 +93,5 @@ int main(void)
         cmocka_unit_test(test_parse_caps_field_count),
         cmocka_unit_test(test_url_append_encodes_and_round_trips),
     };
-    return cmocka_run_group_tests_name("form", tests, NULL, NULL);
+    return HARNESS_RUN("form", tests, NULL, NULL);
 }

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 #include <string.h>
 
+#include "harness.h"
 #include "http/http.h"
 
 static void test_match_literal_and_params(void **state)
@@ -84,5 +85,5 @@ int main(void)
         cmocka_unit_test(test_error_envelope),
         cmocka_unit_test(test_error_envelope_invalid_utf8),
     };
-    return cmocka_run_group_tests_name("http", tests, NULL, NULL);
+    return HARNESS_RUN("http", tests, NULL, NULL);
 }

@@ -6,12 +6,16 @@ import { startServer, binaryAvailable, BIN } from './server.mjs';
 import { client } from './api.mjs';
 import { sleep } from './procs.mjs';
 
+// opts: the Server's ({ extraArgs }), and `setup(ctx)`, run once the server is up (a file's
+// own before() may run before the server has started: put what needs it here).
 export function useServer(name, opts = {}) {
+  const { setup, ...serverOpts } = opts;
   const ctx = { server: null, c: null };
   before(async () => {
     assert.ok(binaryAvailable(), `server binary ${BIN} missing (build it with \`make e2e\` or set PGFLEET_BIN)`);
-    ctx.server = await startServer(name, opts);
+    ctx.server = await startServer(name, serverOpts);
     ctx.c = client(ctx.server);
+    if (setup) await setup(ctx);
   });
   after(async () => {
     const left = await ctx.server?.cleanup();

@@ -1,4 +1,4 @@
-// OAuth test helpers: a server with a short access-token lifetime, users and OAuth clients
+// OAuth test helpers (the server is lib/fixture.mjs's useServer): users and OAuth clients
 // made with the CLI, a headless Chromium (Debian's, driven by playwright-core) that signs in
 // and consents on the real pages, and raw /token, /revoke and form calls.
 import assert from 'node:assert/strict';
@@ -7,21 +7,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { chromium } from 'playwright-core';
-import { Server, BIN, SANITIZER_ENV, repoRoot } from './server.mjs';
+import { BIN, SANITIZER_ENV, repoRoot } from './server.mjs';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 export const ARTIFACTS = path.join(repoRoot, 'tests/e2e/artifacts');
-
-export class OAuthServer extends Server {
-  constructor(name, accessTtl) {
-    super(name);
-    this.accessTtl = accessTtl;
-  }
-
-  args() {
-    return [...super.args(), '--access-token-ttl', String(this.accessTtl)];
-  }
-}
 
 // Runs the CLI with `input` on stdin; resolves with the non-empty stdout lines.
 export function cliLines(args, input = '') {
