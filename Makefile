@@ -82,12 +82,15 @@ MODS_test_auth   := util auth store
 MODS_test_backup := util engine api store ops http auth
 MODS_test_form   := util http
 MODS_test_pooler := util engine
+MODS_test_ops    := util store ops
+FAKES_test_ops   := tests/unit/fake_engine.c
 mods_objs = $(filter $(foreach m,$(or $(MODS_$(1)),$(notdir $(wildcard src/*))),$(SAN_DIR)/src/$(m)/%),$(SAN_OBJS))
 .SECONDEXPANSION:
-$(SAN_DIR)/tests/%: tests/unit/%.c $$(call mods_objs,$$*)
+# FAKES_<test>: sources (e.g. a fake engine) linked in place of a module left out of MODS.
+$(SAN_DIR)/tests/%: tests/unit/%.c $$(FAKES_$$*) $$(call mods_objs,$$*)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(SAN_CFLAGS) -Itests/unit -o $@ $< $(call mods_objs,$*) $(LDLIBS) -lcmocka
+	@$(CC) $(SAN_CFLAGS) -Itests/unit -o $@ $< $(FAKES_$*) $(call mods_objs,$*) $(LDLIBS) -lcmocka
 
 -include $(shell find build -name '*.d' 2>/dev/null)
 

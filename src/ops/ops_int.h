@@ -18,7 +18,8 @@
 
 /* ---- restart intensity (supervise.c), as pg_autoctl's supervisor: at most
  * OPS_RESTART_INTENSITY restarts in OPS_RESTART_PERIOD_MS; past it, a restart waits a
- * backoff that starts at OPS_BACKOFF_MIN_MS and doubles up to OPS_BACKOFF_MAX_MS ---- */
+ * backoff that starts at OPS_BACKOFF_MIN_MS and doubles up to OPS_BACKOFF_MAX_MS, until the
+ * process has run a whole period ---- */
 #define OPS_RESTART_INTENSITY 5
 #define OPS_RESTART_PERIOD_MS (300 * 1000)
 #define OPS_BACKOFF_MIN_MS (10 * 1000)
@@ -38,6 +39,11 @@ typedef struct ops_restarts {
 bool ops__restart_allowed(ops_restarts *r, int64_t now_ms, int64_t *wait_ms);
 /* Restarts counted in the period before now_ms. */
 int ops__restarts_recent(const ops_restarts *r, int64_t now_ms);
+/* True when the last restart is a whole period old. */
+bool ops__restarts_settled(const ops_restarts *r, int64_t now_ms);
+/* The process id is seen running: once it has run a whole period since its last restart,
+ * its record is forgotten (the intensity and backoff start afresh). */
+void ops__running(ops *o, const char *id);
 /* The record of id in o's table (made on first use). Reconciler thread only. */
 ops_restarts *ops__restarts_of(ops *o, const char *id);
 void ops__restarts_forget(ops *o, const char *id);

@@ -55,6 +55,7 @@ void ops__pooler_supervise(ops *o, bool startup)
         if (o->pooler_down)
             log_sub(LOG_INFO, "pooler", "PgBouncer is back");
         o->pooler_down = false;
+        ops__running(o, "pooler");
         return;
     }
     ops_restarts *rs = ops__restarts_of(o, "pooler");

@@ -106,8 +106,12 @@ void ops__reconcile(ops *o, bool startup)
             continue;
         else if (startup)
             kind = OP_DB_PROVISION;
-        else if (db->status == DB_READY && !engine_instance_running(o->en, db->id) &&
-                 restart_due(o, db))
+        else if (db->status != DB_READY)
+            continue;
+        else if (engine_instance_running(o->en, db->id)) {
+            ops__running(o, db->id);
+            continue;
+        } else if (restart_due(o, db))
             kind = OP_DB_PROVISION;
         else
             continue;

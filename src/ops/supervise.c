@@ -1,7 +1,8 @@
 /* Restart intensity of supervised processes (each database's server, PgBouncer), as
  * pg_autoctl's supervisor has: a process restarts at once up to OPS_RESTART_INTENSITY times
  * in OPS_RESTART_PERIOD_MS; past that, each restart waits a backoff that doubles from
- * OPS_BACKOFF_MIN_MS to OPS_BACKOFF_MAX_MS, until the period holds fewer restarts again.
+ * OPS_BACKOFF_MIN_MS to OPS_BACKOFF_MAX_MS. A process seen running a whole period after
+ * its last restart starts afresh (its record is forgotten).
  * The records live in memory (a restart of pgfleet starts them afresh) and belong to the
  * reconciler thread. */
 #include <stdio.h>
@@ -19,17 +20,26 @@ int ops__restarts_recent(const ops_restarts *r, int64_t now_ms)
     return n;
 }
 
+static int64_t last_restart(const ops_restarts *r)
+{
+    int64_t last = 0;
+    for (int i = 0; i < OPS_RESTART_INTENSITY; i++)
+        if (r->at[i] > last)
+            last = r->at[i];
+    return last;
+}
+
 bool ops__restart_allowed(ops_restarts *r, int64_t now_ms, int64_t *wait_ms)
 {
     *wait_ms = 0;
-    if (ops__restarts_recent(r, now_ms) < OPS_RESTART_INTENSITY) {
-        r->backoff_ms = 0;
-    } else if (r->backoff_ms == 0) {
-        /* the first restart past the intensity: the backoff begins */
-        r->backoff_ms = OPS_BACKOFF_MIN_MS;
-        r->not_before_ms = now_ms + r->backoff_ms;
-        *wait_ms = r->backoff_ms;
-        return false;
+    if (r->backoff_ms == 0) {
+        if (ops__restarts_recent(r, now_ms) >= OPS_RESTART_INTENSITY) {
+            /* the first restart past the intensity: the backoff begins */
+            r->backoff_ms = OPS_BACKOFF_MIN_MS;
+            r->not_before_ms = now_ms + r->backoff_ms;
+            *wait_ms = r->backoff_ms;
+            return false;
+        }
     } else if (now_ms < r->not_before_ms) {
         *wait_ms = r->not_before_ms - now_ms;
         return false;
@@ -43,6 +53,21 @@ bool ops__restart_allowed(ops_restarts *r, int64_t now_ms, int64_t *wait_ms)
     r->at[r->next] = now_ms > 0 ? now_ms : 1;
     r->next = (r->next + 1) % OPS_RESTART_INTENSITY;
     return true;
+}
+
+bool ops__restarts_settled(const ops_restarts *r, int64_t now_ms)
+{
+    return now_ms - last_restart(r) >= OPS_RESTART_PERIOD_MS;
+}
+
+void ops__running(ops *o, const char *id)
+{
+    for (size_t i = 0; i < o->nrestarts; i++)
+        if (strcmp(o->restarts[i].id, id) == 0) {
+            if (ops__restarts_settled(&o->restarts[i], ops__now_ms(o)))
+                o->restarts[i] = o->restarts[--o->nrestarts];
+            return;
+        }
 }
 
 ops_restarts *ops__restarts_of(ops *o, const char *id)
