@@ -533,6 +533,26 @@ static void test_backup_run_and_give_up(void **state)
     assert_int_equal(get_db(f, db).status, DB_READY); /* a backup never fails its database */
 }
 
+/* A crash after the backup was taken and recorded, before its op ended: the op runs again
+ * and takes no second backup. */
+static void test_backup_resume_after_finish(void **state)
+{
+    fixture *f = *state;
+    char db[PF_ID_MAX], conn[PF_ID_MAX], bkp[PF_ID_MAX], op[PF_ID_MAX];
+    mk_ready(f, db, conn);
+    queue_backup(f, db, bkp, op);
+    pf_err e;
+    char stopped[STORE_TS_MAX];
+    util_now_iso(stopped);
+    assert_int_equal(store_backup_finish(f->st, bkp, BACKUP_COMPLETED, "20261201-000000F", 1000,
+                                         stopped, "", &e),
+                     0);
+    int runs = fake_calls(f->en, FAKE_BACKUP_RUN);
+    drain(f);
+    assert_int_equal(get_op(f, op).state, OPS_DONE);
+    assert_int_equal(fake_calls(f->en, FAKE_BACKUP_RUN), runs);
+}
+
 static void queue_restore(fixture *f, const char *db, const char *src, const char *label,
                           char op[PF_ID_MAX])
 {
@@ -882,6 +902,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_conn_sync_and_drop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conn_sync_give_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup_run_and_give_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backup_resume_after_finish, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_run_and_give_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clone_run_and_give_up, setup, teardown),
         cmocka_unit_test(test_resume_provision),
