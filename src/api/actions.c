@@ -155,7 +155,10 @@ int action_create_database(app *a, const char *ws, const db_create_req *r, store
 
 int action_delete_database(app *a, const store_database *d, char *op_id, pf_err *e)
 {
-    if (store_database_transition(a->st, d->id, d->status, DB_DELETING, "", e) != 0)
+    /* the status now, in the caller's transaction: d may have been read before it began */
+    store_database cur;
+    if (store_database_get_internal(a->st, d->id, &cur, e) != 0 ||
+        store_database_transition(a->st, d->id, cur.status, DB_DELETING, "", e) != 0)
         return -1;
     store_op op;
     ops_op_init(&op, OP_DB_DELETE, d->id, NULL);

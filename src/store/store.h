@@ -11,7 +11,10 @@
  * and are for the ops workers and the reconciler.
  *
  * Errors: not found -> status 404 code "NotFound"; uniqueness -> 409 "Conflict";
- * bad cursor -> 400 "ValidationError" hint "cursor"; anything else -> 500. */
+ * bad cursor -> 400 "ValidationError" hint "cursor"; a status move -> 409 "StatusChanged" or
+ * "IllegalTransition" (store_database_transition); anything else -> 500.
+ *
+ * Inside: sql.h is the one SQL core, schema.c the migrations, then a file per resource. */
 #ifndef PF_STORE_STORE_H
 #define PF_STORE_STORE_H
 
@@ -166,7 +169,7 @@ typedef struct store_database {
     char source_type[16]; /* "empty" | "backup" | "database" */
     char source_database_id[PF_ID_MAX];
     char source_backup_id[PF_ID_MAX];
-    int port;                              /* direct endpoint TCP port; unique among all rows */
+    int port; /* direct endpoint TCP port; unique among all rows; set at insert, never moved */
     char default_connection_id[PF_ID_MAX]; /* "" = null */
     char created_at[STORE_TS_MAX];
     /* Health below the status (restart intensity): "" when the server is healthy, else why
@@ -249,7 +252,7 @@ typedef enum {
     OP_DB_DELETE,        /* stop the instance, remove its files, delete the rows */
     OP_CONN_SYNC,        /* make the role exist with the catalog's verifier (create, rotate) */
     OP_CONN_DROP,        /* end the role's sessions, drop it, delete the row */
-    /* backups (schema version 2); args carry the details as JSON */
+    /* backups (schema version 3); args carry the details as JSON */
     OP_DB_BACKUP,  /* take a pgBackRest backup; args {"backupId","type"} */
     OP_DB_RESTORE, /* replace the data from a backup; args {"sourceDatabaseId","backupId",...} */
     OP_DB_CLONE,   /* back up a live source, then restore it into this database */
@@ -271,7 +274,7 @@ typedef struct store_op {
     char error[STORE_REASON_MAX];
     char created_at[STORE_TS_MAX];
     char updated_at[STORE_TS_MAX];
-    char args[STORE_ARGS_MAX]; /* JSON object text, "" = none (schema version 2) */
+    char args[STORE_ARGS_MAX]; /* JSON object text, "" = none (schema version 3) */
 } store_op;
 
 int store_op_insert(store *s, const store_op *op, pf_err *e); /* state must be PENDING */

@@ -1376,6 +1376,61 @@ static void test_migration_from_v4(void **state)
     assert_string_equal(o.id, op);
 }
 
+/* One conflict table for every resource: each unique violation names its own field, and a
+ * write naming a missing row answers 404 (identity) or with its parent's field. */
+static void test_conflicts_and_references(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    store_user u = {0};
+    util_id_new("usr", u.id);
+    snprintf(u.email, sizeof u.email, "a@example.com");
+    snprintf(u.password_hash, sizeof u.password_hash, "x");
+    now(u.created_at);
+    assert_int_equal(store_user_insert(f->s, &u, &e), 0);
+    util_id_new("usr", u.id);
+    snprintf(u.email, sizeof u.email, "A@example.com"); /* case-insensitive */
+    assert_int_equal(store_user_insert(f->s, &u, &e), -1);
+    assert_err(&e, 409, "Conflict", "email");
+
+    store_oauth_client c = {0};
+    util_id_new("cli", c.id);
+    snprintf(c.name, sizeof c.name, "app");
+    now(c.created_at);
+    assert_int_equal(store_oauth_client_insert(f->s, &c, &e), 0);
+    store_integration itg;
+    assert_int_equal(
+        store_integration_upsert(f->s, ws, c.id, "usr_nope", "workspace:admin", &itg, &e), -1);
+    assert_int_equal(e.status, 404);
+    assert_string_equal(e.message, "A referenced row was not found");
+
+    /* refresh_tokens.hash is not tokens.hash */
+    store_grant g = {0};
+    store_user first;
+    assert_int_equal(store_user_by_email(f->s, "a@example.com", &first, &e), 0);
+    assert_int_equal(
+        store_integration_upsert(f->s, ws, c.id, first.id, "workspace:admin", &itg, &e), 0);
+    util_id_new("grt", g.id);
+    memcpy(g.integration_id, itg.id, PF_ID_MAX);
+    memcpy(g.workspace_id, ws, PF_ID_MAX);
+    memcpy(g.client_id, c.id, PF_ID_MAX);
+    memcpy(g.user_id, first.id, PF_ID_MAX);
+    now(g.created_at);
+    assert_int_equal(store_grant_insert(f->s, &g, &e), 0);
+    assert_int_equal(store_refresh_insert(f->s, "h1", g.id, 1, &e), 0);
+    assert_int_equal(store_refresh_insert(f->s, "h1", g.id, 1, &e), -1);
+    assert_err(&e, 409, "Conflict", "refresh_token");
+    assert_int_equal(store_refresh_insert(f->s, "h2", "grt_nope", 1, &e), -1);
+    assert_int_equal(e.status, 404);
+
+    /* a store write names its parent's field */
+    char proj[PF_ID_MAX];
+    assert_int_equal(try_project(f->s, "wksp_nope", NULL, proj, &e), -1);
+    assert_err(&e, 404, "NotFound", "workspaceId");
+}
+
 /* Usage: a baseline counts nothing; increases add up per day less the sampler's own
  * transactions; a reset counter restarts from its new value; ranges sum days; deleting the
  * database removes its usage. */
@@ -1739,6 +1794,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_op_lanes_and_run_after, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_v4, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conflicts_and_references, setup, teardown),
         cmocka_unit_test_setup_teardown(test_op_claim_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_readers_and_writer, setup, teardown),
