@@ -154,7 +154,7 @@ int ops__work_one(ops *o, ops_lane_id lane)
     return 1;
 }
 
-/* ---- threads ---- */
+/* ---- threads: start, notify, wait ---- */
 
 typedef struct worker_arg {
     ops *o;

@@ -21,9 +21,11 @@
 #ifndef PF_OPS_OPS_H
 #define PF_OPS_OPS_H
 
-#include "engine/engine.h"
 #include "store/store.h"
 #include "util/err.h"
+
+/* The engine the workers drive (engine/engine.h); ops' callers need not see it. */
+typedef struct engine engine;
 
 typedef struct ops ops;
 
@@ -48,8 +50,8 @@ typedef struct ops_config {
  * completed full backup and of the last completed full or differential one: full when the
  * full is older than backup_full_interval_s, else differential when that one is older than
  * backup_diff_interval_s, else incremental. */
-engine_backup_type ops_scheduled_type(const ops_config *cfg, int64_t now_s, int64_t last_full_s,
-                                      int64_t last_diff_s);
+store_backup_type ops_scheduled_type(const ops_config *cfg, int64_t now_s, int64_t last_full_s,
+                                     int64_t last_diff_s);
 
 /* Runs the startup reconcile, then starts the workers and the reconcile thread. */
 int ops_start(store *st, engine *en, const ops_config *cfg, ops **out, pf_err *e);

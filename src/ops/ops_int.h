@@ -14,6 +14,7 @@
 
 #include <pthread.h>
 
+#include "engine/engine.h"
 #include "ops/ops.h"
 
 /* ---- restart intensity (supervise.c), as pg_autoctl's supervisor: at most

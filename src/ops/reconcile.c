@@ -136,15 +136,15 @@ static int64_t iso_unix(const char *iso)
     return iso && iso[0] && util_iso_parse(iso, &ms) ? ms / 1000 : 0;
 }
 
-engine_backup_type ops_scheduled_type(const ops_config *cfg, int64_t now_s, int64_t last_full_s,
-                                      int64_t last_diff_s)
+store_backup_type ops_scheduled_type(const ops_config *cfg, int64_t now_s, int64_t last_full_s,
+                                     int64_t last_diff_s)
 {
     if (last_full_s < 0 || now_s - last_full_s >= cfg->backup_full_interval_s)
-        return ENGINE_BACKUP_FULL;
+        return BACKUP_FULL;
     if (cfg->backup_diff_interval_s <= 0 || last_diff_s < 0 ||
         now_s - last_diff_s >= cfg->backup_diff_interval_s)
-        return ENGINE_BACKUP_DIFF;
-    return ENGINE_BACKUP_INCR;
+        return BACKUP_DIFF;
+    return BACKUP_INCR;
 }
 
 /* Queues a backup for a ready, idle database whose last backup is older than the interval
@@ -174,8 +174,7 @@ static void schedule_one(ops *o, const store_database *db, int64_t now_s)
         log_db_debug(db->id, "no writes since backup %s: scheduled backup skipped", last_ok->id);
         due = false;
     }
-    store_backup_type type =
-        ops__backup_type(ops_scheduled_type(&o->cfg, now_s, last_full_s, last_diff_s));
+    store_backup_type type = ops_scheduled_type(&o->cfg, now_s, last_full_s, last_diff_s);
     free(rows);
     if (!due)
         return;
