@@ -111,6 +111,15 @@ int ops__set_ready(ops_run *r, const store_database *db, bool first_backup, pf_e
     return 0;
 }
 
+/* A role change that failed because the server stopped meanwhile (the engine answers
+ * ERR_CONFLICT "NotRunning") waits for the server's restart: transient. */
+static int role_change(ops *o, const char *db_id, int rc, pf_err *e)
+{
+    if (rc != 0 && !engine_instance_running(o->en, db_id))
+        e->kind = ERR_TRANSIENT;
+    return rc;
+}
+
 /* Makes the server exist, run and carry every live credential; a new or recovering
  * database becomes ready. The port is the one the catalog gave the database when it was
  * created: it never moves (a port that is busy now is a transient error of the start). */
@@ -137,7 +146,8 @@ static int run_provision(ops_run *r, pf_err *e)
         return -1;
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++)
-        rc = engine_role_ensure(o->en, db.id, conns[i].role, conns[i].verifier, e);
+        rc = role_change(o, db.id,
+                         engine_role_ensure(o->en, db.id, conns[i].role, conns[i].verifier, e), e);
     free(conns);
     if (rc != 0)
         return -1;
@@ -206,7 +216,7 @@ static int run_conn_sync(ops_run *r, pf_err *e)
         return err_kind(e, ERR_CONFLICT, "DatabaseFailed", "database %s is in failure", db.id);
     if (!engine_instance_running(o->en, db.id))
         return err_kind(e, ERR_TRANSIENT, NULL, "the server of %s is not running", db.id);
-    return engine_role_ensure(o->en, db.id, c.role, c.verifier, e);
+    return role_change(o, db.id, engine_role_ensure(o->en, db.id, c.role, c.verifier, e), e);
 }
 
 static int run_conn_drop(ops_run *r, pf_err *e)
@@ -219,7 +229,7 @@ static int run_conn_drop(ops_run *r, pf_err *e)
         return le.kind == ERR_NOT_FOUND ? 0 : (*e = le, -1);
     if (store_database_get_internal(o->st, c.database_id, &db, &le) == 0 &&
         db.status != DB_DELETING && engine_instance_running(o->en, db.id)) {
-        if (engine_role_drop(o->en, db.id, c.role, e) != 0)
+        if (role_change(o, db.id, engine_role_drop(o->en, db.id, c.role, e), e) != 0)
             return -1;
     }
     if (store_connection_delete_row(o->st, c.id, &le) != 0 && le.kind != ERR_NOT_FOUND) {

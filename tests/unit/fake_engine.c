@@ -32,6 +32,7 @@ struct engine {
     int fail_times[FAKE__COUNT];
     pf_err_kind fail_kind[FAKE__COUNT];
     int steps, crash_at;
+    int stop_before; /* a fake_call + 1, or 0 */
     bool pooler, pooler_running;
     char pooled[4096];
     int applies;
@@ -105,6 +106,20 @@ void fake_kill(engine *en, const char *db_id)
     fake_inst *in = find(en, db_id, false);
     if (in)
         in->running = false;
+}
+
+void fake_stop_before(engine *en, fake_call c)
+{
+    en->stop_before = (int)c + 1;
+}
+
+/* The server of in stops now if fake_stop_before named call c. */
+static void maybe_stop(engine *en, fake_inst *in, fake_call c)
+{
+    if (in && en->stop_before == (int)c + 1) {
+        in->running = false;
+        en->stop_before = 0;
+    }
 }
 
 void fake_pooler_kill(engine *en)
@@ -249,8 +264,9 @@ int engine_role_ensure(engine *en, const char *db_id, const char *role, const ch
     if (enter(en, FAKE_ROLE_ENSURE, true, e) != 0)
         return -1;
     fake_inst *in = find(en, db_id, false);
-    if (!in || !in->running)
-        return err_kind(e, ERR_TRANSIENT, NULL, "the server of %s is not running", db_id);
+    maybe_stop(en, in, FAKE_ROLE_ENSURE);
+    if (!in || !in->running) /* as the engine answers */
+        return err_kind(e, ERR_CONFLICT, "NotRunning", "the server of %s is not running", db_id);
     for (int i = 0; i < in->nroles; i++)
         if (strcmp(in->roles[i].role, role) == 0) {
             snprintf(in->roles[i].verifier, sizeof in->roles[i].verifier, "%s", verifier);
@@ -267,8 +283,11 @@ int engine_role_drop(engine *en, const char *db_id, const char *role, pf_err *e)
     if (enter(en, FAKE_ROLE_DROP, true, e) != 0)
         return -1;
     fake_inst *in = find(en, db_id, false);
+    maybe_stop(en, in, FAKE_ROLE_DROP);
     if (!in)
         return 0;
+    if (!in->running)
+        return err_kind(e, ERR_CONFLICT, "NotRunning", "the server of %s is not running", db_id);
     for (int i = 0; i < in->nroles; i++)
         if (strcmp(in->roles[i].role, role) == 0) {
             in->roles[i] = in->roles[--in->nroles];

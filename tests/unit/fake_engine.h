@@ -52,6 +52,8 @@ char *fake_pooled(engine *en);
 int fake_pooler_applies(engine *en);
 /* Makes the restore of db_id stop after it began to overwrite (engine_restore_overwriting). */
 void fake_set_overwriting(engine *en, const char *db_id, bool on);
+/* The next call of c (FAKE_ROLE_ENSURE, FAKE_ROLE_DROP) finds its server stopped. */
+void fake_stop_before(engine *en, fake_call c);
 /* PgBouncer dies. */
 void fake_pooler_kill(engine *en);
 

@@ -478,6 +478,32 @@ static void test_conn_sync_and_drop(void **state)
     free(pooled);
 }
 
+/* A credential change whose server stops during the call is retried once the server is
+ * back, not failed at once on the engine's NotRunning conflict. */
+static void test_conn_server_stopped(void **state)
+{
+    fixture *f = *state;
+    char db[PF_ID_MAX], conn[PF_ID_MAX], op[PF_ID_MAX];
+    mk_ready(f, db, conn);
+    store_database d = get_db(f, db);
+    pf_err e;
+    const store_op_kind kinds[] = {OP_CONN_SYNC, OP_CONN_DROP};
+    const fake_call calls[] = {FAKE_ROLE_ENSURE, FAKE_ROLE_DROP};
+    for (int i = 0; i < 2; i++) {
+        if (kinds[i] == OP_CONN_DROP)
+            assert_int_equal(store_connection_mark_deleting(f->st, conn, &e), 0);
+        fake_stop_before(f->en, calls[i]);
+        queue(f, kinds[i], db, conn, NULL, op);
+        assert_int_equal(ops__work_one(f->o, OPS_LANE_FAST), 1);
+        store_op o = get_op(f, op);
+        assert_int_equal(o.state, OPS_PENDING);
+        assert_non_null(strstr(o.error, "not running"));
+        assert_int_equal(engine_instance_start(f->en, db, d.port, 1000, &e), 0);
+        drain(f);
+        assert_int_equal(get_op(f, op).state, OPS_DONE);
+    }
+}
+
 static void test_conn_sync_give_up(void **state)
 {
     fixture *f = *state;
@@ -900,6 +926,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retry_backoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_run_and_give_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conn_sync_and_drop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conn_server_stopped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conn_sync_give_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup_run_and_give_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup_resume_after_finish, setup, teardown),
