@@ -55,13 +55,16 @@ static bool restart_due(ops *o, const store_database *db)
     if (rs->reported_ms == rs->not_before_ms)
         return false;
     rs->reported_ms = rs->not_before_ms;
-    log_db_warn(db->id, "server stopped %d times in %d s; next restart in %lld s",
+    log_db_warn(db->id,
+                "server is not running, past its restart intensity (%d in %d s): next "
+                "restart in %lld s",
                 OPS_RESTART_INTENSITY, OPS_RESTART_PERIOD_MS / 1000, (long long)(wait_ms / 1000));
     if (db->unhealthy[0])
         return false; /* keep the reason it already has (why its start failed) */
     char reason[STORE_REASON_MAX];
     snprintf(reason, sizeof reason,
-             "the server stopped %d times in %d s; it is restarted with a backoff of up to %d s",
+             "the server keeps stopping (%d restarts in %d s); it is restarted with a backoff of "
+             "up to %d s",
              OPS_RESTART_INTENSITY, OPS_RESTART_PERIOD_MS / 1000, OPS_BACKOFF_MAX_MS / 1000);
     pf_err e;
     if (store_database_set_unhealthy(o->st, db->id, reason, &e) != 0)

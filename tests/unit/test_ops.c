@@ -791,7 +791,7 @@ static void test_restart_intensity(void **state)
     ops__reconcile(f->o, false);
     assert_int_equal(active_ops(f, db), 0);
     store_database d = get_db(f, db);
-    assert_non_null(strstr(d.unhealthy, "stopped 5 times in 300 s"));
+    assert_non_null(strstr(d.unhealthy, "keeps stopping (5 restarts in 300 s)"));
     assert_int_equal(d.status, DB_READY);
     ops_stats os = {0};
     ops_stats_get(f->o, &os);
