@@ -93,6 +93,8 @@ MODS_test_auth   := util auth store
 MODS_test_backup := util engine api store ops http auth
 MODS_test_form   := util http
 MODS_test_pooler := util engine
+MODS_test_ops    := util store ops
+FAKES_test_ops   := tests/unit/fake_engine.c
 mods_objs = $(filter $(foreach m,$(or $(MODS_$(1)),$(notdir $(wildcard src/*))),$(SAN_DIR)/src/$(m)/%),$(SAN_OBJS))
 .SECONDEXPANSION:
 # FAKES_<test>: sources (e.g. a fake engine) linked in place of a module left out of MODS.

@@ -468,6 +468,8 @@ static int fleet_status(store *st, pf_err *e)
                 last = lb[j].stopped_at;
         printf("%-28s %-12s %-6d %-24s %s\n", dbs[i].id, store_db_status_name(dbs[i].status),
                dbs[i].port, last, dbs[i].name);
+        if (dbs[i].unhealthy[0])
+            printf("%-28s unhealthy: %s\n", "", dbs[i].unhealthy);
     }
     free(dbs);
     free(lb);

@@ -71,6 +71,10 @@ HANDLER(h_metrics)
              "PostgreSQL servers of ready databases: running (up) or not (down).");
         fprintf(b, "pgfleet_servers{state=\"up\"} %lld\npgfleet_servers{state=\"down\"} %lld\n",
                 (long long)os.servers_up, (long long)os.servers_down);
+        head(b, "pgfleet_databases_unhealthy", "gauge",
+             "Databases whose server is restarted with a backoff: it stopped too often or does "
+             "not start (the reason: pgfleet status).");
+        fprintf(b, "pgfleet_databases_unhealthy %lld\n", (long long)os.unhealthy);
         if (os.pooler >= 0) {
             head(b, "pgfleet_pooler_up", "gauge", "1 when PgBouncer runs.");
             fprintf(b, "pgfleet_pooler_up %d\n", os.pooler);

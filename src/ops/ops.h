@@ -3,12 +3,16 @@
  *  - at start: running ops go back to pending; every database that should run gets a
  *    provision op (which adopts a server that still runs, or starts it); instance
  *    directories with no catalog row are removed;
- *  - every few seconds: a ready database whose server died gets a provision op.
+ *  - every few seconds: a ready database whose server died gets a provision op, within a
+ *    restart intensity (5 restarts in 300 s): past it, the database is reported unhealthy
+ *    and restarted with a growing backoff until a start succeeds. PgBouncer likewise.
  *  - backups: a full backup when a database becomes ready or is restored, then one every
  *    backup_interval_s when it had writes (ops_scheduled_type: full, differential or
  *    incremental), each followed by pgBackRest's expire.
- * Backup, restore and clone ops run on their own workers (the slow lane), so a long restore
- * never delays creates and credential changes of other databases.
+ * Op kinds run in lanes: backup, restore and clone on their own workers (the slow lane), so
+ * a long restore never delays creates and credential changes of other databases.
+ * A failed attempt whose error is retryable (err_retryable) runs again after a backoff, up
+ * to max_attempts; any other error gives up at once.
  * A third thread keeps `spares` ready copies of the golden directory, refilled after each
  * provision, so a new database is a rename instead of a copy of ~370 files.
  * A fourth samples every ready database's transaction counter and size each
@@ -17,9 +21,11 @@
 #ifndef PF_OPS_OPS_H
 #define PF_OPS_OPS_H
 
-#include "engine/engine.h"
 #include "store/store.h"
 #include "util/err.h"
+
+/* The engine the workers drive (engine/engine.h); ops' callers need not see it. */
+typedef struct engine engine;
 
 typedef struct ops ops;
 
@@ -28,6 +34,7 @@ typedef struct ops_config {
     int port_lo, port_hi; /* instance port range */
     int start_timeout_ms; /* how long a server may take to accept connections */
     int max_attempts;     /* an op that failed this many times ends failed */
+    int retry_base_ms;    /* the wait after a first failed attempt, doubling (default 500) */
     int reconcile_ms;     /* reconcile period */
     int spares;           /* ready copies of the golden kept for fast creates (0: none) */
     /* backups */
@@ -43,8 +50,8 @@ typedef struct ops_config {
  * completed full backup and of the last completed full or differential one: full when the
  * full is older than backup_full_interval_s, else differential when that one is older than
  * backup_diff_interval_s, else incremental. */
-engine_backup_type ops_scheduled_type(const ops_config *cfg, int64_t now_s, int64_t last_full_s,
-                                      int64_t last_diff_s);
+store_backup_type ops_scheduled_type(const ops_config *cfg, int64_t now_s, int64_t last_full_s,
+                                     int64_t last_diff_s);
 
 /* Runs the startup reconcile, then starts the workers and the reconcile thread. */
 int ops_start(store *st, engine *en, const ops_config *cfg, ops **out, pf_err *e);
@@ -65,6 +72,7 @@ typedef struct ops_stats {
     int64_t usage_pass_ms, usage_pass_dbs; /* the last pass of the usage sampler (0: none) */
     /* at the call: ready databases whose server runs or not; the pooler (-1: off) */
     int64_t servers_up, servers_down;
+    int64_t unhealthy; /* databases reported unhealthy (restarted with a backoff) */
     int pooler;
 } ops_stats;
 void ops_stats_get(ops *o, ops_stats *out);

@@ -175,15 +175,15 @@ static void test_scheduled_type(void **state)
     (void)state;
     ops_config c = {.backup_full_interval_s = 7 * 86400, .backup_diff_interval_s = 86400};
     int64_t now = 1800000000;
-    assert_int_equal(ops_scheduled_type(&c, now, -1, -1), ENGINE_BACKUP_FULL);
-    assert_int_equal(ops_scheduled_type(&c, now, now - 7 * 86400, now - 3600), ENGINE_BACKUP_FULL);
-    assert_int_equal(ops_scheduled_type(&c, now, now - 86400, now - 86400), ENGINE_BACKUP_DIFF);
-    assert_int_equal(ops_scheduled_type(&c, now, now - 3 * 86400, now - 90000), ENGINE_BACKUP_DIFF);
-    assert_int_equal(ops_scheduled_type(&c, now, now - 3 * 86400, now - 3600), ENGINE_BACKUP_INCR);
-    assert_int_equal(ops_scheduled_type(&c, now, now - 60, now - 60), ENGINE_BACKUP_INCR);
+    assert_int_equal(ops_scheduled_type(&c, now, -1, -1), BACKUP_FULL);
+    assert_int_equal(ops_scheduled_type(&c, now, now - 7 * 86400, now - 3600), BACKUP_FULL);
+    assert_int_equal(ops_scheduled_type(&c, now, now - 86400, now - 86400), BACKUP_DIFF);
+    assert_int_equal(ops_scheduled_type(&c, now, now - 3 * 86400, now - 90000), BACKUP_DIFF);
+    assert_int_equal(ops_scheduled_type(&c, now, now - 3 * 86400, now - 3600), BACKUP_INCR);
+    assert_int_equal(ops_scheduled_type(&c, now, now - 60, now - 60), BACKUP_INCR);
     /* no differential interval: never incremental */
     c.backup_diff_interval_s = 0;
-    assert_int_equal(ops_scheduled_type(&c, now, now - 60, now - 60), ENGINE_BACKUP_DIFF);
+    assert_int_equal(ops_scheduled_type(&c, now, now - 60, now - 60), BACKUP_DIFF);
 }
 
 static void test_mark_new_timeline(void **state)

@@ -1,0 +1,167 @@
+/* ops internals, shared by the files of src/ops and by tests/unit/test_ops.c:
+ *  ops.c        threads (workers by lane, reconciler, samplers), start/stop, notify, wait,
+ *               stats, and one attempt of an op (ops__work_one);
+ *  kinds.c      the table of op kinds (lane, run, give-up) and the database and
+ *               credential kinds;
+ *  backups.c    the backup, restore and clone kinds;
+ *  reconcile.c  the startup and periodic reconcile, orphans, the backup schedule, pruning;
+ *  supervise.c  the restart intensity of supervised processes (servers, PgBouncer);
+ *  pooler.c     the pooled endpoint: sync from the catalog and supervision of PgBouncer;
+ *  samplers.c   the usage sampler and the spares refill.
+ * Internal names start with ops__. */
+#ifndef PF_OPS_OPS_INT_H
+#define PF_OPS_OPS_INT_H
+
+#include <pthread.h>
+
+#include "engine/engine.h"
+#include "ops/ops.h"
+
+/* ---- restart intensity (supervise.c), as pg_autoctl's supervisor: at most
+ * OPS_RESTART_INTENSITY restarts in OPS_RESTART_PERIOD_MS; past it, a restart waits a
+ * backoff that starts at OPS_BACKOFF_MIN_MS and doubles up to OPS_BACKOFF_MAX_MS, until the
+ * process has run a whole period ---- */
+#define OPS_RESTART_INTENSITY 5
+#define OPS_RESTART_PERIOD_MS (300 * 1000)
+#define OPS_BACKOFF_MIN_MS (10 * 1000)
+#define OPS_BACKOFF_MAX_MS (300 * 1000)
+
+typedef struct ops_restarts {
+    char id[PF_ID_MAX];                /* a database id, or "pooler" */
+    int64_t at[OPS_RESTART_INTENSITY]; /* the last restarts (monotonic ms), a ring */
+    int next;                          /* where the next restart goes in at[] */
+    int64_t backoff_ms;                /* 0: within the intensity */
+    int64_t not_before_ms;             /* while backing off: no restart before this */
+    int64_t reported_ms;               /* the not_before_ms last reported */
+} ops_restarts;
+
+/* May the process restart now? Yes: the restart is counted. No: *wait_ms gets how long
+ * until it may (the first refusal past the intensity starts the backoff). */
+bool ops__restart_allowed(ops_restarts *r, int64_t now_ms, int64_t *wait_ms);
+/* Restarts counted in the period before now_ms. */
+int ops__restarts_recent(const ops_restarts *r, int64_t now_ms);
+/* True when the last restart is a whole period old. */
+bool ops__restarts_settled(const ops_restarts *r, int64_t now_ms);
+/* The process id is seen running: once it has run a whole period since its last restart,
+ * its record is forgotten (the intensity and backoff start afresh). */
+void ops__running(ops *o, const char *id);
+/* The record of id in o's table (made on first use). Reconciler thread only. */
+ops_restarts *ops__restarts_of(ops *o, const char *id);
+void ops__restarts_forget(ops *o, const char *id);
+
+/* ---- the op kinds (kinds.c) ---- */
+typedef enum { OPS_LANE_FAST = 0, OPS_LANE_SLOW, OPS_LANE__COUNT } ops_lane_id;
+
+/* One attempt of an op. */
+typedef struct ops_run {
+    ops *o;
+    const store_op *op;
+    bool pooler_synced; /* the pooled endpoint already serves what this op changed */
+} ops_run;
+
+enum {
+    OPS_KIND_PASSES = 1u << 0,   /* does not wait for the PASSABLE ops of its database */
+    OPS_KIND_PASSABLE = 1u << 1, /* ... which may be passed */
+    OPS_KIND_POOLED = 1u << 2,   /* changes what the pooled endpoint serves */
+};
+
+typedef struct ops_kind {
+    store_op_kind kind; /* its name: store_op_kind_name */
+    ops_lane_id lane;
+    unsigned flags;
+    int (*run)(ops_run *r, pf_err *e);
+    /* the op ran out of attempts (or failed for good): what it leaves behind; NULL: nothing
+     * beyond the op's own failed state */
+    void (*give_up)(ops_run *r, const pf_err *why);
+} ops_kind;
+
+/* The row of k, NULL when unknown. */
+const ops_kind *ops__kind(store_op_kind k);
+/* The lane's claim filter, built from the table once. */
+const store_op_lane *ops__lane(ops_lane_id lane);
+
+/* Queues a new op of kind for db_id. */
+int ops__enqueue(ops *o, store_op_kind kind, const char *db_id, pf_err *e);
+/* The database is ready (from provisioning or recovering); with first_backup, its first
+ * full backup is queued in the same transaction. Syncs the pooled endpoint first. */
+int ops__set_ready(ops_run *r, const store_database *db, bool first_backup, pf_err *e);
+/* The server of db started: a database reported unhealthy is healthy again. */
+void ops__server_started(ops *o, const store_database *db);
+
+/* backups.c */
+int ops__run_backup(ops_run *r, pf_err *e);
+int ops__run_restore(ops_run *r, pf_err *e);
+int ops__run_clone(ops_run *r, pf_err *e);
+void ops__give_up_backup(ops_run *r, const pf_err *why);
+void ops__give_up_restore(ops_run *r, const pf_err *why);
+void ops__give_up_clone(ops_run *r, const pf_err *why);
+store_backup_type ops__backup_type(engine_backup_type t);
+
+/* ---- one attempt (ops.c): claims an op of the lane and runs it to its outcome (done,
+ * failed, or queued again with a backoff). 1: an op ran; 0: none was ready; -1: error. ---- */
+int ops__work_one(ops *o, ops_lane_id lane);
+/* How long a failed attempt waits before the next one (retry_base_ms doubling, at most
+ * OPS_RETRY_MAX_MS). */
+#define OPS_RETRY_MAX_MS (30 * 1000)
+int64_t ops__retry_backoff_ms(const ops_config *cfg, int attempts);
+
+/* ---- reconcile.c ---- */
+void ops__reconcile(ops *o, bool startup);
+void ops__schedule_backups(ops *o);
+void ops__prune(ops *o);
+void *ops__reconciler_main(void *arg);
+
+/* ---- pooler.c ---- */
+/* Rewrites PgBouncer's files from the catalog and reloads it (no-op when nothing changed). */
+int ops__pooler_sync(ops *o, pf_err *e);
+/* Once per op: r->pooler_synced. */
+int ops__pooler_sync_once(ops_run *r, pf_err *e);
+/* Starts or adopts PgBouncer at startup; later, restarts it if it died, within the
+ * restart intensity. */
+void ops__pooler_supervise(ops *o, bool startup);
+
+/* ---- samplers.c ---- */
+void ops__sample_usage(ops *o, const char *db_id, bool baseline);
+void *ops__usage_main(void *arg);
+void *ops__spares_main(void *arg);
+
+/* ---- ops.c ---- */
+/* Waits ms (cv wakes it only to check for stopping); true when ops is stopping. */
+bool ops__pause_or_stop(ops *o, pthread_cond_t *cv, int ms);
+/* An ops with defaults filled and no thread (ops_start starts them; tests drive it). */
+ops *ops__new(store *st, engine *en, const ops_config *cfg);
+/* The clock of restart intensity and backoffs (monotonic ms; tests may replace it). */
+int64_t ops__now_ms(ops *o);
+
+struct ops {
+    store *st;
+    engine *en;
+    ops_config cfg;
+    int64_t (*clock_ms)(void); /* util_now_ms unless a test sets it */
+    pthread_t *workers;        /* the fast lane's */
+    int nworkers;
+    pthread_t *slow; /* the slow lane's: backup, restore, clone */
+    int nslow;
+    pthread_t reconciler;
+    bool reconciler_started;
+    pthread_t spares;
+    bool spares_started;
+    pthread_t usage; /* the usage sampler */
+    bool usage_started;
+    pthread_cond_t usage_cv; /* only stopping */
+    bool spares_wanted;      /* a provision used a spare: refill */
+    int64_t last_sched_ms;   /* last pass of the backup scheduler */
+    pthread_mutex_t mu;
+    pthread_cond_t wake; /* new work, or stopping */
+    pthread_cond_t done; /* an op ended */
+    pthread_cond_t refill;
+    bool stopping;
+    ops_stats stats;           /* under mu */
+    pthread_mutex_t pooler_mu; /* one pooler sync at a time: catalog read + apply */
+    bool pooler_down;          /* reported down, not yet back (reconciler thread) */
+    /* restart intensity records (reconciler thread) */
+    ops_restarts *restarts;
+    size_t nrestarts, caprestarts;
+};
+
+#endif
