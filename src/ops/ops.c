@@ -13,76 +13,7 @@
 #include "util/log.h"
 #include "util/util.h"
 
-/* ---- ops and backups, for callers to insert ---- */
-
-void ops_op_init(store_op *op, store_op_kind kind, const char *db_id, const char *conn_id)
-{
-    memset(op, 0, sizeof *op);
-    util_id_new("op", op->id);
-    op->kind = kind;
-    op->state = OPS_PENDING;
-    snprintf(op->database_id, sizeof op->database_id, "%s", db_id ? db_id : "");
-    snprintf(op->connection_id, sizeof op->connection_id, "%s", conn_id ? conn_id : "");
-    util_now_iso(op->created_at);
-    memcpy(op->updated_at, op->created_at, sizeof op->updated_at);
-}
-
-void ops_backup_init(store_backup *b, store_op *op, const char *db_id, store_backup_type type)
-{
-    memset(b, 0, sizeof *b);
-    util_id_new("bkp", b->id);
-    snprintf(b->database_id, sizeof b->database_id, "%s", db_id);
-    b->type = type;
-    b->status = BACKUP_RUNNING;
-    b->size = -1;
-    util_now_iso(b->started_at);
-    ops_op_init(op, OP_DB_BACKUP, db_id, NULL);
-    static const char *const names[] = {"full", "diff", "incr"};
-    snprintf(op->args, sizeof op->args, "{\"backupId\":\"%s\",\"type\":\"%s\"}", b->id,
-             names[type]);
-}
-
-/* ---- waiting ---- */
-
-static void deadline_in(struct timespec *ts, int ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
-bool ops__pause_or_stop(ops *o, pthread_cond_t *cv, int ms)
-{
-    struct timespec ts;
-    deadline_in(&ts, ms);
-    pthread_mutex_lock(&o->mu);
-    while (!o->stopping) {
-        if (pthread_cond_timedwait(cv, &o->mu, &ts) == ETIMEDOUT)
-            break;
-    }
-    bool stop = o->stopping;
-    pthread_mutex_unlock(&o->mu);
-    return stop;
-}
-
-int64_t ops__now_ms(ops *o)
-{
-    return o->clock_ms ? o->clock_ms() : util_now_ms();
-}
-
 /* ---- one attempt ---- */
-
-int64_t ops__retry_backoff_ms(const ops_config *cfg, int attempts)
-{
-    int64_t ms = cfg->retry_base_ms;
-    for (int i = 1; i < attempts && ms < OPS_RETRY_MAX_MS; i++)
-        ms *= 2;
-    return ms < OPS_RETRY_MAX_MS ? ms : OPS_RETRY_MAX_MS;
-}
 
 static void give_up(ops_run *r, const ops_kind *k, const pf_err *why)
 {
@@ -177,7 +108,7 @@ static void *worker_main(void *arg)
             continue;
         /* nothing ready (or a retry waits its backoff): until notified, at most 500 ms */
         struct timespec ts;
-        deadline_in(&ts, 500);
+        ops__deadline_in(&ts, 500);
         pthread_mutex_lock(&o->mu);
         if (!o->stopping)
             pthread_cond_timedwait(&o->wake, &o->mu, &ts);
@@ -259,13 +190,6 @@ int ops_start(store *st, engine *en, const ops_config *cfg, ops **out, pf_err *e
     return 0;
 }
 
-void ops_notify(ops *o)
-{
-    pthread_mutex_lock(&o->mu);
-    pthread_cond_broadcast(&o->wake);
-    pthread_mutex_unlock(&o->mu);
-}
-
 int ops_wait(ops *o, const char *op_id, int timeout_ms, store_op *out, pf_err *e)
 {
     int64_t until = util_now_ms() + timeout_ms;
@@ -279,7 +203,7 @@ int ops_wait(ops *o, const char *op_id, int timeout_ms, store_op *out, pf_err *e
             return err_set(e, 503, "Timeout", "Retry the request in a moment.",
                            "The operation %s did not finish in time", op_id);
         struct timespec ts;
-        deadline_in(&ts, left < 100 ? (int)left : 100);
+        ops__deadline_in(&ts, left < 100 ? (int)left : 100);
         pthread_mutex_lock(&o->mu);
         pthread_cond_timedwait(&o->done, &o->mu, &ts);
         pthread_mutex_unlock(&o->mu);

@@ -1,5 +1,7 @@
 /* ops internals, shared by the files of src/ops and by tests/unit/test_ops.c:
- *  ops.c        threads (workers by lane, reconciler, samplers), start/stop, notify, wait,
+ *  base.c       below the others: op rows for callers (ops_op_init, ops_backup_init),
+ *               the clock, timed waits, the retry backoff, notify;
+ *  ops.c        on top: threads (workers by lane, reconciler, samplers), start/stop, wait,
  *               stats, and one attempt of an op (ops__work_one);
  *  kinds.c      the table of op kinds (lane, run, give-up) and the database and
  *               credential kinds;
@@ -13,6 +15,7 @@
 #define PF_OPS_OPS_INT_H
 
 #include <pthread.h>
+#include <time.h>
 
 #include "engine/engine.h"
 #include "ops/ops.h"
@@ -101,7 +104,7 @@ store_backup_type ops__backup_type(engine_backup_type t);
  * failed, or queued again with a backoff). 1: an op ran; 0: none was ready; -1: error. ---- */
 int ops__work_one(ops *o, ops_lane_id lane);
 /* How long a failed attempt waits before the next one (retry_base_ms doubling, at most
- * OPS_RETRY_MAX_MS). */
+ * OPS_RETRY_MAX_MS; base.c). */
 #define OPS_RETRY_MAX_MS (30 * 1000)
 int64_t ops__retry_backoff_ms(const ops_config *cfg, int attempts);
 
@@ -125,13 +128,17 @@ void ops__sample_usage(ops *o, const char *db_id, bool baseline);
 void *ops__usage_main(void *arg);
 void *ops__spares_main(void *arg);
 
-/* ---- ops.c ---- */
+/* ---- base.c: below every other file of src/ops ---- */
 /* Waits ms (cv wakes it only to check for stopping); true when ops is stopping. */
 bool ops__pause_or_stop(ops *o, pthread_cond_t *cv, int ms);
-/* An ops with defaults filled and no thread (ops_start starts them; tests drive it). */
-ops *ops__new(store *st, engine *en, const ops_config *cfg);
 /* The clock of restart intensity and backoffs (monotonic ms; tests may replace it). */
 int64_t ops__now_ms(ops *o);
+/* ts = the realtime clock ms from now, for pthread_cond_timedwait. */
+void ops__deadline_in(struct timespec *ts, int ms);
+
+/* ---- ops.c: on top (threads, start, stop, wait) ---- */
+/* An ops with defaults filled and no thread (ops_start starts them; tests drive it). */
+ops *ops__new(store *st, engine *en, const ops_config *cfg);
 
 struct ops {
     store *st;
