@@ -1,4 +1,8 @@
-/* store/projects: projects and their branches (exactly one default branch per project). */
+/* store/projects: projects (their settings, their move to another workspace) and their branches
+ * (exactly one default branch per project; the first one is the production branch). */
+#include <stdlib.h>
+#include <string.h>
+
 #include "store/sql.h"
 
 #define PROJ_COLS "p.id, p.workspace_id, p.name, p.logical_id, p.default_region, p.created_at"
@@ -12,12 +16,21 @@ static const sql_col proj_cols[] = {
 };
 static const sql_row proj_row = SQL_ROW(store_project, proj_cols);
 
-#define BR_COLS "b.id, b.project_id, b.git_name, b.is_default, b.created_at, b.updated_at"
+#define BR_COLS                                                                                    \
+    "b.id, b.project_id, b.git_name, b.is_default, b.role = 'production', b.created_at,"           \
+    " b.updated_at"
 static const sql_col br_cols[] = {
     COL_TEXT(store_branch, id),         COL_TEXT(store_branch, project_id),
     COL_TEXT(store_branch, git_name),   COL_BOOL(store_branch, is_default),
-    COL_TEXT(store_branch, created_at), COL_TEXT(store_branch, updated_at),
+    COL_BOOL(store_branch, production), COL_TEXT(store_branch, created_at),
+    COL_TEXT(store_branch, updated_at),
 };
+
+typedef struct settings_row {
+    char json[STORE_SETTINGS_MAX];
+} settings_row;
+static const sql_col settings_cols[] = {COL_TEXT(settings_row, json)};
+static const sql_row settings_sql_row = SQL_ROW(settings_row, settings_cols);
 static const sql_row br_row = SQL_ROW(store_branch, br_cols);
 
 static sql_stmt q_proj_insert =
@@ -33,12 +46,28 @@ static sql_stmt q_proj_list = SQL("SELECT " PROJ_COLS " FROM projects p"
 static sql_stmt q_proj_seq = SQL("SELECT seq FROM projects WHERE id = ?1");
 static sql_stmt q_proj_rename = SQL("UPDATE projects SET name = ?3, updated_at = ?4"
                                     " WHERE id = ?1 AND workspace_id = ?2");
+static sql_stmt q_proj_settings =
+    SQL("SELECT p.settings FROM projects p WHERE p.id = ?1 AND p.workspace_id = ?2");
+static sql_stmt q_proj_set_settings = SQL("UPDATE projects SET settings = ?3, updated_at = ?4"
+                                          " WHERE id = ?1 AND workspace_id = ?2");
+static sql_stmt q_proj_move_conns =
+    SQL("UPDATE connections SET workspace_id = ?2, updated_at = ?3"
+        " WHERE database_id IN (SELECT id FROM databases WHERE project_id = ?1)");
+static sql_stmt q_proj_move_dbs =
+    SQL("UPDATE databases SET workspace_id = ?2, updated_at = ?3 WHERE project_id = ?1");
+static sql_stmt q_proj_move = SQL_FK("UPDATE projects SET workspace_id = ?3, updated_at = ?4"
+                                     " WHERE id = ?1 AND workspace_id = ?2",
+                                     "recipientAccessToken", "The recipient workspace");
 static sql_stmt q_proj_del_branches = SQL("DELETE FROM branches WHERE project_id = ?1");
 static sql_stmt q_proj_delete = SQL("DELETE FROM projects WHERE id = ?1 AND workspace_id = ?2");
 
+/* the project's first branch: its production branch and its default */
 static sql_stmt q_br_insert =
-    SQL_FK("INSERT INTO branches (id, project_id, git_name, is_default, created_at,"
-           " updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    SQL_FK("INSERT INTO branches (id, project_id, git_name, is_default, role, created_at,"
+           " updated_at)"
+           " SELECT ?1, ?2, ?3, CASE WHEN f.first THEN 1 ELSE ?4 END,"
+           "        CASE WHEN f.first THEN 'production' ELSE 'preview' END, ?5, ?6"
+           " FROM (SELECT NOT EXISTS (SELECT 1 FROM branches WHERE project_id = ?2) AS first) f",
            "projectId", "The branch's project");
 static sql_stmt q_br_get = SQL("SELECT " BR_COLS " FROM branches b JOIN projects p"
                                " ON p.id = b.project_id WHERE b.id = ?1 AND p.workspace_id = ?2");
@@ -102,6 +131,49 @@ int store_project_delete(store *s, const char *ws, const char *id, pf_err *e)
         rc = sql_run(s, &q_proj_del_branches, ARGS(TXT(id)), e);
     if (rc == 0)
         rc = sql_run(s, &q_proj_delete, ARGS(TXT(id), TXT(ws)), e);
+    return sql_end(s, rc, e);
+}
+
+int store_project_settings(store *s, const char *ws, const char *id, char out[STORE_SETTINGS_MAX],
+                           pf_err *e)
+{
+    settings_row *r = xcalloc(1, sizeof *r);
+    int rc = sql_get(s, &q_proj_settings, ARGS(TXT(id), TXT(ws)), &settings_sql_row, r, "projectId",
+                     "Project", id, e);
+    if (rc == 0)
+        memcpy(out, r->json, sizeof r->json);
+    free(r);
+    return rc;
+}
+
+int store_project_set_settings(store *s, const char *ws, const char *id, const char *json,
+                               pf_err *e)
+{
+    if (json && strlen(json) >= STORE_SETTINGS_MAX)
+        return err_set(e, 422, "ValidationError", "settings",
+                       "The project's settings take at most %d bytes as JSON",
+                       STORE_SETTINGS_MAX - 1);
+    char now[STORE_TS_MAX];
+    util_now_iso(now);
+    return sql_touch(s, &q_proj_set_settings, ARGS(TXT(id), TXT(ws), OPT(json), TXT(now)),
+                     "projectId", "Project", id, e);
+}
+
+int store_project_transfer(store *s, const char *from, const char *id, const char *to, pf_err *e)
+{
+    char now[STORE_TS_MAX];
+    util_now_iso(now);
+    store_project p;
+    if (sql_begin(s, e) != 0)
+        return -1;
+    int rc = store_project_get(s, from, id, &p, e);
+    if (rc == 0)
+        rc = sql_run(s, &q_proj_move_conns, ARGS(TXT(id), TXT(to), TXT(now)), e);
+    if (rc == 0)
+        rc = sql_run(s, &q_proj_move_dbs, ARGS(TXT(id), TXT(to), TXT(now)), e);
+    if (rc == 0)
+        rc = sql_touch(s, &q_proj_move, ARGS(TXT(id), TXT(from), TXT(to), TXT(now)), "projectId",
+                       "Project", id, e);
     return sql_end(s, rc, e);
 }
 

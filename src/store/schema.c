@@ -266,9 +266,19 @@ static const char MIGRATION_3[] =
     "ALTER TABLE databases ADD COLUMN unhealthy TEXT;\n"                                           \
     "ALTER TABLE ops ADD COLUMN run_after TEXT;  -- ISO-8601 UTC, as util_now_iso writes\n"
 
+/* Version 6: a branch's role, fixed when it is made (a project's first branch is its
+ * production branch, every later one preview; the default flag moves, the role never), and a
+ * project's `settings` (a JSON object as text, NULL = none). Until now the default branch was
+ * shown as production, so it becomes the production branch. */
+#define MIGRATION_6                                                                                \
+    "ALTER TABLE branches ADD COLUMN role TEXT NOT NULL DEFAULT 'preview'\n"                       \
+    "    CHECK (role IN ('production', 'preview'));\n"                                             \
+    "UPDATE branches SET role = 'production' WHERE is_default = 1;\n"                              \
+    "ALTER TABLE projects ADD COLUMN settings TEXT;\n"
+
 /* Applied in order; migration i is schema version i + 1. Append only, never edit. */
 static const char *const migrations[] = {
-    MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5,
+    MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6,
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -103,6 +103,18 @@ int store_project_update_name(store *s, const char *ws, const char *id, const ch
 /* Deletes the project row and its branches; its databases must already be gone or
  * marked deleting (their rows keep project_id until their delete op removes them). */
 int store_project_delete(store *s, const char *ws, const char *id, pf_err *e);
+/* A project's settings (schema version 6): a JSON object as text, at most
+ * STORE_SETTINGS_MAX - 1 bytes; "" when none were set. */
+#define STORE_SETTINGS_MAX 8192
+int store_project_settings(store *s, const char *ws, const char *id, char out[STORE_SETTINGS_MAX],
+                           pf_err *e);
+int store_project_set_settings(store *s, const char *ws, const char *id, const char *json,
+                               pf_err *e);
+/* Moves project id of workspace from to workspace to, with everything that hangs off it: its
+ * branches and backups (through the project and its databases), its databases (deleting ones
+ * too) and their connections. 404 when from has no such project; 409 (hint logicalId) when
+ * to already has a project with its logicalId. One transaction. */
+int store_project_transfer(store *s, const char *from, const char *id, const char *to, pf_err *e);
 
 /* ---- branches ---- */
 typedef struct store_branch {
@@ -110,10 +122,13 @@ typedef struct store_branch {
     char project_id[PF_ID_MAX];
     char git_name[STORE_NAME_MAX]; /* unique within the project (409) */
     bool is_default;               /* exactly one per project */
+    bool production; /* role: the project's first branch is production, later ones preview */
     char created_at[STORE_TS_MAX];
     char updated_at[STORE_TS_MAX];
 } store_branch;
 
+/* The store decides the role (b->production is not read): a project's first branch is its
+ * production branch and its default whatever b->is_default says; later ones are preview. */
 int store_branch_insert(store *s, const store_branch *b, pf_err *e);
 /* Gets a branch whose project is in workspace ws. */
 int store_branch_get(store *s, const char *ws, const char *id, store_branch *out, pf_err *e);

@@ -195,19 +195,21 @@ static void assert_err(const pf_err *e, int status, const char *code, const char
 
 /* ---- schema ---- */
 
+#define SCHEMA_LATEST 6 /* the number of migrations */
+
 static void test_migrations_idempotent(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(store_schema_version(f->s), 5);
+    assert_int_equal(store_schema_version(f->s), SCHEMA_LATEST);
     char ws[PF_ID_MAX];
     mk_ws(f->s, ws, "default");
     store_close(f->s);
     pf_err e;
     assert_int_equal(store_open(f->path, &f->s, &e), 0);
-    assert_int_equal(store_schema_version(f->s), 5);
+    assert_int_equal(store_schema_version(f->s), SCHEMA_LATEST);
     store_close(f->s);
     assert_int_equal(store_open(f->path, &f->s, &e), 0);
-    assert_int_equal(store_schema_version(f->s), 5);
+    assert_int_equal(store_schema_version(f->s), SCHEMA_LATEST);
     store_workspace w;
     assert_int_equal(store_workspace_get(f->s, ws, &w, &e), 0);
 
@@ -223,8 +225,8 @@ static void test_migrations_idempotent(void **state)
                                         -1, &st, NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 5);
-    assert_int_equal(sqlite3_column_int(st, 1), 5);
+    assert_int_equal(sqlite3_column_int(st, 0), SCHEMA_LATEST);
+    assert_int_equal(sqlite3_column_int(st, 1), SCHEMA_LATEST);
     sqlite3_finalize(st);
     sqlite3_close(raw);
 }
@@ -1365,7 +1367,7 @@ static void test_migration_from_v4(void **state)
     sqlite3_close(raw);
 
     assert_int_equal(store_open(f->path, &f->s, &e), 0);
-    assert_int_equal(store_schema_version(f->s), 5);
+    assert_int_equal(store_schema_version(f->s), SCHEMA_LATEST);
     store_database d;
     assert_int_equal(store_database_get(f->s, ws, db, &d, &e), 0);
     assert_int_equal(d.port, 17100);
@@ -1374,6 +1376,149 @@ static void test_migration_from_v4(void **state)
     store_op o;
     assert_int_equal(store_op_claim(f->s, &any_lane, &o, &e), 1);
     assert_string_equal(o.id, op);
+}
+
+/* Version 6 from version 5: the default branch becomes the production branch, the others
+ * preview; projects have no settings. */
+static void test_migration_from_v5(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX], proj[PF_ID_MAX], main_br[PF_ID_MAX], dev[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    mk_project(f->s, ws, NULL, proj);
+    mk_branch(f->s, proj, "main", false, main_br);
+    mk_branch(f->s, proj, "dev", false, dev);
+    assert_int_equal(store_branch_set_default(f->s, dev, &e), 0);
+    store_close(f->s);
+    f->s = NULL;
+    sqlite3 *raw = NULL;
+    assert_int_equal(sqlite3_open(f->path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw,
+                                  "ALTER TABLE branches DROP COLUMN role;"
+                                  "ALTER TABLE projects DROP COLUMN settings;"
+                                  "DELETE FROM schema_migrations WHERE version = 6;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(raw);
+
+    assert_int_equal(store_open(f->path, &f->s, &e), 0);
+    assert_int_equal(store_schema_version(f->s), SCHEMA_LATEST);
+    store_branch b;
+    assert_int_equal(store_branch_get(f->s, ws, dev, &b, &e), 0);
+    assert_true(b.is_default);
+    assert_true(b.production);
+    assert_int_equal(store_branch_get(f->s, ws, main_br, &b, &e), 0);
+    assert_false(b.production);
+    char settings[STORE_SETTINGS_MAX];
+    assert_int_equal(store_project_settings(f->s, ws, proj, settings, &e), 0);
+    assert_string_equal(settings, "");
+}
+
+/* The first branch of a project is its production branch and its default, whatever the
+ * caller asked; later ones are preview; moving the default never moves the role. */
+static void test_branch_roles(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX], proj[PF_ID_MAX], first[PF_ID_MAX], second[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    mk_project(f->s, ws, NULL, proj);
+    mk_branch(f->s, proj, "main", false, first);
+    mk_branch(f->s, proj, "dev", false, second);
+    store_branch b;
+    assert_int_equal(store_branch_get(f->s, ws, first, &b, &e), 0);
+    assert_true(b.production);
+    assert_true(b.is_default);
+    assert_int_equal(store_branch_get(f->s, ws, second, &b, &e), 0);
+    assert_false(b.production);
+    assert_false(b.is_default);
+    assert_int_equal(store_branch_set_default(f->s, second, &e), 0);
+    assert_int_equal(store_branch_get(f->s, ws, second, &b, &e), 0);
+    assert_true(b.is_default);
+    assert_false(b.production);
+    assert_int_equal(store_branch_get(f->s, ws, first, &b, &e), 0);
+    assert_false(b.is_default);
+    assert_true(b.production);
+}
+
+static void test_project_settings(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX], other[PF_ID_MAX], proj[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    mk_ws(f->s, other, "other");
+    mk_project(f->s, ws, NULL, proj);
+    char out[STORE_SETTINGS_MAX];
+    assert_int_equal(store_project_settings(f->s, ws, proj, out, &e), 0);
+    assert_string_equal(out, "");
+    assert_int_equal(store_project_set_settings(f->s, ws, proj, "{\"a\":1}", &e), 0);
+    assert_int_equal(store_project_settings(f->s, ws, proj, out, &e), 0);
+    assert_string_equal(out, "{\"a\":1}");
+    /* another workspace's project behaves like an unknown one */
+    assert_int_equal(store_project_settings(f->s, other, proj, out, &e), -1);
+    assert_err(&e, 404, "NotFound", "projectId");
+    assert_int_equal(store_project_set_settings(f->s, other, proj, "{}", &e), -1);
+    assert_err(&e, 404, "NotFound", "projectId");
+    char *big = xmalloc(STORE_SETTINGS_MAX + 1);
+    memset(big, 'x', STORE_SETTINGS_MAX);
+    big[STORE_SETTINGS_MAX] = '\0';
+    assert_int_equal(store_project_set_settings(f->s, ws, proj, big, &e), -1);
+    assert_err(&e, 422, "ValidationError", "settings");
+    free(big);
+    assert_int_equal(store_project_settings(f->s, ws, proj, out, &e), 0);
+    assert_string_equal(out, "{\"a\":1}");
+}
+
+/* A transfer moves the project, its databases (deleting ones too) and their connections;
+ * branches and backups follow through them. */
+static void test_project_transfer(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char a[PF_ID_MAX], b[PF_ID_MAX], proj[PF_ID_MAX], br[PF_ID_MAX], db[PF_ID_MAX], gone[PF_ID_MAX],
+        conn[PF_ID_MAX], keep[PF_ID_MAX], keep_db[PF_ID_MAX];
+    mk_ws(f->s, a, "a");
+    mk_ws(f->s, b, "b");
+    mk_project(f->s, a, "claim-me", proj);
+    mk_project(f->s, a, NULL, keep);
+    mk_branch(f->s, proj, "main", true, br);
+    mk_db(f->s, a, proj, br, NULL, 17001, db);
+    mk_db(f->s, a, proj, br, NULL, 17002, gone);
+    mk_db(f->s, a, keep, NULL, NULL, 17003, keep_db);
+    mk_conn(f->s, a, db, conn);
+    assert_int_equal(store_database_transition(f->s, gone, DB_PROVISIONING, DB_DELETING, "", &e),
+                     0);
+
+    assert_int_equal(store_project_transfer(f->s, b, proj, a, &e), -1); /* not b's */
+    assert_err(&e, 404, "NotFound", "projectId");
+    assert_int_equal(store_project_transfer(f->s, a, proj, b, &e), 0);
+
+    store_project p;
+    assert_int_equal(store_project_get(f->s, a, proj, &p, &e), -1);
+    assert_int_equal(store_project_get(f->s, b, proj, &p, &e), 0);
+    store_branch sb;
+    assert_int_equal(store_branch_get(f->s, a, br, &sb, &e), -1);
+    assert_int_equal(store_branch_get(f->s, b, br, &sb, &e), 0);
+    store_database d;
+    assert_int_equal(store_database_get(f->s, a, db, &d, &e), -1);
+    assert_int_equal(store_database_get(f->s, b, db, &d, &e), 0);
+    assert_int_equal(store_database_get_internal(f->s, gone, &d, &e), 0);
+    assert_string_equal(d.workspace_id, b);
+    store_connection c;
+    assert_int_equal(store_connection_get(f->s, a, conn, &c, &e), -1);
+    assert_int_equal(store_connection_get(f->s, b, conn, &c, &e), 0);
+    /* the other project stays */
+    assert_int_equal(store_database_get(f->s, a, keep_db, &d, &e), 0);
+    assert_int_equal(store_project_get(f->s, a, keep, &p, &e), 0);
+
+    /* a logicalId the recipient already has: 409, nothing moves */
+    char again[PF_ID_MAX];
+    mk_project(f->s, a, "claim-me", again);
+    assert_int_equal(store_project_transfer(f->s, a, again, b, &e), -1);
+    assert_err(&e, 409, "Conflict", "logicalId");
+    assert_int_equal(store_project_get(f->s, a, again, &p, &e), 0);
 }
 
 /* One conflict table for every resource: each unique violation names its own field, and a
@@ -1794,6 +1939,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_op_lanes_and_run_after, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_v4, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_from_v5, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_branch_roles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_project_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_project_transfer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflicts_and_references, setup, teardown),
         cmocka_unit_test_setup_teardown(test_op_claim_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
