@@ -41,7 +41,8 @@ typedef struct http_resp {
     char *raw;                /* a non-JSON body (owned, freed after sending) */
     size_t raw_len;
     /* extra response headers (Location, Set-Cookie, Cache-Control...), owned; add them
-     * with http_resp_header. Sent with successful responses only. */
+     * with http_resp_header. Sent with successful responses only; an error answer carries
+     * Retry-After when its pf_err has retry_after_s. */
     struct {
         char *name;
         char *value;

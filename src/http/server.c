@@ -263,7 +263,15 @@ static enum MHD_Result send_error(struct MHD_Connection *c, const pf_err *e, con
 {
     json_t *j = http_error_json(e);
     int status = err_http_status(e);
-    enum MHD_Result r = send_json(c, status, j, request_id, NULL);
+    char ra[16];
+    http_resp extra = {0};
+    if (e->retry_after_s > 0) {
+        snprintf(ra, sizeof ra, "%d", e->retry_after_s);
+        extra.headers[0].name = (char *)"Retry-After";
+        extra.headers[0].value = ra;
+        extra.nheaders = 1;
+    }
+    enum MHD_Result r = send_json(c, status, j, request_id, &extra);
     json_decref(j);
     return r;
 }

@@ -29,6 +29,7 @@ static void fill(pf_err *e, pf_err_kind kind, int status, const char *code, cons
 {
     e->kind = kind;
     e->status = status;
+    e->retry_after_s = 0;
     snprintf(e->code, sizeof e->code, "%s", code ? code : "Error");
     snprintf(e->hint, sizeof e->hint, "%s", hint ? hint : "");
     vsnprintf(e->message, sizeof e->message, fmt, ap);

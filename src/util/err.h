@@ -27,6 +27,7 @@ typedef struct pf_err {
     char code[48];     /* stable machine code, e.g. "NotFound", "ValidationError" */
     char message[384]; /* human sentence */
     char hint[256];    /* what to change; names the field where there is one */
+    int retry_after_s; /* > 0: the answer carries Retry-After (429, 503); set after err_set */
 } pf_err;
 
 /* Fills e (if not NULL) and returns -1, so callers can `return err_set(...)`. */
