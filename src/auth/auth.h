@@ -96,6 +96,16 @@ int auth_throttle_check(const char *key, int64_t now_ms);
 void auth_throttle_fail(const char *key, int64_t now_ms);
 void auth_throttle_reset(const char *key);
 
+/* Request rate limits per credential (ratelimit.c): a token bucket per key (a service
+ * token's id, an OAuth grant's id) of `burst` requests refilled at `rate` a second, in a
+ * table of about `slots` buckets (memory stays bounded; see the file). new returns NULL
+ * when rate <= 0 (no limit); take on a NULL limiter always allows. take returns 0 when
+ * the request may go ahead, else the whole seconds until it may (>= 1). Thread-safe. */
+typedef struct auth_ratelimit auth_ratelimit;
+auth_ratelimit *auth_ratelimit_new(double rate, double burst, size_t slots);
+void auth_ratelimit_free(auth_ratelimit *rl);
+int auth_ratelimit_take(auth_ratelimit *rl, const char *key, int64_t now_ms);
+
 /* PKCE: BASE64URL(SHA256(verifier)) == challenge, constant time; the verifier must be
  * 43..128 chars of [A-Za-z0-9-._~] (RFC 7636). */
 bool auth_pkce_s256_ok(const char *verifier, const char *challenge);

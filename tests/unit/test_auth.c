@@ -239,6 +239,56 @@ static void test_password_hash_verify(void **state)
     assert_false(auth_password_verify("", ""));
 }
 
+/* A bucket per key: burst requests at once, then one per 1/rate s; Retry-After in whole
+ * seconds; keys are independent; the table stays bounded and forgets only full buckets
+ * first; rate 0 is no limiter. */
+static void test_ratelimit_bucket(void **state)
+{
+    (void)state;
+    assert_null(auth_ratelimit_new(0, 10, 16));
+    assert_int_equal(auth_ratelimit_take(NULL, "tok_a", 0), 0);
+
+    auth_ratelimit *rl = auth_ratelimit_new(2, 5, 16); /* 2/s, bursts of 5 */
+    int64_t t = 1000000;
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(auth_ratelimit_take(rl, "tok_a", t), 0);
+    assert_int_equal(auth_ratelimit_take(rl, "tok_a", t), 1); /* 0.5 s until a token: 1 s */
+    assert_int_equal(auth_ratelimit_take(rl, "tok_b", t), 0); /* its own bucket */
+    assert_int_equal(auth_ratelimit_take(rl, "tok_a", t + 499), 1);
+    assert_int_equal(auth_ratelimit_take(rl, "tok_a", t + 500), 0);
+    assert_int_equal(auth_ratelimit_take(rl, "tok_a", t + 500), 1);
+    /* a long pause refills to the burst, not beyond */
+    t += 60000;
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(auth_ratelimit_take(rl, "tok_a", t), 0);
+    assert_int_equal(auth_ratelimit_take(rl, "tok_a", t), 1);
+    auth_ratelimit_free(rl);
+
+    /* a slow rate: the wait is rounded up to whole seconds */
+    rl = auth_ratelimit_new(0.1, 1, 16);
+    assert_int_equal(auth_ratelimit_take(rl, "k", t), 0);
+    assert_int_equal(auth_ratelimit_take(rl, "k", t), 10);
+    auth_ratelimit_free(rl);
+
+    /* 5000 keys through a table of 64: a key that keeps asking keeps its (never full)
+     * bucket, because the buckets of keys that have refilled are forgotten first */
+    rl = auth_ratelimit_new(1, 2, 64);
+    for (int i = 0; i < 5000; i++) {
+        int64_t now = t + (int64_t)i * 1000;
+        char k[32];
+        snprintf(k, sizeof k, "tok_%d", i);
+        assert_int_equal(auth_ratelimit_take(rl, k, now), 0); /* a new key starts full */
+        if (i == 0) {
+            assert_int_equal(auth_ratelimit_take(rl, "hot", now), 0);
+            assert_int_equal(auth_ratelimit_take(rl, "hot", now), 0);
+        } else {
+            assert_int_equal(auth_ratelimit_take(rl, "hot", now), 0); /* refilled one */
+        }
+        assert_int_equal(auth_ratelimit_take(rl, "hot", now), 1); /* not a fresh bucket */
+    }
+    auth_ratelimit_free(rl);
+}
+
 static void test_throttle_backs_off(void **state)
 {
     (void)state;
@@ -421,6 +471,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_jwt_rejects_forgeries, setup, teardown),
         cmocka_unit_test(test_password_hash_verify),
         cmocka_unit_test(test_throttle_backs_off),
+        cmocka_unit_test(test_ratelimit_bucket),
         cmocka_unit_test_setup_teardown(test_pkce_scope_redirect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_code_exchange_and_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh_rotation_and_reuse, setup, teardown),
