@@ -62,6 +62,8 @@ typedef enum {
     O_EMAIL,
     O_REDIRECT_URI,
     O_ACCESS_TTL,
+    O_RATE_LIMIT,
+    O_RATE_BURST,
     O_POOLER_LISTEN,
     O_METRICS_LISTEN,
     O_PGBOUNCER,
@@ -138,6 +140,13 @@ static const opt_def options[O__COUNT] = {
                         .help = "the OAuth client's redirect URI (matched exactly)"},
     [O_ACCESS_TTL] = {"access-token-ttl", "PGFLEET_ACCESS_TOKEN_TTL", OPT_SECONDS, "3600", 1, DAY,
                       .cmds = CMD_SERVE, .help = "OAuth access token lifetime"},
+    [O_RATE_LIMIT] = {"rate-limit", "PGFLEET_RATE_LIMIT", OPT_INT, "100", 0, 1000000,
+                      .cmds = CMD_SERVE,
+                      .help = "API requests a second per credential, sustained; beyond it 429 "
+                              "with Retry-After (0: no limit)"},
+    [O_RATE_BURST] = {"rate-burst", "PGFLEET_RATE_BURST", OPT_INT, "500", 1, 1000000,
+                      .cmds = CMD_SERVE,
+                      .help = "the most requests a credential may make at once (its bucket)"},
     [O_POOLER_LISTEN] = {"pooler-listen", "PGFLEET_POOLER_LISTEN", OPT_HOSTPORT, "127.0.0.1:6432",
                          .off_ok = true, .cmds = CMD_SERVE,
                          .help = "the address of the pooled endpoint (PgBouncer)"},
@@ -534,6 +543,8 @@ static void serve_app(app *a, store *st, engine *en, auth_keys *keys)
     a->version = PGFLEET_VERSION;
     a->keys = keys;
     a->access_ttl_s = (int)ov[O_ACCESS_TTL].n;
+    /* about 4096 buckets (~300 KiB): credentials active within a burst's refill time */
+    a->ratelimit = auth_ratelimit_new((double)ov[O_RATE_LIMIT].n, (double)ov[O_RATE_BURST].n, 4096);
     a->st = st;
     a->port_lo = (int)ov[O_PORT_RANGE].n;
     a->port_hi = (int)ov[O_PORT_RANGE].hi;
@@ -647,6 +658,8 @@ out:
         log_error("%s", e.message);
     http_stop(msrv);
     http_stop(srv);
+    auth_ratelimit_free(a.ratelimit);
+    a.ratelimit = NULL;
     ops_stop(op);
     if (en) {
         engine_pooler_stop(en);

@@ -35,6 +35,8 @@ typedef struct app {
      * and the access-token lifetime in seconds (--access-token-ttl). */
     const struct auth_keys *keys;
     int access_ttl_s;
+    /* requests per credential (--rate-limit, --rate-burst); NULL: no limit */
+    struct auth_ratelimit *ratelimit;
 
     int pooler_port;    /* the pooled endpoint's port on public_host; 0: none */
     char ca_path[1024]; /* CA certificate served at /v1/ca.pem; "" when unknown */

@@ -90,6 +90,7 @@ int api_auth(void *ctx, http_req *req, pf_err *e)
     const char *v = h && strncasecmp(h, "Bearer ", 7) == 0 ? h + 7 : NULL;
     while (v && *v == ' ')
         v++;
+    char rate_key[PF_ID_MAX];
     if (v && a->keys && auth_looks_like_jwt(v)) {
         auth_claims c;
         store_grant g;
@@ -97,6 +98,7 @@ int api_auth(void *ctx, http_req *req, pf_err *e)
             return -1;
         snprintf(req->workspace_id, sizeof req->workspace_id, "%s", c.workspace_id);
         snprintf(req->actor_id, sizeof req->actor_id, "%s", c.sub);
+        snprintf(rate_key, sizeof rate_key, "%s", g.id);
         req->scope = "";
         for (size_t i = 0; i < sizeof scope_strings / sizeof scope_strings[0]; i++)
             if (strcmp(g.scope, scope_strings[i]) == 0)
@@ -104,7 +106,17 @@ int api_auth(void *ctx, http_req *req, pf_err *e)
     } else {
         if (auth_check_bearer(a->st, h, req->workspace_id, req->actor_id, e) != 0)
             return -1;
+        snprintf(rate_key, sizeof rate_key, "%s", req->actor_id);
         req->scope = AUTH_SCOPE_ADMIN;
+    }
+    /* the credential's bucket: a service token by its id, an OAuth sign-in by its grant */
+    int wait = auth_ratelimit_take(a->ratelimit, rate_key, util_now_ms());
+    if (wait > 0) {
+        err_set(e, 429, "TooManyRequests", "Retry-After",
+                "This credential made more requests than its rate limit allows; retry in %d s",
+                wait);
+        e->retry_after_s = wait;
+        return -1;
     }
     bool read = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
     if (!read && !auth_scope_has(req->scope, AUTH_SCOPE_ADMIN))
