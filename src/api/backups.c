@@ -82,7 +82,7 @@ HANDLER(h_db_backups_list)
     if (load_database(a, req->workspace_id, req->params[0], "databaseId", &d, e) != 0)
         return -1;
     store_page pg;
-    if (v_page(req, &pg, e) != 0)
+    if (v_422(v_page(req, &pg, e), e) != 0)
         return -1;
     store_backup *rows = NULL;
     size_t n = 0;

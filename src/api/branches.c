@@ -1,4 +1,5 @@
-/* Branches of a project: list, create, get, rename (patch) and delete. */
+/* Branches of a project: list, create, get, patch (only the default flag moves) and delete.
+ * The role is the store's: a project's first branch is production, later ones preview. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +44,7 @@ HANDLER(h_branches_list)
     if (load_project(a, req->workspace_id, req->params[0], "projectId", &p, e) != 0)
         return -1;
     store_page pg;
-    if (v_page(req, &pg, e) != 0)
+    if (v_422(v_page(req, &pg, e), e) != 0)
         return -1;
     const char *git = http_query(req, "gitName");
     const char *contains = http_query(req, "gitNameContains");
@@ -53,7 +54,7 @@ HANDLER(h_branches_list)
     store_branch *rows = NULL;
     size_t n = 0;
     store_page_out po;
-    if (store_branch_list(a->st, p.id, git, contains, &pg, &rows, &n, &po, e) != 0)
+    if (v_422(store_branch_list(a->st, p.id, git, contains, &pg, &rows, &n, &po, e), e) != 0)
         return -1;
     json_t *data = json_array();
     for (size_t i = 0; i < n; i++)
@@ -171,9 +172,14 @@ HANDLER(h_branch_delete)
     store_project p;
     if (load_branch(a, req, &b, &p, e) != 0)
         return -1;
+    if (b.production)
+        return err_set(e, 422, "ValidationError", "branchId",
+                       "Branch %s is the project's production branch and cannot be deleted", b.id);
     if (b.is_default)
         return err_set(e, 422, "ValidationError", "branchId",
-                       "Branch %s is the project's default branch and cannot be deleted", b.id);
+                       "Branch %s is the project's default branch and cannot be deleted; make "
+                       "another branch the default first",
+                       b.id);
     int count = 0;
     if (store_branch_database_count(a->st, b.id, &count, e) != 0)
         return -1;

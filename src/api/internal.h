@@ -18,6 +18,9 @@ int v_bool(json_t *body, const char *field, int status, int *out /* -1 absent, 0
 int v_path_id(const char *prefix, const char *id, const char *what, const char *hint, pf_err *e);
 /* ?limit= (1..100, default 100) and ?cursor=. */
 int v_page(http_req *req, store_page *pg, pf_err *e);
+/* For a list whose contract types its validation errors 422 (branches, backups): rc, with
+ * a 400 (a bad limit from v_page, a bad cursor from the store) answered as 422. */
+int v_422(int rc, pf_err *e);
 
 /* ---- shapes ---- */
 json_t *shape_workspace(app *a, const store_workspace *w);
@@ -108,6 +111,8 @@ HANDLER(h_projects_create);
 HANDLER(h_project_get);
 HANDLER(h_project_patch);
 HANDLER(h_project_delete);
+HANDLER(h_project_transfer);
+HANDLER(h_workspace_subscription);
 HANDLER(h_branches_list);
 HANDLER(h_branches_create);
 HANDLER(h_branch_get);

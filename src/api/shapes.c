@@ -41,7 +41,7 @@ json_t *shape_branch(app *a, const store_branch *b, const store_project *p)
 {
     return json_pack("{s:s, s:s, s:o, s:s, s:b, s:s, s:s, s:s, s:{s:s, s:o, s:s}}", "id", b->id,
                      "type", "branch", "url", url_of(a, "branches", b->id), "gitName", b->git_name,
-                     "isDefault", b->is_default, "role", b->is_default ? "production" : "preview",
+                     "isDefault", b->is_default, "role", b->production ? "production" : "preview",
                      "createdAt", b->created_at, "updatedAt", b->updated_at, "project", "id", p->id,
                      "url", url_of(a, "projects", p->id), "name", p->name);
 }

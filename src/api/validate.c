@@ -92,3 +92,10 @@ int v_page(http_req *req, store_page *pg, pf_err *e)
         pg->cursor = cur;
     return 0;
 }
+
+int v_422(int rc, pf_err *e)
+{
+    if (rc != 0 && e && e->status == 400)
+        e->status = 422;
+    return rc;
+}

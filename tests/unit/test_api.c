@@ -138,6 +138,7 @@ static int setup(void **state)
     snprintf(f->b.project_id, sizeof f->b.project_id, "proj_one");
     snprintf(f->b.git_name, sizeof f->b.git_name, "main");
     f->b.is_default = true;
+    f->b.production = true;
     util_now_iso(f->b.created_at);
     memcpy(f->b.updated_at, f->b.created_at, sizeof f->b.updated_at);
     assert_int_equal(store_branch_insert(f->a.st, &f->b, &e), 0);
@@ -301,6 +302,20 @@ static void test_shape_project_and_branch(void **state)
     j = shape_branch(&f->a, &f->b, &f->p);
     assert_string_equal(sget(j, "role"), "production");
     assert_string_equal(sget(j, "project.url"), "https://api.example/v1/projects/proj_one");
+    json_decref(j);
+    /* the role is the branch's own, not the default flag: a default preview branch and a
+     * production branch that lost the default */
+    store_branch b = f->b;
+    b.production = false;
+    j = shape_branch(&f->a, &b, &f->p);
+    assert_string_equal(sget(j, "role"), "preview");
+    assert_true(json_is_true(json_object_get(j, "isDefault")));
+    json_decref(j);
+    b.production = true;
+    b.is_default = false;
+    j = shape_branch(&f->a, &b, &f->p);
+    assert_string_equal(sget(j, "role"), "production");
+    assert_true(json_is_false(json_object_get(j, "isDefault")));
     json_decref(j);
 }
 
