@@ -106,6 +106,10 @@ static int create_common(app *a, http_req *req, json_t *body, const char *projec
         v_string(body, "logicalId", false, false, NAME_MAX_LEN, 400, &logical_id, e) != 0 ||
         check_branch_fields(body, &branch_id, &git_name, e) != 0)
         return -1;
+    if (logical_id && git_name)
+        return err_set(e, 400, "ValidationError", "logicalId",
+                       "'logicalId' cannot be combined with 'branchGitName'; pass 'branchId' "
+                       "instead");
     store_project p;
     if (load_project(a, req->workspace_id, project_id, "projectId", &p, e) != 0)
         return -1;
@@ -239,16 +243,35 @@ HANDLER(h_database_patch)
         return -1;
     int rc = -1;
     const char *name, *branch_id, *git_name, *logical_id;
+    int is_default;
     if (v_string(body, "name", false, false, NAME_MAX_LEN, 400, &name, e) != 0 ||
         v_string(body, "logicalId", false, false, NAME_MAX_LEN, 400, &logical_id, e) != 0 ||
+        v_bool(body, "isDefault", 400, &is_default, e) != 0 ||
         check_branch_fields(body, &branch_id, &git_name, e) != 0)
         goto out;
+    /* 409, the contract's one 4xx about logicalId here */
+    if (logical_id && (branch_id || git_name)) {
+        err_set(e, 409, "Conflict", "logicalId",
+                "'logicalId' cannot be combined with '%s' in one request; move the database "
+                "first, then set its logicalId",
+                branch_id ? "branchId" : "branchGitName");
+        goto out;
+    }
+    if (is_default == 0 && d.is_default) {
+        err_set(e, 409, "Conflict", "isDefault",
+                "Database %s is its project's default database; make another database the "
+                "default instead (PATCH it with isDefault: true)",
+                d.id);
+        goto out;
+    }
     if (store_tx_begin(a->st, e) != 0)
         goto out;
     int trc = 0;
+    if (is_default == 1 && !d.is_default)
+        trc = store_database_set_default(a->st, d.project_id, d.id, e);
     const char *new_branch = NULL;
     store_branch br;
-    if (branch_id || git_name) {
+    if (trc == 0 && (branch_id || git_name)) {
         trc =
             action_resolve_branch(a, req->workspace_id, d.project_id, branch_id, git_name, &br, e);
         new_branch = br.id;

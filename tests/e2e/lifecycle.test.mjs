@@ -160,15 +160,17 @@ ctx.it('databases: POST /v1/databases 201 on the default branch; POST /v1/projec
 ctx.it('databases: branchGitName creates the branch; logicalId unique within a branch (409), free across branches', async () => {
   const gitName = `db-branch-${Date.now().toString(36)}`;
   const logicalId = uniq('logical');
-  const a = expectStatus(await call(ctx.c, 'POST', '/v1/databases', { body: { projectId: S.project.id, branchGitName: gitName, logicalId, name: uniq('ldb') } }), 201).data;
-  assert.equal(a.logicalId, logicalId);
+  // the contract: logicalId cannot be combined with branchGitName (contract-rules.test.mjs)
+  expectError(await call(ctx.c, 'POST', '/v1/databases', { body: { projectId: S.project.id, branchGitName: gitName, logicalId } }), 400, { field: 'logicalId' });
+  const created = expectStatus(await call(ctx.c, 'POST', '/v1/databases', { body: { projectId: S.project.id, branchGitName: gitName, name: uniq('ldb') } }), 201).data;
   const br = expectStatus(await branches(S.project.id, { gitName }), 200).data;
   assert.equal(br.length, 1, `branch ${gitName} created by branchGitName`);
+  assert.equal(created.branchId, br[0].id);
+  const a = expectStatus(await call(ctx.c, 'PATCH', '/v1/databases/{databaseId}', { params: { path: { databaseId: created.id } }, body: { logicalId } }), 200).data;
+  assert.equal(a.logicalId, logicalId);
   assert.equal(a.branchId, br[0].id);
   S.dbBranch = br[0];
   S.dbLogical = a;
-  const dup = await call(ctx.c, 'POST', '/v1/databases', { body: { projectId: S.project.id, branchGitName: gitName, logicalId, name: uniq('ldb') } });
-  expectError(dup, 409, { what: 'same logicalId on the same branch' });
   const dupById = await call(ctx.c, 'POST', '/v1/databases', { body: { projectId: S.project.id, branchId: br[0].id, logicalId } });
   expectError(dupById, 409, { what: 'same logicalId on the same branch (by branchId)' });
   const other = expectStatus(await call(ctx.c, 'POST', '/v1/databases', { body: { projectId: S.project.id, logicalId, name: uniq('ldb') } }), 201).data;
