@@ -1,10 +1,13 @@
 /* Projects: list, create (with its default branch and, unless createDatabase is false, a
- * default database), get, patch and delete. */
+ * default database), get, patch (name, settings), delete, and transfer to another
+ * workspace. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/internal.h"
+#include "auth/auth.h"
+#include "util/log.h"
 
 HANDLER(h_projects_list)
 {
@@ -109,6 +112,36 @@ HANDLER(h_project_get)
     return 0;
 }
 
+/* PATCH settings merge into the stored object key by key: a key replaces its value, null
+ * removes it. Inside the caller's transaction. */
+static int merge_settings(app *a, const store_project *p, json_t *settings, pf_err *e)
+{
+    char cur[STORE_SETTINGS_MAX];
+    if (store_project_settings(a->st, p->workspace_id, p->id, cur, e) != 0)
+        return -1;
+    json_t *m = cur[0] ? json_loads(cur, 0, NULL) : NULL;
+    if (!json_is_object(m)) {
+        json_decref(m);
+        m = json_object();
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(settings, k, v)
+    {
+        if (json_is_null(v))
+            json_object_del(m, k);
+        else
+            json_object_set(m, k, v);
+    }
+    char *text = json_dumps(m, JSON_COMPACT);
+    json_decref(m);
+    if (!text)
+        abort();
+    int rc = store_project_set_settings(a->st, p->workspace_id, p->id, text, e);
+    free(text);
+    return rc;
+}
+
 HANDLER(h_project_patch)
 {
     app *a = ctx;
@@ -127,12 +160,77 @@ HANDLER(h_project_patch)
         err_set(e, 422, "ValidationError", "settings", "The field 'settings' must be an object");
         goto out;
     }
-    if (name) {
-        if (store_project_update_name(a->st, req->workspace_id, p.id, name, e) != 0)
-            goto out;
+    if (store_tx_begin(a->st, e) != 0)
+        goto out;
+    int trc = 0;
+    if (name)
+        trc = store_project_update_name(a->st, req->workspace_id, p.id, name, e);
+    if (trc == 0 && settings)
+        trc = merge_settings(a, &p, settings, e);
+    if (tx_end(a, trc, e) != 0)
+        goto out;
+    if (name)
         snprintf(p.name, sizeof p.name, "%s", name);
-    }
     resp->body = json_pack("{s:o}", "data", shape_project(a, &p));
+    rc = 0;
+out:
+    json_decref(body);
+    return rc;
+}
+
+/* The recipient's workspace from its access token: a service token, or an OAuth access
+ * token with workspace:admin. Anything else is 409, never 401: the SDK answers a 401 by
+ * refreshing the caller's own token. */
+static int recipient_workspace(app *a, const char *token, char ws[PF_ID_MAX], pf_err *e)
+{
+    pf_err le;
+    err_clear(&le);
+    bool ok;
+    if (a->keys && auth_looks_like_jwt(token)) {
+        auth_claims c;
+        store_grant g;
+        ok = auth_check_access(a->st, a->keys, a->base_url, token, &c, &g, &le) == 0 &&
+             auth_scope_has(g.scope, AUTH_SCOPE_ADMIN);
+        if (ok)
+            snprintf(ws, PF_ID_MAX, "%s", c.workspace_id);
+    } else {
+        char *h = xasprintf("Bearer %s", token);
+        char actor[PF_ID_MAX];
+        ok = auth_check_bearer(a->st, h, ws, actor, &le) == 0;
+        free(h);
+    }
+    if (!ok)
+        return err_set(e, 409, "InvalidRecipientToken", "recipientAccessToken",
+                       "The recipient access token is not a valid service token or OAuth access "
+                       "token (with workspace:admin) of the receiving workspace");
+    return 0;
+}
+
+/* POST /v1/projects/{id}/transfer: the project moves to the workspace of
+ * recipientAccessToken with its branches, databases, connections and backups; database
+ * credentials keep working; to the old workspace it is then unknown (404). */
+HANDLER(h_project_transfer)
+{
+    app *a = ctx;
+    store_project p;
+    if (load_project(a, req->workspace_id, req->params[0], "id", &p, e) != 0)
+        return -1;
+    json_t *body = NULL;
+    if (http_json_body(req, false, &body, e) != 0)
+        return -1;
+    int rc = -1;
+    const char *token;
+    char to[PF_ID_MAX];
+    if (v_string(body, "recipientAccessToken", true, false, 4096, 409, &token, e) != 0 ||
+        recipient_workspace(a, token, to, e) != 0)
+        goto out;
+    /* to its own workspace: nothing moves */
+    if (strcmp(to, req->workspace_id) != 0 &&
+        store_project_transfer(a->st, req->workspace_id, p.id, to, e) != 0)
+        goto out;
+    log_req(LOG_INFO, req->request_id, "project %s transferred from %s to %s", p.id,
+            req->workspace_id, to);
+    resp->status = 204;
     rc = 0;
 out:
     json_decref(body);

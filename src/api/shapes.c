@@ -24,17 +24,35 @@ json_t *shape_workspace(app *a, const store_workspace *w)
                      url_of(a, "workspaces", w->id), "name", w->name, "createdAt", w->created_at);
 }
 
+/* The project's settings (an extension, docs/api.md): {} when none were set. */
+static json_t *project_settings(app *a, const store_project *p)
+{
+    char text[STORE_SETTINGS_MAX];
+    pf_err e;
+    json_t *j = NULL;
+    if (store_project_settings(a->st, p->workspace_id, p->id, text, &e) == 0 && text[0])
+        j = json_loads(text, 0, NULL);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        j = json_object();
+    }
+    return j;
+}
+
 json_t *shape_project(app *a, const store_project *p)
 {
     store_workspace w;
     pf_err e;
     if (store_workspace_get(a->st, p->workspace_id, &w, &e) != 0)
         snprintf(w.name, sizeof w.name, "%s", "");
-    return json_pack("{s:s, s:s, s:o, s:s, s:o, s:s, s:o, s:{s:s, s:o, s:s}}", "id", p->id, "type",
-                     "project", "url", url_of(a, "projects", p->id), "name", p->name, "logicalId",
-                     str_or_null(p->logical_id), "createdAt", p->created_at, "defaultRegion",
-                     str_or_null(p->default_region), "workspace", "id", p->workspace_id, "url",
-                     url_of(a, "workspaces", p->workspace_id), "name", w.name);
+    json_t *j =
+        json_pack("{s:s, s:s, s:o, s:s, s:o, s:s, s:o, s:{s:s, s:o, s:s}}", "id", p->id, "type",
+                  "project", "url", url_of(a, "projects", p->id), "name", p->name, "logicalId",
+                  str_or_null(p->logical_id), "createdAt", p->created_at, "defaultRegion",
+                  str_or_null(p->default_region), "workspace", "id", p->workspace_id, "url",
+                  url_of(a, "workspaces", p->workspace_id), "name", w.name);
+    json_object_set_new(j, "settings", project_settings(a, p));
+    return j;
 }
 
 json_t *shape_branch(app *a, const store_branch *b, const store_project *p)

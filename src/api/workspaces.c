@@ -1,4 +1,5 @@
-/* GET /healthz, and workspaces: the list and one by id (a credential sees its own only). */
+/* GET /healthz, and workspaces: the list, one by id and its subscription (a credential sees
+ * its own only). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,5 +44,20 @@ HANDLER(h_workspace_get)
     if (store_workspace_get(a->st, id, &w, e) != 0)
         return -1;
     resp->body = json_pack("{s:o}", "data", shape_workspace(a, &w));
+    return 0;
+}
+
+/* A self-hosted server has one plan, never blocked; upgradeUrl (a URI, as typed) is this
+ * resource itself: there is nothing to upgrade to. */
+HANDLER(h_workspace_subscription)
+{
+    app *a = ctx;
+    const char *id = req->params[0];
+    if (v_path_id("wksp", id, "Workspace", "id", e) != 0 || strcmp(id, req->workspace_id) != 0)
+        return err_set(e, 404, "NotFound", "id", "Workspace %s was not found", id);
+    char url[512];
+    snprintf(url, sizeof url, "%s/v1/workspaces/%s/subscription", a->base_url, id);
+    resp->body = json_pack("{s:{s:s, s:b, s:s}}", "data", "planName", "self-hosted", "usageBlocked",
+                           0, "upgradeUrl", url);
     return 0;
 }

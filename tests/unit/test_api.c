@@ -298,6 +298,8 @@ static void test_shape_project_and_branch(void **state)
     assert_string_equal(sget(j, "workspace.name"), "One");
     assert_string_equal(sget(j, "defaultRegion"), "us-east-1");
     assert_true(json_is_null(json_object_get(j, "logicalId")));
+    assert_true(json_is_object(json_object_get(j, "settings"))); /* {} until set */
+    assert_int_equal(json_object_size(json_object_get(j, "settings")), 0);
     json_decref(j);
     j = shape_branch(&f->a, &f->b, &f->p);
     assert_string_equal(sget(j, "role"), "production");
