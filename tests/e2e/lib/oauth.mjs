@@ -191,3 +191,27 @@ export function decodeJwt(t) {
   const [h, p] = t.split('.');
   return { header: JSON.parse(Buffer.from(h, 'base64url')), payload: JSON.parse(Buffer.from(p, 'base64url')) };
 }
+
+// An OAuth sign-in without a browser: the authorization request of the real SDK, the sign-in
+// and consent forms driven with fetch (FormSession), the code exchanged by the SDK. Resolves
+// the SDK's stored tokens { workspaceId, accessToken, refreshToken }.
+export async function formLogin(server, { clientId, redirectUri, user, scope = 'workspace:admin offline_access' }) {
+  const { createManagementApiSdk } = await import('@prisma/management-api-sdk');
+  const storage = memoryStorage();
+  const sdk = createManagementApiSdk({ clientId, redirectUri, tokenStorage: storage, apiBaseUrl: server.baseUrl, authBaseUrl: server.baseUrl });
+  const { url, state, verifier } = await sdk.getLoginUrl({ scope });
+  const params = authzParams(url);
+  const s = new FormSession(server);
+  const first = await s.get(`/authorize?${new URLSearchParams(params)}`);
+  assert.equal(first.status, 200, `GET /authorize: ${first.status}`);
+  const signedIn = await s.post('/login', { ...params, csrf: s.csrf, email: user.email, password: user.password });
+  assert.equal(signedIn.status, 303, `POST /login: ${signedIn.status}`);
+  const consent = await s.get(signedIn.headers.get('location'));
+  assert.equal(consent.status, 200, `consent page: ${consent.status}`);
+  const allowed = await s.post('/authorize', { ...params, csrf: s.csrf, decision: 'allow', workspace_id: user.workspaceId });
+  assert.equal(allowed.status, 303, `POST /authorize: ${allowed.status}`);
+  const callbackUrl = allowed.headers.get('location');
+  assert.ok(callbackUrl.startsWith(redirectUri), `callback ${callbackUrl}`);
+  await sdk.handleCallback({ callbackUrl, expectedState: state, verifier });
+  return storage.current;
+}
