@@ -4,19 +4,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "api/internal.h"
 
-/* "YYYY-MM-DD HH:MM:SS.mmm+00", what recovery_target_time takes. */
+/* "YYYY-MM-DD HH:MM:SS.mmm+00", what recovery_target_time takes: util's ISO-8601 form
+ * ("YYYY-MM-DDTHH:MM:SS.mmmZ") with a space for the T and +00 for the Z. */
 void api_time_format_pg(int64_t ms, char out[32])
 {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char base[24];
-    strftime(base, sizeof base, "%Y-%m-%d %H:%M:%S", &tm);
-    snprintf(out, 32, "%s.%03d+00", base, (int)(ms % 1000));
+    char iso[32];
+    util_iso_from_ms(ms, iso);
+    snprintf(out, 32, "%.10s %.12s+00", iso, iso + 11);
 }
 
 int api_backup_source(app *a, const char *ws, json_t *src, int status, backup_source *out,
@@ -36,12 +33,9 @@ int api_backup_source(app *a, const char *ws, json_t *src, int status, backup_so
     }
     if (load_database(a, ws, db_id, "source.databaseId", &out->db, e) != 0)
         return -1;
-    if (v_path_id("bkp", bkp_id, "Backup", "source.backupId", e) != 0 ||
-        store_backup_get(a->st, db_id, bkp_id, &out->backup, e) != 0) {
-        if (e && e->status == 404)
-            snprintf(e->hint, sizeof e->hint, "source.backupId");
+    if (API_LOAD(a, store_backup_get, "bkp", "Backup", db_id, bkp_id, "source.backupId",
+                 &out->backup, e) != 0)
         return -1;
-    }
     if (out->backup.status != BACKUP_COMPLETED || !out->backup.label[0])
         return err_set(e, status, "BackupNotUsable", "source.backupId",
                        "Backup %s is %s and cannot be restored; use a completed backup", bkp_id,
