@@ -73,7 +73,7 @@ HANDLER(h_db_backups_list)
 {
     app *a = ctx;
     store_database d;
-    if (load_database(a, req->workspace_id, req->params[0], "databaseId", &d, e) != 0)
+    if (load_path_database(a, req, &d, e) != 0)
         return -1;
     store_page pg;
     if (v_page(req, &pg, e) != 0)
@@ -98,7 +98,7 @@ HANDLER(h_db_backups_create)
 {
     app *a = ctx;
     store_database d;
-    if (load_database(a, req->workspace_id, req->params[0], "databaseId", &d, e) != 0)
+    if (load_path_database(a, req, &d, e) != 0)
         return -1;
     json_t *body = NULL;
     if (http_json_body(req, true, &body, e) != 0)

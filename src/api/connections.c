@@ -98,7 +98,7 @@ HANDLER(h_db_connections_list)
 {
     app *a = ctx;
     store_database d;
-    if (load_database(a, req->workspace_id, req->params[0], "databaseId", &d, e) != 0)
+    if (load_path_database(a, req, &d, e) != 0)
         return -1;
     return list_common(a, req, d.id, resp, e);
 }

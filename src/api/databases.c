@@ -212,7 +212,7 @@ HANDLER(h_database_get)
 {
     app *a = ctx;
     store_database d;
-    if (load_database(a, req->workspace_id, req->params[0], "databaseId", &d, e) != 0)
+    if (load_path_database(a, req, &d, e) != 0)
         return -1;
     json_t *j = NULL;
     if (shape_database(a, &d, NULL, NULL, false, &j, e) != 0)
@@ -225,7 +225,7 @@ HANDLER(h_database_patch)
 {
     app *a = ctx;
     store_database d;
-    if (load_database(a, req->workspace_id, req->params[0], "databaseId", &d, e) != 0)
+    if (load_path_database(a, req, &d, e) != 0)
         return -1;
     json_t *body = NULL;
     if (http_json_body(req, false, &body, e) != 0)
@@ -266,7 +266,7 @@ HANDLER(h_database_delete)
 {
     app *a = ctx;
     store_database d;
-    if (load_database(a, req->workspace_id, req->params[0], "databaseId", &d, e) != 0)
+    if (load_path_database(a, req, &d, e) != 0)
         return -1;
     if (d.is_default)
         return err_set(e, 403, "Forbidden", "databaseId",

@@ -102,6 +102,8 @@ int load_project(app *a, const char *ws, const char *id, const char *hint, store
                  pf_err *e);
 int load_database(app *a, const char *ws, const char *id, const char *hint, store_database *d,
                   pf_err *e);
+/* The database of the path's {databaseId} (load_database). */
+int load_path_database(app *a, http_req *req, store_database *d, pf_err *e);
 
 /* Shapes one list row into *out (0), or fails with e (-1). */
 typedef int (*api_shaper)(app *a, const void *row, void *arg, json_t **out, pf_err *e);

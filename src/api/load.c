@@ -25,6 +25,11 @@ int load_database(app *a, const char *ws, const char *id, const char *hint, stor
     return API_LOAD(a, store_database_get, "db", "Database", ws, id, hint, d, e);
 }
 
+int load_path_database(app *a, http_req *req, store_database *d, pf_err *e)
+{
+    return load_database(a, req->workspace_id, req->params[0], "databaseId", d, e);
+}
+
 int api_list_reply(app *a, http_resp *resp, void *rows, size_t n, size_t size, api_shaper shape,
                    void *arg, const store_page_out *po, pf_err *e)
 {
