@@ -108,6 +108,7 @@ HANDLER(h_db_connections_list)
 static int create_from_body(app *a, http_req *req, const char *path_db, http_resp *resp, pf_err *e)
 {
     store_database d;
+    memset(&d, 0, sizeof d);
     if (path_db && load_database(a, req->workspace_id, path_db, "databaseId", &d, e) != 0)
         return -1;
     json_t *body = NULL;
