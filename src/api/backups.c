@@ -183,14 +183,9 @@ HANDLER(h_db_restore)
         trc = store_database_set_source(a->st, d.id, "backup", bs.db.id, bs.backup.id, e);
     if (trc == 0)
         trc = store_op_insert(a->st, &op, e);
-    if (tx_end(a, trc, e) != 0)
+    /* answered with the row as the change left it */
+    if (tx_end(a, trc, e) != 0 || reply_database(a, req->workspace_id, &d, resp, e) != 0)
         goto out;
-    if (store_database_get(a->st, req->workspace_id, d.id, &d, e) != 0)
-        goto out;
-    json_t *j = NULL;
-    if (shape_database(a, &d, NULL, NULL, false, &j, e) != 0)
-        goto out;
-    resp->body = json_pack("{s:o}", "data", j);
     rc = 0;
 out:
     json_decref(body);

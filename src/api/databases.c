@@ -214,11 +214,7 @@ HANDLER(h_database_get)
     store_database d;
     if (load_path_database(a, req, &d, e) != 0)
         return -1;
-    json_t *j = NULL;
-    if (shape_database(a, &d, NULL, NULL, false, &j, e) != 0)
-        return -1;
-    resp->body = json_pack("{s:o}", "data", j);
-    return 0;
+    return reply_database(a, NULL, &d, resp, e);
 }
 
 HANDLER(h_database_patch)
@@ -248,14 +244,9 @@ HANDLER(h_database_patch)
     }
     if (trc == 0)
         trc = store_database_update(a->st, d.id, name, new_branch, logical_id, e);
-    if (tx_end(a, trc, e) != 0)
+    /* answered with the row as the change left it */
+    if (tx_end(a, trc, e) != 0 || reply_database(a, req->workspace_id, &d, resp, e) != 0)
         goto out;
-    if (store_database_get(a->st, req->workspace_id, d.id, &d, e) != 0)
-        goto out;
-    json_t *j = NULL;
-    if (shape_database(a, &d, NULL, NULL, false, &j, e) != 0)
-        goto out;
-    resp->body = json_pack("{s:o}", "data", j);
     rc = 0;
 out:
     json_decref(body);

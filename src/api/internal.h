@@ -34,6 +34,9 @@ json_t *shape_connection(app *a, const store_connection *c, const store_database
 /* extras: the create/rotate-only fields (connectionString, host, user, pass). */
 json_t *shape_connection_ex(app *a, const store_connection *c, const store_database *d,
                             const char *password, bool extras);
+/* Answers {"data": <d's read shape>} (no secrets); with reread_ws, d is read again first
+ * (in that workspace), as a committed change left it. */
+int reply_database(app *a, const char *reread_ws, store_database *d, http_resp *resp, pf_err *e);
 json_t *shape_pagination(const store_page_out *po);
 /* {"data":[...], "pagination":{...}} */
 json_t *shape_list(json_t *data, const store_page_out *po);
