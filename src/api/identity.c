@@ -145,6 +145,14 @@ static json_t *shape_integration(app *a, const store_integration *i)
                      str_or_null(u.name));
 }
 
+static int integration_row(app *a, const void *row, void *arg, json_t **out, pf_err *e)
+{
+    (void)arg;
+    (void)e;
+    *out = shape_integration(a, row);
+    return 0;
+}
+
 static int list_integrations(app *a, http_req *req, const char *ws, http_resp *resp, pf_err *e)
 {
     store_page pg;
@@ -153,18 +161,9 @@ static int list_integrations(app *a, http_req *req, const char *ws, http_resp *r
     store_integration *rows = NULL;
     size_t n = 0;
     store_page_out po = {0};
-    json_t *data = json_array();
-    if (ws) {
-        if (store_integration_list(a->st, ws, &pg, &rows, &n, &po, e) != 0) {
-            json_decref(data);
-            return -1;
-        }
-        for (size_t i = 0; i < n; i++)
-            json_array_append_new(data, shape_integration(a, &rows[i]));
-        free(rows);
-    }
-    resp->body = shape_list(data, &po);
-    return 0;
+    if (ws && store_integration_list(a->st, ws, &pg, &rows, &n, &po, e) != 0)
+        return -1;
+    return api_list_reply(a, resp, rows, n, sizeof *rows, integration_row, NULL, &po, e);
 }
 
 HANDLER(h_integrations_list)
@@ -236,27 +235,29 @@ static json_t *shape_service_token(const store_token *t)
                      str_or_null(t->expires_at));
 }
 
+static int token_row(app *a, const void *row, void *arg, json_t **out, pf_err *e)
+{
+    (void)a;
+    (void)arg;
+    (void)e;
+    *out = shape_service_token(row);
+    return 0;
+}
+
 HANDLER(h_service_tokens_list)
 {
     app *a = ctx;
     store_page pg;
     if (v_page(req, &pg, e) != 0)
         return -1;
-    json_t *data = json_array();
+    store_token *rows = NULL;
+    size_t n = 0;
     store_page_out po = {0};
-    if (strcmp(req->params[0], req->workspace_id) == 0) {
-        store_token *rows = NULL;
-        size_t n = 0;
-        if (store_token_list(a->st, req->workspace_id, &pg, &rows, &n, &po, e) != 0) {
-            json_decref(data);
-            return -1;
-        }
-        for (size_t i = 0; i < n; i++)
-            json_array_append_new(data, shape_service_token(&rows[i]));
-        free(rows);
-    }
-    resp->body = shape_list(data, &po);
-    return 0;
+    /* another workspace lists as empty, like one that does not exist */
+    if (strcmp(req->params[0], req->workspace_id) == 0 &&
+        store_token_list(a->st, req->workspace_id, &pg, &rows, &n, &po, e) != 0)
+        return -1;
+    return api_list_reply(a, resp, rows, n, sizeof *rows, token_row, NULL, &po, e);
 }
 
 static int digits(const char *s, int n)
