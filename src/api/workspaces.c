@@ -36,13 +36,24 @@ HANDLER(h_workspaces_list)
     return api_list_reply(a, resp, rows, n, sizeof *rows, workspace_row, NULL, &po, e);
 }
 
+/* The path's {id} when it is the caller's own workspace; another workspace's id behaves
+ * exactly like an unknown one (404). */
+static const char *own_workspace(http_req *req, pf_err *e)
+{
+    const char *id = req->params[0];
+    if (v_path_id("wksp", id, "Workspace", "id", e) != 0 || strcmp(id, req->workspace_id) != 0) {
+        err_set(e, 404, "NotFound", "id", "Workspace %s was not found", id);
+        return NULL;
+    }
+    return id;
+}
+
 HANDLER(h_workspace_get)
 {
     app *a = ctx;
-    const char *id = req->params[0];
-    /* another workspace's id behaves exactly like an unknown one */
-    if (v_path_id("wksp", id, "Workspace", "id", e) != 0 || strcmp(id, req->workspace_id) != 0)
-        return err_set(e, 404, "NotFound", "id", "Workspace %s was not found", id);
+    const char *id = own_workspace(req, e);
+    if (!id)
+        return -1;
     store_workspace w;
     if (store_workspace_get(a->st, id, &w, e) != 0)
         return -1;
@@ -55,9 +66,9 @@ HANDLER(h_workspace_get)
 HANDLER(h_workspace_subscription)
 {
     app *a = ctx;
-    const char *id = req->params[0];
-    if (v_path_id("wksp", id, "Workspace", "id", e) != 0 || strcmp(id, req->workspace_id) != 0)
-        return err_set(e, 404, "NotFound", "id", "Workspace %s was not found", id);
+    const char *id = own_workspace(req, e);
+    if (!id)
+        return -1;
     char url[512];
     snprintf(url, sizeof url, "%s/v1/workspaces/%s/subscription", a->base_url, id);
     resp->body = json_pack("{s:{s:s, s:b, s:s}}", "data", "planName", "self-hosted", "usageBlocked",
