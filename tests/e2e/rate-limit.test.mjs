@@ -14,11 +14,12 @@ const ctx = useServer('rate-limit', { extraArgs: ['--rate-limit', String(RATE), 
 
 const list = (c) => call(c, 'GET', '/v1/projects', {});
 
-// Requests until the first 429 (at most `max`): [allowed, the 429 response].
-async function exhaust(c, max = BURST * 3) {
+// Requests until the first 429 (at most `max`): [allowed, the 429 response, seconds taken].
+async function exhaust(c, max = BURST * 4) {
+  const t0 = Date.now();
   for (let i = 0; i < max; i++) {
     const r = await list(c);
-    if (r.status === 429) return [i, r];
+    if (r.status === 429) return [i, r, (Date.now() - t0) / 1000];
     expectStatus(r, 200, `request ${i + 1}`);
   }
   assert.fail(`no 429 within ${max} requests`);
@@ -26,15 +27,21 @@ async function exhaust(c, max = BURST * 3) {
 
 ctx.it(`a burst of ${BURST}, then 429 TooManyRequests with Retry-After and the envelope`, async () => {
   await sleep(BURST / RATE * 1000 + 100); // the bucket is full
-  const [allowed, r] = await exhaust(ctx.c);
-  assert.ok(allowed >= BURST && allowed <= BURST + 2, `${allowed} requests allowed before the 429 (burst ${BURST})`);
+  const [allowed, r, secs] = await exhaust(ctx.c);
+  // the burst, plus what refilled meanwhile (a loaded machine answers slowly)
+  assert.ok(allowed >= BURST && allowed <= BURST + Math.ceil(secs * RATE) + 1, `${allowed} requests allowed in ${secs} s before the 429 (burst ${BURST}, ${RATE}/s)`);
   const e = expectError(r, 429, { field: 'Retry-After' });
   assert.equal(e.code, 'TooManyRequests');
   const ra = Number(r.response.headers.get('retry-after'));
   assert.ok(Number.isInteger(ra) && ra >= 1 && ra <= Math.ceil(1 / RATE) + 1, `Retry-After ${r.response.headers.get('retry-after')}`);
-  // raw HTTP sees the same, on any endpoint of the credential
-  const again = await raw(ctx.server, 'GET', '/v1/databases');
-  assert.equal(again.status, 429);
+  // raw HTTP sees the same, on any endpoint of the credential (a token may have refilled
+  // since: then the next request empties the bucket again)
+  let again;
+  for (let i = 0; i < 4 && again?.status !== 429; i++) {
+    again = await raw(ctx.server, 'GET', '/v1/databases');
+    if (again.status !== 429) assert.equal(again.status, 200);
+  }
+  assert.equal(again.status, 429, 'GET /v1/databases with the same credential');
   assert.ok(Number(again.response.headers.get('retry-after')) >= 1);
   // after Retry-After it is allowed again
   await sleep(ra * 1000 + 50);
@@ -45,13 +52,17 @@ ctx.it('the sustained rate: about --rate-limit requests a second once the burst 
   await exhaust(ctx.c);
   const t0 = Date.now();
   let ok = 0;
+  let made = 0;
   while (Date.now() - t0 < 2000) {
     const r = await list(ctx.c);
+    made++;
     if (r.status === 200) ok++;
     else { expectError(r, 429); await sleep(50); }
   }
   const secs = (Date.now() - t0) / 1000;
-  assert.ok(ok >= Math.floor(RATE * secs) - 2 && ok <= Math.ceil(RATE * secs) + 2, `${ok} allowed in ${secs.toFixed(1)} s at ${RATE}/s`);
+  // never more than the rate allows; as many as it allows unless the client was slower
+  assert.ok(ok <= Math.ceil(RATE * secs) + 2, `${ok} allowed in ${secs.toFixed(1)} s at ${RATE}/s`);
+  assert.ok(ok >= Math.min(made, Math.floor(RATE * secs)) - 2, `only ${ok} of ${made} allowed in ${secs.toFixed(1)} s at ${RATE}/s`);
 });
 
 ctx.it('each credential has its own bucket: another service token and an OAuth sign-in are not limited by the first', async () => {
