@@ -73,14 +73,32 @@ struct engine {
     bool pooler_child;
 };
 
+/* A name of 1..max characters from [A-Za-z0-9_-] (ids, role names). */
+static inline bool engine__valid_name(const char *s, size_t max)
+{
+    if (!s || !*s || strlen(s) > max)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-'))
+            return false;
+    return true;
+}
+
 /* ids become path components and socket names: [A-Za-z0-9_-], 1..63 chars */
 static inline bool engine__valid_id(const char *id)
 {
-    if (!id || !*id || strlen(id) >= ENGINE_ID_MAX)
+    return engine__valid_name(id, ENGINE_ID_MAX - 1);
+}
+
+/* A SCRAM-SHA-256 verifier, under 256 characters of printable ASCII without a space and
+ * without any of reject (the quotes of where it is written). */
+static inline bool engine__valid_verifier(const char *v, const char *reject)
+{
+    if (!v || strncmp(v, "SCRAM-SHA-256$", 14) != 0 || strlen(v) >= 256)
         return false;
-    for (const char *p = id; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_' || *p == '-'))
+    for (const char *p = v; *p; p++)
+        if (*p < 0x21 || *p > 0x7e || strchr(reject, *p))
             return false;
     return true;
 }

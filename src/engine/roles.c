@@ -11,26 +11,15 @@
 
 static bool valid_role(const char *role)
 {
-    if (!role || !*role || strlen(role) > 63)
-        return false;
-    if (!strcmp(role, PGFLEET_ADMIN_ROLE) || !strcmp(role, PGFLEET_OWNER_ROLE) ||
-        !strcmp(role, "postgres") || !strncmp(role, "pg_", 3))
-        return false;
-    for (const char *p = role; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_' || *p == '-'))
-            return false;
-    return true;
+    return engine__valid_name(role, 63) && strcmp(role, PGFLEET_ADMIN_ROLE) != 0 &&
+           strcmp(role, PGFLEET_OWNER_ROLE) != 0 && strcmp(role, "postgres") != 0 &&
+           strncmp(role, "pg_", 3) != 0;
 }
 
+/* it goes into an SQL literal */
 static bool valid_verifier(const char *v)
 {
-    if (!v || strncmp(v, "SCRAM-SHA-256$", 14) != 0 || strlen(v) >= 256)
-        return false;
-    for (const char *p = v; *p; p++)
-        if (*p < 0x21 || *p > 0x7e || *p == '\'' || *p == '\\')
-            return false;
-    return true;
+    return engine__valid_verifier(v, "'\\");
 }
 
 /* Runs fmt with the quoted role name ident in place of its one %s. */
