@@ -91,6 +91,12 @@ static inline bool engine__valid_id(const char *id)
     return engine__valid_name(id, ENGINE_ID_MAX - 1);
 }
 
+/* engine__valid_id as 0, or -1 with an ERR_INVALID error. */
+static inline int engine__check_id(const char *id, pf_err *e)
+{
+    return engine__valid_id(id) ? 0 : err_kind(e, ERR_INVALID, NULL, "invalid database id");
+}
+
 /* A SCRAM-SHA-256 verifier, under 256 characters of printable ASCII without a space and
  * without any of reject (the quotes of where it is written). */
 static inline bool engine__valid_verifier(const char *v, const char *reject)

@@ -448,8 +448,8 @@ out:
 
 int engine_restore(engine *en, const char *db_id, const engine_restore_spec *sp, pf_err *e)
 {
-    if (!engine__valid_id(db_id) || !engine__valid_id(sp->source_id))
-        return err_kind(e, ERR_INVALID, NULL, "invalid database id");
+    if (engine__check_id(db_id, e) < 0 || engine__check_id(sp->source_id, e) < 0)
+        return -1;
     if (sp->source_port <= 0 &&
         (!sp->label || !sp->label[0] || strspn(sp->label, "0123456789-_FDI") != strlen(sp->label)))
         return err_kind(e, ERR_INVALID, NULL, "invalid backup label");
