@@ -142,6 +142,10 @@ pid_t engine__live_postmaster(const char *datadir);
 
 /* Signals pid (SIGINT, then SIGQUIT, then SIGKILL as each wait runs out). */
 bool engine__terminate(pid_t pid, int first_sig, int first_wait_ms);
+/* Ends a temporary server (the golden copy's, a restore's recovery): closes *c, stops *pid
+ * with SIGINT within wait_ms (then as engine__terminate) and sets it to -1; what names
+ * the server in the error. */
+int engine__stop_temporary(PGconn **c, pid_t *pid, int wait_ms, const char *what, pf_err *e);
 
 /* The table of servers this engine started or adopted, by database id. */
 void engine__track(engine *en, const char *id, pid_t pid, bool child);
