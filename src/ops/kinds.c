@@ -213,8 +213,10 @@ static int run_conn_sync(ops_run *r, pf_err *e)
     ops *o = r->o;
     store_connection c;
     int has = op_connection(r, &c, e);
-    if (has <= 0 || c.deleting)
-        return has <= 0 ? has : 0;
+    if (has <= 0)
+        return has;
+    if (c.deleting)
+        return 0;
     store_database db;
     pf_err le;
     if (store_database_get_internal(o->st, c.database_id, &db, &le) != 0)
