@@ -82,7 +82,7 @@ static int create_common(app *a, http_req *req, const store_database *d, const c
         trc = store_op_insert(a->st, &op, e);
     if (tx_end(a, trc, e) != 0)
         return -1;
-    if (answers_when_live(d) && action_wait_op(a, op.id, e) != 0)
+    if (answers_when_live(d) && action_wait_op(a, resp, op.id, e) != 0)
         return -1;
     resp->status = status;
     resp->body = json_pack("{s:o}", "data", shape_connection(a, &c, d, password));
@@ -169,7 +169,7 @@ HANDLER(h_connection_delete)
     if (tx_end(a, trc, e) != 0)
         return -1;
     /* the role is gone and its sessions ended when we answer */
-    if (answers_when_live(&d) && action_wait_op(a, op.id, e) != 0)
+    if (answers_when_live(&d) && action_wait_op(a, resp, op.id, e) != 0)
         return -1;
     resp->status = 204;
     return 0;
@@ -199,7 +199,7 @@ HANDLER(h_connection_rotate)
     if (tx_end(a, trc, e) != 0)
         return -1;
     /* the new password works, and the old one is refused, when we answer */
-    if (answers_when_live(&d) && action_wait_op(a, op.id, e) != 0)
+    if (answers_when_live(&d) && action_wait_op(a, resp, op.id, e) != 0)
         return -1;
     resp->body = json_pack("{s:o}", "data", shape_connection(a, &c, &d, password));
     return 0;
