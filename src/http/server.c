@@ -289,9 +289,9 @@ void http__finish(req_ctx *ctx, int rc, pf_err *e)
     if (rc != 0) {
         release_resp(resp);
         r = error_response(e, ctx->req.request_id, &status);
-        if (status >= 500)
-            log_req(LOG_ERROR, ctx->req.request_id, "%s %s failed: %s", ctx->log_method,
-                    ctx->log_url, e->message);
+        if (status >= 500) /* 503: an op still running, or stopping: not a fault */
+            log_req(status == 503 ? LOG_WARN : LOG_ERROR, ctx->req.request_id, "%s %s failed: %s",
+                    ctx->log_method, ctx->log_url, e->message);
     } else {
         status = resp->status ? resp->status : 200;
         if (resp->raw) {
