@@ -29,8 +29,10 @@ typedef struct req_ctx {
     struct MHD_Connection *c;
     conn_info *ci;
     util_buf body;
-    bool early;      /* answered from the event thread (a refused request) */
-    bool dispatched; /* suspended for a worker */
+    bool early;       /* answered from the event thread (a refused request) */
+    bool discard;     /* the body is past the cap: dropped as it comes, then 413 */
+    size_t discarded; /* bytes dropped so far */
+    bool dispatched;  /* suspended for a worker */
     int64_t started_ms;
     const http_route *route;
     char pbuf[512]; /* path parameters */

@@ -369,6 +369,19 @@ static bool is_chunked(struct MHD_Connection *c)
     return te && strcasestr(te, "chunked");
 }
 
+static enum MHD_Result answer_too_large(http_server *s, req_ctx *ctx)
+{
+    char hint[96], msg[96];
+    snprintf(hint, sizeof hint, "Send a body of at most %zu bytes.", s->cfg.limits.body_max);
+    snprintf(msg, sizeof msg, "The request body exceeds %zu bytes", s->cfg.limits.body_max);
+    return answer_now(ctx, 413, "PayloadTooLarge", hint, msg);
+}
+
+/* A body past the cap is read and dropped up to twice the cap, so that a client that sends
+ * it before reading (most do) gets its 413 instead of a reset; past that, the connection
+ * is cut. */
+#define DISCARD_MAX(s) (2 * (s)->cfg.limits.body_max)
+
 /* The header is complete: checks it, before a byte of the body is read. */
 static enum MHD_Result on_header(http_server *s, req_ctx *ctx, const char *version)
 {
@@ -381,10 +394,15 @@ static enum MHD_Result on_header(http_server *s, req_ctx *ctx, const char *versi
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     long n = 0;
     if (cl && (!util_parse_int(cl, 0, 1L << 62, &n) || (size_t)n > s->cfg.limits.body_max)) {
-        char hint[96], msg[96];
-        snprintf(hint, sizeof hint, "Send a body of at most %zu bytes.", s->cfg.limits.body_max);
-        snprintf(msg, sizeof msg, "The request body exceeds %zu bytes", s->cfg.limits.body_max);
-        return answer_now(ctx, 413, "PayloadTooLarge", hint, msg);
+        /* 413 from the announced length, before the body: at once when the client waits
+         * for 100 Continue or announces more than is worth dropping; else once the body,
+         * dropped as it comes, has arrived */
+        const char *expect =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+        if ((expect && strcasecmp(expect, "100-continue") == 0) || n <= 0 ||
+            (size_t)n > DISCARD_MAX(s))
+            return answer_too_large(s, ctx);
+        ctx->discard = true;
     }
     bool body = n > 0 || is_chunked(c);
     http__conn_deadline(s, ctx->ci, body ? s->cfg.limits.body_ms : 0);
@@ -425,19 +443,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (ctx->body.len + n > s->cfg.limits.body_max) {
-            /* a chunked body past the cap: answer now if libmicrohttpd lets us, else close */
+        if (!ctx->discard && ctx->body.len + n > s->cfg.limits.body_max) {
+            /* a chunked body past the cap: dropped from here on */
+            ctx->discard = true;
+            ctx->discarded = ctx->body.len;
             util_buf_free(&ctx->body);
-            char hint[96], msg[96];
-            snprintf(hint, sizeof hint, "Send a body of at most %zu bytes.",
-                     s->cfg.limits.body_max);
-            snprintf(msg, sizeof msg, "The request body exceeds %zu bytes", s->cfg.limits.body_max);
-            return answer_now(ctx, 413, "PayloadTooLarge", hint, msg);
+        }
+        if (ctx->discard) {
+            ctx->discarded += n;
+            return ctx->discarded > DISCARD_MAX(s) ? MHD_NO : MHD_YES; /* MHD_NO: cut */
         }
         util_buf_add(&ctx->body, upload_data, n);
         return MHD_YES;
     }
     http__conn_deadline(s, ctx->ci, 0);
+    if (ctx->discard)
+        return answer_too_large(s, ctx);
     /* HEAD is served wherever GET is: the same headers, no body (libmicrohttpd drops it) */
     const char *rmethod = strcmp(method, "HEAD") == 0 ? "GET" : method;
     bool path_known;
