@@ -720,6 +720,8 @@ void http_stop(http_server *s)
     pthread_mutex_destroy(&s->conns_mu);
     pthread_cond_destroy(&s->sweep_cv);
     free(s->tls_cert);
+    if (s->tls_key)
+        explicit_bzero(s->tls_key, strlen(s->tls_key));
     free(s->tls_key);
     free(s);
 }
