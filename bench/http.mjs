@@ -104,6 +104,12 @@ try {
   const { data: project } = await api('POST', '/v1/projects', { name: 'bench-http', createDatabase: false });
   const { data: db } = await api('POST', '/v1/databases', { projectId: project.id, name: 'bench-http' });
   for (;;) { const { data } = await api('GET', `/v1/databases/${db.id}`); if (data.status === 'ready') break; await sleep(100); }
+  // the first full backup (pgBackRest) would share the cores with what is measured
+  for (let i = 0; i < 600; i++) {
+    const { data } = await api('GET', `/v1/databases/${db.id}/backups`);
+    if (data.length && data.every((b) => b.status !== 'running')) break;
+    await sleep(200);
+  }
   const url = `${base}/v1/databases/${db.id}`;
   const body = await (await fetch(url, { headers: H })).text();
   const before = status(server.pid);
