@@ -30,9 +30,11 @@ const base = `http://127.0.0.1:${port}`;
 const log = openSync(join(home, 'server.log'), 'a');
 const token = execFileSync(bin, ['token', 'create', '--home', home], { encoding: 'utf8' }).trim().split('\n').pop();
 const metricsPort = await freePort();
+// wrk sends thousands of requests a second with one token: no per-credential limit (a binary
+// from before rate limits has no such flag)
+const noLimit = execFileSync(bin, ['serve', '--help'], { encoding: 'utf8' }).includes('--rate-limit') ? ['--rate-limit', '0'] : [];
 const server = spawn(bin, ['serve', '--home', home, '--listen', `127.0.0.1:${port}`, '--port-range', `${lo}-${lo + N_DENSE + 40}`,
-  '--pooler-listen', `127.0.0.1:${await freePort()}`, '--metrics-listen', `127.0.0.1:${metricsPort}`,
-  '--rate-limit', '0'], // wrk sends thousands of requests a second with one token: no per-credential limit
+  '--pooler-listen', `127.0.0.1:${await freePort()}`, '--metrics-listen', `127.0.0.1:${metricsPort}`, ...noLimit],
   { stdio: ['ignore', log, log] });
 async function metrics() {
   const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();

@@ -5,10 +5,14 @@
 # sampler's pass over them; pooler.mjs prints pgbench TPS through
 # the pooled and the direct endpoint and new-connection latency through each; backup.mjs
 # prints full backup, in-place restore and clone of a ~1 GiB database, each as a ratio to
-# `cp -a` of its data directory.
+# `cp -a` of its data directory; http.mjs prints GET latency, RSS and threads while 2,000 idle
+# and 1,000 slowloris connections are held, and wrk req/s at 32 and 1,000 connections next to
+# nginx serving a static file of the same size.
 set -euo pipefail
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 cd "$(dirname "$0")/.."
 [ -d tests/e2e/node_modules ] || (cd tests/e2e && npm ci --silent --no-audit --no-fund)
 node bench/bench.mjs "$@"
 node bench/pooler.mjs
 node bench/backup.mjs
+node bench/http.mjs

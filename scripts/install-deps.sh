@@ -7,7 +7,7 @@ want=(build-essential pkg-config postgresql-15 postgresql-client-15 libpq-dev
       libmicrohttpd-dev libjansson-dev libsqlite3-dev libsodium-dev openssl curl
       pgbouncer pgbackrest)
 if [ "${1:-build}" = test ]; then
-  want+=(libcmocka-dev nodejs npm wrk clang-format clang libclang-rt-14-dev procps iproute2
+  want+=(libcmocka-dev nodejs npm wrk nginx-light clang-format clang libclang-rt-14-dev procps iproute2
          chromium)
 fi
 missing=()

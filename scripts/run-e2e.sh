@@ -17,6 +17,9 @@ fi
 command -v node >/dev/null || { echo "run-e2e: node missing (make deps-test)" >&2; exit 2; }
 command -v psql >/dev/null || { echo "run-e2e: psql missing (make deps-test)" >&2; exit 2; }
 
+# the HTTP limits test holds ~1,600 sockets at once
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
 cd tests/e2e
 # npm ci only when node_modules is missing or older than the lock file
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

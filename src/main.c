@@ -70,11 +70,22 @@ typedef enum {
     O_TLS_CERT,
     O_TLS_KEY,
     O_TLS_CA,
+    O_HTTP_MAX_CONNECTIONS,
+    O_HTTP_MAX_PER_ADDRESS,
+    O_HTTP_HEADER_TIMEOUT,
+    O_HTTP_BODY_TIMEOUT,
+    O_HTTP_IDLE_TIMEOUT,
+    O_HTTP_MAX_BODY,
+    O_HTTP_WORKERS,
+    O_HTTP_TLS,
+    O_HTTP_TLS_CERT,
+    O_HTTP_TLS_KEY,
     O__COUNT
 } opt_id;
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_formats[] = {"logfmt", "json", NULL};
+static const char *const tls_modes[] = {"auto", "on", "off", NULL};
 
 #define ALL_CMDS (CMD_SERVE | CMD_TOKEN | CMD_WORKSPACE | CMD_USER | CMD_CLIENT | CMD_STATUS)
 #define DAY 86400L
@@ -162,6 +173,40 @@ static const opt_def options[O__COUNT] = {
                    .help = "PEM key of --tls-cert"},
     [O_TLS_CA] = {"tls-ca", "PGFLEET_TLS_CA", OPT_PATH, NULL, .cmds = CMD_SERVE,
                   .help = "with --tls-cert: the CA certificate served at GET /v1/ca.pem"},
+    [O_HTTP_MAX_CONNECTIONS] = {"http-max-connections", "PGFLEET_HTTP_MAX_CONNECTIONS", OPT_INT,
+                                "4096", 16, 1000000, .cmds = CMD_SERVE,
+                                .help = "API connections open at once; more are refused"},
+    [O_HTTP_MAX_PER_ADDRESS] = {"http-max-per-address", "PGFLEET_HTTP_MAX_PER_ADDRESS", OPT_INT,
+                                "64", 0, 1000000, .cmds = CMD_SERVE,
+                                .help = "API connections from one client address (0: no cap; "
+                                        "behind a proxy every client has its address)"},
+    [O_HTTP_HEADER_TIMEOUT] = {"http-header-timeout", "PGFLEET_HTTP_HEADER_TIMEOUT", OPT_SECONDS,
+                               "10", 1, 3600, .cmds = CMD_SERVE,
+                               .help = "a request's header must arrive within this, however "
+                                       "it trickles"},
+    [O_HTTP_BODY_TIMEOUT] = {"http-body-timeout", "PGFLEET_HTTP_BODY_TIMEOUT", OPT_SECONDS, "60", 1,
+                             3600, .cmds = CMD_SERVE,
+                             .help = "and its body within this of the header"},
+    [O_HTTP_IDLE_TIMEOUT] = {"http-idle-timeout", "PGFLEET_HTTP_IDLE_TIMEOUT", OPT_SECONDS, "30", 1,
+                             3600, .cmds = CMD_SERVE,
+                             .help = "a keep-alive connection waits this long for its next "
+                                     "request"},
+    [O_HTTP_MAX_BODY] = {"http-max-body", "PGFLEET_HTTP_MAX_BODY", OPT_INT, "1048576", 1024,
+                         64L << 20, .cmds = CMD_SERVE,
+                         .help = "request body bytes, chunked or not (413 past it)"},
+    [O_HTTP_WORKERS] = {"http-workers", "PGFLEET_HTTP_WORKERS", OPT_INT, "0", 0, 1024,
+                        .cmds = CMD_SERVE,
+                        .help = "threads running API handlers (0: max(4, 2 x cores))"},
+    [O_HTTP_TLS] = {"http-tls", "PGFLEET_HTTP_TLS", OPT_ENUM, "auto", .values = tls_modes,
+                    .cmds = CMD_SERVE,
+                    .help = "HTTPS on the API listener (auto: off on a loopback address, on "
+                            "elsewhere)"},
+    [O_HTTP_TLS_CERT] = {"http-tls-cert", "PGFLEET_HTTP_TLS_CERT", OPT_PATH, NULL,
+                         .cmds = CMD_SERVE,
+                         .help = "PEM certificate (chain) of the API (default: the database "
+                                 "endpoints', HOME/tls/server.crt)"},
+    [O_HTTP_TLS_KEY] = {"http-tls-key", "PGFLEET_HTTP_TLS_KEY", OPT_PATH, NULL, .cmds = CMD_SERVE,
+                        .help = "PEM key of --http-tls-cert (default HOME/tls/server.key)"},
 };
 
 static opt_value ov[O__COUNT];
@@ -490,14 +535,23 @@ static int fleet_status(store *st, pf_err *e)
     return 0;
 }
 
-/* The base of every `url` field: --public-url, else http://LISTEN; no trailing slash. */
+/* HTTPS on the API listener: --http-tls, or by default on unless it listens on loopback. */
+static bool api_tls(void)
+{
+    const char *h = ov[O_LISTEN].host;
+    bool loopback = strncmp(h, "127.", 4) == 0 || strcmp(h, "::1") == 0;
+    return ov[O_HTTP_TLS].n == 1 || (ov[O_HTTP_TLS].n == 0 && !loopback);
+}
+
+/* The base of every `url` field: --public-url, else http(s)://LISTEN; no trailing slash. */
 static void base_url(char *out, size_t n)
 {
     const opt_value *l = &ov[O_LISTEN];
+    const char *sch = api_tls() ? "https" : "http";
     if (OPT(O_PUBLIC_URL))
         snprintf(out, n, "%s", OPT(O_PUBLIC_URL));
     else
-        snprintf(out, n, strchr(l->host, ':') ? "http://[%.200s]:%d" : "http://%.200s:%d", l->host,
+        snprintf(out, n, strchr(l->host, ':') ? "%s://[%.200s]:%d" : "%s://%.200s:%d", sch, l->host,
                  l->port);
     size_t len = strlen(out);
     while (len > 0 && out[len - 1] == '/')
@@ -539,6 +593,43 @@ static ops_config serve_ops_config(void)
                         .backup_full_interval_s = (int)ov[O_BACKUP_FULL_INTERVAL].n,
                         .backup_diff_interval_s = (int)ov[O_BACKUP_DIFF_INTERVAL].n,
                         .usage_interval_s = (int)ov[O_USAGE_INTERVAL].n};
+}
+
+/* The API listener's limits. */
+static http_limits serve_http_limits(void)
+{
+    long per = ov[O_HTTP_MAX_PER_ADDRESS].n;
+    return (http_limits){.max_connections = (int)ov[O_HTTP_MAX_CONNECTIONS].n,
+                         .max_per_address = per == 0 ? -1 : (int)per,
+                         .header_ms = (int)ov[O_HTTP_HEADER_TIMEOUT].n * 1000,
+                         .body_ms = (int)ov[O_HTTP_BODY_TIMEOUT].n * 1000,
+                         .idle_ms = (int)ov[O_HTTP_IDLE_TIMEOUT].n * 1000,
+                         .body_max = (size_t)ov[O_HTTP_MAX_BODY].n,
+                         .workers = (int)ov[O_HTTP_WORKERS].n};
+}
+
+/* With HTTPS: the API's certificate and key as text (the database endpoints' by default). */
+static int serve_tls_pem(const char *home, char **cert, char **key, pf_err *e)
+{
+    *cert = *key = NULL;
+    if (!api_tls())
+        return 0;
+    char *cp =
+        OPT(O_HTTP_TLS_CERT) ? xstrdup(OPT(O_HTTP_TLS_CERT)) : xasprintf("%s/tls/server.crt", home);
+    char *kp =
+        OPT(O_HTTP_TLS_KEY) ? xstrdup(OPT(O_HTTP_TLS_KEY)) : xasprintf("%s/tls/server.key", home);
+    *cert = fs_read_file(cp, NULL);
+    *key = fs_read_file(kp, NULL);
+    int rc = 0;
+    if (!*cert || !*key) {
+        rc = err_internal(e, "HTTPS on the API: cannot read %s", !*cert ? cp : kp);
+        free(*cert);
+        free(*key);
+        *cert = *key = NULL;
+    }
+    free(cp);
+    free(kp);
+    return rc;
 }
 
 /* The API's state, but for started_ms and the regions (configured by the caller: that can
@@ -626,15 +717,26 @@ static int cmd_serve(void)
 
     size_t nroutes = 0;
     const http_route *routes = api_routes(&nroutes);
+    char *tls_cert = NULL, *tls_key = NULL;
+    if (serve_tls_pem(home, &tls_cert, &tls_key, &e) != 0)
+        goto out;
     http_config hc = {.host = listen->host,
                       .port = listen->port,
                       .listen_fd = listen_fd,
                       .routes = routes,
                       .nroutes = nroutes,
                       .auth = api_auth,
-                      .app = &a};
+                      .app = &a,
+                      .limits = serve_http_limits(),
+                      .tls_cert_pem = tls_cert,
+                      .tls_key_pem = tls_key};
     listen_fd = -1; /* http_start owns it now, even on failure */
-    if (http_start(&hc, &srv, &e) != 0)
+    int hrc = http_start(&hc, &srv, &e);
+    if (tls_key)
+        sodium_memzero(tls_key, strlen(tls_key));
+    free(tls_cert);
+    free(tls_key);
+    if (hrc != 0)
         goto out;
     a.api_server = srv;
     if (metrics_fd >= 0) {

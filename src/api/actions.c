@@ -1,5 +1,6 @@
 /* Actions shared by several handlers. All run inside the caller's transaction. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/internal.h"
@@ -144,14 +145,53 @@ int action_delete_database(app *a, const store_database *d, char *op_id, pf_err 
     return store_op_insert(a->st, &op, e);
 }
 
-int action_wait_op(app *a, const char *op_id, pf_err *e)
+/* A waiting answer (http_resp_wait): armed with an ops watch; then reads the op. */
+typedef struct op_wait {
+    app *a;
+    char op_id[PF_ID_MAX];
+    http_waker *w;
+} op_wait;
+
+static void op_wait_fired(void *arg, ops_watch_result r)
 {
-    if (!a->ops)
-        return 0;
+    (void)r; /* then reads the op: done, failed, or not yet (timeout, stop) */
+    http_wake(((op_wait *)arg)->w);
+}
+
+static int op_wait_arm(void *ctx, void *arg, http_waker *w, pf_err *e)
+{
+    op_wait *ow = arg;
+    app *a = ctx;
+    ow->w = w;
+    return ops_watch(a->ops, ow->op_id, a->op_wait_ms > 0 ? a->op_wait_ms : 20000, op_wait_fired,
+                     ow, e);
+}
+
+static int op_wait_then(void *ctx, void *arg, http_resp *resp, pf_err *e)
+{
+    (void)resp;
+    op_wait *ow = arg;
+    app *a = ctx;
     store_op op;
-    if (ops_wait(a->ops, op_id, a->op_wait_ms > 0 ? a->op_wait_ms : 20000, &op, e) != 0)
+    if (store_op_get(a->st, ow->op_id, &op, e) != 0)
         return -1;
     if (op.state == OPS_FAILED)
         return err_internal(e, "%s failed: %s", store_op_kind_name(op.kind), op.error);
+    if (op.state != OPS_DONE)
+        return err_set(e, 503, "Timeout", "Retry the request in a moment.",
+                       "The operation %s did not finish in time", ow->op_id);
+    return 0;
+}
+
+int action_wait_op(app *a, http_resp *resp, const char *op_id, pf_err *e)
+{
+    (void)e;
+    if (!a->ops)
+        return 0;
+    op_wait *ow = xcalloc(1, sizeof *ow);
+    ow->a = a;
+    snprintf(ow->op_id, sizeof ow->op_id, "%s", op_id);
+    http_resp_wait(resp, &(struct http_wait){
+                             .arm = op_wait_arm, .then = op_wait_then, .free = free, .arg = ow});
     return 0;
 }

@@ -64,13 +64,14 @@ static int check_db_usable(const store_database *d, pf_err *e)
 
 /* Ends a credential change: inserts its op after the change (trc: its result so far),
  * commits, and waits for the op when the answer promises the change is live. */
-static int commit_and_wait(app *a, const store_database *d, int trc, store_op *op, pf_err *e)
+static int commit_and_wait(app *a, const store_database *d, int trc, store_op *op, http_resp *resp,
+                           pf_err *e)
 {
     if (trc == 0)
         trc = store_op_insert(a->st, op, e);
     if (tx_end(a, trc, e) != 0)
         return -1;
-    return answers_when_live(d) ? action_wait_op(a, op->id, e) : 0;
+    return answers_when_live(d) ? action_wait_op(a, resp, op->id, e) : 0;
 }
 
 /* Inserts the credential and its op, commits, and waits for the role when the server runs. */
@@ -87,7 +88,7 @@ static int create_common(app *a, http_req *req, const store_database *d, const c
     ops_op_init(&op, OP_CONN_SYNC, d->id, c.id);
     if (store_tx_begin(a->st, e) != 0)
         return -1;
-    if (commit_and_wait(a, d, store_connection_insert(a->st, &c, e), &op, e) != 0)
+    if (commit_and_wait(a, d, store_connection_insert(a->st, &c, e), &op, resp, e) != 0)
         return -1;
     resp->status = status;
     resp->body = json_pack("{s:o}", "data", shape_connection(a, &c, d, password));
@@ -167,7 +168,7 @@ HANDLER(h_connection_delete)
     if (trc == 0 && strcmp(d.default_connection_id, c.id) == 0)
         trc = store_database_set_default_connection(a->st, d.id, "", e);
     /* the role is gone and its sessions ended when we answer */
-    if (commit_and_wait(a, &d, trc, &op, e) != 0)
+    if (commit_and_wait(a, &d, trc, &op, resp, e) != 0)
         return -1;
     resp->status = 204;
     return 0;
@@ -192,8 +193,8 @@ HANDLER(h_connection_rotate)
     if (store_tx_begin(a->st, e) != 0)
         return -1;
     /* the new password works, and the old one is refused, when we answer */
-    if (commit_and_wait(a, &d, store_connection_set_verifier(a->st, c.id, verifier, e), &op, e) !=
-        0)
+    if (commit_and_wait(a, &d, store_connection_set_verifier(a->st, c.id, verifier, e), &op, resp,
+                        e) != 0)
         return -1;
     resp->body = json_pack("{s:o}", "data", shape_connection(a, &c, &d, password));
     return 0;

@@ -293,7 +293,7 @@ HANDLER(h_database_delete)
     if (tx_end(a, action_delete_database(a, &d, op_id, e), e) != 0)
         return -1;
     /* answer once the server is stopped and its port free, as the client expects */
-    if (action_wait_op(a, op_id, e) != 0)
+    if (action_wait_op(a, resp, op_id, e) != 0)
         return -1;
     resp->status = 204;
     return 0;

@@ -89,9 +89,11 @@ int action_resolve_branch(app *a, const char *ws, const char *project_id, const 
  * op_id (may be NULL) receives the op's id. */
 int action_delete_database(app *a, const store_database *d, char *op_id, pf_err *e);
 
-/* After commit: waits (a->op_wait_ms) for an op whose effect the response promises, e.g.
- * a rotated password that must work at once. A failed op is a 500. */
-int action_wait_op(app *a, const char *op_id, pf_err *e);
+/* After commit: the answer in resp waits (a->op_wait_ms) for an op whose effect it
+ * promises, e.g. a rotated password that must work at once. The connection is suspended
+ * meanwhile and holds no thread (http_resp_wait, ops_watch). A failed op answers 500, one
+ * still running at the deadline 503 with Retry-After. */
+int action_wait_op(app *a, http_resp *resp, const char *op_id, pf_err *e);
 
 /* ---- rows and lists (load.c) ---- */
 /* rc of a lookup; a 404 gets `hint` (the field its id came from). */

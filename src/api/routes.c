@@ -61,7 +61,7 @@ static const http_route routes[] = {
     /* the OAuth2 authorization server */
     {"GET", "/authorize", h_authorize_get, HTTP_PUBLIC},
     {"POST", "/authorize", h_authorize_post, HTTP_PUBLIC},
-    {"POST", "/login", h_login_post, HTTP_PUBLIC},
+    {"POST", "/login", h_login_post, HTTP_PUBLIC | HTTP_HEAVY}, /* argon2id */
     {"POST", "/token", h_oauth_token, HTTP_PUBLIC},
     {"POST", "/revoke", h_oauth_revoke, HTTP_PUBLIC},
     {"GET", "/.well-known/oauth-authorization-server", h_oauth_metadata, HTTP_PUBLIC},

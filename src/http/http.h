@@ -1,6 +1,9 @@
-/* http: the listener (libmicrohttpd, a thread per connection), request limits, routing
- * by a declarative table, JSON in and out, and the error envelope
- * {"error":{"code","message","hint"}}. It knows nothing of SQL, processes or resources:
+/* http: the listener (libmicrohttpd in epoll mode: a few event threads, no thread per
+ * connection), request limits, routing by a declarative table, JSON in and out, and the
+ * error envelope {"error":{"code","message","hint"}}. Event threads only parse and send: a
+ * routed request is suspended and its handler runs on a bounded pool of worker threads; a
+ * handler whose answer waits for an event (an op's end) leaves the connection suspended
+ * and holds no thread (http_resp_wait). It knows nothing of SQL, processes or resources:
  * routes and the authentication hook come from the caller. */
 #ifndef PF_HTTP_HTTP_H
 #define PF_HTTP_HTTP_H
@@ -13,7 +16,7 @@
 #include "util/err.h"
 #include "util/util.h"
 
-#define HTTP_BODY_MAX (1024 * 1024) /* 1 MiB: larger bodies get 413 */
+#define HTTP_BODY_MAX (1024 * 1024) /* default body cap: larger bodies get 413 */
 #define HTTP_MAX_PARAMS 4
 #define HTTP_RESP_HEADERS_MAX 10
 
@@ -34,6 +37,9 @@ typedef struct http_req {
     const char *scope; /* granted scopes, space separated */
 } http_req;
 
+struct http_waker;
+typedef struct http_waker http_waker;
+
 typedef struct http_resp {
     int status;
     json_t *body;             /* owned by the response; NULL for an empty body (204) */
@@ -48,13 +54,27 @@ typedef struct http_resp {
         char *value;
     } headers[HTTP_RESP_HEADERS_MAX];
     int nheaders;
+    /* set by http_resp_wait: the answer above is sent once the wait is over */
+    struct http_wait {
+        /* On a worker, after the handler returned: starts the wait, arranging for
+         * http_wake(w) to be called exactly once later, from any thread (it may be called
+         * before arm returns). 0; or -1 with e: http_wake is never called, e is answered. */
+        int (*arm)(void *app, void *arg, struct http_waker *w, pf_err *e);
+        /* On a worker, after http_wake: 0 sends the prepared answer (which it may change),
+         * -1 the envelope of e instead. */
+        int (*then)(void *app, void *arg, struct http_resp *resp, pf_err *e);
+        void (*free)(void *arg); /* once neither the wait nor then needs arg (may be NULL) */
+        void *arg;
+    } wait;
 } http_resp;
 
 /* A handler returns 0 with resp filled, or -1 with e filled (sent as the envelope). */
 typedef int (*http_handler)(void *app, http_req *req, http_resp *resp, pf_err *e);
 typedef int (*http_auth_hook)(void *app, http_req *req, pf_err *e);
 
-enum { HTTP_PUBLIC = 0, HTTP_AUTH = 1 };
+/* HTTP_HEAVY: a handler that costs much memory or CPU (an argon2id password check: ~0.1 s
+ * and 64 MiB): at most http_config.heavy_max of them run at once, the others queue. */
+enum { HTTP_PUBLIC = 0, HTTP_AUTH = 1, HTTP_HEAVY = 2 };
 
 typedef struct http_route {
     const char *method;  /* "GET", "POST", ... */
@@ -62,6 +82,21 @@ typedef struct http_route {
     http_handler handler;
     int flags; /* HTTP_AUTH: run the auth hook first */
 } http_route;
+
+/* Limits; 0 takes the default named. */
+typedef struct http_limits {
+    int max_connections; /* in all (4096); further ones are refused at accept */
+    int max_per_address; /* from one client address (64; -1: no cap) */
+    int header_ms;       /* a request's header must be complete within this of the
+                          * connection's start (10 s); after an answer, within idle_ms +
+                          * header_ms: a trickle of bytes extends neither */
+    int body_ms;         /* its body within this of the header's end (60 s) */
+    int idle_ms;         /* a keep-alive connection without a request (30 s) */
+    size_t body_max;     /* a body's bytes, chunked or not (HTTP_BODY_MAX) */
+    int workers;         /* handler threads (max(4, 2 * cores)) */
+    int heavy_max;       /* HTTP_HEAVY handlers at once (max(1, cores)) */
+    int event_threads;   /* libmicrohttpd's threads (cores, at most 4) */
+} http_limits;
 
 typedef struct http_config {
     const char *host; /* listen address */
@@ -71,6 +106,9 @@ typedef struct http_config {
     size_t nroutes;
     http_auth_hook auth;
     void *app;
+    http_limits limits;
+    /* HTTPS: PEM certificate (chain) and key, as text; NULL: plain HTTP */
+    const char *tls_cert_pem, *tls_key_pem;
 } http_config;
 
 typedef struct http_server http_server;
@@ -79,7 +117,17 @@ typedef struct http_server http_server;
  * first moment, before slow start-up work; pass the fd to http_start. */
 int http_listen(const char *host, int port, int *fd_out, pf_err *e);
 int http_start(const http_config *cfg, http_server **out, pf_err *e);
+/* Stops accepting, answers every waiting request 503 (Retry-After), lets the answers in
+ * flight go out (a few seconds at most), then stops the threads and frees s. */
 void http_stop(http_server *s);
+
+/* The answer in resp (status, body, headers) waits for wait->arm's event; then runs
+ * wait->then. The connection stays suspended meanwhile and no thread is held; a stop
+ * answers it 503. Call from a handler that returns 0. */
+void http_resp_wait(http_resp *resp, const struct http_wait *wait);
+/* The event a waiting answer waits for happened (or its own deadline passed): then runs on
+ * a worker. Any thread; exactly once per successful arm. */
+void http_wake(http_waker *w);
 
 /* Requests answered since start: by status class (by_class[2] = 2xx ...; [0]: other) and
  * as a latency histogram: le[i] = requests that took at most http_latency_bounds_ms[i]

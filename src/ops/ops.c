@@ -82,6 +82,8 @@ int ops__work_one(ops *o, ops_lane_id lane)
         pthread_cond_signal(&o->refill);
     }
     pthread_mutex_unlock(&o->mu);
+    if (outcome != OPS_STAT_RETRIED)
+        ops__watch_ended(o, op.id);
     return 1;
 }
 
@@ -263,6 +265,7 @@ void ops_stop(ops *o)
         pthread_join(o->spares, NULL);
     if (o->usage_started)
         pthread_join(o->usage, NULL);
+    ops__watch_stop(o);
     free(o->workers);
     free(o->slow);
     free(o->restarts);

@@ -63,6 +63,14 @@ void ops_notify(ops *o);
  * when it ended (check out->state), -1 on timeout or error. */
 int ops_wait(ops *o, const char *op_id, int timeout_ms, store_op *out, pf_err *e);
 
+/* Calls cb(arg, result) exactly once, from another thread, without holding a thread
+ * meanwhile: when op_id is done or failed (OPS_WATCH_ENDED: read the op to know which), when
+ * timeout_ms passed first (OPS_WATCH_TIMEOUT) or when ops stops (OPS_WATCH_STOPPED). cb must
+ * be quick (hand the work to another thread). 0, or -1 with e (stopping; cb is not called). */
+typedef enum { OPS_WATCH_ENDED = 0, OPS_WATCH_TIMEOUT, OPS_WATCH_STOPPED } ops_watch_result;
+typedef void (*ops_watch_cb)(void *arg, ops_watch_result r);
+int ops_watch(ops *o, const char *op_id, int timeout_ms, ops_watch_cb cb, void *arg, pf_err *e);
+
 /* What the workers did since start: attempts that ended done, failed for good, or failed
  * and were queued again, and the time they took, by op kind; and what runs now. */
 enum { OPS_STAT_DONE = 0, OPS_STAT_FAILED, OPS_STAT_RETRIED, OPS_STAT__COUNT };

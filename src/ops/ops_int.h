@@ -139,6 +139,13 @@ int64_t ops__now_ms(ops *o);
 /* ts = the realtime clock ms from now, for pthread_cond_timedwait. */
 void ops__deadline_in(struct timespec *ts, int ms);
 
+/* ---- watch.c: op-end callbacks (ops_watch) ---- */
+typedef struct ops_watches ops_watches;
+/* A worker ended op_id (done or failed): its watches fire. */
+void ops__watch_ended(ops *o, const char *op_id);
+/* Stops the watch thread; the watches left fire OPS_WATCH_STOPPED. After the workers. */
+void ops__watch_stop(ops *o);
+
 /* ---- ops.c: on top (threads, start, stop, wait) ---- */
 /* An ops with defaults filled and no thread (ops_start starts them; tests drive it). */
 ops *ops__new(store *st, engine *en, const ops_config *cfg);
@@ -167,6 +174,7 @@ struct ops {
     pthread_cond_t refill;
     bool stopping;
     ops_stats stats;           /* under mu */
+    ops_watches *watches;      /* made by the first ops_watch (under mu) */
     pthread_mutex_t pooler_mu; /* one pooler sync at a time: catalog read + apply */
     bool pooler_down;          /* reported down, not yet back (reconciler thread) */
     /* restart intensity records (reconciler thread) */

@@ -906,6 +906,48 @@ static void test_pooler_supervise(void **state)
     assert_int_equal(os.pooler, 1);
 }
 
+/* ops_watch: each watch fires once: when its op ends, at its deadline, or when ops stops. */
+static int watch_seen[3] = {-1, -1, -1};
+static void watch_cb(void *arg, ops_watch_result r)
+{
+    __atomic_store_n(&watch_seen[(intptr_t)arg], (int)r, __ATOMIC_SEQ_CST);
+}
+
+static int watch_wait(int i, int ms)
+{
+    for (int64_t until = util_now_ms() + ms; util_now_ms() < until; usleep(5000)) {
+        int v = __atomic_load_n(&watch_seen[i], __ATOMIC_SEQ_CST);
+        if (v >= 0)
+            return v;
+    }
+    return -1;
+}
+
+static void test_watch(void **state)
+{
+    fixture *f = *state;
+    char db[PF_ID_MAX], conn[PF_ID_MAX], op[PF_ID_MAX], other[PF_ID_MAX];
+    mk_ready(f, db, conn);
+    queue(f, OP_CONN_SYNC, db, conn, NULL, op);
+    queue(f, OP_CONN_SYNC, db, conn, NULL, other);
+    pf_err e;
+    assert_int_equal(ops_watch(f->o, op, 10000, watch_cb, (void *)0, &e), 0);
+    assert_int_equal(ops_watch(f->o, other, 100, watch_cb, (void *)1, &e), 0);
+    assert_int_equal(watch_wait(1, 3000), OPS_WATCH_TIMEOUT); /* no worker ran it */
+    assert_int_equal(watch_seen[0], -1);
+    assert_int_equal(ops__work_one(f->o, OPS_LANE_FAST), 1);
+    assert_int_equal(watch_wait(0, 3000), OPS_WATCH_ENDED);
+    assert_int_equal(get_op(f, op).state, OPS_DONE);
+    /* an op that ended before the watch: fires at once */
+    watch_seen[0] = -1;
+    assert_int_equal(ops_watch(f->o, op, 10000, watch_cb, (void *)0, &e), 0);
+    assert_int_equal(watch_wait(0, 3000), OPS_WATCH_ENDED);
+    /* still waiting when ops stops */
+    assert_int_equal(ops_watch(f->o, other, 60000, watch_cb, (void *)2, &e), 0);
+    ops__watch_stop(f->o);
+    assert_int_equal(watch_seen[2], OPS_WATCH_STOPPED);
+}
+
 int main(void)
 {
     log_set_level((log_level)(LOG_ERROR + 1));
@@ -931,6 +973,7 @@ int main(void)
         cmocka_unit_test(test_restart_backoff_caps),
         cmocka_unit_test_setup_teardown(test_ready_restart_never_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pooler_supervise, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_watch, setup, teardown),
     };
     return HARNESS_RUN("ops", tests, NULL, NULL);
 }

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
+import https from 'node:https';
 import { spawn, execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { freePort, freePortWindow, postmasters, procsMatching, alive, sleep } from './procs.mjs';
@@ -51,9 +52,12 @@ export function cli(args, { timeoutMs = 60000, full = false } = {}) {
 
 export class Server {
   // extraArgs: more `serve` flags for this file's server (e.g. a short backup interval)
-  constructor(name, { extraArgs = [] } = {}) {
+  // tls: the API serves HTTPS (--http-tls on); baseUrl is https:// and start() probes it
+  // without verifying (the CA is the home's, read it from GET /v1/ca.pem or tls/ca.crt)
+  constructor(name, { extraArgs = [], tls = false } = {}) {
     this.name = name;
     this.extraArgs = extraArgs;
+    this.tls = tls;
     this.proc = null;
     this.exit = null;
     this.starts = 0;
@@ -73,14 +77,15 @@ export class Server {
     const w = await freePortWindow(100);
     this.portLo = w.lo;
     this.portHi = w.hi;
-    this.baseUrl = `http://127.0.0.1:${this.httpPort}`;
+    this.baseUrl = `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.httpPort}`;
     return this;
   }
 
   args() {
     return ['serve', '--home', this.home, '--listen', `127.0.0.1:${this.httpPort}`,
       '--port-range', `${this.portLo}-${this.portHi}`, '--public-host', '127.0.0.1',
-      '--pooler-listen', `127.0.0.1:${this.poolerPort}`, ...this.extraArgs];
+      '--pooler-listen', `127.0.0.1:${this.poolerPort}`, ...(this.tls ? ['--http-tls', 'on'] : []),
+      ...this.extraArgs];
   }
 
   async start({ timeoutMs = 60000 } = {}) {
@@ -108,13 +113,28 @@ export class Server {
         throw new Error(`server exited during start (${JSON.stringify(this.exit)})\n${this.logTail()}`);
       }
       try {
-        const r = await fetch(`${this.baseUrl}/healthz`, { signal: AbortSignal.timeout(2000) });
-        await r.arrayBuffer();
-        if (r.status === 200) return this;
+        if ((await this.probe()) === 200) return this;
       } catch { /* not listening yet */ }
       if (Date.now() > end) throw new Error(`GET /healthz not 200 within ${timeoutMs} ms\n${this.logTail()}`);
       await sleep(100);
     }
+  }
+
+  // GET /healthz: the status (over HTTPS without verifying the certificate)
+  async probe() {
+    if (!this.tls) {
+      const r = await fetch(`${this.baseUrl}/healthz`, { signal: AbortSignal.timeout(2000) });
+      await r.arrayBuffer();
+      return r.status;
+    }
+    return new Promise((resolve, reject) => {
+      const req = https.get(`${this.baseUrl}/healthz`, { rejectUnauthorized: false, timeout: 2000 }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode));
+      });
+      req.on('error', reject);
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+    });
   }
 
   get pid() {

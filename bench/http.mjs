@@ -1,0 +1,180 @@
+// HTTP figures (issue 10), printed, not pass/fail. Run through `make bench` (bench/run.sh) or
+// alone: `node bench/http.mjs` (PGFLEET_BIN=/path/to/pgfleet for another binary).
+//  1. While 2,000 idle and 1,000 slowloris connections (one header byte a second) are held
+//     from 127.0.0.2 and up (40 per address, reopened when the server closes them, as an
+//     attacker would): GET /v1/databases/{id} p50/p99 from a normal client, its failures, and
+//     the server's RSS and threads.
+//  2. GET /v1/databases/{id} requests/s with wrk at 32 and 1,000 keep-alive connections, next
+//     to nginx serving a static file of the same size in the same run (the ratio to nginx).
+// The server runs with --http-max-per-address 0 (wrk's 1,000 connections share 127.0.0.1)
+// and --http-max-connections 8192, when the binary takes those flags.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, openSync, writeFileSync, mkdirSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const bin = process.env.PGFLEET_BIN ?? 'build/pgfleet';
+const IDLE = Number(process.env.BENCH_IDLE ?? 2000);
+const SLOW = Number(process.env.BENCH_SLOW ?? 1000);
+const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 300);
+const WRK_SECONDS = Number(process.env.BENCH_WRK_SECONDS ?? 10);
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+    s.on('error', reject);
+  });
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] : NaN; };
+function status(pid) {
+  const t = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return { rssMiB: Number(/VmRSS:\s+(\d+)/.exec(t)[1]) / 1024, threads: Number(/Threads:\s+(\d+)/.exec(t)[1]) };
+}
+
+// n connections from 127.0.0.<first>.. (perAddress each), reopened when closed
+function holdMany(port, n, { mode, first, perAddress = 40 }) {
+  const socks = new Set();
+  let stopped = false;
+  let opened = 0;
+  const open = (i) => {
+    if (stopped) return;
+    const s = net.connect({ host: '127.0.0.1', port, localAddress: `127.0.0.${first + Math.floor(i / perAddress)}` });
+    let timer;
+    s.on('error', () => {});
+    s.on('data', () => {});
+    s.once('connect', () => {
+      opened++;
+      if (mode === 'slowloris') {
+        s.write('GET /v1/regions HTTP/1.1\r\nHost: pgfleet\r\n');
+        timer = setInterval(() => s.write('X'), 1000);
+      }
+    });
+    s.on('close', () => { clearInterval(timer); socks.delete(s); setTimeout(() => open(i), 200); });
+    socks.add(s);
+  };
+  for (let i = 0; i < n; i++) open(i);
+  return {
+    live: () => [...socks].filter((s) => !s.connecting && !s.destroyed).length,
+    opened: () => opened,
+    stop: () => { stopped = true; for (const s of socks) s.destroy(); },
+  };
+}
+
+function wrk(url, conns, headers = []) {
+  const args = ['-t2', `-c${conns}`, `-d${WRK_SECONDS}s`, '--timeout', '5s', '--latency', ...headers.flatMap((h) => ['-H', h]), url];
+  const out = execFileSync('wrk', args, { encoding: 'utf8', maxBuffer: 1 << 20 });
+  const num = (re) => { const m = re.exec(out); return m ? m[1] : '0'; };
+  return {
+    cmd: `wrk ${args.map((a) => (a.includes(' ') ? `'${a.replace(/Bearer \S+/, 'Bearer $TOKEN')}'` : a)).join(' ')}`,
+    rps: Number(num(/Requests\/sec:\s+([\d.]+)/)),
+    p50: num(/\s50%\s+(\S+)/),
+    p99: num(/\s99%\s+(\S+)/),
+    timeouts: Number(num(/timeout (\d+)/)),
+    errors: num(/Socket errors: (.*)/) || 'none',
+    non2xx: Number(num(/Non-2xx or 3xx responses: (\d+)/)),
+  };
+}
+
+const home = mkdtempSync(join(tmpdir(), 'pgfleet-bench-http-'));
+const port = await freePort();
+const lo = 20000 + Math.floor(Math.random() * 100) * 50;
+const base = `http://127.0.0.1:${port}`;
+const help = execFileSync(bin, ['serve', '--help'], { encoding: 'utf8' });
+// the new limits would refuse wrk's load from one address with one token: lift them (an older
+// binary has neither flag)
+const newFlags = [
+  ...(help.includes('--http-max-per-address') ? ['--http-max-per-address', '0', '--http-max-connections', '8192'] : []),
+  ...(help.includes('--rate-limit') ? ['--rate-limit', '0'] : []),
+];
+const token = execFileSync(bin, ['token', 'create', '--home', home], { encoding: 'utf8' }).trim().split('\n').pop();
+const log = openSync(join(home, 'server.log'), 'a');
+const args = ['serve', '--home', home, '--listen', `127.0.0.1:${port}`, '--port-range', `${lo}-${lo + 20}`, '--spares', '1',
+  '--pooler-listen', `127.0.0.1:${await freePort()}`, ...newFlags];
+const server = spawn(bin, args, { stdio: ['ignore', log, log] });
+let nginx;
+const H = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
+async function api(method, path, body) {
+  const r = await fetch(base + path, { method, headers: H, body: body ? JSON.stringify(body) : undefined, signal: AbortSignal.timeout(10000) });
+  const text = await r.text();
+  if (r.status >= 400) throw new Error(`${method} ${path} -> ${r.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+try {
+  for (let i = 0; i < 600; i++) { try { if ((await fetch(base + '/healthz')).ok) break; } catch {} await sleep(100); }
+  console.log(`# http bench: ${bin} ${args.join(' ')}`);
+  const { data: project } = await api('POST', '/v1/projects', { name: 'bench-http', createDatabase: false });
+  const { data: db } = await api('POST', '/v1/databases', { projectId: project.id, name: 'bench-http' });
+  for (;;) { const { data } = await api('GET', `/v1/databases/${db.id}`); if (data.status === 'ready') break; await sleep(100); }
+  // the first full backup (pgBackRest) would share the cores with what is measured
+  for (let i = 0; i < 600; i++) {
+    const { data } = await api('GET', `/v1/databases/${db.id}/backups`);
+    if (data.length && data.every((b) => b.status !== 'running')) break;
+    await sleep(200);
+  }
+  const url = `${base}/v1/databases/${db.id}`;
+  const body = await (await fetch(url, { headers: H })).text();
+  const before = status(server.pid);
+
+  // 1. under held connections
+  const idle = holdMany(port, IDLE, { mode: 'idle', first: 2 });
+  const slow = holdMany(port, SLOW, { mode: 'slowloris', first: 2 + Math.ceil(IDLE / 40) + 5 });
+  await sleep(4000);
+  const lat = [];
+  let failed = 0;
+  let peak = status(server.pid);
+  let heldMin = Infinity;
+  for (let i = 0; i < SAMPLES; i++) {
+    const t = performance.now();
+    try {
+      const r = await fetch(url, { headers: H, signal: AbortSignal.timeout(5000) });
+      await r.text();
+      if (r.status !== 200) failed++;
+      else lat.push(performance.now() - t);
+    } catch { failed++; }
+    if (i % 20 === 0) {
+      const st = status(server.pid);
+      if (st.rssMiB > peak.rssMiB) peak = { ...peak, rssMiB: st.rssMiB };
+      if (st.threads > peak.threads) peak = { ...peak, threads: st.threads };
+      heldMin = Math.min(heldMin, idle.live() + slow.live());
+    }
+    await sleep(20);
+  }
+  const held = idle.live() + slow.live();
+  console.log(`held ${IDLE} idle + ${SLOW} slowloris (from 127.0.0.2+, reopened when closed): ${held} open at the end, at least ${heldMin} during the samples`);
+  console.log(`  GET /v1/databases/{id} from a normal client (${SAMPLES} sequential): p50 ${pct(lat, 50).toFixed(1)} ms, p99 ${pct(lat, 99).toFixed(1)} ms, failed ${failed}`);
+  console.log(`  server: RSS ${before.rssMiB.toFixed(1)} MiB before, peak ${peak.rssMiB.toFixed(1)} MiB; threads ${before.threads} before, peak ${peak.threads}`);
+  idle.stop();
+  slow.stop();
+  await sleep(2000);
+
+  // 2. wrk against pgfleet and nginx (a static file of the same size)
+  const nport = await freePort();
+  const ndir = join(home, 'nginx');
+  mkdirSync(join(ndir, 'www', 'db'), { recursive: true });
+  writeFileSync(join(ndir, 'www', 'db', 'item'), body);
+  writeFileSync(join(ndir, 'nginx.conf'), `daemon off; worker_processes auto; pid ${ndir}/nginx.pid; error_log ${ndir}/error.log;
+events { worker_connections 8192; }
+http { access_log off; keepalive_requests 100000000; keepalive_timeout 75s; default_type application/json;
+  server { listen 127.0.0.1:${nport}; root ${ndir}/www; } }
+`);
+  nginx = spawn('nginx', ['-c', join(ndir, 'nginx.conf'), '-p', ndir], { stdio: 'ignore' });
+  for (let i = 0; i < 100; i++) { try { if ((await fetch(`http://127.0.0.1:${nport}/db/item`)).ok) break; } catch {} await sleep(50); }
+  console.log(`wrk, GET /v1/databases/{id} (${Buffer.byteLength(body)} bytes) vs nginx serving a static file of that size (worker_processes auto):`);
+  for (const c of [32, 1000]) {
+    const a = wrk(url, c, [`Authorization: Bearer ${token}`]);
+    const st = status(server.pid);
+    const n = wrk(`http://127.0.0.1:${nport}/db/item`, c, [`Authorization: Bearer ${token}`]);
+    console.log(`  ${c} connections: pgfleet ${a.rps.toFixed(0)} req/s (p50 ${a.p50}, p99 ${a.p99}, timeouts ${a.timeouts}, non-2xx ${a.non2xx}, socket errors ${a.errors}; RSS ${st.rssMiB.toFixed(1)} MiB, ${st.threads} threads), ` +
+      `nginx ${n.rps.toFixed(0)} req/s (p50 ${n.p50}, p99 ${n.p99}): ratio ${(a.rps / n.rps).toFixed(2)}`);
+    console.log(`    ${a.cmd}`);
+  }
+} finally {
+  if (nginx) { nginx.kill('SIGQUIT'); await sleep(300); }
+  server.kill('SIGTERM');
+  await new Promise((r) => { server.once('exit', r); setTimeout(r, 20000); });
+  rmSync(home, { recursive: true, force: true });
+}

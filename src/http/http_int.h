@@ -1,0 +1,105 @@
+/* http internals, shared by server.c (the daemon, its callbacks, answers), work.c (the
+ * handler threads and waiting answers) and guard.c (the header and body deadlines). */
+#ifndef PF_HTTP_HTTP_INT_H
+#define PF_HTTP_HTTP_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "http/http.h"
+
+struct MHD_Daemon;
+struct MHD_Response;
+
+/* One TCP connection, from accept to close (guard.c). */
+typedef struct conn_info {
+    struct conn_info *prev, *next;
+    int fd;
+    int64_t deadline_ms; /* 0: none now */
+    bool cut;            /* shut down by the sweep */
+} conn_info;
+
+typedef enum { W_NONE = 0, W_WAITING, W_WOKEN, W_ANSWERED } wait_state;
+typedef enum { JOB_HANDLE = 0, JOB_THEN } job_kind;
+
+/* One request, from its header to MHD's completion notice (and, when it waited, until
+ * the wait's own reference is given back). */
+typedef struct req_ctx {
+    http_server *s;
+    struct MHD_Connection *c;
+    conn_info *ci;
+    util_buf body;
+    bool early;       /* answered from the event thread (a refused request) */
+    bool discard;     /* the body is past the cap: dropped as it comes, then 413 */
+    size_t discarded; /* bytes dropped so far */
+    bool dispatched;  /* suspended for a worker */
+    int64_t started_ms;
+    const http_route *route;
+    char pbuf[512]; /* path parameters */
+    http_req req;
+    http_resp resp;
+    const char *log_method, *log_url; /* MHD's, valid until completion */
+    /* the answer a worker made, queued by the event thread once resumed */
+    struct MHD_Response *answer;
+    int status;
+    /* work.c: the queue, and the wait (state and refs under waits_mu) */
+    struct req_ctx *qnext;
+    job_kind job;
+    wait_state wstate;
+    int refs; /* the connection's, and an armed wait's */
+    struct req_ctx *wprev, *wnext;
+} req_ctx;
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    http_config cfg; /* limits resolved */
+    char *tls_cert, *tls_key;
+    /* what http_stats_get reports; buckets are not cumulative here */
+    atomic_uint_least64_t by_class[6];
+    atomic_uint_least64_t bucket[HTTP_LAT_BUCKETS + 1];
+    atomic_uint_least64_t ms_sum;
+    atomic_int inflight; /* dispatched requests not yet completed */
+    /* work.c */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    req_ctx *q_head, *q_tail, *h_head, *h_tail; /* jobs; HTTP_HEAVY ones apart */
+    int heavy_running;
+    bool pool_stop;
+    pthread_t *workers;
+    int nworkers;
+    req_ctx *waiting; /* under waits_mu */
+    bool stopping;    /* under waits_mu: no new wait */
+    /* guard.c */
+    pthread_mutex_t conns_mu;
+    pthread_cond_t sweep_cv;
+    conn_info *conns;
+    bool sweep_stop;
+    pthread_t sweeper;
+    bool sweeper_started;
+};
+
+/* server.c */
+/* Makes the answer of ctx from rc/e/resp (frees what resp owns), counts and logs it, and
+ * resumes the connection so the event thread sends it. */
+void http__finish(req_ctx *ctx, int rc, pf_err *e);
+/* Drops one reference of ctx (freeing it with the last). */
+void http__ctx_unref(req_ctx *ctx);
+
+/* work.c */
+void http__pool_start(http_server *s);
+void http__pool_push(http_server *s, req_ctx *ctx, job_kind job);
+/* Answers every waiting request 503 and refuses new waits. */
+void http__answer_waiting(http_server *s);
+/* Runs the queued jobs to the end and joins the workers. */
+void http__pool_stop(http_server *s);
+extern pthread_mutex_t http__waits_mu;
+
+/* guard.c */
+void http__guard_start(http_server *s);
+void http__guard_stop(http_server *s);
+void http__conn_started(http_server *s, struct MHD_Connection *c, void **socket_context);
+void http__conn_closed(http_server *s, conn_info *ci);
+/* Sets (0: clears) ci's deadline, ms from now. */
+void http__conn_deadline(http_server *s, conn_info *ci, int ms);
+
+#endif
