@@ -5,10 +5,16 @@
 # sampler's pass over them; pooler.mjs prints pgbench TPS through
 # the pooled and the direct endpoint and new-connection latency through each; backup.mjs
 # prints full backup, in-place restore and clone of a ~1 GiB database, each as a ratio to
-# `cp -a` of its data directory.
+# `cp -a` of its data directory; killtrials.mjs prints acknowledged and lost ops over
+# randomized kill -9 trials (BENCH_KILL_TRIALS, default 100); list.mjs prints the p50 of a
+# page of 100 next to a single GET with BENCH_LIST_DBS databases (default 2000: each a real
+# server, so size it to the machine). BENCH_ONLY=name[,name] runs only those scripts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d tests/e2e/node_modules ] || (cd tests/e2e && npm ci --silent --no-audit --no-fund)
-node bench/bench.mjs "$@"
-node bench/pooler.mjs
-node bench/backup.mjs
+want() { [ -z "${BENCH_ONLY:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; }
+if want bench; then node bench/bench.mjs "$@"; fi
+if want pooler; then node bench/pooler.mjs; fi
+if want backup; then node bench/backup.mjs; fi
+if want killtrials; then node bench/killtrials.mjs; fi
+if want list; then node bench/list.mjs; fi
