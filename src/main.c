@@ -288,13 +288,20 @@ static int workspace_create(store *st, pf_err *e)
     return 0;
 }
 
-static int cmd_workspace_create(void)
+/* The --name a create command needs: 1 to 255 characters; else a line on stderr. */
+static bool name_ok(const char *command)
 {
     const char *name = OPT(O_NAME);
-    if (!name || !*name || strlen(name) > 255) {
-        fprintf(stderr, "pgfleet: workspace create needs --name (1 to 255 characters)\n");
+    if (name && *name && strlen(name) <= 255)
+        return true;
+    fprintf(stderr, "pgfleet: %s create needs --name (1 to 255 characters)\n", command);
+    return false;
+}
+
+static int cmd_workspace_create(void)
+{
+    if (!name_ok("workspace"))
         return 2;
-    }
     return with_home(workspace_create);
 }
 
@@ -419,11 +426,9 @@ static int oauth_client_create(store *st, pf_err *e)
 
 static int cmd_oauth_client_create(void)
 {
-    const char *name = OPT(O_NAME), *uri = OPT(O_REDIRECT_URI);
-    if (!name || !*name || strlen(name) > 255) {
-        fprintf(stderr, "pgfleet: oauth-client create needs --name (1 to 255 characters)\n");
+    const char *uri = OPT(O_REDIRECT_URI);
+    if (!name_ok("oauth-client"))
         return 2;
-    }
     if (!uri || !redirect_uri_ok(uri)) {
         fprintf(stderr, "pgfleet: oauth-client create needs --redirect-uri with an absolute URI "
                         "without a fragment (e.g. http://localhost:3000/callback)\n");
@@ -682,6 +687,26 @@ out:
     return rc;
 }
 
+static int cmd_status(void)
+{
+    return with_home(fleet_status);
+}
+
+/* The commands: their word and second word (or NULL), the options they take, what runs. */
+typedef struct command {
+    const char *word, *sub;
+    int cmd;
+    int (*run)(void);
+} command;
+static const command commands[] = {
+    {"serve", NULL, CMD_SERVE, cmd_serve},
+    {"token", "create", CMD_TOKEN, cmd_token_create},
+    {"workspace", "create", CMD_WORKSPACE, cmd_workspace_create},
+    {"user", "create", CMD_USER, cmd_user_create},
+    {"oauth-client", "create", CMD_CLIENT, cmd_oauth_client_create},
+    {"status", NULL, CMD_STATUS, cmd_status},
+};
+
 int main(int argc, char **argv)
 {
     util_init();
@@ -698,35 +723,13 @@ int main(int argc, char **argv)
         printf("pgfleet %s\n", PGFLEET_VERSION);
         return 0;
     }
-    if (strcmp(c, "serve") == 0) {
-        if (parse_options(argc, argv, 2, CMD_SERVE) != 0)
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        const command *k = &commands[i];
+        if (strcmp(c, k->word) != 0 || (k->sub && (argc < 3 || strcmp(argv[2], k->sub) != 0)))
+            continue;
+        if (parse_options(argc, argv, k->sub ? 3 : 2, k->cmd) != 0)
             return 2;
-        return cmd_serve();
-    }
-    if (argc >= 3 && strcmp(c, "token") == 0 && strcmp(argv[2], "create") == 0) {
-        if (parse_options(argc, argv, 3, CMD_TOKEN) != 0)
-            return 2;
-        return cmd_token_create();
-    }
-    if (argc >= 3 && strcmp(c, "workspace") == 0 && strcmp(argv[2], "create") == 0) {
-        if (parse_options(argc, argv, 3, CMD_WORKSPACE) != 0)
-            return 2;
-        return cmd_workspace_create();
-    }
-    if (argc >= 3 && strcmp(c, "user") == 0 && strcmp(argv[2], "create") == 0) {
-        if (parse_options(argc, argv, 3, CMD_USER) != 0)
-            return 2;
-        return cmd_user_create();
-    }
-    if (argc >= 3 && strcmp(c, "oauth-client") == 0 && strcmp(argv[2], "create") == 0) {
-        if (parse_options(argc, argv, 3, CMD_CLIENT) != 0)
-            return 2;
-        return cmd_oauth_client_create();
-    }
-    if (strcmp(c, "status") == 0) {
-        if (parse_options(argc, argv, 2, CMD_STATUS) != 0)
-            return 2;
-        return with_home(fleet_status);
+        return k->run();
     }
     fprintf(stderr, "pgfleet: unknown command '%s'\n\n", c);
     usage(stderr);

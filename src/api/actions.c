@@ -20,29 +20,6 @@ int tx_end(app *a, int rc, pf_err *e)
     return 0;
 }
 
-static int hint_404(int rc, const char *hint, pf_err *e)
-{
-    if (rc != 0 && e && e->status == 404)
-        snprintf(e->hint, sizeof e->hint, "%s", hint);
-    return rc;
-}
-
-int load_project(app *a, const char *ws, const char *id, const char *hint, store_project *p,
-                 pf_err *e)
-{
-    if (v_path_id("proj", id, "Project", hint, e) != 0)
-        return -1;
-    return hint_404(store_project_get(a->st, ws, id, p, e), hint, e);
-}
-
-int load_database(app *a, const char *ws, const char *id, const char *hint, store_database *d,
-                  pf_err *e)
-{
-    if (v_path_id("db", id, "Database", hint, e) != 0)
-        return -1;
-    return hint_404(store_database_get(a->st, ws, id, d, e), hint, e);
-}
-
 int action_new_connection(const char *ws, const char *db_id, const char *name, store_connection *c,
                           char password[64], pf_err *e)
 {

@@ -4,19 +4,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "api/internal.h"
 
-/* "YYYY-MM-DD HH:MM:SS.mmm+00", what recovery_target_time takes. */
+/* "YYYY-MM-DD HH:MM:SS.mmm+00", what recovery_target_time takes: util's ISO-8601 form
+ * ("YYYY-MM-DDTHH:MM:SS.mmmZ") with a space for the T and +00 for the Z. */
 void api_time_format_pg(int64_t ms, char out[32])
 {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char base[24];
-    strftime(base, sizeof base, "%Y-%m-%d %H:%M:%S", &tm);
-    snprintf(out, 32, "%s.%03d+00", base, (int)(ms % 1000));
+    char iso[32];
+    util_iso_from_ms(ms, iso);
+    snprintf(out, 32, "%.10s %.12s+00", iso, iso + 11);
 }
 
 int api_backup_source(app *a, const char *ws, json_t *src, int status, backup_source *out,
@@ -36,12 +33,9 @@ int api_backup_source(app *a, const char *ws, json_t *src, int status, backup_so
     }
     if (load_database(a, ws, db_id, "source.databaseId", &out->db, e) != 0)
         return -1;
-    if (v_path_id("bkp", bkp_id, "Backup", "source.backupId", e) != 0 ||
-        store_backup_get(a->st, db_id, bkp_id, &out->backup, e) != 0) {
-        if (e && e->status == 404)
-            snprintf(e->hint, sizeof e->hint, "source.backupId");
+    if (API_LOAD(a, store_backup_get, "bkp", "Backup", db_id, bkp_id, "source.backupId",
+                 &out->backup, e) != 0)
         return -1;
-    }
     if (out->backup.status != BACKUP_COMPLETED || !out->backup.label[0])
         return err_set(e, status, "BackupNotUsable", "source.backupId",
                        "Backup %s is %s and cannot be restored; use a completed backup", bkp_id,
@@ -79,7 +73,7 @@ HANDLER(h_db_backups_list)
 {
     app *a = ctx;
     store_database d;
-    if (load_database(a, req->workspace_id, req->params[0], "databaseId", &d, e) != 0)
+    if (load_path_database(a, req, &d, e) != 0)
         return -1;
     store_page pg;
     if (v_page(req, &pg, e) != 0)
@@ -104,7 +98,7 @@ HANDLER(h_db_backups_create)
 {
     app *a = ctx;
     store_database d;
-    if (load_database(a, req->workspace_id, req->params[0], "databaseId", &d, e) != 0)
+    if (load_path_database(a, req, &d, e) != 0)
         return -1;
     json_t *body = NULL;
     if (http_json_body(req, true, &body, e) != 0)
@@ -189,14 +183,9 @@ HANDLER(h_db_restore)
         trc = store_database_set_source(a->st, d.id, "backup", bs.db.id, bs.backup.id, e);
     if (trc == 0)
         trc = store_op_insert(a->st, &op, e);
-    if (tx_end(a, trc, e) != 0)
+    /* answered with the row as the change left it */
+    if (tx_end(a, trc, e) != 0 || reply_database(a, req->workspace_id, &d, resp, e) != 0)
         goto out;
-    if (store_database_get(a->st, req->workspace_id, d.id, &d, e) != 0)
-        goto out;
-    json_t *j = NULL;
-    if (shape_database(a, &d, NULL, NULL, false, &j, e) != 0)
-        goto out;
-    resp->body = json_pack("{s:o}", "data", j);
     rc = 0;
 out:
     json_decref(body);

@@ -25,15 +25,17 @@ static bool git_name_ok(const char *s)
 
 static int load_branch(app *a, http_req *req, store_branch *b, store_project *p, pf_err *e)
 {
-    const char *id = req->params[0];
-    if (v_path_id("br", id, "Branch", "branchId", e) != 0)
+    if (API_LOAD(a, store_branch_get, "br", "Branch", req->workspace_id, req->params[0], "branchId",
+                 b, e) != 0)
         return -1;
-    if (store_branch_get(a->st, req->workspace_id, id, b, e) != 0) {
-        if (e && e->status == 404)
-            snprintf(e->hint, sizeof e->hint, "branchId");
-        return -1;
-    }
     return store_project_get(a->st, req->workspace_id, b->project_id, p, e);
+}
+
+static int branch_row(app *a, const void *row, void *p, json_t **out, pf_err *e)
+{
+    (void)e;
+    *out = shape_branch(a, row, p);
+    return 0;
 }
 
 HANDLER(h_branches_list)
@@ -55,12 +57,7 @@ HANDLER(h_branches_list)
     store_page_out po;
     if (store_branch_list(a->st, p.id, git, contains, &pg, &rows, &n, &po, e) != 0)
         return -1;
-    json_t *data = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(data, shape_branch(a, &rows[i], &p));
-    free(rows);
-    resp->body = shape_list(data, &po);
-    return 0;
+    return api_list_reply(a, resp, rows, n, sizeof *rows, branch_row, &p, &po, e);
 }
 
 HANDLER(h_branches_create)

@@ -7,15 +7,27 @@
 
 static int load_conn(app *a, http_req *req, store_connection *c, store_database *d, pf_err *e)
 {
-    const char *id = req->params[0];
-    if (v_path_id("conn", id, "Connection", "id", e) != 0)
+    if (API_LOAD(a, store_connection_get, "conn", "Connection", req->workspace_id, req->params[0],
+                 "id", c, e) != 0)
         return -1;
-    if (store_connection_get(a->st, req->workspace_id, id, c, e) != 0) {
-        if (e && e->status == 404)
-            snprintf(e->hint, sizeof e->hint, "id");
-        return -1;
-    }
     return store_database_get(a->st, req->workspace_id, c->database_id, d, e);
+}
+
+/* Shapes connections with their database, read once per run of rows of the same one. */
+typedef struct conn_rows {
+    const char *ws;
+    store_database d;
+} conn_rows;
+
+static int connection_row(app *a, const void *row, void *arg, json_t **out, pf_err *e)
+{
+    const store_connection *c = row;
+    conn_rows *cr = arg;
+    if (strcmp(cr->d.id, c->database_id) != 0 &&
+        store_database_get(a->st, cr->ws, c->database_id, &cr->d, e) != 0)
+        return -1;
+    *out = shape_connection(a, c, &cr->d, NULL);
+    return 0;
 }
 
 static int list_common(app *a, http_req *req, const char *db_id, http_resp *resp, pf_err *e)
@@ -28,21 +40,8 @@ static int list_common(app *a, http_req *req, const char *db_id, http_resp *resp
     store_page_out po;
     if (store_connection_list(a->st, req->workspace_id, db_id, &pg, &rows, &n, &po, e) != 0)
         return -1;
-    json_t *data = json_array();
-    store_database d;
-    d.id[0] = '\0';
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(d.id, rows[i].database_id) != 0 &&
-            store_database_get(a->st, req->workspace_id, rows[i].database_id, &d, e) != 0) {
-            free(rows);
-            json_decref(data);
-            return -1;
-        }
-        json_array_append_new(data, shape_connection(a, &rows[i], &d, NULL));
-    }
-    free(rows);
-    resp->body = shape_list(data, &po);
-    return 0;
+    conn_rows cr = {.ws = req->workspace_id};
+    return api_list_reply(a, resp, rows, n, sizeof *rows, connection_row, &cr, &po, e);
 }
 
 /* A credential change is answered once it is live in PostgreSQL (a new password works, a
@@ -63,6 +62,17 @@ static int check_db_usable(const store_database *d, pf_err *e)
     return 0;
 }
 
+/* Ends a credential change: inserts its op after the change (trc: its result so far),
+ * commits, and waits for the op when the answer promises the change is live. */
+static int commit_and_wait(app *a, const store_database *d, int trc, store_op *op, pf_err *e)
+{
+    if (trc == 0)
+        trc = store_op_insert(a->st, op, e);
+    if (tx_end(a, trc, e) != 0)
+        return -1;
+    return answers_when_live(d) ? action_wait_op(a, op->id, e) : 0;
+}
+
 /* Inserts the credential and its op, commits, and waits for the role when the server runs. */
 static int create_common(app *a, http_req *req, const store_database *d, const char *name,
                          int status, http_resp *resp, pf_err *e)
@@ -77,12 +87,7 @@ static int create_common(app *a, http_req *req, const store_database *d, const c
     ops_op_init(&op, OP_CONN_SYNC, d->id, c.id);
     if (store_tx_begin(a->st, e) != 0)
         return -1;
-    int trc = store_connection_insert(a->st, &c, e);
-    if (trc == 0)
-        trc = store_op_insert(a->st, &op, e);
-    if (tx_end(a, trc, e) != 0)
-        return -1;
-    if (answers_when_live(d) && action_wait_op(a, op.id, e) != 0)
+    if (commit_and_wait(a, d, store_connection_insert(a->st, &c, e), &op, e) != 0)
         return -1;
     resp->status = status;
     resp->body = json_pack("{s:o}", "data", shape_connection(a, &c, d, password));
@@ -93,26 +98,35 @@ HANDLER(h_db_connections_list)
 {
     app *a = ctx;
     store_database d;
-    if (load_database(a, req->workspace_id, req->params[0], "databaseId", &d, e) != 0)
+    if (load_path_database(a, req, &d, e) != 0)
         return -1;
     return list_common(a, req, d.id, resp, e);
 }
 
-HANDLER(h_db_connections_create)
+/* Both create endpoints: the database comes from the path (path_db, checked before the
+ * body; answers 200) or from the body's databaseId (NULL; answers 201). */
+static int create_from_body(app *a, http_req *req, const char *path_db, http_resp *resp, pf_err *e)
 {
-    app *a = ctx;
     store_database d;
-    if (load_database(a, req->workspace_id, req->params[0], "databaseId", &d, e) != 0)
+    memset(&d, 0, sizeof d);
+    if (path_db && load_database(a, req->workspace_id, path_db, "databaseId", &d, e) != 0)
         return -1;
     json_t *body = NULL;
     if (http_json_body(req, false, &body, e) != 0)
         return -1;
-    const char *name;
-    int rc = v_string(body, "name", true, false, NAME_MAX_LEN, 400, &name, e);
-    if (rc == 0)
-        rc = create_common(a, req, &d, name, 200, resp, e);
+    const char *db_id = path_db, *name;
+    int rc = -1;
+    if ((path_db || v_string(body, "databaseId", true, false, 64, 400, &db_id, e) == 0) &&
+        v_string(body, "name", true, false, NAME_MAX_LEN, 400, &name, e) == 0 &&
+        (path_db || load_database(a, req->workspace_id, db_id, "databaseId", &d, e) == 0))
+        rc = create_common(a, req, &d, name, path_db ? 200 : 201, resp, e);
     json_decref(body);
     return rc;
+}
+
+HANDLER(h_db_connections_create)
+{
+    return create_from_body(ctx, req, req->params[0], resp, e);
 }
 
 HANDLER(h_connections_list)
@@ -124,19 +138,7 @@ HANDLER(h_connections_list)
 
 HANDLER(h_connections_create)
 {
-    app *a = ctx;
-    json_t *body = NULL;
-    if (http_json_body(req, false, &body, e) != 0)
-        return -1;
-    const char *db_id, *name;
-    store_database d;
-    int rc = -1;
-    if (v_string(body, "databaseId", true, false, 64, 400, &db_id, e) == 0 &&
-        v_string(body, "name", true, false, NAME_MAX_LEN, 400, &name, e) == 0 &&
-        load_database(a, req->workspace_id, db_id, "databaseId", &d, e) == 0)
-        rc = create_common(a, req, &d, name, 201, resp, e);
-    json_decref(body);
-    return rc;
+    return create_from_body(ctx, req, NULL, resp, e);
 }
 
 HANDLER(h_connection_get)
@@ -164,12 +166,8 @@ HANDLER(h_connection_delete)
     int trc = store_connection_mark_deleting(a->st, c.id, e);
     if (trc == 0 && strcmp(d.default_connection_id, c.id) == 0)
         trc = store_database_set_default_connection(a->st, d.id, "", e);
-    if (trc == 0)
-        trc = store_op_insert(a->st, &op, e);
-    if (tx_end(a, trc, e) != 0)
-        return -1;
     /* the role is gone and its sessions ended when we answer */
-    if (answers_when_live(&d) && action_wait_op(a, op.id, e) != 0)
+    if (commit_and_wait(a, &d, trc, &op, e) != 0)
         return -1;
     resp->status = 204;
     return 0;
@@ -193,13 +191,9 @@ HANDLER(h_connection_rotate)
     ops_op_init(&op, OP_CONN_SYNC, d.id, c.id);
     if (store_tx_begin(a->st, e) != 0)
         return -1;
-    int trc = store_connection_set_verifier(a->st, c.id, verifier, e);
-    if (trc == 0)
-        trc = store_op_insert(a->st, &op, e);
-    if (tx_end(a, trc, e) != 0)
-        return -1;
     /* the new password works, and the old one is refused, when we answer */
-    if (answers_when_live(&d) && action_wait_op(a, op.id, e) != 0)
+    if (commit_and_wait(a, &d, store_connection_set_verifier(a->st, c.id, verifier, e), &op, e) !=
+        0)
         return -1;
     resp->body = json_pack("{s:o}", "data", shape_connection(a, &c, &d, password));
     return 0;

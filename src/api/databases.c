@@ -95,8 +95,8 @@ static int check_branch_fields(json_t *body, const char **branch_id, const char 
 }
 
 /* The body both create endpoints share; project_id comes from the path or the body. */
-static int create_common(app *a, http_req *req, json_t *body, const char *project_id,
-                         bool with_keys, http_resp *resp, pf_err *e)
+static int create_body(app *a, http_req *req, json_t *body, const char *project_id, bool with_keys,
+                       http_resp *resp, pf_err *e)
 {
     const char *name, *region_in, *branch_id, *git_name, *logical_id;
     int is_default;
@@ -140,29 +140,36 @@ static int create_common(app *a, http_req *req, json_t *body, const char *projec
     return 0;
 }
 
-HANDLER(h_databases_create)
+/* Both create endpoints: the project comes from the path (path_project; an empty body is
+ * allowed and the answer carries the keys) or from the body's projectId (NULL). */
+static int create_common(app *a, http_req *req, const char *path_project, http_resp *resp,
+                         pf_err *e)
 {
-    app *a = ctx;
     json_t *body = NULL;
-    if (http_json_body(req, false, &body, e) != 0)
+    if (http_json_body(req, path_project != NULL, &body, e) != 0)
         return -1;
-    const char *project_id;
-    int rc = v_string(body, "projectId", true, false, 64, 400, &project_id, e);
+    const char *project_id = path_project;
+    int rc = path_project ? 0 : v_string(body, "projectId", true, false, 64, 400, &project_id, e);
     if (rc == 0)
-        rc = create_common(a, req, body, project_id, false, resp, e);
+        rc = create_body(a, req, body, project_id, path_project != NULL, resp, e);
     json_decref(body);
     return rc;
 }
 
+HANDLER(h_databases_create)
+{
+    return create_common(ctx, req, NULL, resp, e);
+}
+
 HANDLER(h_project_databases_create)
 {
-    app *a = ctx;
-    json_t *body = NULL;
-    if (http_json_body(req, true, &body, e) != 0)
-        return -1;
-    int rc = create_common(a, req, body, req->params[0], true, resp, e);
-    json_decref(body);
-    return rc;
+    return create_common(ctx, req, req->params[0], resp, e);
+}
+
+static int database_row(app *a, const void *row, void *arg, json_t **out, pf_err *e)
+{
+    (void)arg;
+    return shape_database(a, row, NULL, NULL, false, out, e);
 }
 
 static int list_common(app *a, http_req *req, const store_db_filter *f, http_resp *resp, pf_err *e)
@@ -175,21 +182,7 @@ static int list_common(app *a, http_req *req, const store_db_filter *f, http_res
     store_page_out po;
     if (store_database_list(a->st, req->workspace_id, f, &pg, &rows, &n, &po, e) != 0)
         return -1;
-    json_t *data = json_array();
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        json_t *j = NULL;
-        rc = shape_database(a, &rows[i], NULL, NULL, false, &j, e);
-        if (rc == 0)
-            json_array_append_new(data, j);
-    }
-    free(rows);
-    if (rc != 0) {
-        json_decref(data);
-        return -1;
-    }
-    resp->body = shape_list(data, &po);
-    return 0;
+    return api_list_reply(a, resp, rows, n, sizeof *rows, database_row, NULL, &po, e);
 }
 
 HANDLER(h_databases_list)
@@ -219,20 +212,16 @@ HANDLER(h_database_get)
 {
     app *a = ctx;
     store_database d;
-    if (load_database(a, req->workspace_id, req->params[0], "databaseId", &d, e) != 0)
+    if (load_path_database(a, req, &d, e) != 0)
         return -1;
-    json_t *j = NULL;
-    if (shape_database(a, &d, NULL, NULL, false, &j, e) != 0)
-        return -1;
-    resp->body = json_pack("{s:o}", "data", j);
-    return 0;
+    return reply_database(a, NULL, &d, resp, e);
 }
 
 HANDLER(h_database_patch)
 {
     app *a = ctx;
     store_database d;
-    if (load_database(a, req->workspace_id, req->params[0], "databaseId", &d, e) != 0)
+    if (load_path_database(a, req, &d, e) != 0)
         return -1;
     json_t *body = NULL;
     if (http_json_body(req, false, &body, e) != 0)
@@ -255,14 +244,9 @@ HANDLER(h_database_patch)
     }
     if (trc == 0)
         trc = store_database_update(a->st, d.id, name, new_branch, logical_id, e);
-    if (tx_end(a, trc, e) != 0)
+    /* answered with the row as the change left it */
+    if (tx_end(a, trc, e) != 0 || reply_database(a, req->workspace_id, &d, resp, e) != 0)
         goto out;
-    if (store_database_get(a->st, req->workspace_id, d.id, &d, e) != 0)
-        goto out;
-    json_t *j = NULL;
-    if (shape_database(a, &d, NULL, NULL, false, &j, e) != 0)
-        goto out;
-    resp->body = json_pack("{s:o}", "data", j);
     rc = 0;
 out:
     json_decref(body);
@@ -273,7 +257,7 @@ HANDLER(h_database_delete)
 {
     app *a = ctx;
     store_database d;
-    if (load_database(a, req->workspace_id, req->params[0], "databaseId", &d, e) != 0)
+    if (load_path_database(a, req, &d, e) != 0)
         return -1;
     if (d.is_default)
         return err_set(e, 403, "Forbidden", "databaseId",

@@ -145,6 +145,14 @@ static json_t *shape_integration(app *a, const store_integration *i)
                      str_or_null(u.name));
 }
 
+static int integration_row(app *a, const void *row, void *arg, json_t **out, pf_err *e)
+{
+    (void)arg;
+    (void)e;
+    *out = shape_integration(a, row);
+    return 0;
+}
+
 static int list_integrations(app *a, http_req *req, const char *ws, http_resp *resp, pf_err *e)
 {
     store_page pg;
@@ -153,18 +161,9 @@ static int list_integrations(app *a, http_req *req, const char *ws, http_resp *r
     store_integration *rows = NULL;
     size_t n = 0;
     store_page_out po = {0};
-    json_t *data = json_array();
-    if (ws) {
-        if (store_integration_list(a->st, ws, &pg, &rows, &n, &po, e) != 0) {
-            json_decref(data);
-            return -1;
-        }
-        for (size_t i = 0; i < n; i++)
-            json_array_append_new(data, shape_integration(a, &rows[i]));
-        free(rows);
-    }
-    resp->body = shape_list(data, &po);
-    return 0;
+    if (ws && store_integration_list(a->st, ws, &pg, &rows, &n, &po, e) != 0)
+        return -1;
+    return api_list_reply(a, resp, rows, n, sizeof *rows, integration_row, NULL, &po, e);
 }
 
 HANDLER(h_integrations_list)
@@ -236,70 +235,39 @@ static json_t *shape_service_token(const store_token *t)
                      str_or_null(t->expires_at));
 }
 
+static int token_row(app *a, const void *row, void *arg, json_t **out, pf_err *e)
+{
+    (void)a;
+    (void)arg;
+    (void)e;
+    *out = shape_service_token(row);
+    return 0;
+}
+
 HANDLER(h_service_tokens_list)
 {
     app *a = ctx;
     store_page pg;
     if (v_page(req, &pg, e) != 0)
         return -1;
-    json_t *data = json_array();
+    store_token *rows = NULL;
+    size_t n = 0;
     store_page_out po = {0};
-    if (strcmp(req->params[0], req->workspace_id) == 0) {
-        store_token *rows = NULL;
-        size_t n = 0;
-        if (store_token_list(a->st, req->workspace_id, &pg, &rows, &n, &po, e) != 0) {
-            json_decref(data);
-            return -1;
-        }
-        for (size_t i = 0; i < n; i++)
-            json_array_append_new(data, shape_service_token(&rows[i]));
-        free(rows);
-    }
-    resp->body = shape_list(data, &po);
-    return 0;
+    /* another workspace lists as empty, like one that does not exist */
+    if (strcmp(req->params[0], req->workspace_id) == 0 &&
+        store_token_list(a->st, req->workspace_id, &pg, &rows, &n, &po, e) != 0)
+        return -1;
+    return api_list_reply(a, resp, rows, n, sizeof *rows, token_row, NULL, &po, e);
 }
 
-static int digits(const char *s, int n)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++)
-        v = v * 10 + (s[i] - '0');
-    return v;
-}
-
-/* Accepts "YYYY-MM-DDTHH:MM:SS[.fff...]Z" and writes the canonical millisecond form that
- * util_now_iso produces (so expiry compares as text). */
+/* An ISO-8601 date-time with a zone (util_iso_parse) in the canonical millisecond UTC form
+ * that util_now_iso produces, so expiry compares as text. */
 static bool parse_iso(const char *s, char out[STORE_TS_MAX])
 {
-    static const char shape[] = "dddd-dd-ddTdd:dd:dd";
-    if (strlen(s) < 20)
+    int64_t ms = 0;
+    if (!util_iso_parse(s, &ms) || ms < 0 || ms > 253402300799999LL)
         return false;
-    for (int i = 0; i < 19; i++)
-        if (shape[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != shape[i])
-            return false;
-    int Y = digits(s, 4), M = digits(s + 5, 2), D = digits(s + 8, 2), h = digits(s + 11, 2),
-        m = digits(s + 14, 2), sec = digits(s + 17, 2), ms = 0;
-    const char *p = s + 19;
-    if (*p == '.') {
-        p++;
-        int nd = 0;
-        while (*p >= '0' && *p <= '9') {
-            if (nd < 3)
-                ms = ms * 10 + (*p - '0');
-            nd++;
-            p++;
-        }
-        if (nd == 0)
-            return false;
-        for (int i = nd; i < 3; i++)
-            ms *= 10;
-    }
-    if (strcmp(p, "Z") != 0 || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 59 ||
-        Y < 1970)
-        return false;
-    char tmp[96]; /* the values are bounded above; the compiler cannot see it */
-    snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Y, M, D, h, m, sec, ms);
-    snprintf(out, STORE_TS_MAX, "%.31s", tmp);
+    util_iso_from_ms(ms, out);
     return true;
 }
 
@@ -325,7 +293,7 @@ HANDLER(h_service_tokens_create)
         util_now_iso(now);
         if (!parse_iso(exp, exp_iso))
             rc = err_set(e, 422, "ValidationError", "expiresAt",
-                         "expiresAt must be a UTC date-time such as 2030-01-31T00:00:00Z");
+                         "expiresAt must be an ISO-8601 date-time with a zone, such as 2030-01-31T00:00:00Z");
         else if (strcmp(exp_iso, now) <= 0)
             rc = err_set(e, 422, "ValidationError", "expiresAt", "expiresAt must be in the future");
     }

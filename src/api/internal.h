@@ -34,6 +34,9 @@ json_t *shape_connection(app *a, const store_connection *c, const store_database
 /* extras: the create/rotate-only fields (connectionString, host, user, pass). */
 json_t *shape_connection_ex(app *a, const store_connection *c, const store_database *d,
                             const char *password, bool extras);
+/* Answers {"data": <d's read shape>} (no secrets); with reread_ws, d is read again first
+ * (in that workspace), as a committed change left it. */
+int reply_database(app *a, const char *reread_ws, store_database *d, http_resp *resp, pf_err *e);
 json_t *shape_pagination(const store_page_out *po);
 /* {"data":[...], "pagination":{...}} */
 json_t *shape_list(json_t *data, const store_page_out *po);
@@ -87,13 +90,30 @@ int action_delete_database(app *a, const store_database *d, char *op_id, pf_err 
  * a rotated password that must work at once. A failed op is a 500. */
 int action_wait_op(app *a, const char *op_id, pf_err *e);
 
-/* Loads a row of the caller's workspace by the id in a request. A malformed id, an
- * unknown one and another workspace's all answer the same 404, whose hint names `hint`
- * (the path parameter or body field the id came from). */
+/* ---- rows and lists (load.c) ---- */
+/* rc of a lookup; a 404 gets `hint` (the field its id came from). */
+int api_hint_404(int rc, const char *hint, pf_err *e);
+/* Loads a row by an id from a request with getter, a store_*_get(st, scope, id, out, e):
+ * a malformed id (not "<prefix>_..."), an unknown one and another scope's all answer the
+ * same 404 ("<noun> <id> was not found"), whose hint names `hint`. */
+#define API_LOAD(a, getter, prefix, noun, scope, id, hint, out, e)                                 \
+    (v_path_id((prefix), (id), (noun), (hint), (e)) != 0                                           \
+         ? -1                                                                                      \
+         : api_hint_404(getter((a)->st, (scope), (id), (out), (e)), (hint), (e)))
+/* Loads a row of the caller's workspace by the id in a request (API_LOAD). */
 int load_project(app *a, const char *ws, const char *id, const char *hint, store_project *p,
                  pf_err *e);
 int load_database(app *a, const char *ws, const char *id, const char *hint, store_database *d,
                   pf_err *e);
+/* The database of the path's {databaseId} (load_database). */
+int load_path_database(app *a, http_req *req, store_database *d, pf_err *e);
+
+/* Shapes one list row into *out (0), or fails with e (-1). */
+typedef int (*api_shaper)(app *a, const void *row, void *arg, json_t **out, pf_err *e);
+/* Answers a list: shapes n rows of `size` bytes, frees rows (malloc'd or NULL) and sets
+ * resp->body to {"data":[...],"pagination":{...}}. */
+int api_list_reply(app *a, http_resp *resp, void *rows, size_t n, size_t size, api_shaper shape,
+                   void *arg, const store_page_out *po, pf_err *e);
 
 /* Commit helper: commits, or rolls back and returns -1 if rc != 0 or the commit fails. */
 int tx_end(app *a, int rc, pf_err *e);

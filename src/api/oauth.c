@@ -40,9 +40,11 @@ static int oauth_fail(http_req *req, http_resp *resp, const pf_err *le)
     return 0;
 }
 
-/* Parses a form body; fills resp with an OAuth error and returns NULL when it is not one.
- * Repeated parameters are refused (RFC 6749 section 3.2). */
-static http_form *oauth_form(http_req *req, http_resp *resp, const char *const *single)
+/* Parses a form body; fills resp with an OAuth error and returns NULL when it is not one
+ * or when OAuth is off (then the error is off_code). Repeated parameters are refused
+ * (RFC 6749 section 3.2). */
+static http_form *oauth_form(app *a, http_req *req, http_resp *resp, const char *const *single,
+                             const char *off_code)
 {
     const char *ct = http_header(req, "Content-Type");
     if (!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0) {
@@ -61,6 +63,11 @@ static http_form *oauth_form(http_req *req, http_resp *resp, const char *const *
             oauth_error(resp, 400, "invalid_request", "A parameter was sent more than once");
             return NULL;
         }
+    if (!a->keys) {
+        http_form_free(f);
+        oauth_error(resp, 400, off_code, "OAuth is not enabled");
+        return NULL;
+    }
     return f;
 }
 
@@ -71,13 +78,9 @@ HANDLER(h_oauth_token)
     static const char *const single[] = {
         "grant_type",    "code",          "redirect_uri",  "client_id",
         "code_verifier", "refresh_token", "client_secret", NULL};
-    http_form *f = oauth_form(req, resp, single);
+    http_form *f = oauth_form(a, req, resp, single, "unsupported_grant_type");
     if (!f)
         return 0;
-    if (!a->keys) {
-        http_form_free(f);
-        return oauth_error(resp, 400, "unsupported_grant_type", "OAuth is not enabled");
-    }
     auth_oauth_cfg cfg;
     oauth_cfg(a, &cfg);
     const char *gt = http_form_get(f, "grant_type");
@@ -119,13 +122,9 @@ HANDLER(h_oauth_revoke)
     (void)e;
     app *a = ctx;
     static const char *const single[] = {"token", "token_type_hint", "client_id", NULL};
-    http_form *f = oauth_form(req, resp, single);
+    http_form *f = oauth_form(a, req, resp, single, "unsupported_token_type");
     if (!f)
         return 0;
-    if (!a->keys) {
-        http_form_free(f);
-        return oauth_error(resp, 400, "unsupported_token_type", "OAuth is not enabled");
-    }
     auth_oauth_cfg cfg;
     oauth_cfg(a, &cfg);
     pf_err le;

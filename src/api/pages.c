@@ -281,6 +281,16 @@ static void hidden(util_buf *b, const char *name, const char *value)
     util_buf_puts(b, "\">");
 }
 
+/* The error above a form, if any. */
+static void alert(util_buf *b, const char *error)
+{
+    if (!error)
+        return;
+    util_buf_puts(b, "<div class=\"alert\" role=\"alert\">");
+    html_esc(b, error);
+    util_buf_puts(b, "</div>");
+}
+
 static void authz_hidden(util_buf *b, authz *z)
 {
     for (size_t i = 0; i < AUTHZ_N; i++)
@@ -294,6 +304,20 @@ static void mac_b64(app *a, const char *msg, char out[64])
     unsigned char mac[crypto_auth_BYTES];
     crypto_auth(mac, (const unsigned char *)msg, strlen(msg), a->keys->mac_key);
     auth_b64url(mac, sizeof mac, out, 64);
+}
+
+/* mac_b64 of msg, which it frees (an xasprintf result). */
+static void mac_of(app *a, char *msg, char out[64])
+{
+    mac_b64(a, msg, out);
+    free(msg);
+}
+
+/* Whether got is the MAC `want`, compared in constant time. */
+static bool mac_equal(const char *got, const char *want)
+{
+    size_t wl = strlen(want);
+    return strlen(got) == wl && sodium_memcmp(got, want, wl) == 0;
 }
 
 static bool nonce_ok(const char *n)
@@ -316,9 +340,7 @@ static void csrf_token(app *a, http_req *req, http_resp *resp, char out[64])
         set_cookie(a, resp, COOKIE_CSRF, fresh, OAUTH_SESSION_TTL_S);
         n = fresh;
     }
-    char *msg = xasprintf("csrf|%s", n);
-    mac_b64(a, msg, out);
-    free(msg);
+    mac_of(a, xasprintf("csrf|%s", n), out);
 }
 
 static bool csrf_check(app *a, http_req *req, const http_form *f)
@@ -328,11 +350,8 @@ static bool csrf_check(app *a, http_req *req, const http_form *f)
     if (!nonce_ok(n) || !got)
         return false;
     char want[64];
-    char *msg = xasprintf("csrf|%s", n);
-    mac_b64(a, msg, want);
-    free(msg);
-    size_t wl = strlen(want);
-    return strlen(got) == wl && sodium_memcmp(got, want, wl) == 0;
+    mac_of(a, xasprintf("csrf|%s", n), want);
+    return mac_equal(got, want);
 }
 
 static void session_set(app *a, http_resp *resp, const char *user_id)
@@ -366,12 +385,9 @@ static bool session_user(app *a, http_req *req, store_user *u)
     long t = 0;
     if (!util_id_valid("usr", uid) || !util_parse_int(exp, 0, 1L << 40, &t) || t <= time(NULL))
         return false;
-    char *msg = xasprintf("session|%s|%s", uid, exp);
     char want[64];
-    mac_b64(a, msg, want);
-    free(msg);
-    size_t wl = strlen(want);
-    if (strlen(d2 + 1) != wl || sodium_memcmp(d2 + 1, want, wl) != 0)
+    mac_of(a, xasprintf("session|%s|%s", uid, exp), want);
+    if (!mac_equal(d2 + 1, want))
         return false;
     pf_err le;
     return store_user_get(a->st, uid, u, &le) == 0;
@@ -388,11 +404,7 @@ static int signin_page(app *a, http_req *req, http_resp *resp, authz *z, int sta
     util_buf_puts(&b, "<h1>Sign in</h1><p class=\"sub\">to continue to <b>");
     html_esc(&b, z->client.name);
     util_buf_puts(&b, "</b></p>");
-    if (error) {
-        util_buf_puts(&b, "<div class=\"alert\" role=\"alert\">");
-        html_esc(&b, error);
-        util_buf_puts(&b, "</div>");
-    }
+    alert(&b, error);
     util_buf_puts(&b, "<form method=\"post\" action=\"/login\" id=\"signin\">");
     hidden(&b, "csrf", csrf);
     authz_hidden(&b, z);
@@ -432,11 +444,7 @@ static int consent_page(app *a, http_req *req, http_resp *resp, authz *z, const 
     html_esc(&b, z->client.name);
     util_buf_puts(&b, "</b> wants to access your pgfleet workspace</h1>"
                       "<p class=\"sub\">Review what it asks for.</p>");
-    if (error) {
-        util_buf_puts(&b, "<div class=\"alert\" role=\"alert\">");
-        html_esc(&b, error);
-        util_buf_puts(&b, "</div>");
-    }
+    alert(&b, error);
     util_buf_puts(&b, "<div class=\"who\"><span class=\"avatar\">");
     char initial[2] = {u->email[0] ? u->email[0] : '?', '\0'};
     html_esc(&b, initial);
@@ -501,28 +509,15 @@ HANDLER(h_authorize_get)
     return consent_page(a, req, resp, &z, &u, NULL);
 }
 
-HANDLER(h_login_post)
+/* POST /login: checks the password, starts the session and goes back to /authorize. */
+static int login(app *a, http_req *req, http_resp *resp, const http_form *f, authz *z)
 {
-    (void)e;
-    app *a = ctx;
-    http_form *f = http_form_parse(req->body, req->body_len);
-    if (!f)
-        return error_page(resp, 400, "Invalid request", "The form could not be read.");
-    authz z;
-    authz_from_form(f, &z);
-    int rc = 0;
-    if (authz_check(a, req, resp, &z) != 0)
-        goto out;
     const char *email = http_form_get(f, "email");
     const char *pw = http_form_get(f, "password");
-    if (!csrf_check(a, req, f)) {
-        rc = signin_page(a, req, resp, &z, 403, "The form expired. Please sign in again.", email);
-        goto out;
-    }
-    if (!email || !*email || !pw || !*pw || strlen(email) > 254 || strlen(pw) > 1024) {
-        rc = signin_page(a, req, resp, &z, 400, "Enter your email and password.", email);
-        goto out;
-    }
+    if (!csrf_check(a, req, f))
+        return signin_page(a, req, resp, z, 403, "The form expired. Please sign in again.", email);
+    if (!email || !*email || !pw || !*pw || strlen(email) > 254 || strlen(pw) > 1024)
+        return signin_page(a, req, resp, z, 400, "Enter your email and password.", email);
     char ip[64];
     http_client_ip(req, ip, sizeof ip);
     char key[400];
@@ -537,9 +532,9 @@ HANDLER(h_login_post)
         snprintf(msg, sizeof msg, "Too many failed attempts. Try again in %d second%s.", wait,
                  wait == 1 ? "" : "s");
         snprintf(ra, sizeof ra, "%d", wait);
-        rc = signin_page(a, req, resp, &z, 429, msg, email);
+        int rc = signin_page(a, req, resp, z, 429, msg, email);
         http_resp_header(resp, "Retry-After", ra);
-        goto out;
+        return rc;
     }
     store_user u;
     pf_err le;
@@ -547,29 +542,74 @@ HANDLER(h_login_post)
     if (!auth_password_verify(found ? u.password_hash : NULL, pw)) {
         auth_throttle_fail(key, util_now_ms());
         log_req(LOG_INFO, req->request_id, "sign-in failed for a user from %s", ip);
-        rc = signin_page(a, req, resp, &z, 401, "Wrong email or password.", email);
-        goto out;
+        return signin_page(a, req, resp, z, 401, "Wrong email or password.", email);
     }
     auth_throttle_reset(key);
     session_set(a, resp, u.id);
     char *q = NULL;
     for (size_t i = 0; i < AUTHZ_N; i++)
-        if (*authz_field(&z, i))
-            http_url_append(&q, '&', authz_names[i], *authz_field(&z, i));
+        if (*authz_field(z, i))
+            http_url_append(&q, '&', authz_names[i], *authz_field(z, i));
     char *loc = xasprintf("/authorize?%s", q ? q : "");
     resp->status = 303;
     http_resp_header(resp, "Location", loc);
     http_resp_header(resp, "Cache-Control", "no-store");
     free(loc);
     free(q);
-out:
-    http_form_free(f);
+    return 0;
+}
+
+/* The consent page again, with an error and `status`. */
+static int consent_again(app *a, http_req *req, http_resp *resp, authz *z, const store_user *u,
+                         int status, const char *error)
+{
+    int rc = consent_page(a, req, resp, z, u, error);
+    if (rc == 0)
+        resp->status = status;
     return rc;
 }
 
-HANDLER(h_authorize_post)
+/* POST /authorize: the user's decision, answered with a redirect to the client. */
+static int consent(app *a, http_req *req, http_resp *resp, const http_form *f, authz *z)
 {
-    (void)e;
+    store_user u;
+    if (!session_user(a, req, &u))
+        return signin_page(a, req, resp, z, 401, "Please sign in again.", NULL);
+    if (!csrf_check(a, req, f))
+        return consent_again(a, req, resp, z, &u, 403, "The form expired. Please try again.");
+    const char *decision = http_form_get(f, "decision");
+    if (!decision || strcmp(decision, "allow") != 0) {
+        return redirect_error(req, resp, z, "access_denied", "The user denied access");
+    }
+    const char *ws = http_form_get(f, "workspace_id");
+    pf_err le;
+    if (!ws || store_membership_check(a->st, u.id, ws, &le) != 0)
+        return consent_again(a, req, resp, z, &u, 400, "Choose one of your workspaces.");
+    auth_oauth_cfg cfg;
+    oauth_cfg(a, &cfg);
+    char code[AUTH_SECRET_MAX];
+    if (auth_code_issue(a->st, &cfg, z->client.id, u.id, ws, z->redirect_uri, z->scope_norm,
+                        z->code_challenge, code, &le) != 0) {
+        log_req(LOG_ERROR, req->request_id, "authorize: %s", le.message);
+        return redirect_error(req, resp, z, "server_error", "The code could not be issued");
+    }
+    log_req(LOG_INFO, req->request_id, "user %s granted client %s on %s (%s)", u.id, z->client.id,
+            ws, z->scope_norm);
+    char *q = NULL;
+    http_url_append(&q, '&', "code", code);
+    if (z->state)
+        http_url_append(&q, '&', "state", z->state);
+    sodium_memzero(code, sizeof code);
+    redirect_client(req, resp, z->redirect_uri, q);
+    free(q);
+    return 0;
+}
+
+/* A POST carrying an authorization request (z points into the form): an unreadable form
+ * or a request authz_check refuses is answered here, the rest by fn. */
+typedef int (*authz_form_fn)(app *a, http_req *req, http_resp *resp, const http_form *f, authz *z);
+static int authz_post(void *ctx, http_req *req, http_resp *resp, authz_form_fn fn)
+{
     app *a = ctx;
     http_form *f = http_form_parse(req->body, req->body_len);
     if (!f)
@@ -577,51 +617,20 @@ HANDLER(h_authorize_post)
     authz z;
     authz_from_form(f, &z);
     int rc = 0;
-    if (authz_check(a, req, resp, &z) != 0)
-        goto out;
-    store_user u;
-    if (!session_user(a, req, &u)) {
-        rc = signin_page(a, req, resp, &z, 401, "Please sign in again.", NULL);
-        goto out;
-    }
-    if (!csrf_check(a, req, f)) {
-        rc = consent_page(a, req, resp, &z, &u, "The form expired. Please try again.");
-        if (rc == 0)
-            resp->status = 403;
-        goto out;
-    }
-    const char *decision = http_form_get(f, "decision");
-    if (!decision || strcmp(decision, "allow") != 0) {
-        redirect_error(req, resp, &z, "access_denied", "The user denied access");
-        goto out;
-    }
-    const char *ws = http_form_get(f, "workspace_id");
-    pf_err le;
-    if (!ws || store_membership_check(a->st, u.id, ws, &le) != 0) {
-        rc = consent_page(a, req, resp, &z, &u, "Choose one of your workspaces.");
-        if (rc == 0)
-            resp->status = 400;
-        goto out;
-    }
-    auth_oauth_cfg cfg;
-    oauth_cfg(a, &cfg);
-    char code[AUTH_SECRET_MAX];
-    if (auth_code_issue(a->st, &cfg, z.client.id, u.id, ws, z.redirect_uri, z.scope_norm,
-                        z.code_challenge, code, &le) != 0) {
-        log_req(LOG_ERROR, req->request_id, "authorize: %s", le.message);
-        redirect_error(req, resp, &z, "server_error", "The code could not be issued");
-        goto out;
-    }
-    log_req(LOG_INFO, req->request_id, "user %s granted client %s on %s (%s)", u.id, z.client.id,
-            ws, z.scope_norm);
-    char *q = NULL;
-    http_url_append(&q, '&', "code", code);
-    if (z.state)
-        http_url_append(&q, '&', "state", z.state);
-    sodium_memzero(code, sizeof code);
-    redirect_client(req, resp, z.redirect_uri, q);
-    free(q);
-out:
+    if (authz_check(a, req, resp, &z) == 0)
+        rc = fn(a, req, resp, f, &z);
     http_form_free(f);
     return rc;
+}
+
+HANDLER(h_login_post)
+{
+    (void)e;
+    return authz_post(ctx, req, resp, login);
+}
+
+HANDLER(h_authorize_post)
+{
+    (void)e;
+    return authz_post(ctx, req, resp, consent);
 }

@@ -6,6 +6,14 @@
 
 #include "api/internal.h"
 
+static int project_row(app *a, const void *row, void *arg, json_t **out, pf_err *e)
+{
+    (void)arg;
+    (void)e;
+    *out = shape_project(a, row);
+    return 0;
+}
+
 HANDLER(h_projects_list)
 {
     app *a = ctx;
@@ -18,12 +26,7 @@ HANDLER(h_projects_list)
     if (store_project_list(a->st, req->workspace_id, http_query(req, "logicalId"), &pg, &rows, &n,
                            &po, e) != 0)
         return -1;
-    json_t *data = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(data, shape_project(a, &rows[i]));
-    free(rows);
-    resp->body = shape_list(data, &po);
-    return 0;
+    return api_list_reply(a, resp, rows, n, sizeof *rows, project_row, NULL, &po, e);
 }
 
 HANDLER(h_projects_create)

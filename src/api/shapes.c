@@ -203,6 +203,17 @@ int shape_database(app *a, const store_database *d, const char *secret_conn,
     return 0;
 }
 
+int reply_database(app *a, const char *reread_ws, store_database *d, http_resp *resp, pf_err *e)
+{
+    if (reread_ws && store_database_get(a->st, reread_ws, d->id, d, e) != 0)
+        return -1;
+    json_t *j = NULL;
+    if (shape_database(a, d, NULL, NULL, false, &j, e) != 0)
+        return -1;
+    resp->body = json_pack("{s:o}", "data", j);
+    return 0;
+}
+
 json_t *shape_pagination(const store_page_out *po)
 {
     return json_pack("{s:o, s:b}", "nextCursor",

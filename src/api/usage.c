@@ -31,7 +31,7 @@ HANDLER(h_db_usage)
 {
     app *a = ctx;
     store_database d;
-    if (load_database(a, req->workspace_id, req->params[0], "databaseId", &d, e) != 0)
+    if (load_path_database(a, req, &d, e) != 0)
         return -1;
     int64_t now = util_wall_ms();
     /* default period: the current calendar month (UTC) until now */

@@ -13,6 +13,14 @@ HANDLER(h_healthz)
     return 0;
 }
 
+static int workspace_row(app *a, const void *row, void *arg, json_t **out, pf_err *e)
+{
+    (void)arg;
+    (void)e;
+    *out = shape_workspace(a, row);
+    return 0;
+}
+
 HANDLER(h_workspaces_list)
 {
     app *a = ctx;
@@ -24,12 +32,7 @@ HANDLER(h_workspaces_list)
     store_page_out po;
     if (store_workspace_list(a->st, req->workspace_id, &pg, &rows, &n, &po, e) != 0)
         return -1;
-    json_t *data = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(data, shape_workspace(a, &rows[i]));
-    free(rows);
-    resp->body = shape_list(data, &po);
-    return 0;
+    return api_list_reply(a, resp, rows, n, sizeof *rows, workspace_row, NULL, &po, e);
 }
 
 HANDLER(h_workspace_get)

@@ -47,8 +47,8 @@ int engine__admin_connect(const char *sockdir, int port, PGconn **out, pf_err *e
 int engine__admin_connect_running(engine *en, const char *db_id, PGconn **out, pf_err *e)
 {
     *out = NULL;
-    if (!engine__valid_id(db_id))
-        return err_kind(e, ERR_INVALID, NULL, "invalid database id");
+    if (engine__check_id(db_id, e) < 0)
+        return -1;
     int ret = -1;
     char *data = xasprintf("%s/%s/data", en->instances_dir, db_id);
     char *sock = xasprintf("%s/%s", en->run_dir, db_id);

@@ -325,8 +325,8 @@ void engine__busy_unlock(engine *en, const char *key)
 
 int engine_backup_stanza_ensure(engine *en, const char *db_id, pf_err *e)
 {
-    if (!engine__valid_id(db_id))
-        return err_kind(e, ERR_INVALID, NULL, "invalid database id");
+    if (engine__check_id(db_id, e) < 0)
+        return -1;
     char *marker = xasprintf("%s/backup/%s/backup.info", en->repo, db_id);
     bool have = fs_exists(marker);
     free(marker);
@@ -357,8 +357,8 @@ static const char *const type_opt[] = {
 int engine_backup_run(engine *en, const char *db_id, int port, engine_backup_type type,
                       engine_backup *out, pf_err *e)
 {
-    if (!engine__valid_id(db_id))
-        return err_kind(e, ERR_INVALID, NULL, "invalid database id");
+    if (engine__check_id(db_id, e) < 0)
+        return -1;
     if (engine_backup_stanza_ensure(en, db_id, e) < 0)
         return -1;
     pg1_opts p;
@@ -432,8 +432,8 @@ int engine_backup_list(engine *en, const char *db_id, engine_backup **out, size_
 {
     *out = NULL;
     *n = 0;
-    if (!engine__valid_id(db_id))
-        return err_kind(e, ERR_INVALID, NULL, "invalid database id");
+    if (engine__check_id(db_id, e) < 0)
+        return -1;
     char *stanza = xasprintf("--stanza=%s", db_id);
     const char *args[] = {stanza, "--output=json", "info", NULL};
     size_t cap = 1 << 20;
@@ -450,8 +450,8 @@ int engine_backup_list(engine *en, const char *db_id, engine_backup **out, size_
 
 int engine_backup_expire(engine *en, const char *db_id, pf_err *e)
 {
-    if (!engine__valid_id(db_id))
-        return err_kind(e, ERR_INVALID, NULL, "invalid database id");
+    if (engine__check_id(db_id, e) < 0)
+        return -1;
     char *stanza = xasprintf("--stanza=%s", db_id);
     const char *args[] = {stanza, "expire", NULL};
     stanza_lock(en, db_id);
@@ -465,8 +465,8 @@ int engine_backup_expire(engine *en, const char *db_id, pf_err *e)
 
 int engine_backup_remove(engine *en, const char *db_id, pf_err *e)
 {
-    if (!engine__valid_id(db_id))
-        return err_kind(e, ERR_INVALID, NULL, "invalid database id");
+    if (engine__check_id(db_id, e) < 0)
+        return -1;
     /* the instance is gone, so pgBackRest's stanza-delete (which wants a stopped stanza
      * and a data directory) has nothing to add to removing the stanza's two directories */
     char *bk = xasprintf("%s/backup/%s", en->repo, db_id);
@@ -487,8 +487,8 @@ int engine_backup_remove(engine *en, const char *db_id, pf_err *e)
 
 int engine_backup_flush_wal(engine *en, const char *db_id, int port, pf_err *e)
 {
-    if (!engine__valid_id(db_id))
-        return err_kind(e, ERR_INVALID, NULL, "invalid database id");
+    if (engine__check_id(db_id, e) < 0)
+        return -1;
     pg1_opts p;
     pg1_make(en, db_id, port, &p);
     /* check: switches to a new WAL segment and waits until the last one is archived */

@@ -73,14 +73,38 @@ struct engine {
     bool pooler_child;
 };
 
+/* A name of 1..max characters from [A-Za-z0-9_-] (ids, role names). */
+static inline bool engine__valid_name(const char *s, size_t max)
+{
+    if (!s || !*s || strlen(s) > max)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-'))
+            return false;
+    return true;
+}
+
 /* ids become path components and socket names: [A-Za-z0-9_-], 1..63 chars */
 static inline bool engine__valid_id(const char *id)
 {
-    if (!id || !*id || strlen(id) >= ENGINE_ID_MAX)
+    return engine__valid_name(id, ENGINE_ID_MAX - 1);
+}
+
+/* engine__valid_id as 0, or -1 with an ERR_INVALID error. */
+static inline int engine__check_id(const char *id, pf_err *e)
+{
+    return engine__valid_id(id) ? 0 : err_kind(e, ERR_INVALID, NULL, "invalid database id");
+}
+
+/* A SCRAM-SHA-256 verifier, under 256 characters of printable ASCII without a space and
+ * without any of reject (the quotes of where it is written). */
+static inline bool engine__valid_verifier(const char *v, const char *reject)
+{
+    if (!v || strncmp(v, "SCRAM-SHA-256$", 14) != 0 || strlen(v) >= 256)
         return false;
-    for (const char *p = id; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_' || *p == '-'))
+    for (const char *p = v; *p; p++)
+        if (*p < 0x21 || *p > 0x7e || strchr(reject, *p))
             return false;
     return true;
 }
@@ -118,6 +142,10 @@ pid_t engine__live_postmaster(const char *datadir);
 
 /* Signals pid (SIGINT, then SIGQUIT, then SIGKILL as each wait runs out). */
 bool engine__terminate(pid_t pid, int first_sig, int first_wait_ms);
+/* Ends a temporary server (the golden copy's, a restore's recovery): closes *c, stops *pid
+ * with SIGINT within wait_ms (then as engine__terminate) and sets it to -1; what names
+ * the server in the error. */
+int engine__stop_temporary(PGconn **c, pid_t *pid, int wait_ms, const char *what, pf_err *e);
 
 /* The table of servers this engine started or adopted, by database id. */
 void engine__track(engine *en, const char *id, pid_t pid, bool child);

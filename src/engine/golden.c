@@ -83,13 +83,8 @@ static int golden_configure(engine *en, const char *tmp, pf_err *e)
     for (size_t i = 0; golden_sql[i]; i++)
         if (engine__exec(c, golden_sql[i], 0, NULL, NULL, e) < 0)
             goto out;
-    PQfinish(c);
-    c = NULL;
-    if (!engine__terminate(pid, SIGINT, 30000)) {
-        err_internal(e, "golden server pid %d does not stop", (int)pid);
+    if (engine__stop_temporary(&c, &pid, 30000, "golden server", e) < 0)
         goto out;
-    }
-    pid = -1;
     ret = 0;
 out:
     PQfinish(c);

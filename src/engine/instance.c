@@ -17,13 +17,6 @@
 #include "util/log.h"
 #include "util/util.h"
 
-static int check_id(const char *id, pf_err *e)
-{
-    if (!engine__valid_id(id))
-        return err_kind(e, ERR_INVALID, NULL, "invalid database id");
-    return 0;
-}
-
 /* ---- an instance's paths and directories ---- */
 
 typedef struct inst_paths {
@@ -176,7 +169,7 @@ void engine__spares_tidy(engine *en)
 
 int engine_instance_create(engine *en, const char *db_id, int port, pf_err *e)
 {
-    if (check_id(db_id, e) < 0 || check_port(port, e) < 0)
+    if (engine__check_id(db_id, e) < 0 || check_port(port, e) < 0)
         return -1;
     int ret = -1;
     inst_paths p;
@@ -245,7 +238,7 @@ static void remove_stale(const inst_paths *p)
 
 int engine_instance_start(engine *en, const char *db_id, int port, int timeout_ms, pf_err *e)
 {
-    if (check_id(db_id, e) < 0 || check_port(port, e) < 0)
+    if (engine__check_id(db_id, e) < 0 || check_port(port, e) < 0)
         return -1;
     int ret = -1;
     inst_paths p;
@@ -344,7 +337,7 @@ out:
 
 int engine_instance_stop(engine *en, const char *db_id, pf_err *e)
 {
-    if (check_id(db_id, e) < 0)
+    if (engine__check_id(db_id, e) < 0)
         return -1;
     if (stop_with(en, db_id, SIGINT, ENGINE_STOP_FAST_MS, e) < 0) {
         err_prefix(e, "while stopping %s: ", db_id);
@@ -356,7 +349,7 @@ int engine_instance_stop(engine *en, const char *db_id, pf_err *e)
 
 int engine_instance_destroy(engine *en, const char *db_id, pf_err *e)
 {
-    if (check_id(db_id, e) < 0)
+    if (engine__check_id(db_id, e) < 0)
         return -1;
     int ret = -1;
     inst_paths p;

@@ -48,27 +48,6 @@ static const char *const ini_fixed =
     "log_pooler_errors = 1\n"
     "unix_socket_mode = 0700\n";
 
-static bool ok_name(const char *s, size_t max)
-{
-    if (!s || !*s || strlen(s) > max)
-        return false;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_' || *p == '-'))
-            return false;
-    return true;
-}
-
-static bool ok_verifier(const char *v)
-{
-    if (!v || strncmp(v, "SCRAM-SHA-256$", 14) != 0 || strlen(v) >= 256)
-        return false;
-    for (const char *p = v; *p; p++)
-        if (*p < 0x21 || *p > 0x7e || *p == '"')
-            return false;
-    return true;
-}
-
 /* Paths go into the ini unquoted: keep to characters PgBouncer reads back as they are. */
 static bool ok_path(const char *s)
 {
@@ -112,8 +91,8 @@ char *engine__pooler_auth(const engine_pool_user *users, size_t n)
     /* the admin console's user (trust over the private socket only; see hba) */
     util_buf_puts(&b, "\"" PGFLEET_ADMIN_ROLE "\" \"\"\n");
     for (size_t i = 0; i < n; i++) {
-        if (!ok_name(users[i].role, 63) || !strcmp(users[i].role, PGFLEET_ADMIN_ROLE) ||
-            !ok_verifier(users[i].verifier))
+        if (!engine__valid_name(users[i].role, 63) || !strcmp(users[i].role, PGFLEET_ADMIN_ROLE) ||
+            !engine__valid_verifier(users[i].verifier, "\""))
             continue;
         util_buf_printf(&b, "\"%s\" \"%s\"\n", users[i].role, users[i].verifier);
     }

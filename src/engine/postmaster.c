@@ -147,6 +147,16 @@ bool engine__terminate(pid_t pid, int first_sig, int first_wait_ms)
     return proc_signal_wait(pid, SIGKILL, ENGINE_STOP_QUIT_MS);
 }
 
+int engine__stop_temporary(PGconn **c, pid_t *pid, int wait_ms, const char *what, pf_err *e)
+{
+    PQfinish(*c);
+    *c = NULL;
+    if (!engine__terminate(*pid, SIGINT, wait_ms))
+        return err_internal(e, "%s pid %d does not stop", what, (int)*pid);
+    *pid = -1;
+    return 0;
+}
+
 /* ---- start ---- */
 
 static char *log_tail(const char *logpath)

@@ -407,13 +407,8 @@ static int recover(engine *en, const char *db_id, const engine_restore_spec *sp,
     char current[25];
     if (current_segment(c, current, e) < 0)
         goto out;
-    PQfinish(c);
-    c = NULL;
-    if (!engine__terminate(pid, SIGINT, 60000)) {
-        err_internal(e, "the recovery server pid %d does not stop", (int)pid);
+    if (engine__stop_temporary(&c, &pid, 60000, "the recovery server", e) < 0)
         goto out;
-    }
-    pid = -1;
     /* recovery settings and archive_mode=off were for this run only */
     if (fs_write_atomic(autoconf, auto_conf, strlen(auto_conf), 0600, &en->user, e) < 0)
         goto out;
@@ -448,8 +443,8 @@ out:
 
 int engine_restore(engine *en, const char *db_id, const engine_restore_spec *sp, pf_err *e)
 {
-    if (!engine__valid_id(db_id) || !engine__valid_id(sp->source_id))
-        return err_kind(e, ERR_INVALID, NULL, "invalid database id");
+    if (engine__check_id(db_id, e) < 0 || engine__check_id(sp->source_id, e) < 0)
+        return -1;
     if (sp->source_port <= 0 &&
         (!sp->label || !sp->label[0] || strspn(sp->label, "0123456789-_FDI") != strlen(sp->label)))
         return err_kind(e, ERR_INVALID, NULL, "invalid backup label");

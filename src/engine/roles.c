@@ -11,26 +11,24 @@
 
 static bool valid_role(const char *role)
 {
-    if (!role || !*role || strlen(role) > 63)
-        return false;
-    if (!strcmp(role, PGFLEET_ADMIN_ROLE) || !strcmp(role, PGFLEET_OWNER_ROLE) ||
-        !strcmp(role, "postgres") || !strncmp(role, "pg_", 3))
-        return false;
-    for (const char *p = role; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_' || *p == '-'))
-            return false;
-    return true;
+    return engine__valid_name(role, 63) && strcmp(role, PGFLEET_ADMIN_ROLE) != 0 &&
+           strcmp(role, PGFLEET_OWNER_ROLE) != 0 && strcmp(role, "postgres") != 0 &&
+           strncmp(role, "pg_", 3) != 0;
 }
 
+/* it goes into an SQL literal */
 static bool valid_verifier(const char *v)
 {
-    if (!v || strncmp(v, "SCRAM-SHA-256$", 14) != 0 || strlen(v) >= 256)
-        return false;
-    for (const char *p = v; *p; p++)
-        if (*p < 0x21 || *p > 0x7e || *p == '\'' || *p == '\\')
-            return false;
-    return true;
+    return engine__valid_verifier(v, "'\\");
+}
+
+/* Runs fmt with the quoted role name ident in place of its one %s. */
+static int exec_for_role(PGconn *c, const char *fmt, const char *ident, pf_err *e)
+{
+    char *sql = xasprintf(fmt, ident);
+    int rc = engine__exec(c, sql, 0, NULL, NULL, e);
+    free(sql);
+    return rc;
 }
 
 /* Creates or updates role with verifier on an open admin connection. */
@@ -75,19 +73,11 @@ static int role_ensure_on(PGconn *c, const char *role, const char *verifier, boo
                       ident, lit);
     if (engine__exec(c, sql, 0, NULL, NULL, e) < 0)
         goto out;
-    free(sql);
-    sql = xasprintf("GRANT " PGFLEET_OWNER_ROLE " TO %s", ident);
-    if (exists && engine__exec(c, sql, 0, NULL, NULL, e) < 0)
+    if (exists && exec_for_role(c, "GRANT " PGFLEET_OWNER_ROLE " TO %s", ident, e) < 0)
         goto out;
-    free(sql);
-    sql = xasprintf("ALTER ROLE %s SET role = '" PGFLEET_OWNER_ROLE "'", ident);
-    if (engine__exec(c, sql, 0, NULL, NULL, e) < 0)
-        goto out;
-    free(sql);
-    sql = xasprintf("GRANT CONNECT ON DATABASE postgres TO %s", ident);
-    if (engine__exec(c, sql, 0, NULL, NULL, e) < 0)
-        goto out;
-    if (engine__exec(c, "COMMIT", 0, NULL, NULL, e) < 0)
+    if (exec_for_role(c, "ALTER ROLE %s SET role = '" PGFLEET_OWNER_ROLE "'", ident, e) < 0 ||
+        exec_for_role(c, "GRANT CONNECT ON DATABASE postgres TO %s", ident, e) < 0 ||
+        engine__exec(c, "COMMIT", 0, NULL, NULL, e) < 0)
         goto out;
     in_tx = false;
     if (existed)
@@ -103,31 +93,13 @@ out:
     return ret;
 }
 
-int engine_role_ensure(engine *en, const char *db_id, const char *role, const char *verifier,
-                       pf_err *e)
-{
-    PGconn *c = NULL;
-    bool exists = false;
-    int ret = engine__admin_connect_running(en, db_id, &c, e);
-    if (ret == 0)
-        ret = role_ensure_on(c, role, verifier, &exists, e);
-    PQfinish(c);
-    if (ret < 0) {
-        err_prefix(e, "while ensuring a role of %s: ", db_id);
-        log_db_warn(db_id, "ensuring a role failed: %s", e ? e->message : "");
-        return -1;
-    }
-    log_db_info(db_id, "%s", exists ? "rotated the password of a role" : "created a role");
-    return 0;
-}
-
 /* Ends the role's sessions and drops it on an open admin connection; *dropped tells if it
  * existed. */
 static int role_drop_on(PGconn *c, const char *role, bool *dropped, pf_err *e)
 {
     int ret = -1;
     PGresult *r = NULL;
-    char *ident = NULL, *sql = NULL;
+    char *ident = NULL;
     bool in_tx = false;
     *dropped = false;
     if (!valid_role(role)) {
@@ -146,8 +118,7 @@ static int role_drop_on(PGconn *c, const char *role, bool *dropped, pf_err *e)
         ret = 0;
         goto out;
     }
-    sql = xasprintf("ALTER ROLE %s NOLOGIN", ident);
-    if (engine__exec(c, sql, 0, NULL, NULL, e) < 0)
+    if (exec_for_role(c, "ALTER ROLE %s NOLOGIN", ident, e) < 0)
         goto out;
     if (engine__exec(c,
                      "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
@@ -159,19 +130,10 @@ static int role_drop_on(PGconn *c, const char *role, bool *dropped, pf_err *e)
     in_tx = true;
     /* objects the role made while not SET to the owner role move to it, so nothing is
      * lost; DROP OWNED then only removes its remaining privileges */
-    free(sql);
-    sql = xasprintf("REASSIGN OWNED BY %s TO " PGFLEET_OWNER_ROLE, ident);
-    if (engine__exec(c, sql, 0, NULL, NULL, e) < 0)
-        goto out;
-    free(sql);
-    sql = xasprintf("DROP OWNED BY %s", ident);
-    if (engine__exec(c, sql, 0, NULL, NULL, e) < 0)
-        goto out;
-    free(sql);
-    sql = xasprintf("DROP ROLE IF EXISTS %s", ident);
-    if (engine__exec(c, sql, 0, NULL, NULL, e) < 0)
-        goto out;
-    if (engine__exec(c, "COMMIT", 0, NULL, NULL, e) < 0)
+    if (exec_for_role(c, "REASSIGN OWNED BY %s TO " PGFLEET_OWNER_ROLE, ident, e) < 0 ||
+        exec_for_role(c, "DROP OWNED BY %s", ident, e) < 0 ||
+        exec_for_role(c, "DROP ROLE IF EXISTS %s", ident, e) < 0 ||
+        engine__exec(c, "COMMIT", 0, NULL, NULL, e) < 0)
         goto out;
     in_tx = false;
     *dropped = true;
@@ -181,24 +143,51 @@ out:
         PQclear(PQexec(c, "ROLLBACK"));
     PQclear(r);
     PQfreemem(ident);
-    free(sql);
     return ret;
+}
+
+/* One role change over an admin connection: ensure (with verifier) or drop. */
+typedef struct role_job {
+    const char *role, *verifier;
+    bool drop;
+    bool had; /* the role existed before an ensure; a drop dropped it */
+} role_job;
+
+/* Runs j on an admin connection to the running server of db_id; an error says in e and
+ * the log what failed. */
+static int role_job_run(engine *en, const char *db_id, role_job *j, pf_err *e)
+{
+    const char *what = j->drop ? "dropping a role" : "ensuring a role";
+    PGconn *c = NULL;
+    int ret = engine__admin_connect_running(en, db_id, &c, e);
+    if (ret == 0)
+        ret = j->drop ? role_drop_on(c, j->role, &j->had, e)
+                      : role_ensure_on(c, j->role, j->verifier, &j->had, e);
+    PQfinish(c);
+    if (ret < 0) {
+        err_prefix(e, "while %s of %s: ", what, db_id);
+        log_db_warn(db_id, "%s failed: %s", what, e ? e->message : "");
+        return -1;
+    }
+    return 0;
+}
+
+int engine_role_ensure(engine *en, const char *db_id, const char *role, const char *verifier,
+                       pf_err *e)
+{
+    role_job j = {.role = role, .verifier = verifier};
+    if (role_job_run(en, db_id, &j, e) < 0)
+        return -1;
+    log_db_info(db_id, "%s", j.had ? "rotated the password of a role" : "created a role");
+    return 0;
 }
 
 int engine_role_drop(engine *en, const char *db_id, const char *role, pf_err *e)
 {
-    PGconn *c = NULL;
-    bool dropped = false;
-    int ret = engine__admin_connect_running(en, db_id, &c, e);
-    if (ret == 0)
-        ret = role_drop_on(c, role, &dropped, e);
-    PQfinish(c);
-    if (ret < 0) {
-        err_prefix(e, "while dropping a role of %s: ", db_id);
-        log_db_warn(db_id, "dropping a role failed: %s", e ? e->message : "");
+    role_job j = {.role = role, .drop = true};
+    if (role_job_run(en, db_id, &j, e) < 0)
         return -1;
-    }
-    if (dropped)
+    if (j.had)
         log_db_info(db_id, "dropped a role");
     return 0;
 }

@@ -75,6 +75,18 @@ static int copy_file(const char *src, const char *dst, int mode, const proc_user
     return rc;
 }
 
+/* Gives a new key (owned by key_user) and certificate their modes and renames them into
+ * place. */
+static int install_pair(engine *en, const char *key_tmp, const char *key, const proc_user *key_user,
+                        const char *crt_tmp, const char *crt, pf_err *e)
+{
+    if (own_file(key_tmp, 0600, key_user, e) < 0 || own_file(crt_tmp, 0644, NULL, e) < 0)
+        return -1;
+    if (rename(key_tmp, key) < 0 || rename(crt_tmp, crt) < 0)
+        return err_internal(e, "rename in %s: %s", en->tls_dir, strerror(errno));
+    return 0;
+}
+
 static int make_ca(engine *en, const char *cnf, pf_err *e)
 {
     int ret = -1;
@@ -90,13 +102,8 @@ static int make_ca(engine *en, const char *cnf, pf_err *e)
                           "-out",        crt_tmp,    "-days",
                           CA_DAYS,       "-subj",    "/CN=pgfleet local CA",
                           NULL};
-    if (openssl(argv, e) < 0 || own_file(key_tmp, 0600, NULL, e) < 0 ||
-        own_file(crt_tmp, 0644, NULL, e) < 0)
+    if (openssl(argv, e) < 0 || install_pair(en, key_tmp, key, NULL, crt_tmp, crt, e) < 0)
         goto out;
-    if (rename(key_tmp, key) < 0 || rename(crt_tmp, crt) < 0) {
-        err_internal(e, "rename in %s: %s", en->tls_dir, strerror(errno));
-        goto out;
-    }
     log_sub(LOG_INFO, "tls", "made a private CA in %s", en->tls_dir);
     ret = 0;
 out:
@@ -135,14 +142,9 @@ static int make_server(engine *en, const char *cnf, const char *host, pf_err *e)
                           "-CA",         ca_crt,    "-CAkey",    ca_key,     "-set_serial",
                           hexserial,     "-days",   SERVER_DAYS, "-extfile", cnf,
                           "-extensions", "srv_ext", "-out",      crt_tmp,    NULL};
-    if (openssl(req, e) < 0 || openssl(sign, e) < 0)
+    if (openssl(req, e) < 0 || openssl(sign, e) < 0 ||
+        install_pair(en, key_tmp, en->tls_key, &en->user, crt_tmp, en->tls_cert, e) < 0)
         goto out;
-    if (own_file(key_tmp, 0600, &en->user, e) < 0 || own_file(crt_tmp, 0644, NULL, e) < 0)
-        goto out;
-    if (rename(key_tmp, en->tls_key) < 0 || rename(crt_tmp, en->tls_cert) < 0) {
-        err_internal(e, "rename in %s: %s", en->tls_dir, strerror(errno));
-        goto out;
-    }
     log_sub(LOG_INFO, "tls", "made a server certificate for %s", host);
     ret = 0;
 out:

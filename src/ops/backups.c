@@ -161,13 +161,13 @@ static int restore_into(ops_run *r, store_database *db, const char *source_id, c
 
 int ops__run_restore(ops_run *r, pf_err *e)
 {
+    store_database db;
+    int has = ops__op_database(r, &db, e);
+    if (has <= 0)
+        return has;
     ops *o = r->o;
-    store_database db, src;
+    store_database src;
     pf_err le;
-    if (store_database_get_internal(o->st, r->op->database_id, &db, &le) != 0)
-        return le.kind == ERR_NOT_FOUND ? 0 : (*e = le, -1);
-    if (db.status == DB_DELETING || db.status == DB_FAILURE)
-        return 0;
     char src_id[PF_ID_MAX], label[64], pitr[48];
     arg_str(r->op, "sourceDatabaseId", src_id, sizeof src_id);
     arg_str(r->op, "label", label, sizeof label);
@@ -185,10 +185,9 @@ int ops__run_clone(ops_run *r, pf_err *e)
     ops *o = r->o;
     store_database db, src;
     pf_err le;
-    if (store_database_get_internal(o->st, r->op->database_id, &db, &le) != 0)
-        return le.kind == ERR_NOT_FOUND ? 0 : (*e = le, -1);
-    if (db.status == DB_DELETING || db.status == DB_FAILURE)
-        return 0;
+    int has = ops__op_database(r, &db, e);
+    if (has <= 0)
+        return has;
     char src_id[PF_ID_MAX], bkp_id[PF_ID_MAX];
     arg_str(r->op, "sourceDatabaseId", src_id, sizeof src_id);
     arg_str(r->op, "backupId", bkp_id, sizeof bkp_id);

@@ -9,6 +9,20 @@
 #include "ops/ops_int.h"
 #include "util/util.h"
 
+/* ---- the database an op works on ---- */
+
+int ops__op_database(ops_run *r, store_database *db, pf_err *e)
+{
+    pf_err le;
+    if (store_database_get_internal(r->o->st, r->op->database_id, db, &le) != 0) {
+        if (le.kind == ERR_NOT_FOUND)
+            return 0;
+        *e = le;
+        return -1;
+    }
+    return db->status == DB_DELETING || db->status == DB_FAILURE ? 0 : 1;
+}
+
 /* ---- ops and backups, for callers to insert ---- */
 
 void ops_op_init(store_op *op, store_op_kind kind, const char *db_id, const char *conn_id)

@@ -127,11 +127,9 @@ static int run_provision(ops_run *r, pf_err *e)
 {
     ops *o = r->o;
     store_database db;
-    pf_err le;
-    if (store_database_get_internal(o->st, r->op->database_id, &db, &le) != 0)
-        return le.kind == ERR_NOT_FOUND ? 0 : (*e = le, -1);
-    if (db.status == DB_DELETING || db.status == DB_FAILURE)
-        return 0;
+    int has = ops__op_database(r, &db, e);
+    if (has <= 0)
+        return has;
     /* what a restore interrupted after its swap left (no restore runs now: ops of one
      * database run in order) */
     engine_restore_cleanup(o->en, db.id);
@@ -198,16 +196,29 @@ static int run_delete(ops_run *r, pf_err *e)
     return 0;
 }
 
+/* Reads the op's connection into c: 1, or 0 when it is gone, or -1 on an error. */
+static int op_connection(ops_run *r, store_connection *c, pf_err *e)
+{
+    pf_err le;
+    if (store_connection_get_internal(r->o->st, r->op->connection_id, c, &le) == 0)
+        return 1;
+    if (le.kind == ERR_NOT_FOUND)
+        return 0;
+    *e = le;
+    return -1;
+}
+
 static int run_conn_sync(ops_run *r, pf_err *e)
 {
     ops *o = r->o;
     store_connection c;
-    store_database db;
-    pf_err le;
-    if (store_connection_get_internal(o->st, r->op->connection_id, &c, &le) != 0)
-        return le.kind == ERR_NOT_FOUND ? 0 : (*e = le, -1);
+    int has = op_connection(r, &c, e);
+    if (has <= 0)
+        return has;
     if (c.deleting)
         return 0;
+    store_database db;
+    pf_err le;
     if (store_database_get_internal(o->st, c.database_id, &db, &le) != 0)
         return le.kind == ERR_NOT_FOUND ? 0 : (*e = le, -1);
     if (db.status == DB_DELETING)
@@ -223,10 +234,11 @@ static int run_conn_drop(ops_run *r, pf_err *e)
 {
     ops *o = r->o;
     store_connection c;
+    int has = op_connection(r, &c, e);
+    if (has <= 0)
+        return has;
     store_database db;
     pf_err le;
-    if (store_connection_get_internal(o->st, r->op->connection_id, &c, &le) != 0)
-        return le.kind == ERR_NOT_FOUND ? 0 : (*e = le, -1);
     if (store_database_get_internal(o->st, c.database_id, &db, &le) == 0 &&
         db.status != DB_DELETING && engine_instance_running(o->en, db.id)) {
         if (role_change(o, db.id, engine_role_drop(o->en, db.id, c.role, e), e) != 0)

@@ -135,20 +135,21 @@ ops *ops__new(store *st, engine *en, const ops_config *cfg)
     o->st = st;
     o->en = en;
     o->cfg = *cfg;
-    if (o->cfg.workers <= 0)
-        o->cfg.workers = 2;
-    if (o->cfg.max_attempts <= 0)
-        o->cfg.max_attempts = 3;
-    if (o->cfg.retry_base_ms <= 0)
-        o->cfg.retry_base_ms = 500;
-    if (o->cfg.start_timeout_ms <= 0)
-        o->cfg.start_timeout_ms = 30000;
-    if (o->cfg.reconcile_ms <= 0)
-        o->cfg.reconcile_ms = 2000;
-    if (o->cfg.backup_workers <= 0)
-        o->cfg.backup_workers = 2;
-    if (o->cfg.backup_full_interval_s <= 0)
-        o->cfg.backup_full_interval_s = 7 * 86400;
+    /* an option left at 0 (or below) takes its default */
+    const struct {
+        int *v, def;
+    } defaults[] = {
+        {&o->cfg.workers, 2},
+        {&o->cfg.max_attempts, 3},
+        {&o->cfg.retry_base_ms, 500},
+        {&o->cfg.start_timeout_ms, 30000},
+        {&o->cfg.reconcile_ms, 2000},
+        {&o->cfg.backup_workers, 2},
+        {&o->cfg.backup_full_interval_s, 7 * 86400},
+    };
+    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+        if (*defaults[i].v <= 0)
+            *defaults[i].v = defaults[i].def;
     pthread_mutex_init(&o->mu, NULL);
     pthread_cond_init(&o->wake, NULL);
     pthread_cond_init(&o->done, NULL);

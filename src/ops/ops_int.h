@@ -83,6 +83,9 @@ const ops_kind *ops__kind(store_op_kind k);
 /* The lane's claim filter, built from the table once. */
 const store_op_lane *ops__lane(ops_lane_id lane);
 
+/* Reads the op's database into db: 1 when the op has work on it, 0 when it has none (the
+ * database is gone, being deleted or in failure), -1 on an error. */
+int ops__op_database(ops_run *r, store_database *db, pf_err *e);
 /* Queues a new op of kind for db_id. */
 int ops__enqueue(ops *o, store_op_kind kind, const char *db_id, pf_err *e);
 /* The database is ready (from provisioning or recovering); with first_backup, its first

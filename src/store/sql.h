@@ -70,30 +70,17 @@ typedef struct sql_row {
 
 #define NAMES_COUNT(a) ((int)(sizeof a / sizeof a[0]))
 #define FIELD_SIZE(T, f) sizeof(((T *)0)->f)
-#define COL_TEXT(T, f)                                                                             \
+/* one column: its type, where it goes in T, and (SQL_C_ENUM) the names it may hold */
+#define SQL_COL(type, T, f, names, count)                                                          \
     {                                                                                              \
-        SQL_C_TEXT, offsetof(T, f), FIELD_SIZE(T, f), NULL, 0                                      \
+        type, offsetof(T, f), FIELD_SIZE(T, f), names, count                                       \
     }
-#define COL_INT(T, f)                                                                              \
-    {                                                                                              \
-        SQL_C_INT, offsetof(T, f), FIELD_SIZE(T, f), NULL, 0                                       \
-    }
-#define COL_I64(T, f)                                                                              \
-    {                                                                                              \
-        SQL_C_I64, offsetof(T, f), FIELD_SIZE(T, f), NULL, 0                                       \
-    }
-#define COL_BOOL(T, f)                                                                             \
-    {                                                                                              \
-        SQL_C_BOOL, offsetof(T, f), FIELD_SIZE(T, f), NULL, 0                                      \
-    }
-#define COL_SIZE(T, f)                                                                             \
-    {                                                                                              \
-        SQL_C_SIZE, offsetof(T, f), FIELD_SIZE(T, f), NULL, 0                                      \
-    } /* NULL = -1 */
-#define COL_ENUM(T, f, names)                                                                      \
-    {                                                                                              \
-        SQL_C_ENUM, offsetof(T, f), FIELD_SIZE(T, f), names, NAMES_COUNT(names)                    \
-    }
+#define COL_TEXT(T, f) SQL_COL(SQL_C_TEXT, T, f, NULL, 0)
+#define COL_INT(T, f) SQL_COL(SQL_C_INT, T, f, NULL, 0)
+#define COL_I64(T, f) SQL_COL(SQL_C_I64, T, f, NULL, 0)
+#define COL_BOOL(T, f) SQL_COL(SQL_C_BOOL, T, f, NULL, 0)
+#define COL_SIZE(T, f) SQL_COL(SQL_C_SIZE, T, f, NULL, 0) /* NULL = -1 */
+#define COL_ENUM(T, f, names) SQL_COL(SQL_C_ENUM, T, f, names, NAMES_COUNT(names))
 #define SQL_ROW(T, cols)                                                                           \
     {                                                                                              \
         sizeof(T), cols, NAMES_COUNT(cols)                                                         \

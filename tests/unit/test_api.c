@@ -319,6 +319,88 @@ static void test_pagination_shape(void **state)
     json_decref(j);
 }
 
+/* API_LOAD and load_*: a malformed id, an unknown one and another workspace's row all
+ * answer the same 404, whose hint names the field the id came from. */
+static void test_load_rows(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    store_project p;
+    assert_int_equal(load_project(&f->a, "wksp_one", "proj_one", "projectId", &p, &e), 0);
+    assert_string_equal(p.name, "Demo");
+    const char *bad[][2] = {{"wksp_one", "db_one"},    /* malformed for a project */
+                            {"wksp_one", "proj_zzz"},  /* unknown */
+                            {"wksp_two", "proj_one"}}; /* another workspace's */
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err_clear(&e);
+        assert_int_equal(load_project(&f->a, bad[i][0], bad[i][1], "source.projectId", &p, &e), -1);
+        assert_int_equal(e.status, 404);
+        assert_string_equal(e.code, "NotFound");
+        assert_string_equal(e.hint, "source.projectId");
+    }
+    store_database d;
+    assert_int_equal(load_database(&f->a, "wksp_one", "db_one", "databaseId", &d, &e), 0);
+    assert_int_equal(load_database(&f->a, "wksp_one", "db_zzz", "targetDatabaseId", &d, &e), -1);
+    assert_string_equal(e.hint, "targetDatabaseId");
+    store_connection c;
+    assert_int_equal(API_LOAD(&f->a, store_connection_get, "conn", "Connection", "wksp_one",
+                              "conn_one", "id", &c, &e),
+                     0);
+    assert_string_equal(c.role, "u_role");
+    assert_int_equal(API_LOAD(&f->a, store_connection_get, "conn", "Connection", "wksp_one",
+                              "db_one", "id", &c, &e),
+                     -1);
+    assert_int_equal(e.status, 404);
+    assert_string_equal(e.hint, "id");
+    assert_string_equal(e.message, "Connection db_one was not found");
+}
+
+static int project_row(app *a, const void *row, void *arg, json_t **out, pf_err *e)
+{
+    int *calls = arg;
+    if (++*calls == 2)
+        return err_set(e, 500, "InternalError", NULL, "shaping failed");
+    *out = shape_project(a, row);
+    return 0;
+}
+
+/* api_list_reply: every row shaped, the rows freed, the list wrapped with pagination; a
+ * row that cannot be shaped fails the whole list and leaves no body. */
+static void test_list_reply(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    http_resp resp;
+    memset(&resp, 0, sizeof resp);
+    store_page_out po = {.has_more = true};
+    snprintf(po.next_cursor, sizeof po.next_cursor, "proj_one");
+    store_project *rows = xcalloc(1, sizeof *rows);
+    rows[0] = f->p;
+    int calls = 0;
+    assert_int_equal(
+        api_list_reply(&f->a, &resp, rows, 1, sizeof *rows, project_row, &calls, &po, &e), 0);
+    assert_string_equal(sget(resp.body, "data.0.id"), "proj_one");
+    assert_string_equal(sget(resp.body, "pagination.nextCursor"), "proj_one");
+    json_decref(resp.body);
+    resp.body = NULL;
+
+    rows = xcalloc(2, sizeof *rows);
+    rows[0] = rows[1] = f->p;
+    calls = 0;
+    assert_int_equal(
+        api_list_reply(&f->a, &resp, rows, 2, sizeof *rows, project_row, &calls, &po, &e), -1);
+    assert_int_equal(e.status, 500);
+    assert_null(resp.body);
+
+    po.has_more = false;
+    assert_int_equal(
+        api_list_reply(&f->a, &resp, NULL, 0, sizeof *rows, project_row, &calls, &po, &e), 0);
+    assert_int_equal(json_array_size(json_object_get(resp.body, "data")), 0);
+    assert_true(
+        json_is_null(json_object_get(json_object_get(resp.body, "pagination"), "nextCursor")));
+    json_decref(resp.body);
+}
+
 int main(void)
 {
     util_init();
@@ -332,6 +414,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shape_pooled_endpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shape_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shape_project_and_branch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_reply, setup, teardown),
     };
     return HARNESS_RUN("api", tests, NULL, NULL);
 }

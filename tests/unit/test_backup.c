@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "harness.h"
 #include "api/internal.h"
 #include "engine/engine_int.h"
 #include "ops/ops.h"
@@ -189,8 +190,8 @@ static void test_scheduled_type(void **state)
 static void test_mark_new_timeline(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/pgfleet-test-backup-XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char dir[HARNESS_PATH_MAX];
+    assert_int_equal(harness_home_make(dir, "test-backup"), 0);
     engine en;
     memset(&en, 0, sizeof en);
     pf_err e;
@@ -235,7 +236,7 @@ static void test_mark_new_timeline(void **state)
     }
     assert_int_equal(engine__mark_new_timeline(&en, dir, "junk", &e), -1);
     free(st);
-    assert_int_equal(fs_remove_tree(dir, &e), 0);
+    assert_int_equal(harness_home_remove(dir), 0);
 }
 
 int main(void)
@@ -250,5 +251,5 @@ int main(void)
         cmocka_unit_test(test_mark_new_timeline),
         cmocka_unit_test(test_scheduled_type),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return HARNESS_RUN("backup", tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "auth/auth.h"
 #include "engine/engine.h"
 #include "util/err.h"
@@ -26,7 +27,7 @@
 #define BINDIR "/usr/lib/postgresql/15/bin"
 #define START_TIMEOUT_MS 30000
 
-static char home[256];
+static char home[HARNESS_PATH_MAX];
 static engine *en;
 static engine_config cfg;
 
@@ -43,8 +44,7 @@ static int group_setup(void **state)
 {
     (void)state;
     pf_err e;
-    snprintf(home, sizeof home, "/tmp/pgfleet-test-engine-XXXXXX");
-    if (!mkdtemp(home))
+    if (harness_home_make(home, "test-engine") < 0)
         return -1;
     if (proc_user_resolve("postgres", &cfg.user, &e) < 0) {
         fprintf(stderr, "%s\n", e.message);
@@ -80,7 +80,7 @@ static int group_teardown(void **state)
     engine_stop_all(en);
     engine_close(en);
     en = NULL;
-    return fs_remove_tree(home, &e);
+    return harness_home_remove(home);
 }
 
 static int free_port(void)
@@ -439,9 +439,8 @@ static void test_golden_redone_when_half_made(void **state)
 {
     (void)state;
     pf_err e;
-    char h2[256];
-    snprintf(h2, sizeof h2, "/tmp/pgfleet-test-golden-XXXXXX");
-    assert_non_null(mkdtemp(h2));
+    char h2[HARNESS_PATH_MAX];
+    assert_int_equal(harness_home_make(h2, "test-golden"), 0);
     char path[512];
     snprintf(path, sizeof path, "%s/golden/base", h2); /* golden without PG_VERSION */
     assert_int_equal(fs_mkdirs(path, 0700, NULL, &e), 0);
@@ -459,7 +458,7 @@ static void test_golden_redone_when_half_made(void **state)
     snprintf(path, sizeof path, "%s/golden.tmp", h2);
     assert_false(fs_exists(path));
     engine_close(x);
-    assert_int_equal(fs_remove_tree(h2, &e), 0);
+    assert_int_equal(harness_home_remove(h2), 0);
 }
 
 int main(void)
@@ -476,5 +475,5 @@ int main(void)
         cmocka_unit_test(test_create_start_timing),
         cmocka_unit_test(test_golden_redone_when_half_made),
     };
-    return cmocka_run_group_tests_name("engine", tests, group_setup, group_teardown);
+    return HARNESS_RUN("engine", tests, group_setup, group_teardown);
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "fake_engine.h"
 #include "ops/ops_int.h"
 #include "store/store.h"
@@ -22,9 +23,8 @@
 /* ---- fixture: a catalog in a temporary directory, a fake engine, an ops without threads */
 
 typedef struct fixture {
-    char dir[64];
-    char path[96];
-    store *st;
+    harness_catalog cat;
+    store *st; /* cat.s */
     engine *en;
     ops *o;
     char ws[PF_ID_MAX], proj[PF_ID_MAX];
@@ -51,11 +51,9 @@ static void mk_ops(fixture *f, const ops_config *cfg)
 static fixture *fx_new(void)
 {
     fixture *f = xcalloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/pgfleet-ops-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof f->path, "%s/catalog.db", f->dir);
+    assert_int_equal(harness_catalog_open(&f->cat, "ops"), 0);
+    f->st = f->cat.s;
     pf_err e;
-    assert_int_equal(store_open(f->path, &f->st, &e), 0);
     f->en = fake_engine_new(true);
     ops_config cfg = test_cfg();
     mk_ops(f, &cfg);
@@ -80,15 +78,8 @@ static fixture *fx_new(void)
 static void fx_free(fixture *f)
 {
     ops_stop(f->o);
-    store_close(f->st);
+    harness_catalog_close(&f->cat);
     fake_engine_free(f->en);
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        char p[128];
-        snprintf(p, sizeof p, "%s%s", f->path, suffix[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
     free(f);
 }
 
@@ -941,5 +932,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ready_restart_never_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pooler_supervise, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return HARNESS_RUN("ops", tests, NULL, NULL);
 }

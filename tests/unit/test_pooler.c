@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "engine/engine_int.h"
 #include "util/err.h"
 #include "util/proc.h"
@@ -144,7 +145,7 @@ static void test_hba_refuses_plaintext_and_admin_over_tcp(void **state)
 
 /* ---- tls.c, with the real openssl ---- */
 
-static char tmpl[64];
+static char tmpl[HARNESS_PATH_MAX];
 
 static int verify(const char *dir, const char *host)
 {
@@ -174,8 +175,7 @@ static void fake_engine(engine *en, const char *home)
 static void test_tls_makes_ca_and_server_cert_once(void **state)
 {
     (void)state;
-    snprintf(tmpl, sizeof tmpl, "/tmp/pgfleet-tls-XXXXXX");
-    assert_non_null(mkdtemp(tmpl));
+    assert_int_equal(harness_home_make(tmpl, "tls"), 0);
     engine en;
     fake_engine(&en, tmpl);
     engine_config cfg = {.tls_host = "127.0.0.1"};
@@ -219,14 +219,13 @@ static void test_tls_makes_ca_and_server_cert_once(void **state)
     engine__tls_free(&en);
     free(ca_key);
     free(en.home);
-    fs_remove_tree(tmpl, NULL);
+    harness_home_remove(tmpl);
 }
 
 static void test_tls_uses_given_cert(void **state)
 {
     (void)state;
-    snprintf(tmpl, sizeof tmpl, "/tmp/pgfleet-tls-XXXXXX");
-    assert_non_null(mkdtemp(tmpl));
+    assert_int_equal(harness_home_make(tmpl, "tls"), 0);
     engine en;
     fake_engine(&en, tmpl);
     char *crt = xasprintf("%s/given.crt", tmpl);
@@ -247,7 +246,7 @@ static void test_tls_uses_given_cert(void **state)
     free(crt);
     free(key);
     free(en.home);
-    fs_remove_tree(tmpl, NULL);
+    harness_home_remove(tmpl);
 }
 
 int main(void)
@@ -263,5 +262,5 @@ int main(void)
         cmocka_unit_test(test_tls_makes_ca_and_server_cert_once),
         cmocka_unit_test(test_tls_uses_given_cert),
     };
-    return cmocka_run_group_tests_name("pooler", tests, NULL, NULL);
+    return HARNESS_RUN("pooler", tests, NULL, NULL);
 }

@@ -12,17 +12,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "util/err.h"
 #include "util/proc.h"
 #include "util/util.h"
 
-static char tmpdir[256];
+static char tmpdir[HARNESS_PATH_MAX];
 
 static int setup(void **state)
 {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/pgfleet-test-proc-XXXXXX");
-    if (!mkdtemp(tmpdir))
+    if (harness_home_make(tmpdir, "test-proc") < 0)
         return -1;
     return chmod(tmpdir, 0711);
 }
@@ -30,8 +30,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    pf_err e;
-    return fs_remove_tree(tmpdir, &e);
+    return harness_home_remove(tmpdir);
 }
 
 static void test_run_captures_output_and_status(void **state)
@@ -274,5 +273,5 @@ int main(void)
         cmocka_unit_test(test_switch_user),
         cmocka_unit_test(test_fs_helpers),
     };
-    return cmocka_run_group_tests_name("proc", tests, setup, teardown);
+    return HARNESS_RUN("proc", tests, setup, teardown);
 }

@@ -18,27 +18,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "store/store.h"
 #include "util/err.h"
 #include "util/util.h"
 
-typedef struct fixture {
-    char dir[64];
-    char path[96];
-    store *s;
-} fixture;
+typedef harness_catalog fixture;
 
 static int setup(void **state)
 {
     fixture *f = xcalloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/pgfleet-store-XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    snprintf(f->path, sizeof f->path, "%s/catalog.db", f->dir);
-    pf_err e;
-    err_clear(&e);
-    if (store_open(f->path, &f->s, &e) != 0) {
-        fprintf(stderr, "store_open: %s\n", e.message);
+    if (harness_catalog_open(f, "store") < 0) {
+        free(f);
         return -1;
     }
     *state = f;
@@ -48,14 +39,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    store_close(f->s);
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (size_t i = 0; i < 3; i++) {
-        char p[128];
-        snprintf(p, sizeof p, "%s%s", f->path, suffix[i]);
-        unlink(p);
-    }
-    rmdir(f->dir);
+    harness_catalog_close(f);
     free(f);
     return 0;
 }
@@ -1801,5 +1785,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_durability_across_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_durability_after_kill, setup, teardown),
     };
-    return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+    return HARNESS_RUN("store", tests, NULL, NULL);
 }
