@@ -293,7 +293,8 @@ HANDLER(h_service_tokens_create)
         util_now_iso(now);
         if (!parse_iso(exp, exp_iso))
             rc = err_set(e, 422, "ValidationError", "expiresAt",
-                         "expiresAt must be an ISO-8601 date-time with a zone, such as 2030-01-31T00:00:00Z");
+                         "expiresAt must be an ISO-8601 date-time with a zone, such as "
+                         "2030-01-31T00:00:00Z");
         else if (strcmp(exp_iso, now) <= 0)
             rc = err_set(e, 422, "ValidationError", "expiresAt", "expiresAt must be in the future");
     }
