@@ -622,6 +622,7 @@ static int cmd_serve(void)
     if (auth_keys_load(home, &keys, &e) != 0)
         goto out;
     serve_app(&a, st, en, &keys);
+    snprintf(a.home, sizeof a.home, "%s", home);
     if (api_regions_configure(&a, OPT(O_REGIONS), &e) != 0)
         goto out;
     ops_config oc = serve_ops_config();

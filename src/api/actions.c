@@ -1,5 +1,6 @@
 /* Actions shared by several handlers. All run inside the caller's transaction. */
 #include <stdio.h>
+#include <sys/statvfs.h>
 #include <string.h>
 
 #include "api/internal.h"
@@ -18,6 +19,16 @@ int tx_end(app *a, int rc, pf_err *e)
     if (a->ops)
         ops_notify(a->ops);
     return 0;
+}
+
+int read_end(app *a, int rc, http_resp *resp, pf_err *e)
+{
+    if (rc == 0 && store_tx_commit(a->st, e) == 0)
+        return 0;
+    store_tx_rollback(a->st);
+    json_decref(resp->body);
+    resp->body = NULL;
+    return -1;
 }
 
 int action_new_connection(const char *ws, const char *db_id, const char *name, store_connection *c,
@@ -68,9 +79,33 @@ int action_resolve_branch(app *a, const char *ws, const char *project_id, const 
     return store_branch_default(a->st, project_id, out, e);
 }
 
+/* A new database needs room for its server's files: below this much free space in the
+ * home a create is refused at once (507 DiskFull), before any row is written. */
+#define CREATE_MIN_FREE_BYTES (64ull << 20)
+
+int action_room_check(app *a, pf_err *e)
+{
+    struct statvfs sv;
+    if (!a->home[0] || statvfs(a->home, &sv) != 0)
+        return 0;
+    unsigned long long free_bytes = (unsigned long long)sv.f_bavail * sv.f_frsize;
+    if (free_bytes >= CREATE_MIN_FREE_BYTES)
+        return 0;
+    err_set(e, 507, "DiskFull", NULL,
+            "The disk of the pgfleet home is full (%llu MiB free, a new database needs %llu MiB)",
+            free_bytes >> 20, CREATE_MIN_FREE_BYTES >> 20);
+    if (e) {
+        snprintf(e->hint, sizeof e->hint, "home %.200s: free space there, then retry", a->home);
+        e->kind = ERR_TRANSIENT;
+    }
+    return -1;
+}
+
 int action_create_database(app *a, const char *ws, const db_create_req *r, store_database *db,
                            store_connection *conn, char password[64], pf_err *e)
 {
+    if (action_room_check(a, e) != 0)
+        return -1;
     store_branch br;
     if (action_resolve_branch(a, ws, r->project_id, r->branch_id, r->branch_git_name, &br, e) != 0)
         return -1;
