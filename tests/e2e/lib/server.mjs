@@ -50,10 +50,12 @@ export function cli(args, { timeoutMs = 60000, full = false } = {}) {
 }
 
 export class Server {
-  // extraArgs: more `serve` flags for this file's server (e.g. a short backup interval)
-  constructor(name, { extraArgs = [] } = {}) {
+  // extraArgs: more `serve` flags for this file's server (e.g. a short backup interval);
+  // homeIn: the directory the home is made in (default the system's temporary directory)
+  constructor(name, { extraArgs = [], homeIn } = {}) {
     this.name = name;
     this.extraArgs = extraArgs;
+    this.homeIn = homeIn;
     this.proc = null;
     this.exit = null;
     this.starts = 0;
@@ -66,7 +68,7 @@ export class Server {
   async init() {
     // The home is made traversable (0711): as root, pgfleet runs PostgreSQL as the
     // unprivileged `postgres` user, which must reach <home>/instances.
-    this.home = fs.mkdtempSync(path.join(os.tmpdir(), `pgfleet-e2e-${this.name}-`));
+    this.home = fs.mkdtempSync(path.join(this.homeIn ?? os.tmpdir(), `pgfleet-e2e-${this.name}-`));
     fs.chmodSync(this.home, 0o711);
     this.httpPort = await freePort();
     this.poolerPort = await freePort(); // the pooled endpoint (PgBouncer)
