@@ -196,7 +196,11 @@ try {
       for (const id of [...fleet.keys()]) if ((await status(id)).status === 404) fleet.delete(id);
       for (const id of [...fleet.keys()]) await until(() => isReady(id), 120000);
     }
-    if ((t + 1) % 10 === 0) console.log(`killtrials: ${t + 1}/${TRIALS} trials, ${Math.round((Date.now() - t0) / 1000)} s`);
+    if ((t + 1) % 10 === 0) {
+      const a = Object.values(acked).reduce((x, y) => x + y, 0);
+      const l = Object.values(lost).reduce((x, y) => x + y, 0);
+      console.log(`killtrials: ${t + 1}/${TRIALS} trials, ${Math.round((Date.now() - t0) / 1000)} s: acknowledged ${a}, lost ${l}`);
+    }
   }
   const total = Object.values(acked).reduce((a, b) => a + b, 0);
   const totalLost = Object.values(lost).reduce((a, b) => a + b, 0);
