@@ -60,6 +60,18 @@ try {
     for (const r of await Promise.all(batch)) ids.push(r.data.id);
     if (ids.length % 200 === 0) console.log(`list: ${ids.length}/${N} databases created (${Math.round((Date.now() - t0) / 1000)} s)`);
   }
+  // measured on a quiet fleet: every database ready (no provisioning in the background)
+  for (let ready = 0; ready < ids.length;) {
+    ready = 0;
+    let cursor_;
+    do {
+      const page_ = await api('GET', `/v1/databases?limit=100${cursor_ ? `&cursor=${cursor_}` : ''}`);
+      ready += page_.data.filter((d) => d.status === 'ready').length;
+      cursor_ = page_.pagination.hasMore ? page_.pagination.nextCursor : null;
+    } while (cursor_);
+    if (ready < ids.length) await sleep(1000);
+  }
+  console.log(`list: ${ids.length} databases ready (${Math.round((Date.now() - t0) / 1000)} s)`);
   // every page full: from a cursor in the middle of the list
   const cursor = ids[Math.floor(ids.length / 2) - 100] ?? ids[0];
   const one = ids[Math.floor(ids.length / 2)];
