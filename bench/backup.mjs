@@ -28,7 +28,7 @@ const secs = (ms) => (ms / 1000).toFixed(1);
 const home = mkdtempSync(join(tmpdir(), 'pgfleet-bench-backup-'));
 execFileSync('chmod', ['711', home]);
 const port = await freePort();
-const lo = 30000 + Math.floor(Math.random() * 200) * 50;
+const lo = 20000 + Math.floor(Math.random() * 200) * 50; // below the ephemeral range (pgfleet refuses an overlap)
 const base = `http://127.0.0.1:${port}`;
 const log = openSync(join(home, 'server.log'), 'a');
 const token = execFileSync(bin, ['token', 'create', '--home', home], { encoding: 'utf8' }).trim().split('\n').pop();

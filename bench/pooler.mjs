@@ -31,7 +31,7 @@ function freePort() {
 const home = mkdtempSync(join(tmpdir(), 'pgfleet-bench-pooler-'));
 const port = await freePort();
 const poolerPort = await freePort();
-const lo = 30000 + Math.floor(Math.random() * 400) * 50;
+const lo = 20000 + Math.floor(Math.random() * 200) * 50; // below the ephemeral range (pgfleet refuses an overlap)
 const base = `http://127.0.0.1:${port}`;
 const log = openSync(join(home, 'server.log'), 'a');
 const token = execFileSync(bin, ['token', 'create', '--home', home], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n').pop();

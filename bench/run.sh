@@ -7,12 +7,18 @@
 # prints full backup, in-place restore and clone of a ~1 GiB database, each as a ratio to
 # `cp -a` of its data directory; http.mjs prints GET latency, RSS and threads while 2,000 idle
 # and 1,000 slowloris connections are held, and wrk req/s at 32 and 1,000 connections next to
-# nginx serving a static file of the same size.
+# nginx serving a static file of the same size; killtrials.mjs prints acknowledged and lost ops
+# over randomized kill -9 trials (BENCH_KILL_TRIALS, default 100); list.mjs prints the p50 of a
+# page of 100 next to a single GET with BENCH_LIST_DBS databases (default 2000: each a real
+# server, so size it to the machine). BENCH_ONLY=name[,name] runs only those scripts.
 set -euo pipefail
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 cd "$(dirname "$0")/.."
 [ -d tests/e2e/node_modules ] || (cd tests/e2e && npm ci --silent --no-audit --no-fund)
-node bench/bench.mjs "$@"
-node bench/pooler.mjs
-node bench/backup.mjs
-node bench/http.mjs
+want() { [ -z "${BENCH_ONLY:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; }
+if want bench; then node bench/bench.mjs "$@"; fi
+if want pooler; then node bench/pooler.mjs; fi
+if want backup; then node bench/backup.mjs; fi
+if want http; then node bench/http.mjs; fi
+if want killtrials; then node bench/killtrials.mjs; fi
+if want list; then node bench/list.mjs; fi

@@ -99,7 +99,7 @@ static const opt_def options[O__COUNT] = {
                       .help = "base URL written into every `url` field (default http://LISTEN)"},
     [O_PUBLIC_HOST] = {"public-host", "PGFLEET_PUBLIC_HOST", OPT_STRING, "127.0.0.1",
                        .cmds = CMD_SERVE, .help = "host written into connection strings"},
-    [O_PORT_RANGE] = {"port-range", "PGFLEET_PORT_RANGE", OPT_RANGE, "55000-55999", 1024, 65535,
+    [O_PORT_RANGE] = {"port-range", "PGFLEET_PORT_RANGE", OPT_RANGE, "20000-29999", 1024, 65535,
                       .cmds = CMD_SERVE, .help = "TCP ports for database servers (one each)"},
     [O_REGIONS] = {"regions", "PGFLEET_REGIONS", OPT_STRING, "us-east-1=US East (N. Virginia)",
                    .cmds = CMD_SERVE,
@@ -653,6 +653,20 @@ static void serve_app(app *a, store *st, engine *en, auth_keys *keys)
     base_url(a->base_url, sizeof a->base_url);
 }
 
+/* Database ports inside the kernel's ephemeral range would be taken by ordinary outgoing
+ * sockets (a client connection, a DNS query) at random: refuse such a range at start. */
+static int port_range_check(pf_err *e)
+{
+    int lo = (int)ov[O_PORT_RANGE].n, hi = (int)ov[O_PORT_RANGE].hi, elo = 0, ehi = 0;
+    if (!util_ephemeral_range(&elo, &ehi) || hi < elo || lo > ehi)
+        return 0;
+    return err_kind(e, ERR_INVALID, "PortRangeEphemeral",
+                    "--port-range %d-%d overlaps the kernel's ephemeral port range %d-%d "
+                    "(/proc/sys/net/ipv4/ip_local_port_range): choose database ports outside it, "
+                    "e.g. the default 20000-29999",
+                    lo, hi, elo, ehi);
+}
+
 static int cmd_serve(void)
 {
     int rc = 1;
@@ -681,6 +695,8 @@ static int cmd_serve(void)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (port_range_check(&e) != 0)
+        goto out;
     /* the API port is ours from the start: a busy port fails now, not after initdb */
     if (http_listen(listen->host, listen->port, &listen_fd, &e) != 0)
         goto out;
@@ -708,6 +724,7 @@ static int cmd_serve(void)
     if (auth_keys_load(home, &keys, &e) != 0)
         goto out;
     serve_app(&a, st, en, &keys);
+    snprintf(a.home, sizeof a.home, "%s", home);
     if (api_regions_configure(&a, OPT(O_REGIONS), &e) != 0)
         goto out;
     ops_config oc = serve_ops_config();

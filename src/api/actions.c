@@ -1,6 +1,7 @@
 /* Actions shared by several handlers. All run inside the caller's transaction. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/statvfs.h>
 #include <string.h>
 
 #include "api/internal.h"
@@ -19,6 +20,16 @@ int tx_end(app *a, int rc, pf_err *e)
     if (a->ops)
         ops_notify(a->ops);
     return 0;
+}
+
+int read_end(app *a, int rc, http_resp *resp, pf_err *e)
+{
+    if (rc == 0 && store_tx_commit(a->st, e) == 0)
+        return 0;
+    store_tx_rollback(a->st);
+    json_decref(resp->body);
+    resp->body = NULL;
+    return -1;
 }
 
 int action_new_connection(const char *ws, const char *db_id, const char *name, store_connection *c,
@@ -69,9 +80,33 @@ int action_resolve_branch(app *a, const char *ws, const char *project_id, const 
     return store_branch_default(a->st, project_id, out, e);
 }
 
+/* A new database needs room for its server's files: below this much free space in the
+ * home a create is refused at once (507 DiskFull), before any row is written. */
+#define CREATE_MIN_FREE_BYTES (64ull << 20)
+
+int action_room_check(app *a, pf_err *e)
+{
+    struct statvfs sv;
+    if (!a->home[0] || statvfs(a->home, &sv) != 0)
+        return 0;
+    unsigned long long free_bytes = (unsigned long long)sv.f_bavail * sv.f_frsize;
+    if (free_bytes >= CREATE_MIN_FREE_BYTES)
+        return 0;
+    err_set(e, 507, "DiskFull", NULL,
+            "The disk of the pgfleet home is full (%llu MiB free, a new database needs %llu MiB)",
+            free_bytes >> 20, CREATE_MIN_FREE_BYTES >> 20);
+    if (e) {
+        snprintf(e->hint, sizeof e->hint, "home %.200s: free space there, then retry", a->home);
+        e->kind = ERR_TRANSIENT;
+    }
+    return -1;
+}
+
 int action_create_database(app *a, const char *ws, const db_create_req *r, store_database *db,
                            store_connection *conn, char password[64], pf_err *e)
 {
+    if (action_room_check(a, e) != 0)
+        return -1;
     store_branch br;
     if (action_resolve_branch(a, ws, r->project_id, r->branch_id, r->branch_git_name, &br, e) != 0)
         return -1;
@@ -152,10 +187,21 @@ typedef struct op_wait {
     http_waker *w;
 } op_wait;
 
+/* The wait ran out: an op a worker has started is waited for until it ends (its own steps
+ * are bounded); one still pending means the workers are behind (overloaded: docs/operations.md),
+ * and the answer is a 503. Runs on the watch thread, which holds no lock while it calls. */
 static void op_wait_fired(void *arg, ops_watch_result r)
 {
-    (void)r; /* then reads the op: done, failed, or not yet (timeout, stop) */
-    http_wake(((op_wait *)arg)->w);
+    op_wait *ow = arg;
+    app *a = ow->a;
+    store_op op;
+    pf_err le;
+    if (r == OPS_WATCH_TIMEOUT && store_op_get(a->st, ow->op_id, &op, &le) == 0 &&
+        op.state == OPS_RUNNING &&
+        ops_watch(a->ops, ow->op_id, a->op_wait_ms > 0 ? a->op_wait_ms : 20000, op_wait_fired, ow,
+                  &le) == 0)
+        return;
+    http_wake(ow->w);
 }
 
 static int op_wait_arm(void *ctx, void *arg, http_waker *w, pf_err *e)
@@ -165,6 +211,19 @@ static int op_wait_arm(void *ctx, void *arg, http_waker *w, pf_err *e)
     ow->w = w;
     return ops_watch(a->ops, ow->op_id, a->op_wait_ms > 0 ? a->op_wait_ms : 20000, op_wait_fired,
                      ow, e);
+}
+
+/* Seconds until the workers could reach an op that waits for one: the ops of its kind queued
+ * now times the mean attempt of that kind, 1 to 300. */
+static int retry_after_for(app *a, store_op_kind kind)
+{
+    store_stats st;
+    pf_err le;
+    int64_t queued = 1;
+    if (store_stats_get(a->st, &st, &le) == 0 && (int)kind >= 0 && kind < OP__COUNT)
+        queued = st.ops[kind][0] > 0 ? st.ops[kind][0] : 1;
+    int64_t s = (queued * ops_mean_attempt_ms(a->ops, kind) + 999) / 1000;
+    return s < 1 ? 1 : s > 300 ? 300 : (int)s;
 }
 
 static int op_wait_then(void *ctx, void *arg, http_resp *resp, pf_err *e)
@@ -177,9 +236,12 @@ static int op_wait_then(void *ctx, void *arg, http_resp *resp, pf_err *e)
         return -1;
     if (op.state == OPS_FAILED)
         return err_internal(e, "%s failed: %s", store_op_kind_name(op.kind), op.error);
-    if (op.state != OPS_DONE)
-        return err_set(e, 503, "Timeout", "Retry the request in a moment.",
-                       "The operation %s did not finish in time", ow->op_id);
+    if (op.state != OPS_DONE) {
+        err_set(e, 503, "Timeout", "Retry the request in a moment.",
+                "The operation %s did not finish in time", ow->op_id);
+        e->retry_after_s = retry_after_for(a, op.kind);
+        return -1;
+    }
     return 0;
 }
 

@@ -38,6 +38,8 @@ typedef struct app {
     /* requests per credential (--rate-limit, --rate-burst); NULL: no limit */
     struct auth_ratelimit *ratelimit;
 
+    char home[4096]; /* the home (catalog, instances): a create needs room there; "": unchecked */
+
     int pooler_port;    /* the pooled endpoint's port on public_host; 0: none */
     char ca_path[1024]; /* CA certificate served at /v1/ca.pem; "" when unknown */
 

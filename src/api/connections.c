@@ -38,10 +38,15 @@ static int list_common(app *a, http_req *req, const char *db_id, http_resp *resp
     store_connection *rows = NULL;
     size_t n = 0;
     store_page_out po;
-    if (store_connection_list(a->st, req->workspace_id, db_id, &pg, &rows, &n, &po, e) != 0)
+    /* the page and each item's database are one read: a database deleted meanwhile takes
+     * its connections out of the page, never leaves them without it (a 404) */
+    if (store_tx_begin_read(a->st, e) != 0)
         return -1;
+    int rc = store_connection_list(a->st, req->workspace_id, db_id, &pg, &rows, &n, &po, e);
     conn_rows cr = {.ws = req->workspace_id};
-    return api_list_reply(a, resp, rows, n, sizeof *rows, connection_row, &cr, &po, e);
+    if (rc == 0)
+        rc = api_list_reply(a, resp, rows, n, sizeof *rows, connection_row, &cr, &po, e);
+    return read_end(a, rc, resp, e);
 }
 
 /* A credential change is answered once it is live in PostgreSQL (a new password works, a

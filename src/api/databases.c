@@ -184,9 +184,14 @@ static int list_common(app *a, http_req *req, const store_db_filter *f, http_res
     store_database *rows = NULL;
     size_t n = 0;
     store_page_out po;
-    if (store_database_list(a->st, req->workspace_id, f, &pg, &rows, &n, &po, e) != 0)
+    /* the page and the rows each item needs (its project, its connections) are one read:
+     * a database deleted meanwhile is listed whole or not at all */
+    if (store_tx_begin_read(a->st, e) != 0)
         return -1;
-    return api_list_reply(a, resp, rows, n, sizeof *rows, database_row, NULL, &po, e);
+    int rc = store_database_list(a->st, req->workspace_id, f, &pg, &rows, &n, &po, e);
+    if (rc == 0)
+        rc = api_list_reply(a, resp, rows, n, sizeof *rows, database_row, NULL, &po, e);
+    return read_end(a, rc, resp, e);
 }
 
 HANDLER(h_databases_list)
@@ -216,9 +221,13 @@ HANDLER(h_database_get)
 {
     app *a = ctx;
     store_database d;
-    if (load_path_database(a, req, &d, e) != 0)
+    /* the database and what its shape needs (project, connections): one read */
+    if (store_tx_begin_read(a->st, e) != 0)
         return -1;
-    return reply_database(a, NULL, &d, resp, e);
+    int rc = load_path_database(a, req, &d, e);
+    if (rc == 0)
+        rc = reply_database(a, NULL, &d, resp, e);
+    return read_end(a, rc, resp, e);
 }
 
 HANDLER(h_database_patch)

@@ -76,6 +76,8 @@ void api_time_format_pg(int64_t ms, char out[32]);
 
 /* Inside the caller's transaction: inserts the database, its default connection and the
  * provision op. Fills the new rows and the connection's one-time password. */
+/* 0 when the home has room for a new database, else -1 with 507 DiskFull (hint: the home). */
+int action_room_check(app *a, pf_err *e);
 int action_create_database(app *a, const char *ws, const db_create_req *r, store_database *db,
                            store_connection *conn, char password[64], pf_err *e);
 /* New credential row + its verifier (no insert). */
@@ -122,6 +124,9 @@ int api_list_reply(app *a, http_resp *resp, void *rows, size_t n, size_t size, a
 
 /* Commit helper: commits, or rolls back and returns -1 if rc != 0 or the commit fails. */
 int tx_end(app *a, int rc, pf_err *e);
+/* Ends a read begun with store_tx_begin_read: 0, or -1 when rc != 0 or the end fails (the
+ * body already set is dropped then). A list and the rows its items need are one read. */
+int read_end(app *a, int rc, http_resp *resp, pf_err *e);
 
 /* ---- handlers (routes.c) ---- */
 #define HANDLER(name) int name(void *ctx, http_req *req, http_resp *resp, pf_err *e)

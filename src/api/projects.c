@@ -26,10 +26,14 @@ HANDLER(h_projects_list)
     store_project *rows = NULL;
     size_t n = 0;
     store_page_out po;
-    if (store_project_list(a->st, req->workspace_id, http_query(req, "logicalId"), &pg, &rows, &n,
-                           &po, e) != 0)
+    /* the page and each item's workspace are one read */
+    if (store_tx_begin_read(a->st, e) != 0)
         return -1;
-    return api_list_reply(a, resp, rows, n, sizeof *rows, project_row, NULL, &po, e);
+    int rc = store_project_list(a->st, req->workspace_id, http_query(req, "logicalId"), &pg, &rows,
+                                &n, &po, e);
+    if (rc == 0)
+        rc = api_list_reply(a, resp, rows, n, sizeof *rows, project_row, NULL, &po, e);
+    return read_end(a, rc, resp, e);
 }
 
 HANDLER(h_projects_create)

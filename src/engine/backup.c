@@ -297,6 +297,17 @@ static void stanza_lock(engine *en, const char *db_id)
     pthread_mutex_unlock(&en->bk_mu);
 }
 
+/* True while a pgBackRest command of this process holds db_id's stanza. */
+static bool stanza_busy(engine *en, const char *db_id)
+{
+    pthread_mutex_lock(&en->bk_mu);
+    bool busy = false;
+    for (size_t i = 0; i < en->nbk_busy && !busy; i++)
+        busy = strcmp(en->bk_busy[i], db_id) == 0;
+    pthread_mutex_unlock(&en->bk_mu);
+    return busy;
+}
+
 static void stanza_unlock(engine *en, const char *db_id)
 {
     pthread_mutex_lock(&en->bk_mu);
@@ -463,21 +474,73 @@ int engine_backup_expire(engine *en, const char *db_id, pf_err *e)
     return rc;
 }
 
+int engine_backup_stop(engine *en, const char *db_id, pf_err *e)
+{
+    if (engine__check_id(db_id, e) < 0)
+        return -1;
+    /* idle: nothing to stop (and no stop file to make the server's archive-push fail) */
+    if (!en->pgbr || !stanza_busy(en, db_id))
+        return 0;
+    log_db_info(db_id, "stopping the running backup");
+    char *stanza = xasprintf("--stanza=%s", db_id);
+    const char *args[] = {stanza, "--force", "stop", NULL};
+    int rc = engine__pgbr_run(en, args, NULL, 0, e);
+    free(stanza);
+    if (rc < 0)
+        err_prefix(e, "while stopping the backups of %s: ", db_id);
+    return rc;
+}
+
+/* Unlinks the files of dir named "<db_id>-..." or "<db_id>.…" (pgBackRest's lock, stop and
+ * log files of a stanza). */
+static void remove_stanza_files(const char *dir, const char *db_id)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    size_t n = strlen(db_id);
+    while (d && (de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, db_id, n) != 0 || (de->d_name[n] != '-' && de->d_name[n] != '.'))
+            continue;
+        char *p = xasprintf("%s/%s", dir, de->d_name);
+        if (unlink(p) != 0 && errno != ENOENT)
+            log_db_warn(db_id, "cannot remove %s: %s", p, strerror(errno));
+        free(p);
+    }
+    if (d)
+        closedir(d);
+}
+
 int engine_backup_remove(engine *en, const char *db_id, pf_err *e)
 {
     if (engine__check_id(db_id, e) < 0)
         return -1;
+    /* a backup still running holds the stanza: stop it rather than wait for it (a stop
+     * that fails, e.g. on a full disk, leaves the wait for the stanza below) */
+    pf_err le;
+    if (engine_backup_stop(en, db_id, &le) != 0)
+        log_db_warn(db_id, "%s", le.message);
     /* the instance is gone, so pgBackRest's stanza-delete (which wants a stopped stanza
-     * and a data directory) has nothing to add to removing the stanza's two directories */
+     * and a data directory) has nothing to add to removing the stanza's directories */
     char *bk = xasprintf("%s/backup/%s", en->repo, db_id);
     char *ar = xasprintf("%s/archive/%s", en->repo, db_id);
+    char *sp = xasprintf("%s/spool/archive/%s", en->pgbr_dir, db_id);
     stanza_lock(en, db_id);
     int rc = fs_remove_tree(bk, e);
     if (rc == 0)
         rc = fs_remove_tree(ar, e);
+    if (rc == 0)
+        rc = fs_remove_tree(sp, e);
+    if (rc == 0) {
+        char *lock = xasprintf("%s/lock", en->pgbr_dir), *logd = xasprintf("%s/log", en->pgbr_dir);
+        remove_stanza_files(lock, db_id);
+        remove_stanza_files(logd, db_id);
+        free(lock);
+        free(logd);
+    }
     stanza_unlock(en, db_id);
     free(bk);
     free(ar);
+    free(sp);
     if (rc < 0)
         err_prefix(e, "while removing the backups of %s: ", db_id);
     else

@@ -141,7 +141,14 @@ int engine_backup_list(engine *en, const char *db_id, engine_backup **out, size_
 /* Removes backups (and WAL) past the retention window. */
 int engine_backup_expire(engine *en, const char *db_id, pf_err *e);
 
-/* Removes the stanza: every backup and archived WAL of the database. No error if missing. */
+/* While a backup (or expire) of db_id runs, stops the stanza (`pgbackrest stop --force`):
+ * its pgBackRest processes are terminated and no new one starts (until engine_backup_remove
+ * removes the stop file), so a delete never waits behind a backup; the backup's op then
+ * fails. Nothing to do (0) when the stanza is idle. */
+int engine_backup_stop(engine *en, const char *db_id, pf_err *e);
+
+/* Removes the stanza: every backup and archived WAL of the database, and its lock, stop,
+ * log and spool files. Stops the stanza first. No error if missing. */
 int engine_backup_remove(engine *en, const char *db_id, pf_err *e);
 
 /* Forces a WAL switch on the running server and waits until it is archived, so a

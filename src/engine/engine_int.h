@@ -110,13 +110,16 @@ static inline bool engine__valid_verifier(const char *v, const char *reject)
 }
 
 /* A full disk passes once space is freed: an internal error whose cause is ENOSPC or
- * EDQUOT (from a system call, a tool's output or a server's log) becomes ERR_TRANSIENT. */
+ * EDQUOT (from a system call, a tool's output or a server's log) becomes ERR_TRANSIENT
+ * with the code "DiskFull" (an op retries it until space is freed). */
 static inline void engine__disk_full_is_transient(pf_err *e)
 {
     if (e && e->kind == ERR_INTERNAL &&
         (strstr(e->message, "No space left on device") ||
-         strstr(e->message, "Disk quota exceeded")))
+         strstr(e->message, "Disk quota exceeded"))) {
         e->kind = ERR_TRANSIENT;
+        snprintf(e->code, sizeof e->code, "DiskFull");
+    }
 }
 
 /* ---- 1. postmaster.c: server processes ---- */

@@ -14,12 +14,14 @@ static int run_conn_sync(ops_run *r, pf_err *e);
 static int run_conn_drop(ops_run *r, pf_err *e);
 static void give_up_provision(ops_run *r, const pf_err *why);
 
-/* Credential ops do not wait for a backup of their database (a backup may take long);
- * everything else of one database runs in order, across both lanes. */
+/* Credential ops and a delete do not wait for a backup of their database (a backup may
+ * take long; a delete stops it and cancels the queued ones); everything else of one
+ * database runs in order, across both lanes. */
 static const ops_kind kinds[OP__COUNT] = {
     [OP_DB_PROVISION] = {OP_DB_PROVISION, OPS_LANE_FAST, OPS_KIND_POOLED, run_provision,
                          give_up_provision},
-    [OP_DB_DELETE] = {OP_DB_DELETE, OPS_LANE_FAST, OPS_KIND_POOLED, run_delete, NULL},
+    [OP_DB_DELETE] = {OP_DB_DELETE, OPS_LANE_FAST, OPS_KIND_POOLED | OPS_KIND_PASSES, run_delete,
+                      NULL},
     [OP_CONN_SYNC] = {OP_CONN_SYNC, OPS_LANE_FAST, OPS_KIND_POOLED | OPS_KIND_PASSES, run_conn_sync,
                       NULL},
     [OP_CONN_DROP] = {OP_CONN_DROP, OPS_LANE_FAST, OPS_KIND_POOLED | OPS_KIND_PASSES, run_conn_drop,
@@ -182,12 +184,22 @@ static int run_delete(ops_run *r, pf_err *e)
 {
     ops *o = r->o;
     const char *id = r->op->database_id;
+    /* the queued backups are cancelled and a running one stopped, never waited for (its op
+     * then fails or finds the database gone) */
+    int cancelled = 0;
+    pf_err le;
+    if (store_op_cancel_pending(o->st, id, OP_DB_BACKUP, "cancelled: the database is deleted",
+                                &cancelled, e) != 0)
+        return -1;
+    if (cancelled > 0)
+        log_db_info(id, "delete: %d queued backup(s) cancelled", cancelled);
+    if (engine_backup_stop(o->en, id, &le) != 0)
+        log_db_warn(id, "%s", le.message);
     if (engine_instance_destroy(o->en, id, e) != 0)
         return -1;
     engine_restore_cleanup(o->en, id);
     if (engine_backup_remove(o->en, id, e) != 0 || store_backup_delete_for_db(o->st, id, e) != 0)
         return -1;
-    pf_err le;
     if (store_database_delete_row(o->st, id, &le) != 0 && le.kind != ERR_NOT_FOUND) {
         *e = le;
         return -1;

@@ -46,9 +46,14 @@ int ops__work_one(ops *o, ops_lane_id lane)
     /* the pooled endpoint serves what the op changed when it ends (once per op) */
     if (rc == 0 && (k->flags & OPS_KIND_POOLED))
         rc = ops__pooler_sync_once(&r, &e);
-    int outcome = rc == 0                                                    ? OPS_STAT_DONE
-                  : !err_retryable(&e) || op.attempts >= o->cfg.max_attempts ? OPS_STAT_FAILED
-                                                                             : OPS_STAT_RETRIED;
+    /* a full disk heals once space is freed: retried (with the capped backoff) without
+     * running out of attempts */
+    bool heals = rc != 0 && strcmp(e.code, "DiskFull") == 0;
+    int outcome = rc == 0                              ? OPS_STAT_DONE
+                  : !err_retryable(&e)                 ? OPS_STAT_FAILED
+                  : heals                              ? OPS_STAT_RETRIED
+                  : op.attempts >= o->cfg.max_attempts ? OPS_STAT_FAILED
+                                                       : OPS_STAT_RETRIED;
     int64_t took = util_now_ms() - t0;
     /* counted before the catalog says so: whoever waits for the op sees it counted */
     pthread_mutex_lock(&o->mu);
@@ -214,6 +219,19 @@ int ops_wait(ops *o, const char *op_id, int timeout_ms, store_op *out, pf_err *e
 }
 
 /* ---- stats ---- */
+
+int64_t ops_mean_attempt_ms(ops *o, store_op_kind kind)
+{
+    if ((int)kind < 0 || kind >= OP__COUNT)
+        return 0;
+    pthread_mutex_lock(&o->mu);
+    uint64_t n = 0;
+    for (int i = 0; i < OPS_STAT__COUNT; i++)
+        n += o->stats.ended[kind][i];
+    int64_t mean = n ? (int64_t)(o->stats.ms_sum[kind] / n) : 0;
+    pthread_mutex_unlock(&o->mu);
+    return mean;
+}
 
 void ops_stats_get(ops *o, ops_stats *out)
 {

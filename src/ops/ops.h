@@ -84,6 +84,8 @@ typedef struct ops_stats {
     int pooler;
 } ops_stats;
 void ops_stats_get(ops *o, ops_stats *out);
+/* The mean duration of an attempt of kind since start (0: none yet); cheap (no catalog read). */
+int64_t ops_mean_attempt_ms(ops *o, store_op_kind kind);
 
 /* Stops the threads (the op in progress finishes first). Does not stop instances. */
 void ops_stop(ops *o);

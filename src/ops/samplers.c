@@ -60,24 +60,40 @@ void *ops__usage_main(void *arg)
 
 /* ---- spares ---- */
 
+/* A refill that fails (a full disk) is tried again after a backoff that doubles up to
+ * this, and is logged once per run of failures, not once per try: a create's request for
+ * a refill does not cut the backoff short. */
+#define SPARES_BACKOFF_MAX_S 60
+
 void *ops__spares_main(void *arg)
 {
     ops *o = arg;
+    int backoff_s = 0;
     for (;;) {
         pf_err e;
         err_clear(&e);
         int64_t t0 = util_now_ms();
         int made = engine_spares_fill(o->en, o->cfg.spares, &e);
-        if (made < 0)
-            log_sub(LOG_WARN, "spares", "%s", e.message);
-        else if (made > 0)
-            log_sub(LOG_DEBUG, "spares", "made %d in %lld ms", made,
-                    (long long)(util_now_ms() - t0));
+        if (made < 0) {
+            log_sub(backoff_s ? LOG_DEBUG : LOG_WARN, "spares",
+                    "%s (tried again with a backoff of up to %d s)", e.message,
+                    SPARES_BACKOFF_MAX_S);
+            backoff_s = backoff_s ? backoff_s * 2 : 5;
+            if (backoff_s > SPARES_BACKOFF_MAX_S)
+                backoff_s = SPARES_BACKOFF_MAX_S;
+        } else {
+            if (backoff_s)
+                log_sub(LOG_INFO, "spares", "refill works again");
+            backoff_s = 0;
+            if (made > 0)
+                log_sub(LOG_DEBUG, "spares", "made %d in %lld ms", made,
+                        (long long)(util_now_ms() - t0));
+        }
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += made < 0 ? 5 : 30;
+        ts.tv_sec += backoff_s ? backoff_s : 30;
         pthread_mutex_lock(&o->mu);
-        while (!o->stopping && !o->spares_wanted) {
+        while (!o->stopping && (backoff_s || !o->spares_wanted)) {
             if (pthread_cond_timedwait(&o->refill, &o->mu, &ts) == ETIMEDOUT)
                 break;
         }

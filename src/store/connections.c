@@ -27,7 +27,7 @@ static sql_stmt q_list = SQL("SELECT " CONN_COLS " FROM connections c JOIN datab
                              "   AND d.status <> 'deleting'"
                              "   AND (?4 IS NULL OR c.database_id = ?4)"
                              " ORDER BY c.seq LIMIT ?2");
-static sql_stmt q_seq = SQL("SELECT seq FROM connections WHERE id = ?1");
+static sql_stmt q_seq = SQL("SELECT seq FROM connections WHERE id = ?1 AND workspace_id = ?2");
 static sql_stmt q_for_db =
     SQL("SELECT " CONN_COLS " FROM connections c"
         " WHERE c.database_id = ?1 AND (?2 OR c.deleting = 0) ORDER BY c.seq");
@@ -63,7 +63,7 @@ int store_connection_get_internal(store *s, const char *id, store_connection *ou
 int store_connection_list(store *s, const char *ws, const char *database_id, const store_page *pg,
                           store_connection **out, size_t *n, store_page_out *po, pf_err *e)
 {
-    return sql_page(s, &q_seq, NULL, &q_list, pg, ARGS(TXT(ws), TXT(database_id)),
+    return sql_page(s, &q_seq, ws, &q_list, pg, ARGS(TXT(ws), TXT(database_id)),
                     &store__row_connection, (void **)out, n, po, e);
 }
 

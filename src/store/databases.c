@@ -57,7 +57,7 @@ static sql_stmt q_list = SQL("SELECT " DB_COLS " FROM databases d"
                              "   AND (?7 IS NULL OR d.branch_id IN (SELECT b.id FROM branches b"
                              "        WHERE b.project_id = d.project_id AND b.git_name = ?7))"
                              " ORDER BY d.seq LIMIT ?2");
-static sql_stmt q_seq = SQL("SELECT seq FROM databases WHERE id = ?1");
+static sql_stmt q_seq = SQL("SELECT seq FROM databases WHERE id = ?1 AND workspace_id = ?2");
 static sql_stmt q_list_all = SQL("SELECT " DB_COLS " FROM databases d ORDER BY d.seq");
 /* the conditional update of a status move (db_status_fsm) */
 static sql_stmt q_transition =
@@ -226,7 +226,7 @@ int store_database_list(store *s, const char *ws, const store_db_filter *f, cons
 {
     static const store_db_filter none = {0};
     f = f ? f : &none;
-    return sql_page(s, &q_seq, NULL, &q_list, pg,
+    return sql_page(s, &q_seq, ws, &q_list, pg,
                     ARGS(TXT(ws), TXT(f->project_id), TXT(f->logical_id), TXT(f->branch_id),
                          TXT(f->branch_git_name)),
                     &store__row_database, (void **)out, n, po, e);

@@ -43,7 +43,7 @@ static sql_stmt q_proj_list = SQL("SELECT " PROJ_COLS " FROM projects p"
                                   " WHERE p.seq > ?1 AND p.workspace_id = ?3"
                                   "   AND (?4 IS NULL OR p.logical_id = ?4)"
                                   " ORDER BY p.seq LIMIT ?2");
-static sql_stmt q_proj_seq = SQL("SELECT seq FROM projects WHERE id = ?1");
+static sql_stmt q_proj_seq = SQL("SELECT seq FROM projects WHERE id = ?1 AND workspace_id = ?2");
 static sql_stmt q_proj_rename = SQL("UPDATE projects SET name = ?3, updated_at = ?4"
                                     " WHERE id = ?1 AND workspace_id = ?2");
 static sql_stmt q_proj_settings =
@@ -80,7 +80,7 @@ static sql_stmt q_br_list = SQL("SELECT " BR_COLS " FROM branches b"
                                 "   AND (?4 IS NULL OR b.git_name = ?4)"
                                 "   AND (?5 IS NULL OR instr(b.git_name, ?5) > 0)"
                                 " ORDER BY b.seq LIMIT ?2");
-static sql_stmt q_br_seq = SQL("SELECT seq FROM branches WHERE id = ?1");
+static sql_stmt q_br_seq = SQL("SELECT seq FROM branches WHERE id = ?1 AND project_id = ?2");
 static sql_stmt q_br_project_of = SQL("SELECT " BR_COLS " FROM branches b WHERE b.id = ?1");
 static sql_stmt q_br_clear_default = SQL("UPDATE branches SET is_default = 0, updated_at = ?3"
                                          " WHERE project_id = ?1 AND is_default = 1 AND id <> ?2");
@@ -109,8 +109,8 @@ int store_project_get(store *s, const char *ws, const char *id, store_project *o
 int store_project_list(store *s, const char *ws, const char *logical_id, const store_page *pg,
                        store_project **out, size_t *n, store_page_out *po, pf_err *e)
 {
-    return sql_page(s, &q_proj_seq, NULL, &q_proj_list, pg, ARGS(TXT(ws), TXT(logical_id)),
-                    &proj_row, (void **)out, n, po, e);
+    return sql_page(s, &q_proj_seq, ws, &q_proj_list, pg, ARGS(TXT(ws), TXT(logical_id)), &proj_row,
+                    (void **)out, n, po, e);
 }
 
 int store_project_update_name(store *s, const char *ws, const char *id, const char *name, pf_err *e)
@@ -213,7 +213,7 @@ int store_branch_list(store *s, const char *project_id, const char *git_name,
                       const char *git_name_contains, const store_page *pg, store_branch **out,
                       size_t *n, store_page_out *po, pf_err *e)
 {
-    return sql_page(s, &q_br_seq, NULL, &q_br_list, pg,
+    return sql_page(s, &q_br_seq, project_id, &q_br_list, pg,
                     ARGS(TXT(project_id), TXT(git_name), TXT(git_name_contains)), &br_row,
                     (void **)out, n, po, e);
 }

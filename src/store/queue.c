@@ -71,6 +71,8 @@ static sql_stmt q_reset =
     SQL("UPDATE ops SET state = 'pending', updated_at = ?1 WHERE state = 'running'");
 static sql_stmt q_count_active =
     SQL("SELECT COUNT(*) FROM ops WHERE database_id = ?1 AND state IN ('pending', 'running')");
+static sql_stmt q_cancel = SQL("UPDATE ops SET state = 'failed', error = ?3, updated_at = ?4"
+                               " WHERE database_id = ?1 AND kind = ?2 AND state = 'pending'");
 static sql_stmt q_prune =
     SQL("DELETE FROM ops WHERE state IN ('done', 'failed') AND updated_at < ?1");
 
@@ -191,4 +193,16 @@ int store_op_count_active(store *s, const char *database_id, int *count, pf_err 
         return -1;
     *count = (int)v;
     return 0;
+}
+
+int store_op_cancel_pending(store *s, const char *database_id, store_op_kind kind,
+                            const char *reason, int *count, pf_err *e)
+{
+    char now[STORE_TS_MAX];
+    util_now_iso(now);
+    return changed(sql_write(s, &q_cancel,
+                             ARGS(TXT(database_id), TXT(store_op_kind_name(kind)),
+                                  TXT(reason ? reason : ""), TXT(now)),
+                             e),
+                   count);
 }

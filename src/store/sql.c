@@ -3,6 +3,7 @@
  * Connections: one sqlite3 handle per (thread, store), created on first use and kept in a
  * pthread key whose destructor closes it when the thread exits; the store also keeps every
  * live handle in a list so store_close can finalize and close them all. */
+#include <errno.h>
 #include "store/sql.h"
 
 #include <pthread.h>
@@ -151,8 +152,31 @@ void store_close(store *s)
 
 /* ---- statements ---- */
 
+/* A full disk (SQLITE_FULL, or an I/O error whose cause is ENOSPC or EDQUOT) passes once
+ * space is freed: a transient error whose code names the cause and whose hint names the
+ * directory to free space in (the catalog's, the home). */
+static int disk_full(sql_conn *c, pf_err *e)
+{
+    int ext = sqlite3_extended_errcode(c->db), sys = sqlite3_system_errno(c->db);
+    if ((ext & 0xff) != SQLITE_FULL &&
+        !((ext & 0xff) == SQLITE_IOERR && (sys == ENOSPC || sys == EDQUOT)))
+        return 0;
+    const char *slash = strrchr(c->s->path, '/');
+    int dirlen = slash ? (int)(slash - c->s->path) : (int)strlen(c->s->path);
+    err_set(e, 507, "DiskFull", NULL,
+            "The disk of the pgfleet home is full: the catalog cannot be written");
+    if (e) {
+        snprintf(e->hint, sizeof e->hint, "home %.*s: free space there, then retry", dirlen,
+                 c->s->path);
+        e->kind = ERR_TRANSIENT;
+    }
+    return 1;
+}
+
 static int db_fail(sql_conn *c, pf_err *e, const char *what)
 {
+    if (disk_full(c, e))
+        return -1;
     return err_internal(e, "store: %s: %s", what, sqlite3_errmsg(c->db));
 }
 
@@ -301,6 +325,8 @@ static int write_fail(sql_conn *c, const sql_stmt *q, int rc, pf_err *e)
     }
     if (rc == SQLITE_CONSTRAINT_FOREIGNKEY && q->fk_what)
         return err_set(e, 404, "NotFound", q->fk_hint, "%s was not found", q->fk_what);
+    if (disk_full(c, e))
+        return -1;
     return err_internal(e, "store: write: %s", msg);
 }
 
@@ -543,6 +569,11 @@ int sql_end(store *s, int rc, pf_err *e)
 int store_tx_begin(store *s, pf_err *e)
 {
     return sql_begin(s, e);
+}
+
+int store_tx_begin_read(store *s, pf_err *e)
+{
+    return sql_begin_read(s, e);
 }
 
 int store_tx_commit(store *s, pf_err *e)

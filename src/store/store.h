@@ -38,6 +38,9 @@ void store_close(store *s);
 int store_schema_version(store *s); /* latest applied migration */
 
 int store_tx_begin(store *s, pf_err *e);
+/* A read transaction (BEGIN DEFERRED): the reads until store_tx_commit (or rollback) see
+ * one snapshot, e.g. a list and the rows each item needs. */
+int store_tx_begin_read(store *s, pf_err *e);
 int store_tx_commit(store *s, pf_err *e);
 void store_tx_rollback(store *s);
 
@@ -318,6 +321,10 @@ int store_op_reset_running(store *s, int *count, pf_err *e);
 int store_op_prune(store *s, const char *before, int *count, pf_err *e);
 /* Number of PENDING or RUNNING ops for a database (0 = idle). */
 int store_op_count_active(store *s, const char *database_id, int *count, pf_err *e);
+/* Ends every pending op of `kind` of the database as failed with `reason` (a delete cancels
+ * the database's queued backups); *count (when asked) gets how many. */
+int store_op_cancel_pending(store *s, const char *database_id, store_op_kind kind,
+                            const char *reason, int *count, pf_err *e);
 
 /* ---- usage: operations and storage per database and UTC day (schema version 4) ---- */
 typedef struct store_usage {

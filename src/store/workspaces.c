@@ -25,7 +25,8 @@ static sql_stmt q_ws_list = SQL("SELECT " WS_COLS " FROM workspaces w"
                                 " WHERE w.seq > ?1 AND (?3 IS NULL OR w.id = ?3)"
                                 " ORDER BY w.seq LIMIT ?2");
 static sql_stmt q_ws_first = SQL("SELECT " WS_COLS " FROM workspaces w ORDER BY w.seq LIMIT 1");
-static sql_stmt q_ws_seq = SQL("SELECT seq FROM workspaces WHERE id = ?1");
+static sql_stmt q_ws_seq =
+    SQL("SELECT seq FROM workspaces WHERE id = ?1 AND (?2 IS NULL OR id = ?2)");
 
 static sql_stmt q_tok_insert =
     SQL_FK("INSERT INTO tokens (id, workspace_id, name, hash, value_hint, created_at, expires_at)"
@@ -54,8 +55,8 @@ int store_workspace_get(store *s, const char *id, store_workspace *out, pf_err *
 int store_workspace_list(store *s, const char *only_id, const store_page *pg, store_workspace **out,
                          size_t *n, store_page_out *po, pf_err *e)
 {
-    return sql_page(s, &q_ws_seq, NULL, &q_ws_list, pg, ARGS(TXT(only_id)), &store__row_workspace,
-                    (void **)out, n, po, e);
+    return sql_page(s, &q_ws_seq, only_id, &q_ws_list, pg, ARGS(TXT(only_id)),
+                    &store__row_workspace, (void **)out, n, po, e);
 }
 
 int store_workspace_first(store *s, store_workspace *out, pf_err *e)

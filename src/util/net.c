@@ -1,7 +1,9 @@
 /* util_port_busy: a bind probe of a TCP port on every address a client could reach. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -36,4 +38,24 @@ bool util_port_busy(int port)
         return true;
     return bind_fails(AF_INET, "127.0.0.1", port) || bind_fails(AF_INET, "0.0.0.0", port) ||
            bind_fails(AF_INET6, "::1", port) || bind_fails(AF_INET6, "::", port);
+}
+
+bool util_ephemeral_range(int *lo, int *hi)
+{
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
+    if (!f)
+        return false;
+    char line[64];
+    bool ok = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    if (!ok)
+        return false;
+    char *end = NULL;
+    long a = strtol(line, &end, 10);
+    long b = strtol(end, &end, 10);
+    if (a < 1 || b > 65535 || a > b)
+        return false;
+    *lo = (int)a;
+    *hi = (int)b;
+    return true;
 }

@@ -67,6 +67,10 @@ void util_grow(void **arr, size_t *cap, size_t need, size_t elem);
  * probe; ports outside 1..65535 count as busy). */
 bool util_port_busy(int port);
 
+/* The kernel's ephemeral port range (/proc/sys/net/ipv4/ip_local_port_range): the ports
+ * outgoing sockets are given. False when it cannot be read (not Linux). */
+bool util_ephemeral_range(int *lo, int *hi);
+
 /* Parses a decimal integer in [min, max]; false on any junk. */
 bool util_parse_int(const char *s, long min, long max, long *out);
 

@@ -51,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             envelope_ok(&e);
         else if (s) {
             int64_t ms;
-            (void)api_time_parse(s, &ms);
+            (void)util_iso_parse(s, &ms);
         }
         int b = -1;
         err_clear(&e);

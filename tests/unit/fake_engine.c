@@ -31,6 +31,7 @@ struct engine {
     int calls[FAKE__COUNT];
     int fail_times[FAKE__COUNT];
     pf_err_kind fail_kind[FAKE__COUNT];
+    char fail_code[FAKE__COUNT][32];
     int steps, crash_at;
     int stop_before; /* a fake_call + 1, or 0 */
     bool pooler, pooler_running;
@@ -54,8 +55,14 @@ void fake_engine_free(engine *en)
 
 void fake_fail(engine *en, fake_call c, pf_err_kind kind, int times)
 {
+    fake_fail_code(en, c, kind, "Fake", times);
+}
+
+void fake_fail_code(engine *en, fake_call c, pf_err_kind kind, const char *code, int times)
+{
     en->fail_kind[c] = kind;
     en->fail_times[c] = times;
+    snprintf(en->fail_code[c], sizeof en->fail_code[c], "%s", code);
 }
 
 int fake_calls(engine *en, fake_call c)
@@ -81,7 +88,7 @@ static int enter(engine *en, fake_call c, bool step, pf_err *e)
     if (en->fail_times[c] != 0) {
         if (en->fail_times[c] > 0)
             en->fail_times[c]--;
-        return err_kind(e, en->fail_kind[c], "Fake", "fake failure of call %d", (int)c);
+        return err_kind(e, en->fail_kind[c], en->fail_code[c], "fake failure of call %d", (int)c);
     }
     if (step && ++en->steps == en->crash_at)
         return err_kind(e, ERR_INTERNAL, "Crash", "simulated crash at step %d", en->steps);
@@ -337,6 +344,12 @@ int engine_backup_expire(engine *en, const char *db_id, pf_err *e)
 {
     (void)db_id;
     return enter(en, FAKE_BACKUP_EXPIRE, true, e);
+}
+
+int engine_backup_stop(engine *en, const char *db_id, pf_err *e)
+{
+    (void)db_id;
+    return enter(en, FAKE_BACKUP_STOP, true, e);
 }
 
 int engine_backup_remove(engine *en, const char *db_id, pf_err *e)

@@ -19,6 +19,7 @@ typedef enum {
     FAKE_BACKUP_RUN,
     FAKE_BACKUP_EXPIRE,
     FAKE_BACKUP_REMOVE,
+    FAKE_BACKUP_STOP,
     FAKE_BACKUP_LIST,
     FAKE_BACKUP_FLUSH_WAL,
     FAKE_RESTORE,
@@ -34,6 +35,8 @@ void fake_engine_free(engine *en);
 
 /* The next `times` calls of c fail with kind (times < 0: every call until cleared with 0). */
 void fake_fail(engine *en, fake_call c, pf_err_kind kind, int times);
+/* The same with the error's code (e.g. "DiskFull"; fake_fail's is "Fake"). */
+void fake_fail_code(engine *en, fake_call c, pf_err_kind kind, const char *code, int times);
 /* Calls of c so far (failed ones included). */
 int fake_calls(engine *en, fake_call c);
 /* Steps (calls that change something) so far; with fake_crash_at(k) the k-th step from the

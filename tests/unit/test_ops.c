@@ -271,7 +271,8 @@ static void test_table_and_lanes(void **state)
         const store_op_lane *lane = ops__lane((ops_lane_id)l);
         assert_int_equal(seen & lane->kinds, 0); /* every kind in one lane */
         seen |= lane->kinds;
-        assert_int_equal(lane->passers, (1u << OP_CONN_SYNC) | (1u << OP_CONN_DROP));
+        assert_int_equal(lane->passers,
+                         (1u << OP_CONN_SYNC) | (1u << OP_CONN_DROP) | (1u << OP_DB_DELETE));
         assert_int_equal(lane->passed, 1u << OP_DB_BACKUP);
     }
     assert_int_equal(seen, (1u << OP__COUNT) - 1);
@@ -760,6 +761,58 @@ static void test_lanes(void **state)
     assert_int_equal(get_op(f, op).state, OPS_DONE);
 }
 
+/* A delete never waits behind a backup: it passes the running one (stopped through the
+ * engine) and cancels the queued ones; the running backup's op then finds the database
+ * gone and ends without a backup. */
+static void test_delete_passes_and_cancels_backups(void **state)
+{
+    fixture *f = *state;
+    char db[PF_ID_MAX], conn[PF_ID_MAX], bkp[PF_ID_MAX], bop[PF_ID_MAX], bkp2[PF_ID_MAX],
+        bop2[PF_ID_MAX], op[PF_ID_MAX];
+    mk_ready(f, db, conn);
+    queue_backup(f, db, bkp, bop);
+    queue_backup(f, db, bkp2, bop2);
+    store_op claimed;
+    pf_err e;
+    assert_int_equal(store_op_claim(f->st, ops__lane(OPS_LANE_SLOW), &claimed, &e), 1);
+    assert_string_equal(claimed.id, bop); /* the first backup runs */
+    assert_int_equal(store_database_transition(f->st, db, DB_READY, DB_DELETING, "", &e), 0);
+    queue(f, OP_DB_DELETE, db, NULL, NULL, op);
+    int stops = fake_calls(f->en, FAKE_BACKUP_STOP);
+    assert_int_equal(ops__work_one(f->o, OPS_LANE_FAST), 1);
+    assert_int_equal(get_op(f, op).state, OPS_DONE);
+    assert_true(fake_calls(f->en, FAKE_BACKUP_STOP) > stops);
+    store_op queued = get_op(f, bop2);
+    assert_int_equal(queued.state, OPS_FAILED);
+    assert_non_null(strstr(queued.error, "cancelled"));
+    /* the stopped backup's op, run again, finds the database gone: done, no backup */
+    int runs = fake_calls(f->en, FAKE_BACKUP_RUN);
+    assert_int_equal(store_op_requeue(f->st, bop, "stopped", 0, &e), 0);
+    assert_int_equal(ops__work_one(f->o, OPS_LANE_SLOW), 1);
+    assert_int_equal(get_op(f, bop).state, OPS_DONE);
+    assert_int_equal(fake_calls(f->en, FAKE_BACKUP_RUN), runs);
+    assert_int_equal(active_ops(f, db), 0);
+}
+
+/* A full disk (the engine's "DiskFull" transient error) heals once space is freed: the op
+ * is retried past max_attempts instead of failing its database. */
+static void test_disk_full_retried_past_attempts(void **state)
+{
+    fixture *f = *state;
+    char db[PF_ID_MAX], conn[PF_ID_MAX], op[PF_ID_MAX];
+    mk_db(f, db, conn, op);
+    fake_fail_code(f->en, FAKE_INSTANCE_CREATE, ERR_TRANSIENT, "DiskFull", 5);
+    for (int i = 0; i < 5; i++) {
+        while (ops__work_one(f->o, OPS_LANE_FAST) == 0)
+            usleep(1000); /* the backoff (retry_base_ms 1, doubling) */
+        assert_int_equal(get_op(f, op).state, OPS_PENDING);
+        assert_int_equal(get_db(f, db).status, DB_PROVISIONING);
+    }
+    drain(f);
+    assert_int_equal(get_op(f, op).state, OPS_DONE);
+    assert_int_equal(get_db(f, db).status, DB_READY);
+}
+
 /* ---- restart intensity ---- */
 
 static void test_restart_intensity(void **state)
@@ -969,6 +1022,8 @@ int main(void)
         cmocka_unit_test(test_resume_restore),
         cmocka_unit_test(test_resume_delete),
         cmocka_unit_test_setup_teardown(test_lanes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_passes_and_cancels_backups, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full_retried_past_attempts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_intensity, setup, teardown),
         cmocka_unit_test(test_restart_backoff_caps),
         cmocka_unit_test_setup_teardown(test_ready_restart_never_failure, setup, teardown),

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "store/sql.h"
 #include "store/store.h"
 #include "util/err.h"
 #include "util/util.h"
@@ -740,6 +741,57 @@ static void test_workspace_isolation(void **state)
     assert_int_equal(n, 1);
     assert_string_not_equal(pl[0].id, proj);
     free(pl);
+}
+
+/* A cursor holding another workspace's (or another project's branch) id is refused
+ * exactly like an unknown id: ids of other tenants cannot be probed through lists. */
+static void test_foreign_cursor_is_unknown(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char a[PF_ID_MAX], b[PF_ID_MAX], pa[PF_ID_MAX], pb[PF_ID_MAX], bra[PF_ID_MAX], brb[PF_ID_MAX];
+    char dbb[PF_ID_MAX], cnb[PF_ID_MAX];
+    mk_ws(f->s, a, "a");
+    mk_ws(f->s, b, "b");
+    mk_project(f->s, a, NULL, pa);
+    mk_project(f->s, b, NULL, pb);
+    mk_branch(f->s, pa, "main", true, bra);
+    mk_branch(f->s, pb, "main", true, brb);
+    mk_db(f->s, b, pb, brb, NULL, 0, dbb);
+    mk_conn(f->s, b, dbb, cnb);
+    store_page_out po;
+    size_t n = 0;
+    store_database *dl = NULL;
+    store_page pg = {dbb, 10};
+    assert_int_equal(store_database_list(f->s, a, NULL, &pg, &dl, &n, &po, &e), -1);
+    assert_err(&e, 400, "ValidationError", "cursor");
+    store_connection *cl = NULL;
+    pg.cursor = cnb;
+    assert_int_equal(store_connection_list(f->s, a, NULL, &pg, &cl, &n, &po, &e), -1);
+    assert_err(&e, 400, "ValidationError", "cursor");
+    store_project *pl = NULL;
+    pg.cursor = pb;
+    assert_int_equal(store_project_list(f->s, a, NULL, &pg, &pl, &n, &po, &e), -1);
+    assert_err(&e, 400, "ValidationError", "cursor");
+    store_branch *bl = NULL;
+    pg.cursor = brb;
+    assert_int_equal(store_branch_list(f->s, pa, NULL, NULL, &pg, &bl, &n, &po, &e), -1);
+    assert_err(&e, 400, "ValidationError", "cursor");
+    store_workspace *wl = NULL;
+    pg.cursor = b;
+    assert_int_equal(store_workspace_list(f->s, a, &pg, &wl, &n, &po, &e), -1);
+    assert_err(&e, 400, "ValidationError", "cursor");
+    /* the owner's own cursors still work */
+    pg.cursor = dbb;
+    assert_int_equal(store_database_list(f->s, b, NULL, &pg, &dl, &n, &po, &e), 0);
+    assert_int_equal(n, 0);
+    free(dl);
+    pg.cursor = brb;
+    assert_int_equal(store_branch_list(f->s, pb, NULL, NULL, &pg, &bl, &n, &po, &e), 0);
+    free(bl);
+    pg.cursor = b;
+    assert_int_equal(store_workspace_list(f->s, NULL, &pg, &wl, &n, &po, &e), 0);
+    free(wl);
 }
 
 static void test_deleting_invisible(void **state)
@@ -1653,6 +1705,82 @@ static void test_op_prune(void **state)
     assert_int_equal(active, 2);
 }
 
+/* A full catalog (SQLITE_FULL: here the page limit of this thread's connection, as a
+ * full disk would) is a transient 507 "DiskFull" whose hint names the home, never a bare
+ * internal error; writes work again once there is room. */
+static void test_disk_full_error(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    int64_t pages = 0;
+    static sql_stmt q_pages = SQL("PRAGMA page_count");
+    assert_int_equal(sql_int(f->s, &q_pages, NOARGS, &pages, &e), 1);
+    char pragma[64];
+    snprintf(pragma, sizeof pragma, "PRAGMA max_page_count = %lld", (long long)pages);
+    assert_int_equal(sql_script(f->s, pragma, &e), 0);
+    int rc = 0;
+    for (int i = 0; i < 2000 && rc == 0; i++) {
+        store_project p = {0};
+        util_id_new("proj", p.id);
+        memcpy(p.workspace_id, ws, PF_ID_MAX);
+        snprintf(p.name, sizeof p.name, "a project with a long name to fill pages %d", i);
+        now(p.created_at);
+        rc = store_project_insert(f->s, &p, &e);
+    }
+    assert_int_equal(rc, -1);
+    assert_int_equal(e.status, 507);
+    assert_string_equal(e.code, "DiskFull");
+    assert_int_equal(e.kind, ERR_TRANSIENT);
+    assert_non_null(strstr(e.hint, f->dir));
+    assert_null(strstr(e.message, "store:"));
+    assert_int_equal(sql_script(f->s, "PRAGMA max_page_count = 1073741823", &e), 0);
+    store_project p = {0};
+    util_id_new("proj", p.id);
+    memcpy(p.workspace_id, ws, PF_ID_MAX);
+    snprintf(p.name, sizeof p.name, "room again");
+    now(p.created_at);
+    assert_int_equal(store_project_insert(f->s, &p, &e), 0);
+}
+
+/* A delete cancels the database's pending ops of one kind (its queued backups): they end
+ * failed with the reason; a running one and other kinds stay. */
+static void test_op_cancel_pending(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX], proj[PF_ID_MAX], d[PF_ID_MAX], d2[PF_ID_MAX];
+    char b1[PF_ID_MAX], b2[PF_ID_MAX], b3[PF_ID_MAX], other[PF_ID_MAX], conn[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    mk_project(f->s, ws, NULL, proj);
+    mk_db(f->s, ws, proj, NULL, NULL, 0, d);
+    mk_db(f->s, ws, proj, NULL, NULL, 0, d2);
+    mk_op(f->s, OP_DB_BACKUP, d, b1);
+    mk_op(f->s, OP_DB_BACKUP, d, b2);
+    mk_op(f->s, OP_CONN_SYNC, d, conn);
+    mk_op(f->s, OP_DB_BACKUP, d2, other);
+    store_op o;
+    assert_int_equal(store_op_claim(f->s, &any_lane, &o, &e), 1);
+    assert_string_equal(o.id, b1);
+    mk_op(f->s, OP_DB_BACKUP, d, b3);
+    int n = -1;
+    assert_int_equal(store_op_cancel_pending(f->s, d, OP_DB_BACKUP, "cancelled: deleted", &n, &e),
+                     0);
+    assert_int_equal(n, 2);
+    assert_int_equal(store_op_get(f->s, b1, &o, &e), 0);
+    assert_int_equal(o.state, OPS_RUNNING);
+    assert_int_equal(store_op_get(f->s, b2, &o, &e), 0);
+    assert_int_equal(o.state, OPS_FAILED);
+    assert_string_equal(o.error, "cancelled: deleted");
+    assert_int_equal(store_op_get(f->s, b3, &o, &e), 0);
+    assert_int_equal(o.state, OPS_FAILED);
+    assert_int_equal(store_op_get(f->s, conn, &o, &e), 0);
+    assert_int_equal(o.state, OPS_PENDING);
+    assert_int_equal(store_op_get(f->s, other, &o, &e), 0);
+    assert_int_equal(o.state, OPS_PENDING);
+}
+
 static void test_op_claim_concurrent(void **state)
 {
     fixture *f = *state;
@@ -1910,11 +2038,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_databases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_workspace_isolation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_cursor_is_unknown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deleting_invisible, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pagination, setup, teardown),
         cmocka_unit_test_setup_teardown(test_port_allocation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_op_fifo_per_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_op_credentials_pass_backups, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_op_cancel_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_op_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_transitions, setup, teardown),

@@ -51,13 +51,15 @@ export function cli(args, { timeoutMs = 60000, full = false } = {}) {
 }
 
 export class Server {
-  // extraArgs: more `serve` flags for this file's server (e.g. a short backup interval)
+  // extraArgs: more `serve` flags for this file's server (e.g. a short backup interval);
   // tls: the API serves HTTPS (--http-tls on); baseUrl is https:// and start() probes it
-  // without verifying (the CA is the home's, read it from GET /v1/ca.pem or tls/ca.crt)
-  constructor(name, { extraArgs = [], tls = false } = {}) {
+  // without verifying (the CA is the home's, read it from GET /v1/ca.pem or tls/ca.crt);
+  // homeIn: the directory the home is made in (default the system's temporary directory)
+  constructor(name, { extraArgs = [], tls = false, homeIn } = {}) {
     this.name = name;
     this.extraArgs = extraArgs;
     this.tls = tls;
+    this.homeIn = homeIn;
     this.proc = null;
     this.exit = null;
     this.starts = 0;
@@ -70,7 +72,7 @@ export class Server {
   async init() {
     // The home is made traversable (0711): as root, pgfleet runs PostgreSQL as the
     // unprivileged `postgres` user, which must reach <home>/instances.
-    this.home = fs.mkdtempSync(path.join(os.tmpdir(), `pgfleet-e2e-${this.name}-`));
+    this.home = fs.mkdtempSync(path.join(this.homeIn ?? os.tmpdir(), `pgfleet-e2e-${this.name}-`));
     fs.chmodSync(this.home, 0o711);
     this.httpPort = await freePort();
     this.poolerPort = await freePort(); // the pooled endpoint (PgBouncer)

@@ -1,0 +1,220 @@
+// Crash durability (issue figure, not pass/fail): randomized `kill -9` trials over every op
+// kind (create, delete, connection create / rotate / delete, backup, restore, clone). Each
+// trial sends one request, kills the server at a random moment (0-1.5 s later, so before,
+// during or after the answer), starts it again on the same home and checks that what was
+// acknowledged (a 2xx received before the kill) holds: a created or cloned database ends
+// ready and logs in, a deleted one answers 404, a created or rotated credential logs in with
+// the acknowledged password, a deleted one no longer does, a backup ends completed, a
+// restored database ends ready. Prints trials, acknowledged ops by kind and how many were
+// lost (aim: 0).
+//   BENCH_KILL_TRIALS (default 100), PGFLEET_BIN (default build/pgfleet)
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const bin = process.env.PGFLEET_BIN ?? 'build/pgfleet';
+const TRIALS = Number(process.env.BENCH_KILL_TRIALS ?? 100);
+const KINDS = ['create', 'delete', 'conn_create', 'rotate', 'conn_delete', 'backup', 'restore', 'clone'];
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+    s.on('error', reject);
+  });
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const pick = (a) => a[Math.floor(Math.random() * a.length)];
+
+const home = mkdtempSync(join(tmpdir(), 'pgfleet-killtrials-'));
+const port = await freePort();
+const lo = 20000 + Math.floor(Math.random() * 150) * 60; // below the ephemeral range
+const base = `http://127.0.0.1:${port}`;
+const args = ['serve', '--home', home, '--listen', `127.0.0.1:${port}`, '--port-range', `${lo}-${lo + 59}`,
+  '--pooler-listen', `127.0.0.1:${await freePort()}`, '--backup-interval', '0', '--spares', '2'];
+const token = execFileSync(bin, ['token', 'create', '--home', home], { encoding: 'utf8' }).trim().split('\n').pop();
+const H = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
+let server = null;
+
+async function start() {
+  const log = openSync(join(home, 'server.log'), 'a');
+  server = spawn(bin, args, { stdio: ['ignore', log, log] });
+  closeSync(log);
+  for (let i = 0; i < 600; i++) {
+    try { if ((await fetch(base + '/healthz')).ok) return; } catch { /* not yet */ }
+    await sleep(50);
+  }
+  throw new Error(`server did not start:\n${readFileSync(join(home, 'server.log'), 'utf8').slice(-3000)}`);
+}
+async function kill9() {
+  if (!server) return;
+  const s = server;
+  server = null;
+  const gone = new Promise((r) => s.once('exit', r));
+  s.kill('SIGKILL');
+  await gone;
+}
+async function api(method, path, body) {
+  const r = await fetch(base + path, { method, headers: H, body: body ? JSON.stringify(body) : undefined, signal: AbortSignal.timeout(60000) });
+  const text = await r.text();
+  return { status: r.status, body: text ? JSON.parse(text) : null };
+}
+async function until(fn, ms = 90000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn().catch(() => false);
+    if (v || Date.now() > end) return v;
+    await sleep(250);
+  }
+}
+function logsIn(cs) {
+  try {
+    execFileSync('psql', [cs, '-tAc', 'SELECT 1'], { env: { ...process.env, PGCONNECT_TIMEOUT: '5' }, stdio: ['ignore', 'pipe', 'pipe'], timeout: 15000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+const status = async (id) => (await api('GET', `/v1/databases/${id}`));
+const isReady = async (id) => (await status(id)).body?.data?.status === 'ready';
+const directCs = (c) => c.endpoints.direct.connectionString;
+
+// the fleet we act on: databases known ready, each with its credentials (id -> cs)
+const fleet = new Map();
+let project;
+
+async function newDb(extra = {}) {
+  const r = await api('POST', '/v1/databases', { projectId: project.id, name: `kt-${Date.now().toString(36)}`, ...extra });
+  if (r.status !== 201) throw new Error(`create: ${r.status} ${JSON.stringify(r.body)}`);
+  await until(() => isReady(r.body.data.id));
+  return r.body.data;
+}
+async function completedBackup(id) {
+  const l = await api('GET', `/v1/databases/${id}/backups`);
+  return l.body?.data?.find((b) => b.status === 'completed');
+}
+
+// One trial: the request, and once acknowledged, the check of what it promised.
+async function request(kind) {
+  const ready = [...fleet.keys()];
+  const id = pick(ready);
+  const f = fleet.get(id);
+  switch (kind) {
+    case 'create':
+    case 'clone': {
+      const body = { projectId: project.id, name: `kt-${kind}-${Date.now().toString(36)}` };
+      if (kind === 'clone') body.source = { type: 'database', databaseId: id };
+      return { kind, send: () => api('POST', '/v1/databases', body), ok: (r) => r.status === 201,
+        check: async (r) => {
+          const d = r.body.data;
+          const ready_ = await until(() => isReady(d.id), 120000);
+          const good = ready_ && logsIn(directCs(d.connections[0]));
+          if (good) fleet.set(d.id, new Map([[d.connections[0].id, directCs(d.connections[0])]]));
+          return good;
+        } };
+    }
+    case 'delete':
+      return { kind, send: () => api('DELETE', `/v1/databases/${id}`), ok: (r) => r.status === 204,
+        before: () => fleet.delete(id),
+        check: async () => until(async () => (await status(id)).status === 404, 60000) };
+    case 'conn_create':
+      return { kind, send: () => api('POST', '/v1/connections', { databaseId: id, name: `kt-${Date.now().toString(36)}` }), ok: (r) => r.status === 201,
+        check: async (r) => {
+          const c = r.body.data;
+          const good = await until(async () => logsIn(directCs(c)), 60000);
+          if (good) f.set(c.id, directCs(c));
+          return good;
+        } };
+    case 'rotate': {
+      const [cid] = pick([...f]);
+      return { kind, send: () => api('POST', `/v1/connections/${cid}/rotate`), ok: (r) => r.status === 200,
+        check: async (r) => {
+          const good = await until(async () => logsIn(directCs(r.body.data)), 60000);
+          f.set(cid, directCs(r.body.data));
+          return good;
+        } };
+    }
+    case 'conn_delete': {
+      if (f.size < 2) return request('conn_create');
+      const [cid, cs] = pick([...f].slice(1));
+      return { kind, send: () => api('DELETE', `/v1/connections/${cid}`), ok: (r) => r.status === 204,
+        before: () => f.delete(cid),
+        check: async () => until(async () => (await api('GET', `/v1/connections/${cid}`)).status === 404 && !logsIn(cs), 60000) };
+    }
+    case 'backup':
+      return { kind, send: () => api('POST', `/v1/databases/${id}/backups`, {}), ok: (r) => r.status === 202,
+        check: async (r) => until(async () => (await api('GET', `/v1/databases/${id}/backups`)).body?.data?.some((b) => b.id === r.body.data.id && b.status === 'completed'), 120000) };
+    case 'restore': {
+      const b = await completedBackup(id);
+      if (!b) return request('backup');
+      return { kind, send: () => api('POST', `/v1/databases/${id}/restore`, { source: { type: 'backup', databaseId: id, backupId: b.id } }), ok: (r) => r.status === 200,
+        check: async () => (await until(() => isReady(id), 180000)) && logsIn(f.values().next().value) };
+    }
+  }
+  throw new Error(kind);
+}
+
+const acked = Object.fromEntries(KINDS.map((k) => [k, 0]));
+const lost = Object.fromEntries(KINDS.map((k) => [k, 0]));
+const lostWhat = [];
+let unacked = 0;
+try {
+  await start();
+  const p = await api('POST', '/v1/projects', { name: 'killtrials', createDatabase: false });
+  project = p.body.data;
+  for (let i = 0; i < 3; i++) {
+    const d = await newDb();
+    fleet.set(d.id, new Map([[d.connections[0].id, directCs(d.connections[0])]]));
+  }
+  const t0 = Date.now();
+  for (let t = 0; t < TRIALS; t++) {
+    // keep 3 to 6 ready databases: deletes when many, creates when few
+    let kind = pick(KINDS);
+    if (fleet.size <= 2 && kind === 'delete') kind = 'create';
+    if (fleet.size >= 6 && (kind === 'create' || kind === 'clone')) kind = 'delete';
+    if (fleet.size === 0) kind = 'create';
+    const trial = await request(kind);
+    const k = trial.kind;
+    let answer = null;
+    const pending = trial.send().then((r) => { answer = r; }).catch(() => {});
+    await sleep(Math.random() * 1500);
+    await kill9();
+    await pending;
+    await start();
+    if (answer && trial.ok(answer)) {
+      acked[k]++;
+      trial.before?.();
+      if (!(await trial.check(answer))) {
+        lost[k]++;
+        lostWhat.push(`trial ${t}: ${k} ${JSON.stringify(answer.body).slice(0, 200)}`);
+      }
+    } else {
+      unacked++;
+      // not acknowledged: whatever it did, the fleet must still be usable; re-read it
+      for (const id of [...fleet.keys()]) if ((await status(id)).status === 404) fleet.delete(id);
+      for (const id of [...fleet.keys()]) await until(() => isReady(id), 120000);
+    }
+    if ((t + 1) % 10 === 0) {
+      const a = Object.values(acked).reduce((x, y) => x + y, 0);
+      const l = Object.values(lost).reduce((x, y) => x + y, 0);
+      console.log(`killtrials: ${t + 1}/${TRIALS} trials, ${Math.round((Date.now() - t0) / 1000)} s: acknowledged ${a}, lost ${l}`);
+    }
+  }
+  const total = Object.values(acked).reduce((a, b) => a + b, 0);
+  const totalLost = Object.values(lost).reduce((a, b) => a + b, 0);
+  console.log(`killtrials: ${TRIALS} kill -9 trials in ${Math.round((Date.now() - t0) / 1000)} s; acknowledged ${total} (${KINDS.map((k) => `${k} ${acked[k]}`).join(', ')}), not acknowledged ${unacked}; lost ${totalLost} (aim: 0)`);
+  for (const l of lostWhat) console.log(`killtrials: lost: ${l}`);
+} finally {
+  await kill9();
+  // the servers of the fleet outlive a kill -9: stop them with a clean start and SIGTERM
+  try {
+    await start();
+    const s = server;
+    const gone = new Promise((r) => s.once('exit', r));
+    s.kill('SIGTERM');
+    await gone;
+  } catch { /* best effort */ }
+  rmSync(home, { recursive: true, force: true });
+}
