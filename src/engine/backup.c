@@ -525,6 +525,11 @@ int engine_backup_remove(engine *en, const char *db_id, pf_err *e)
     char *ar = xasprintf("%s/archive/%s", en->repo, db_id);
     char *sp = xasprintf("%s/spool/archive/%s", en->pgbr_dir, db_id);
     stanza_lock(en, db_id);
+    /* a backup stopped with --force ends its main process; its backup:local workers may
+     * outlive it for a while, writing into the directories removed below */
+    char *stanza = xasprintf("--stanza=%s", db_id);
+    engine__pgbr_kill(stanza, false);
+    free(stanza);
     int rc = fs_remove_tree(bk, e);
     if (rc == 0)
         rc = fs_remove_tree(ar, e);
