@@ -1,4 +1,4 @@
-/* ops: the threads (workers by lane, the reconciler, the samplers), start and stop, wait,
+/* ops: the threads (workers by lane, the reconciler, the samplers), start and stop,
  * stats, and one attempt of an op: claim, run by the table of kinds, then done, failed
  * (give up) or queued again with a backoff. */
 #include "ops/ops.h"
@@ -81,7 +81,6 @@ int ops__work_one(ops *o, ops_lane_id lane)
             log_op(LOG_ERROR, op.id, op.database_id, conn, "cannot queue it again: %s", le.message);
     }
     pthread_mutex_lock(&o->mu);
-    pthread_cond_broadcast(&o->done);
     if (op.kind == OP_DB_PROVISION) {
         o->spares_wanted = true;
         pthread_cond_signal(&o->refill);
@@ -159,7 +158,6 @@ ops *ops__new(store *st, engine *en, const ops_config *cfg)
             *defaults[i].v = defaults[i].def;
     pthread_mutex_init(&o->mu, NULL);
     pthread_cond_init(&o->wake, NULL);
-    pthread_cond_init(&o->done, NULL);
     pthread_cond_init(&o->refill, NULL);
     pthread_cond_init(&o->usage_cv, NULL);
     pthread_mutex_init(&o->pooler_mu, NULL);
@@ -196,26 +194,6 @@ int ops_start(store *st, engine *en, const ops_config *cfg, ops **out, pf_err *e
     }
     *out = o;
     return 0;
-}
-
-int ops_wait(ops *o, const char *op_id, int timeout_ms, store_op *out, pf_err *e)
-{
-    int64_t until = util_now_ms() + timeout_ms;
-    for (;;) {
-        if (store_op_get(o->st, op_id, out, e) != 0)
-            return -1;
-        if (out->state == OPS_DONE || out->state == OPS_FAILED)
-            return 0;
-        int64_t left = until - util_now_ms();
-        if (left <= 0)
-            return err_set(e, 503, "Timeout", "Retry the request in a moment.",
-                           "The operation %s did not finish in time", op_id);
-        struct timespec ts;
-        ops__deadline_in(&ts, left < 100 ? (int)left : 100);
-        pthread_mutex_lock(&o->mu);
-        pthread_cond_timedwait(&o->done, &o->mu, &ts);
-        pthread_mutex_unlock(&o->mu);
-    }
 }
 
 /* ---- stats ---- */
@@ -269,7 +247,6 @@ void ops_stop(ops *o)
     pthread_mutex_lock(&o->mu);
     o->stopping = true;
     pthread_cond_broadcast(&o->wake);
-    pthread_cond_broadcast(&o->done);
     pthread_cond_broadcast(&o->refill);
     pthread_cond_broadcast(&o->usage_cv);
     pthread_mutex_unlock(&o->mu);
@@ -288,7 +265,6 @@ void ops_stop(ops *o)
     free(o->slow);
     free(o->restarts);
     pthread_cond_destroy(&o->wake);
-    pthread_cond_destroy(&o->done);
     pthread_cond_destroy(&o->refill);
     pthread_cond_destroy(&o->usage_cv);
     pthread_mutex_destroy(&o->mu);

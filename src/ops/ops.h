@@ -59,10 +59,6 @@ int ops_start(store *st, engine *en, const ops_config *cfg, ops **out, pf_err *e
 /* Wakes the workers: call after committing a new op. */
 void ops_notify(ops *o);
 
-/* Waits until op_id is done or failed, or timeout_ms passes. Returns 0 with *out filled
- * when it ended (check out->state), -1 on timeout or error. */
-int ops_wait(ops *o, const char *op_id, int timeout_ms, store_op *out, pf_err *e);
-
 /* Calls cb(arg, result) exactly once, from another thread, without holding a thread
  * meanwhile: when op_id is done or failed (OPS_WATCH_ENDED: read the op to know which), when
  * timeout_ms passed first (OPS_WATCH_TIMEOUT) or when ops stops (OPS_WATCH_STOPPED). cb must

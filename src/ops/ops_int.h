@@ -1,7 +1,7 @@
 /* ops internals, shared by the files of src/ops and by tests/unit/test_ops.c:
  *  base.c       below the others: op rows for callers (ops_op_init, ops_backup_init),
  *               the clock, timed waits, the retry backoff, notify;
- *  ops.c        on top: threads (workers by lane, reconciler, samplers), start/stop, wait,
+ *  ops.c        on top: threads (workers by lane, reconciler, samplers), start/stop,
  *               stats, and one attempt of an op (ops__work_one);
  *  kinds.c      the table of op kinds (lane, run, give-up) and the database and
  *               credential kinds;
@@ -170,7 +170,6 @@ struct ops {
     int64_t last_sched_ms;   /* last pass of the backup scheduler */
     pthread_mutex_t mu;
     pthread_cond_t wake; /* new work, or stopping */
-    pthread_cond_t done; /* an op ended */
     pthread_cond_t refill;
     bool stopping;
     ops_stats stats;           /* under mu */
