@@ -78,21 +78,33 @@ struct http_server {
     bool sweeper_started;
 };
 
-/* server.c */
+/* ---- reply.c: answers and the request context's lifetime (below server.c and work.c) ---- */
+struct MHD_Response *http__json_response(json_t *body, const char *request_id,
+                                         const http_resp *resp);
+struct MHD_Response *http__raw_response(char *raw, size_t len, const char *ctype,
+                                        const char *request_id, const http_resp *resp);
+/* The envelope of e (*status gets its HTTP status); Retry-After from e, or 2 s on a 503. */
+struct MHD_Response *http__error_response(const pf_err *e, const char *request_id, int *status);
+void http__release_resp(http_resp *resp);
+void http__new_request_id(req_ctx *ctx);
+/* Counts the answer (status class, latency) and logs the request line. */
+void http__count_and_log(req_ctx *ctx, int status);
 /* Makes the answer of ctx from rc/e/resp (frees what resp owns), counts and logs it, and
  * resumes the connection so the event thread sends it. */
 void http__finish(req_ctx *ctx, int rc, pf_err *e);
 /* Drops one reference of ctx (freeing it with the last). */
 void http__ctx_unref(req_ctx *ctx);
 
-/* work.c */
+/* Guards ctx->refs, the wait state and the server's list of waiting requests. */
+extern pthread_mutex_t http__waits_mu;
+
+/* ---- work.c ---- */
 void http__pool_start(http_server *s);
 void http__pool_push(http_server *s, req_ctx *ctx, job_kind job);
 /* Answers every waiting request 503 and refuses new waits. */
 void http__answer_waiting(http_server *s);
 /* Runs the queued jobs to the end and joins the workers. */
 void http__pool_stop(http_server *s);
-extern pthread_mutex_t http__waits_mu;
 
 /* guard.c */
 void http__guard_start(http_server *s);

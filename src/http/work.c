@@ -14,7 +14,6 @@
 
 /* One lock for the waits of every server: a wake that comes after its server stopped only
  * touches its request. */
-pthread_mutex_t http__waits_mu = PTHREAD_MUTEX_INITIALIZER;
 
 void http_resp_wait(http_resp *resp, const struct http_wait *wait)
 {
