@@ -136,7 +136,6 @@ int engine__golden_ensure(engine *en, pf_err *e)
     char *version = xasprintf("%s/PG_VERSION", en->golden_dir);
     char *tmp = xasprintf("%s/golden.tmp", en->home);
     char *opts = xasprintf("%s/postmaster.opts", tmp);
-    int fd = -1;
     if (fs_exists(version)) {
         ret = 0;
         goto out;
@@ -153,25 +152,18 @@ int engine__golden_ensure(engine *en, pf_err *e)
     unlink(opts);
     golden_sparsify_wal(tmp);
     /* initdb ran with --no-sync: flush everything before calling it complete */
-    if ((fd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || syncfs(fd) < 0) {
-        err_internal(e, "sync %s: %s", tmp, strerror(errno));
+    if (fs_sync_fs(tmp, e) < 0)
         goto out;
-    }
     if (rename(tmp, en->golden_dir) < 0) {
         err_internal(e, "rename %s: %s", tmp, strerror(errno));
         goto out;
     }
-    close(fd);
-    if ((fd = open(en->home, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fsync(fd) < 0) {
-        err_internal(e, "sync %s: %s", en->home, strerror(errno));
+    if (fs_fsync_dir(en->home, e) < 0) /* the rename */
         goto out;
-    }
     log_sub(LOG_INFO, "engine", "golden data directory ready in %lld ms",
             (long long)(util_now_ms() - t0));
     ret = 0;
 out:
-    if (fd >= 0)
-        close(fd);
     if (ret < 0) {
         engine__disk_full_is_transient(e);
         err_prefix(e, "while making the golden data directory: ");

@@ -49,20 +49,6 @@ static bool data_complete(const char *data)
     return ok;
 }
 
-/* syncfs of the file system holding path: a copied tree on disk, all at once */
-static int sync_fs(const char *path, pf_err *e)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return err_internal(e, "open %s: %s", path, strerror(errno));
-    int rc = syncfs(fd);
-    int er = errno;
-    close(fd);
-    if (rc < 0)
-        return err_internal(e, "sync %s: %s", path, strerror(er));
-    return 0;
-}
-
 int engine__own_dir(engine *en, const char *path, pf_err *e)
 {
     if (fs_mkdirs(path, 0700, &en->user, e) < 0)
@@ -130,7 +116,7 @@ int engine_spares_fill(engine *en, int want, pf_err *e)
         char *ready = xasprintf("%s/ready-%s", en->spare_dir, rnd);
         int rc = fs_copy_tree(en->golden_dir, tmp, &en->user, e);
         if (rc == 0)
-            rc = sync_fs(tmp, e);
+            rc = fs_sync_fs(tmp, e);
         if (rc == 0 && rename(tmp, ready) < 0)
             rc = err_internal(e, "rename %s: %s", tmp, strerror(errno));
         if (rc == 0)
@@ -189,7 +175,7 @@ int engine_instance_create(engine *en, const char *db_id, int port, pf_err *e)
         /* the copy must be on disk before it is called complete */
         int64_t t_conf = util_now_ms();
         /* a spare was synced when it was made; the conf files were fsynced when written */
-        if (!spare && sync_fs(p.data_tmp, e) < 0)
+        if (!spare && fs_sync_fs(p.data_tmp, e) < 0)
             goto out;
         log_db_debug(db_id, "create: %s %lld ms, conf %lld ms, sync %lld ms",
                      spare ? "spare" : "copy", (long long)(t_copy - t0),

@@ -662,6 +662,20 @@ int fs_fsync_dir(const char *path, pf_err *e)
     return 0;
 }
 
+/* syncfs of the file system holding path: a copied tree on disk, all at once */
+int fs_sync_fs(const char *path, pf_err *e)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return err_internal(e, "open %s: %s", path, strerror(errno));
+    int rc = syncfs(fd);
+    int er = errno;
+    close(fd);
+    if (rc < 0)
+        return err_internal(e, "sync %s: %s", path, strerror(er));
+    return 0;
+}
+
 static void fsync_parent(const char *path)
 {
     char *dir = xstrdup(path);

@@ -58,6 +58,8 @@ int proc_kill_matching(const char *program, proc_match_fn match, void *arg);
 
 /* fsync of a directory (after a rename or unlink in it). */
 int fs_fsync_dir(const char *path, pf_err *e);
+/* syncfs of the file system holding path: a copied or initdb'd tree on disk, all at once. */
+int fs_sync_fs(const char *path, pf_err *e);
 
 /* mkdir -p with mode; chowns each created directory to user when user->switch_user. */
 int fs_mkdirs(const char *path, int mode, const proc_user *user, pf_err *e);
