@@ -7,22 +7,14 @@
 //   clone          POST /v1/databases {"source":{"type":"database"}} until ready (pg_basebackup)
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, openSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, sleep } from './lib.mjs';
 
 const bin = process.env.PGFLEET_BIN ?? 'build/pgfleet';
 const SCALE = Number(process.env.BENCH_BACKUP_SCALE ?? 70);
 const PGBIN = '/usr/lib/postgresql/15/bin';
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-    s.on('error', reject);
-  });
-}
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const secs = (ms) => (ms / 1000).toFixed(1);
 
 const home = mkdtempSync(join(tmpdir(), 'pgfleet-bench-backup-'));

@@ -4,23 +4,14 @@
 // databases, the PSS of their PostgreSQL servers, and the usage sampler's pass over them.
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, openSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, sleep, pct } from './lib.mjs';
 
 const bin = process.env.PGFLEET_BIN ?? 'build/pgfleet';
 const N_CREATE = Number(process.env.BENCH_CREATES ?? 30);
 const N_DENSE = Number(process.env.BENCH_DENSE ?? 100);
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-    s.on('error', reject);
-  });
-}
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]; };
 const rssKiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
 
 const home = mkdtempSync(join(tmpdir(), 'pgfleet-bench-'));

@@ -13,6 +13,7 @@ import { mkdtempSync, readFileSync, rmSync, openSync, writeFileSync, mkdirSync }
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, sleep, pct } from './lib.mjs';
 
 const bin = process.env.PGFLEET_BIN ?? 'build/pgfleet';
 const IDLE = Number(process.env.BENCH_IDLE ?? 2000);
@@ -20,15 +21,6 @@ const SLOW = Number(process.env.BENCH_SLOW ?? 1000);
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 300);
 const WRK_SECONDS = Number(process.env.BENCH_WRK_SECONDS ?? 10);
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-    s.on('error', reject);
-  });
-}
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] : NaN; };
 function status(pid) {
   const t = readFileSync(`/proc/${pid}/status`, 'utf8');
   return { rssMiB: Number(/VmRSS:\s+(\d+)/.exec(t)[1]) / 1024, threads: Number(/Threads:\s+(\d+)/.exec(t)[1]) };

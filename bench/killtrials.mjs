@@ -10,22 +10,14 @@
 //   BENCH_KILL_TRIALS (default 100), PGFLEET_BIN (default build/pgfleet)
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, openSync, closeSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, sleep } from './lib.mjs';
 
 const bin = process.env.PGFLEET_BIN ?? 'build/pgfleet';
 const TRIALS = Number(process.env.BENCH_KILL_TRIALS ?? 100);
 const KINDS = ['create', 'delete', 'conn_create', 'rotate', 'conn_delete', 'backup', 'restore', 'clone'];
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-    s.on('error', reject);
-  });
-}
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const pick = (a) => a[Math.floor(Math.random() * a.length)];
 
 const home = mkdtempSync(join(tmpdir(), 'pgfleet-killtrials-'));

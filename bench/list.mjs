@@ -5,23 +5,14 @@
 //   BENCH_LIST_DBS (default 2000), BENCH_LIST_SAMPLES (default 300), PGFLEET_BIN
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, openSync, closeSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, sleep, pct } from './lib.mjs';
 
 const bin = process.env.PGFLEET_BIN ?? 'build/pgfleet';
 const N = Number(process.env.BENCH_LIST_DBS ?? 2000);
 const SAMPLES = Number(process.env.BENCH_LIST_SAMPLES ?? 300);
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-    s.on('error', reject);
-  });
-}
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]; };
 
 const home = mkdtempSync(join(tmpdir(), 'pgfleet-bench-list-'));
 const port = await freePort();

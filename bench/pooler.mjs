@@ -5,10 +5,10 @@
 // `pg` client, sequentially. Run through `make bench`.
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, openSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { freePort, sleep, pct } from './lib.mjs';
 
 const root = resolve(import.meta.dirname, '..');
 const pg = createRequire(join(root, 'tests/e2e/package.json'))('pg');
@@ -17,16 +17,6 @@ const CLIENTS = Number(process.env.BENCH_PGBENCH_CLIENTS ?? 16);
 const SECONDS = Number(process.env.BENCH_PGBENCH_SECONDS ?? 10);
 const SCALE = Number(process.env.BENCH_PGBENCH_SCALE ?? 10);
 const N_CONNECT = Number(process.env.BENCH_CONNECTS ?? 200);
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]; };
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); });
-    s.on('error', rej);
-  });
-}
 
 const home = mkdtempSync(join(tmpdir(), 'pgfleet-bench-pooler-'));
 const port = await freePort();
