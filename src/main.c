@@ -80,6 +80,7 @@ typedef enum {
     O_HTTP_TLS,
     O_HTTP_TLS_CERT,
     O_HTTP_TLS_KEY,
+    O_EXPIRY_MIN,
     O__COUNT
 } opt_id;
 
@@ -207,6 +208,9 @@ static const opt_def options[O__COUNT] = {
                                  "endpoints', HOME/tls/server.crt)"},
     [O_HTTP_TLS_KEY] = {"http-tls-key", "PGFLEET_HTTP_TLS_KEY", OPT_PATH, NULL, .cmds = CMD_SERVE,
                         .help = "PEM key of --http-tls-cert (default HOME/tls/server.key)"},
+    [O_EXPIRY_MIN] = {"expiry-min-seconds", "PGFLEET_EXPIRY_MIN_SECONDS", OPT_SECONDS, "300", 1,
+                      300, .cmds = CMD_SERVE,
+                      .help = "for tests only: the nearest expiresAt a project may take"},
 };
 
 static opt_value ov[O__COUNT];
@@ -646,6 +650,7 @@ static void serve_app(app *a, store *st, engine *en, auth_keys *keys)
     a->port_hi = (int)ov[O_PORT_RANGE].hi;
     a->op_wait_ms = 20000;
     a->backup_retention_days = (int)ov[O_BACKUP_RETENTION].n;
+    a->expiry_min_s = ov[O_EXPIRY_MIN].n;
     a->pooler_port = ov[O_POOLER_LISTEN].port;
     if (engine_tls_ca_path(en))
         snprintf(a->ca_path, sizeof a->ca_path, "%s", engine_tls_ca_path(en));

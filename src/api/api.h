@@ -31,6 +31,7 @@ typedef struct app {
     char default_region[32];
     int op_wait_ms; /* how long credential changes wait for their op */
     int backup_retention_days;
+    long expiry_min_s; /* the nearest expiresAt allowed, in seconds (0: 300; lower in tests) */
     /* OAuth2 (docs/auth.md): signing and MAC keys (NULL: OAuth off, service tokens only)
      * and the access-token lifetime in seconds (--access-token-ttl). */
     const struct auth_keys *keys;

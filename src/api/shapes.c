@@ -52,6 +52,7 @@ json_t *shape_project(app *a, const store_project *p)
                   str_or_null(p->default_region), "workspace", "id", p->workspace_id, "url",
                   url_of(a, "workspaces", p->workspace_id), "name", w.name);
     json_object_set_new(j, "settings", project_settings(a, p));
+    json_object_set_new(j, "expiresAt", str_or_null(p->expires_at));
     return j;
 }
 

@@ -276,9 +276,15 @@ static const char MIGRATION_3[] =
     "UPDATE branches SET role = 'production' WHERE is_default = 1;\n"                              \
     "ALTER TABLE projects ADD COLUMN settings TEXT;\n"
 
+/* Version 7: a project's expiry (ISO-8601 UTC, NULL = never): the reaper (ops/expiry.c)
+ * deletes the project, its databases and their backups once it passes. */
+#define MIGRATION_7                                                                                \
+    "ALTER TABLE projects ADD COLUMN expires_at TEXT;\n"                                           \
+    "CREATE INDEX projects_expiry ON projects (expires_at) WHERE expires_at IS NOT NULL;\n"
+
 /* Applied in order; migration i is schema version i + 1. Append only, never edit. */
 static const char *const migrations[] = {
-    MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6,
+    MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6, MIGRATION_7,
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 

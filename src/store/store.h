@@ -93,6 +93,7 @@ typedef struct store_project {
     char logical_id[STORE_NAME_MAX]; /* "" = null */
     char default_region[32];         /* "" = null */
     char created_at[STORE_TS_MAX];
+    char expires_at[STORE_TS_MAX]; /* "" = never (schema version 7): the project is deleted then */
 } store_project;
 
 int store_project_insert(store *s, const store_project *p,
@@ -118,6 +119,14 @@ int store_project_set_settings(store *s, const char *ws, const char *id, const c
  * too) and their connections. 404 when from has no such project; 409 (hint logicalId) when
  * to already has a project with its logicalId. One transaction. */
 int store_project_transfer(store *s, const char *from, const char *id, const char *to, pf_err *e);
+/* A project's expiry (ISO-8601 UTC as util_iso_from_ms writes it; NULL or "" clears it). A
+ * transfer clears it too. */
+int store_project_set_expiry(store *s, const char *ws, const char *id, const char *expires_at,
+                             pf_err *e);
+/* At most max projects of any workspace whose expiry is at or before now (ISO-8601 UTC),
+ * soonest first, into a new array (caller frees). */
+int store_project_expired(store *s, const char *now, store_project **out, size_t *n, size_t max,
+                          pf_err *e);
 
 /* ---- branches ---- */
 typedef struct store_branch {
