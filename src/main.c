@@ -17,6 +17,7 @@
 
 #include "api/api.h"
 #include "auth/auth.h"
+#include "cli/cli.h"
 #include "engine/engine.h"
 #include "http/http.h"
 #include "ops/ops.h"
@@ -34,7 +35,8 @@ enum {
     CMD_WORKSPACE = 4,
     CMD_USER = 8,
     CMD_CLIENT = 16,
-    CMD_STATUS = 32
+    CMD_STATUS = 32,
+    CMD_CLI = 1 << 30 /* takes no option of options[] */
 };
 
 typedef enum {
@@ -231,8 +233,12 @@ static void usage(FILE *f)
             "                                      register an OAuth client; prints its id\n"
             "  pgfleet status                      the fleet from the catalog: databases, ops,\n"
             "                                      last backups (works beside a running serve)\n"
-            "  pgfleet version\n\noptions:\n",
+            "  pgfleet version\n\n"
+            "over the API of a running server (pgfleet COMMAND --help; docs/cli.md):\n",
             PGFLEET_VERSION);
+    cli_usage(f);
+    fprintf(f, "  exit status: 0 done, 1 refused or failed, 2 usage, 3 not found, 4 conflict,\n"
+               "               5 server or network error\n\noptions (host-side commands):\n");
     opt_help(f, options, O__COUNT);
 }
 
@@ -813,7 +819,16 @@ static int cmd_status(void)
     return with_home(fleet_status);
 }
 
-/* The commands: their word and second word (or NULL), the options they take, what runs. */
+/* The CLI's commands over the API (src/cli) parse their own arguments, from argv[1] on. */
+static int cli_argc;
+static char **cli_argv;
+static int cmd_cli(void)
+{
+    return cli_run(cli_argc - 1, cli_argv + 1);
+}
+
+/* The commands: their word and second word (or NULL), the options they take (CMD_CLI: its
+ * own, not options[]), what runs. */
 typedef struct command {
     const char *word, *sub;
     int cmd;
@@ -826,7 +841,32 @@ static const command commands[] = {
     {"user", "create", CMD_USER, cmd_user_create},
     {"oauth-client", "create", CMD_CLIENT, cmd_oauth_client_create},
     {"status", NULL, CMD_STATUS, cmd_status},
+    /* over the API (src/cli, docs/cli.md) */
+    {"login", NULL, CMD_CLI, cmd_cli},
+    {"logout", NULL, CMD_CLI, cmd_cli},
+    {"projects", NULL, CMD_CLI, cmd_cli},
+    {"databases", NULL, CMD_CLI, cmd_cli},
+    {"connections", NULL, CMD_CLI, cmd_cli},
+    {"backups", NULL, CMD_CLI, cmd_cli},
+    {"restore", NULL, CMD_CLI, cmd_cli},
+    {"usage", NULL, CMD_CLI, cmd_cli},
+    {"branches", NULL, CMD_CLI, cmd_cli},
+    {"psql", NULL, CMD_CLI, cmd_cli},
+    {"completion", NULL, CMD_CLI, cmd_cli},
 };
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+/* The host-side words, for the CLI's shell completion. */
+static const char *host_words[NCOMMANDS];
+static size_t host_words_fill(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (commands[i].cmd != CMD_CLI &&
+            (n == 0 || strcmp(host_words[n - 1], commands[i].word) != 0))
+            host_words[n++] = commands[i].word;
+    return n;
+}
 
 int main(int argc, char **argv)
 {
@@ -844,10 +884,16 @@ int main(int argc, char **argv)
         printf("pgfleet %s\n", PGFLEET_VERSION);
         return 0;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+    cli_set_host_words(host_words, host_words_fill());
+    for (size_t i = 0; i < NCOMMANDS; i++) {
         const command *k = &commands[i];
         if (strcmp(c, k->word) != 0 || (k->sub && (argc < 3 || strcmp(argv[2], k->sub) != 0)))
             continue;
+        if (k->cmd == CMD_CLI) {
+            cli_argc = argc;
+            cli_argv = argv;
+            return k->run();
+        }
         if (parse_options(argc, argv, k->sub ? 3 : 2, k->cmd) != 0)
             return 2;
         return k->run();
