@@ -48,7 +48,7 @@ FUZZ_SECONDS ?= 10
 PGFLEET_HOME ?= $(CURDIR)/.pgfleet
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: all build san deps deps-test unit fuzz e2e test run bench format format-check check-layers clean
+.PHONY: all build san deps deps-test unit fuzz e2e test run bench format format-check check-layers clean openapi
 
 all: build
 build: build/pgfleet
@@ -106,6 +106,14 @@ $(SAN_DIR)/tests/%: tests/unit/%.c $$(FAKES_$$*) $(HARNESS_SRCS) tests/unit/harn
 	@$(CC) $(SAN_CFLAGS) -Itests/unit $(call harness_def,$*) -o $@ $< $(FAKES_$*) $(HARNESS_SRCS) $(call mods_objs,$*) $(LDLIBS) -lcmocka
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# the OpenAPI document is embedded by the assembler (.incbin), which -MMD does not see
+$(REL_DIR)/src/api/doc.o $(SAN_DIR)/src/api/doc.o $(FUZZ_DIR)/src/api/doc.o: src/api/openapi.json
+
+# regenerates src/api/openapi.json from the SDK's types and the route table (needs
+# tests/e2e/node_modules: npm ci there); tests/e2e/openapi.test.mjs checks it is current
+openapi:
+	@cd tests/e2e && node gen-schemas.mjs && node gen-openapi.mjs
 
 deps:
 	@scripts/install-deps.sh build

@@ -168,6 +168,7 @@ HANDLER(h_regions_list);
 HANDLER(h_regions_postgres);
 HANDLER(h_regions_accelerate);
 HANDLER(h_ca_pem); /* ca.c */
+HANDLER(h_doc);    /* doc.c */
 
 /* identity and OAuth2 (identity.c, oauth.c, pages.c) */
 HANDLER(h_me);

@@ -67,6 +67,7 @@ static const http_route routes[] = {
     {"GET", "/.well-known/oauth-authorization-server", h_oauth_metadata, HTTP_PUBLIC},
     {"GET", "/.well-known/jwks.json", h_oauth_jwks, HTTP_PUBLIC},
     {"GET", "/v1/ca.pem", h_ca_pem, HTTP_PUBLIC}, /* extension (ca.c) */
+    {"GET", "/v1/doc", h_doc, HTTP_PUBLIC},       /* extension: the OpenAPI document (doc.c) */
 };
 
 const http_route *api_routes(size_t *n)
