@@ -1559,6 +1559,42 @@ static void test_project_transfer(void **state)
 
 /* One conflict table for every resource: each unique violation names its own field, and a
  * write naming a missing row answers 404 (identity) or with its parent's field. */
+/* A project's expiry (schema version 7): set, listed once due (soonest first), cleared by
+ * NULL and by a transfer. */
+static void test_project_expiry(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char a[PF_ID_MAX], b[PF_ID_MAX], p1[PF_ID_MAX], p2[PF_ID_MAX], p3[PF_ID_MAX];
+    mk_ws(f->s, a, "a");
+    mk_ws(f->s, b, "b");
+    mk_project(f->s, a, NULL, p1);
+    mk_project(f->s, a, NULL, p2);
+    mk_project(f->s, a, NULL, p3);
+    assert_int_equal(store_project_set_expiry(f->s, a, p1, "2026-01-02T00:00:00.000Z", &e), 0);
+    assert_int_equal(store_project_set_expiry(f->s, a, p2, "2026-01-01T00:00:00.000Z", &e), 0);
+    assert_int_equal(store_project_set_expiry(f->s, a, p3, "2026-06-01T00:00:00.000Z", &e), 0);
+    assert_int_equal(store_project_set_expiry(f->s, b, p1, NULL, &e), -1); /* not b's */
+    assert_err(&e, 404, "NotFound", "projectId");
+    store_project *due = NULL;
+    size_t n = 0;
+    assert_int_equal(store_project_expired(f->s, "2026-03-01T00:00:00.000Z", &due, &n, 10, &e), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(due[0].id, p2);
+    assert_string_equal(due[1].id, p1);
+    assert_string_equal(due[1].expires_at, "2026-01-02T00:00:00.000Z");
+    free(due);
+    assert_int_equal(store_project_set_expiry(f->s, a, p1, NULL, &e), 0);
+    assert_int_equal(store_project_transfer(f->s, a, p2, b, &e), 0);
+    store_project p;
+    assert_int_equal(store_project_get(f->s, b, p2, &p, &e), 0);
+    assert_string_equal(p.expires_at, "");
+    assert_int_equal(store_project_expired(f->s, "2027-01-01T00:00:00.000Z", &due, &n, 10, &e), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(due[0].id, p3);
+    free(due);
+}
+
 static void test_conflicts_and_references(void **state)
 {
     fixture *f = *state;
@@ -2058,6 +2094,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_branch_roles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_project_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_project_transfer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_project_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflicts_and_references, setup, teardown),
         cmocka_unit_test_setup_teardown(test_op_claim_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
