@@ -180,7 +180,7 @@ static void assert_err(const pf_err *e, int status, const char *code, const char
 
 /* ---- schema ---- */
 
-#define SCHEMA_LATEST 6 /* the number of migrations */
+#define SCHEMA_LATEST 7 /* the number of migrations */
 
 static void test_migrations_idempotent(void **state)
 {
