@@ -80,6 +80,7 @@ typedef enum {
     O_HTTP_TLS,
     O_HTTP_TLS_CERT,
     O_HTTP_TLS_KEY,
+    O_OPERATOR,
     O__COUNT
 } opt_id;
 
@@ -207,6 +208,9 @@ static const opt_def options[O__COUNT] = {
                                  "endpoints', HOME/tls/server.crt)"},
     [O_HTTP_TLS_KEY] = {"http-tls-key", "PGFLEET_HTTP_TLS_KEY", OPT_PATH, NULL, .cmds = CMD_SERVE,
                         .help = "PEM key of --http-tls-cert (default HOME/tls/server.key)"},
+    [O_OPERATOR] = {"operator", NULL, OPT_FLAG, NULL, .cmds = CMD_TOKEN,
+                    .help = "token create: a read-only operator token for the whole fleet "
+                            "(GET /v1/fleet, the console's fleet view) instead of a workspace's"},
 };
 
 static opt_value ov[O__COUNT];
@@ -219,7 +223,8 @@ static void usage(FILE *f)
             "Management API (v1)\n\n"
             "usage:\n"
             "  pgfleet serve [options]             run the API and the databases\n"
-            "  pgfleet token create [options]      print a new service token (last line)\n"
+            "  pgfleet token create [options]      print a new service token (last line);\n"
+            "                                      --operator: a read-only fleet token\n"
             "  pgfleet workspace create --name N   print a new workspace's id\n"
             "  pgfleet user create --email E       a user (password from stdin, or generated)\n"
             "                                      and a workspace; prints both ids\n"
@@ -308,8 +313,28 @@ static int with_home(int (*work)(store *st, pf_err *e))
     return rc;
 }
 
+/* An operator token (docs/console.md): made only here, on the host; owned by the first
+ * workspace's row but acting in none. */
+static int operator_token_create(store *st, pf_err *e)
+{
+    store_workspace w;
+    if (store_workspace_first(st, &w, e) != 0)
+        return -1;
+    char value[AUTH_TOKEN_MAX];
+    store_token t;
+    if (auth_operator_token_create(st, w.id, OPT(O_NAME), value, &t, e) != 0)
+        return -1;
+    fprintf(stderr, "pgfleet: operator token %s (read-only, the whole fleet); it is shown once:\n",
+            t.id);
+    printf("%s\n", value);
+    sodium_memzero(value, sizeof value);
+    return 0;
+}
+
 static int token_create(store *st, pf_err *e)
 {
+    if (ov[O_OPERATOR].n)
+        return operator_token_create(st, e);
     store_workspace w;
     if (OPT(O_WORKSPACE) ? store_workspace_get(st, OPT(O_WORKSPACE), &w, e)
                          : store_workspace_first(st, &w, e))
@@ -326,6 +351,10 @@ static int token_create(store *st, pf_err *e)
 
 static int cmd_token_create(void)
 {
+    if (ov[O_OPERATOR].n && OPT(O_WORKSPACE)) {
+        fprintf(stderr, "pgfleet: an operator token belongs to no workspace: drop --workspace\n");
+        return 2;
+    }
     return with_home(token_create);
 }
 
@@ -726,6 +755,8 @@ static int cmd_serve(void)
     serve_app(&a, st, en, &keys);
     snprintf(a.home, sizeof a.home, "%s", home);
     if (api_regions_configure(&a, OPT(O_REGIONS), &e) != 0)
+        goto out;
+    if (api_console_register(&a, &e) != 0)
         goto out;
     ops_config oc = serve_ops_config();
     if (ops_start(st, en, &oc, &op, &e) != 0)
