@@ -6,7 +6,7 @@ PKGS    := libmicrohttpd jansson sqlite3 libsodium libpq
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
-CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -Isrc $(WARN) $(PKG_CFLAGS) -pthread
+CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -Isrc -Ibuild/gen $(WARN) $(PKG_CFLAGS) -pthread
 LDLIBS  := $(PKG_LIBS) -pthread -lm
 
 SRCS    := $(sort $(shell find src -name '*.c' ! -name main.c))
@@ -105,6 +105,15 @@ $(SAN_DIR)/tests/%: tests/unit/%.c $$(FAKES_$$*) $(HARNESS_SRCS) tests/unit/harn
 	@$(CC) $(SAN_CFLAGS) -Itests/unit $(call harness_def,$*) -o $@ $< $(FAKES_$*) $(HARNESS_SRCS) $(call mods_objs,$*) $(LDLIBS) -lcmocka
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# The web console's files (web/, flat) compiled into the binary as a C include
+# (src/api/console.c): built from the tree, nothing fetched at build or run time.
+CONSOLE_FILES := $(sort $(wildcard web/*))
+build/gen/console_assets.inc: $(CONSOLE_FILES) scripts/embed-assets.sh
+	@mkdir -p $(dir $@)
+	@echo "  EMBED   $@"
+	@scripts/embed-assets.sh web $@
+$(REL_DIR)/src/api/console.o $(SAN_DIR)/src/api/console.o $(FUZZ_DIR)/src/api/console.o: build/gen/console_assets.inc
 
 deps:
 	@scripts/install-deps.sh build
