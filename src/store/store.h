@@ -523,5 +523,7 @@ int store_token_list(store *s, const char *ws, const store_page *pg, store_token
                      store_page_out *po, pf_err *e);
 int store_token_get(store *s, const char *ws, const char *id, store_token *out, pf_err *e);
 int store_token_delete(store *s, const char *ws, const char *id, pf_err *e);
+/* Deletes a token of any workspace or kind by id (the host's `pgfleet token revoke`). */
+int store_token_revoke(store *s, const char *id, pf_err *e);
 
 #endif

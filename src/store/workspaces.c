@@ -45,6 +45,8 @@ static sql_stmt q_tok_list =
         " AND (?1 = 0 OR t.seq < ?1) ORDER BY t.seq DESC LIMIT ?2");
 static sql_stmt q_tok_seq =
     SQL("SELECT seq FROM tokens WHERE id = ?1 AND workspace_id = ?2 AND is_operator = 0");
+/* the host's revoke (`pgfleet token revoke`): any token, operator tokens included */
+static sql_stmt q_tok_revoke = SQL("DELETE FROM tokens WHERE id = ?1");
 static sql_stmt q_tok_delete =
     SQL("DELETE FROM tokens WHERE id = ?1 AND workspace_id = ?2 AND is_operator = 0");
 
@@ -107,4 +109,9 @@ int store_token_delete(store *s, const char *ws, const char *id, pf_err *e)
 {
     return sql_touch(s, &q_tok_delete, ARGS(TXT(id), TXT(ws)), "serviceTokenId",
                      "The service token", NULL, e);
+}
+
+int store_token_revoke(store *s, const char *id, pf_err *e)
+{
+    return sql_touch(s, &q_tok_revoke, ARGS(TXT(id)), "id", "The token", id, e);
 }
