@@ -34,7 +34,8 @@ enum {
     CMD_WORKSPACE = 4,
     CMD_USER = 8,
     CMD_CLIENT = 16,
-    CMD_STATUS = 32
+    CMD_STATUS = 32,
+    CMD_REVOKE = 64
 };
 
 typedef enum {
@@ -81,6 +82,7 @@ typedef enum {
     O_HTTP_TLS_CERT,
     O_HTTP_TLS_KEY,
     O_OPERATOR,
+    O_TOKEN_ID,
     O__COUNT
 } opt_id;
 
@@ -88,7 +90,8 @@ static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL}
 static const char *const log_formats[] = {"logfmt", "json", NULL};
 static const char *const tls_modes[] = {"auto", "on", "off", NULL};
 
-#define ALL_CMDS (CMD_SERVE | CMD_TOKEN | CMD_WORKSPACE | CMD_USER | CMD_CLIENT | CMD_STATUS)
+#define ALL_CMDS                                                                                   \
+    (CMD_SERVE | CMD_TOKEN | CMD_WORKSPACE | CMD_USER | CMD_CLIENT | CMD_STATUS | CMD_REVOKE)
 #define DAY 86400L
 
 static const opt_def options[O__COUNT] = {
@@ -211,6 +214,8 @@ static const opt_def options[O__COUNT] = {
     [O_OPERATOR] = {"operator", NULL, OPT_FLAG, NULL, .cmds = CMD_TOKEN,
                     .help = "token create: a read-only operator token for the whole fleet "
                             "(GET /v1/fleet, the console's fleet view) instead of a workspace's"},
+    [O_TOKEN_ID] = {"id", NULL, OPT_STRING, NULL, .cmds = CMD_REVOKE,
+                    .help = "token revoke: the id (tok_...) of the token to revoke"},
 };
 
 static opt_value ov[O__COUNT];
@@ -225,6 +230,7 @@ static void usage(FILE *f)
             "  pgfleet serve [options]             run the API and the databases\n"
             "  pgfleet token create [options]      print a new service token (last line);\n"
             "                                      --operator: a read-only fleet token\n"
+            "  pgfleet token revoke --id ID        revoke a token (an operator token too)\n"
             "  pgfleet workspace create --name N   print a new workspace's id\n"
             "  pgfleet user create --email E       a user (password from stdin, or generated)\n"
             "                                      and a workspace; prints both ids\n"
@@ -356,6 +362,25 @@ static int cmd_token_create(void)
         return 2;
     }
     return with_home(token_create);
+}
+
+static int token_revoke(store *st, pf_err *e)
+{
+    if (store_token_revoke(st, OPT(O_TOKEN_ID), e) != 0)
+        return -1;
+    fprintf(stderr, "pgfleet: token %s revoked\n", OPT(O_TOKEN_ID));
+    return 0;
+}
+
+/* Any token by id, an operator token included (no workspace lists those). */
+static int cmd_token_revoke(void)
+{
+    const char *id = OPT(O_TOKEN_ID);
+    if (!id || strncmp(id, "tok_", 4) != 0 || strlen(id) >= PF_ID_MAX) {
+        fprintf(stderr, "pgfleet: token revoke needs --id tok_... (printed by token create)\n");
+        return 2;
+    }
+    return with_home(token_revoke);
 }
 
 static int workspace_create(store *st, pf_err *e)
@@ -848,6 +873,7 @@ typedef struct command {
 static const command commands[] = {
     {"serve", NULL, CMD_SERVE, cmd_serve},
     {"token", "create", CMD_TOKEN, cmd_token_create},
+    {"token", "revoke", CMD_REVOKE, cmd_token_revoke},
     {"workspace", "create", CMD_WORKSPACE, cmd_workspace_create},
     {"user", "create", CMD_USER, cmd_user_create},
     {"oauth-client", "create", CMD_CLIENT, cmd_oauth_client_create},
