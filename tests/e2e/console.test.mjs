@@ -10,13 +10,24 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after } from 'node:test';
 import { useServer } from './lib/fixture.mjs';
-import { cli } from './lib/server.mjs';
+import { execFile } from 'node:child_process';
+import { cli, BIN, SANITIZER_ENV } from './lib/server.mjs';
 import { raw, uniq } from './lib/api.mjs';
 import { createUser, launchBrowser, ARTIFACTS } from './lib/oauth.mjs';
 import { psql, redact } from './lib/pg.mjs';
 import { expectShape, opForPath } from './lib/schemas.mjs';
 
 const S = {};
+
+// A CLI run's stdout and stderr (exit 0 asserted).
+function cliLinesBoth(args) {
+  return new Promise((resolve, reject) => {
+    execFile(BIN, args, { env: { ...process.env, ...SANITIZER_ENV } }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`pgfleet ${args.join(' ')}: ${stderr}`));
+      resolve({ stdout, stderr });
+    });
+  });
+}
 const SHOTS = path.join(ARTIFACTS, 'console');
 const ctx = useServer('console', { extraArgs: ['--usage-interval', '1'], setup });
 const { it } = ctx;
@@ -24,8 +35,10 @@ const { it } = ctx;
 async function setup() {
   S.server = ctx.server;
   S.user = await createUser(S.server, 'dana@example.com', 'dana-password-1');
-  S.operator = await cli(['token', 'create', '--home', S.server.home, '--operator', '--name', 'e2e-operator']);
+  const made = await cliLinesBoth(['token', 'create', '--home', S.server.home, '--operator', '--name', 'e2e-operator']);
+  S.operator = made.stdout.trim();
   assert.match(S.operator, /^pfs_/);
+  S.operatorId = /operator token (tok_\S+)/.exec(made.stderr)[1];
   S.browser = await launchBrowser();
   await S.browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: S.server.baseUrl });
   S.page = await S.browser.context.newPage();
@@ -203,6 +216,19 @@ it('rotates the connection: the new string works with psql, the old one is refus
   await assert.rejects(psql(S.cs1, 'SELECT 1', { timeoutMs: 10000 }), /password authentication failed|authentication/, `old string ${redact(S.cs1)} still works`);
 });
 
+it('creates a second connection (its password shown once) and revokes it after asking', async () => {
+  await page().fill('#connection-name', 'ci');
+  await page().getByRole('button', { name: 'Create connection' }).click();
+  await page().waitForFunction(() => document.querySelector('#secret-title')?.textContent.includes('ci (new connection)'), null, { timeout: 25000 });
+  const cs = await page().inputValue('#secret-direct');
+  assert.equal(await psql(cs, 'SELECT count(*) FROM marks'), '1');
+  assert.equal(await page().locator('#connections tbody tr').count(), 2);
+  await page().getByRole('button', { name: 'Revoke ci' }).click();
+  await confirm('“ci”');
+  await page().waitForFunction(() => document.querySelectorAll('#connections tbody tr').length === 1, null, { timeout: 25000 });
+  await assert.rejects(psql(cs, 'SELECT 1', { timeoutMs: 10000 }), /authentication|does not exist/, 'a revoked connection is refused');
+});
+
 it('takes a backup, then restores it: the rows written after it are gone', async () => {
   const completed = () => page().locator('#backups tbody tr', { hasText: 'completed' }).count();
   // the first full backup of a new database runs by itself; wait for it so ours is the newest
@@ -284,6 +310,10 @@ it('the operator token is read-only and for the fleet only; workspace credential
   const me = await raw(S.server, 'GET', '/v1/me');
   const list = await raw(S.server, 'GET', `/v1/workspaces/${me.body.data.workspace.id}/service-tokens`);
   assert.ok(!list.body.data.some((t) => t.name === 'e2e-operator'), 'the operator token is not listed');
+  // revoked on the host: refused at once
+  assert.match(S.operatorId, /^tok_/);
+  await cli(['token', 'revoke', '--home', S.server.home, '--id', S.operatorId], { full: true });
+  assert.equal((await raw(S.server, 'GET', '/v1/fleet', op)).status, 401);
 });
 
 it('every /v1 answer the page received fits the contract, and the page logged no error', async () => {
