@@ -6,7 +6,7 @@ PKGS    := libmicrohttpd jansson sqlite3 libsodium libpq libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
-CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -Isrc $(WARN) $(PKG_CFLAGS) -pthread
+CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -Isrc -Ibuild/gen $(WARN) $(PKG_CFLAGS) -pthread
 LDLIBS  := $(PKG_LIBS) -pthread -lm
 
 SRCS    := $(sort $(shell find src -name '*.c' ! -name main.c))
@@ -114,6 +114,15 @@ $(REL_DIR)/src/api/doc.o $(SAN_DIR)/src/api/doc.o $(FUZZ_DIR)/src/api/doc.o: src
 # tests/e2e/node_modules: npm ci there); tests/e2e/openapi.test.mjs checks it is current
 openapi:
 	@cd tests/e2e && node gen-schemas.mjs && node gen-openapi.mjs
+
+# The web console's files (web/, flat) compiled into the binary as a C include
+# (src/api/console.c): built from the tree, nothing fetched at build or run time.
+CONSOLE_FILES := $(sort $(wildcard web/*))
+build/gen/console_assets.inc: $(CONSOLE_FILES) scripts/embed-assets.sh
+	@mkdir -p $(dir $@)
+	@echo "  EMBED   $@"
+	@scripts/embed-assets.sh web $@
+$(REL_DIR)/src/api/console.o $(SAN_DIR)/src/api/console.o $(FUZZ_DIR)/src/api/console.o: build/gen/console_assets.inc
 
 deps:
 	@scripts/install-deps.sh build

@@ -36,6 +36,7 @@ enum {
     CMD_USER = 8,
     CMD_CLIENT = 16,
     CMD_STATUS = 32,
+    CMD_REVOKE = 64,
     CMD_CLI = 1 << 30 /* takes no option of options[] */
 };
 
@@ -83,6 +84,8 @@ typedef enum {
     O_HTTP_TLS_CERT,
     O_HTTP_TLS_KEY,
     O_EXPIRY_MIN,
+    O_OPERATOR,
+    O_TOKEN_ID,
     O__COUNT
 } opt_id;
 
@@ -90,7 +93,8 @@ static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL}
 static const char *const log_formats[] = {"logfmt", "json", NULL};
 static const char *const tls_modes[] = {"auto", "on", "off", NULL};
 
-#define ALL_CMDS (CMD_SERVE | CMD_TOKEN | CMD_WORKSPACE | CMD_USER | CMD_CLIENT | CMD_STATUS)
+#define ALL_CMDS                                                                                   \
+    (CMD_SERVE | CMD_TOKEN | CMD_WORKSPACE | CMD_USER | CMD_CLIENT | CMD_STATUS | CMD_REVOKE)
 #define DAY 86400L
 
 static const opt_def options[O__COUNT] = {
@@ -213,6 +217,11 @@ static const opt_def options[O__COUNT] = {
     [O_EXPIRY_MIN] = {"expiry-min-seconds", "PGFLEET_EXPIRY_MIN_SECONDS", OPT_SECONDS, "300", 1,
                       300, .cmds = CMD_SERVE,
                       .help = "for tests only: the nearest expiresAt a project may take"},
+    [O_OPERATOR] = {"operator", NULL, OPT_FLAG, NULL, .cmds = CMD_TOKEN,
+                    .help = "token create: a read-only operator token for the whole fleet "
+                            "(GET /v1/fleet, the console's fleet view) instead of a workspace's"},
+    [O_TOKEN_ID] = {"id", NULL, OPT_STRING, NULL, .cmds = CMD_REVOKE,
+                    .help = "token revoke: the id (tok_...) of the token to revoke"},
 };
 
 static opt_value ov[O__COUNT];
@@ -225,7 +234,9 @@ static void usage(FILE *f)
             "Management API (v1)\n\n"
             "usage:\n"
             "  pgfleet serve [options]             run the API and the databases\n"
-            "  pgfleet token create [options]      print a new service token (last line)\n"
+            "  pgfleet token create [options]      print a new service token (last line);\n"
+            "                                      --operator: a read-only fleet token\n"
+            "  pgfleet token revoke --id ID        revoke a token (an operator token too)\n"
             "  pgfleet workspace create --name N   print a new workspace's id\n"
             "  pgfleet user create --email E       a user (password from stdin, or generated)\n"
             "                                      and a workspace; prints both ids\n"
@@ -318,8 +329,28 @@ static int with_home(int (*work)(store *st, pf_err *e))
     return rc;
 }
 
+/* An operator token (docs/console.md): made only here, on the host; owned by the first
+ * workspace's row but acting in none. */
+static int operator_token_create(store *st, pf_err *e)
+{
+    store_workspace w;
+    if (store_workspace_first(st, &w, e) != 0)
+        return -1;
+    char value[AUTH_TOKEN_MAX];
+    store_token t;
+    if (auth_operator_token_create(st, w.id, OPT(O_NAME), value, &t, e) != 0)
+        return -1;
+    fprintf(stderr, "pgfleet: operator token %s (read-only, the whole fleet); it is shown once:\n",
+            t.id);
+    printf("%s\n", value);
+    sodium_memzero(value, sizeof value);
+    return 0;
+}
+
 static int token_create(store *st, pf_err *e)
 {
+    if (ov[O_OPERATOR].n)
+        return operator_token_create(st, e);
     store_workspace w;
     if (OPT(O_WORKSPACE) ? store_workspace_get(st, OPT(O_WORKSPACE), &w, e)
                          : store_workspace_first(st, &w, e))
@@ -336,7 +367,30 @@ static int token_create(store *st, pf_err *e)
 
 static int cmd_token_create(void)
 {
+    if (ov[O_OPERATOR].n && OPT(O_WORKSPACE)) {
+        fprintf(stderr, "pgfleet: an operator token belongs to no workspace: drop --workspace\n");
+        return 2;
+    }
     return with_home(token_create);
+}
+
+static int token_revoke(store *st, pf_err *e)
+{
+    if (store_token_revoke(st, OPT(O_TOKEN_ID), e) != 0)
+        return -1;
+    fprintf(stderr, "pgfleet: token %s revoked\n", OPT(O_TOKEN_ID));
+    return 0;
+}
+
+/* Any token by id, an operator token included (no workspace lists those). */
+static int cmd_token_revoke(void)
+{
+    const char *id = OPT(O_TOKEN_ID);
+    if (!id || strncmp(id, "tok_", 4) != 0 || strlen(id) >= PF_ID_MAX) {
+        fprintf(stderr, "pgfleet: token revoke needs --id tok_... (printed by token create)\n");
+        return 2;
+    }
+    return with_home(token_revoke);
 }
 
 static int workspace_create(store *st, pf_err *e)
@@ -738,6 +792,8 @@ static int cmd_serve(void)
     snprintf(a.home, sizeof a.home, "%s", home);
     if (api_regions_configure(&a, OPT(O_REGIONS), &e) != 0)
         goto out;
+    if (api_console_register(&a, &e) != 0)
+        goto out;
     ops_config oc = serve_ops_config();
     if (ops_start(st, en, &oc, &op, &e) != 0)
         goto out;
@@ -837,6 +893,7 @@ typedef struct command {
 static const command commands[] = {
     {"serve", NULL, CMD_SERVE, cmd_serve},
     {"token", "create", CMD_TOKEN, cmd_token_create},
+    {"token", "revoke", CMD_REVOKE, cmd_token_revoke},
     {"workspace", "create", CMD_WORKSPACE, cmd_workspace_create},
     {"user", "create", CMD_USER, cmd_user_create},
     {"oauth-client", "create", CMD_CLIENT, cmd_oauth_client_create},

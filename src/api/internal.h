@@ -167,8 +167,12 @@ HANDLER(h_metrics);
 HANDLER(h_regions_list);
 HANDLER(h_regions_postgres);
 HANDLER(h_regions_accelerate);
-HANDLER(h_ca_pem); /* ca.c */
-HANDLER(h_doc);    /* doc.c */
+HANDLER(h_doc);     /* doc.c */
+HANDLER(h_ca_pem);  /* ca.c */
+HANDLER(h_fleet);   /* fleet.c */
+HANDLER(h_console); /* console.c */
+/* True for the paths an operator token may read (fleet.c). */
+bool api_fleet_path(const char *path);
 
 /* identity and OAuth2 (identity.c, oauth.c, pages.c) */
 HANDLER(h_me);

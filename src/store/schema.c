@@ -282,9 +282,17 @@ static const char MIGRATION_3[] =
     "ALTER TABLE projects ADD COLUMN expires_at TEXT;\n"                                           \
     "CREATE INDEX projects_expiry ON projects (expires_at) WHERE expires_at IS NOT NULL;\n"
 
+/* Version 8: operator tokens (docs/console.md). A service token marked is_operator reads the
+ * whole fleet (GET /v1/fleet) and nothing else; its workspace_id is only the row's owner (the
+ * first workspace), never a scope it acts in. Workspace token lists never show it. */
+#define MIGRATION_8                                                                                \
+    "ALTER TABLE tokens ADD COLUMN is_operator INTEGER NOT NULL DEFAULT 0\n"                       \
+    "    CHECK (is_operator IN (0, 1));\n"
+
 /* Applied in order; migration i is schema version i + 1. Append only, never edit. */
 static const char *const migrations[] = {
-    MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6, MIGRATION_7,
+    MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4,
+    MIGRATION_5, MIGRATION_6, MIGRATION_7, MIGRATION_8,
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 

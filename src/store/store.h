@@ -79,6 +79,7 @@ typedef struct store_token {
     char value_hint[16]; /* last few chars of the value, shown after creation */
     char created_at[STORE_TS_MAX];
     char expires_at[STORE_TS_MAX]; /* "" = never */
+    bool is_operator;              /* reads the whole fleet, nothing else (schema version 7) */
 } store_token;
 
 int store_token_insert(store *s, const store_token *t, pf_err *e);
@@ -332,6 +333,10 @@ int store_op_prune(store *s, const char *before, int *count, pf_err *e);
 int store_op_count_active(store *s, const char *database_id, int *count, pf_err *e);
 /* Ends every pending op of `kind` of the database as failed with `reason` (a delete cancels
  * the database's queued backups); *count (when asked) gets how many. */
+/* Every workspace's ops for the operator's fleet view: the pending and running ones (oldest
+ * first), or the failed ones still kept (newest first); at most max (caller frees *out). */
+int store_op_list_fleet(store *s, bool failed, size_t max, store_op **out, size_t *n, bool *more,
+                        pf_err *e);
 int store_op_cancel_pending(store *s, const char *database_id, store_op_kind kind,
                             const char *reason, int *count, pf_err *e);
 
@@ -455,6 +460,9 @@ typedef struct store_oauth_client {
 
 int store_oauth_client_insert(store *s, const store_oauth_client *c, pf_err *e);
 int store_oauth_client_get(store *s, const char *id, store_oauth_client *out, pf_err *e);
+/* Inserts the client, or updates the name and redirect URIs of the one with its id (the
+ * console's built-in client follows --public-url across restarts). */
+int store_oauth_client_upsert(store *s, const store_oauth_client *c, pf_err *e);
 
 typedef struct store_integration {
     char id[PF_ID_MAX]; /* itg_... */
@@ -524,5 +532,7 @@ int store_token_list(store *s, const char *ws, const store_page *pg, store_token
                      store_page_out *po, pf_err *e);
 int store_token_get(store *s, const char *ws, const char *id, store_token *out, pf_err *e);
 int store_token_delete(store *s, const char *ws, const char *id, pf_err *e);
+/* Deletes a token of any workspace or kind by id (the host's `pgfleet token revoke`). */
+int store_token_revoke(store *s, const char *id, pf_err *e);
 
 #endif

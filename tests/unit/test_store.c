@@ -180,7 +180,7 @@ static void assert_err(const pf_err *e, int status, const char *code, const char
 
 /* ---- schema ---- */
 
-#define SCHEMA_LATEST 7 /* the number of migrations */
+#define SCHEMA_LATEST 8 /* the number of migrations */
 
 static void test_migrations_idempotent(void **state)
 {
@@ -1451,6 +1451,39 @@ static void test_migration_from_v5(void **state)
     assert_string_equal(settings, "");
 }
 
+/* Version 8 from version 7: every existing token is a workspace's, none an operator's. */
+static void test_migration_from_v7(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    store_token t = {0};
+    util_id_new("tok", t.id);
+    memcpy(t.workspace_id, ws, PF_ID_MAX);
+    snprintf(t.name, sizeof t.name, "ci");
+    util_sha256_hex("v6-token", t.hash);
+    snprintf(t.value_hint, sizeof t.value_hint, "oken");
+    now(t.created_at);
+    assert_int_equal(store_token_insert(f->s, &t, &e), 0);
+    store_close(f->s);
+    f->s = NULL;
+    sqlite3 *raw = NULL;
+    assert_int_equal(sqlite3_open(f->path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw,
+                                  "ALTER TABLE tokens DROP COLUMN is_operator;"
+                                  "DELETE FROM schema_migrations WHERE version = 8;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(raw);
+    assert_int_equal(store_open(f->path, &f->s, &e), 0);
+    assert_int_equal(store_schema_version(f->s), SCHEMA_LATEST);
+    store_token got;
+    assert_int_equal(store_token_by_hash(f->s, t.hash, &got, &e), 0);
+    assert_false(got.is_operator);
+    assert_int_equal(store_token_get(f->s, ws, t.id, &got, &e), 0);
+}
+
 /* The first branch of a project is its production branch and its default, whatever the
  * caller asked; later ones are preview; moving the default never moves the role. */
 static void test_branch_roles(void **state)
@@ -2091,6 +2124,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pool_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_v4, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_v5, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_from_v7, setup, teardown),
         cmocka_unit_test_setup_teardown(test_branch_roles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_project_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_project_transfer, setup, teardown),
