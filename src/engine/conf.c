@@ -73,20 +73,34 @@ static char *conf_hba(const engine *en)
     return util_buf_take(&b);
 }
 
+bool engine__golden_current(const char *datadir)
+{
+    char *mark = xasprintf("%s/" ENGINE_GOLDEN_MARK, datadir);
+    char *text = fs_read_file(mark, NULL);
+    bool ok = text && strcmp(text, ENGINE_GOLDEN_VERSION) == 0;
+    free(text);
+    free(mark);
+    return ok;
+}
+
 /* What every connection gets: pg_stat_statements (about 1000 statements, ~1 MiB of shared
  * memory), the extension allowlist (pgextwlist runs an allowlisted CREATE EXTENSION as the
  * superuser; golden.c's event triggers guard it), and the `extensions` schema, where
  * extensions go, on the search path. */
-static char *conf_extensions(const engine *en)
+static char *conf_extensions(const engine *en, const char *datadir)
 {
     char *qlist = engine__conf_quote(en->extensions ? en->extensions : "");
+    /* a data directory from an older golden lacks the guard: no allowlist there */
+    bool guarded = engine__golden_current(datadir);
     char *text = xasprintf("shared_preload_libraries = 'pg_stat_statements'\n"
                            "pg_stat_statements.max = 1000\n"
                            "pg_stat_statements.track = top\n"
-                           "session_preload_libraries = 'pgextwlist'\n"
-                           "extwlist.extensions = %s\n"
+                           "%s%s%s"
                            "search_path = '\"$user\", public, extensions'\n",
-                           qlist);
+                           guarded ? "session_preload_libraries = 'pgextwlist'\n"
+                                     "extwlist.extensions = "
+                                   : "",
+                           guarded ? qlist : "", guarded ? "\n" : "");
     free(qlist);
     return text;
 }
@@ -141,7 +155,7 @@ int engine__write_conf(engine *en, const char *datadir, const char *sockdir, con
                         "ssl_min_protocol_version = 'TLSv1.2'\n",
                         conf_quote_tmp(&qcert, en->tls_cert), conf_quote_tmp(&qkey, en->tls_key))
             : xstrdup("");
-    char *ext = conf_extensions(en);
+    char *ext = conf_extensions(en, datadir);
     char *hba = conf_hba(en);
     char *conf = xasprintf("%s"
                            "%s"

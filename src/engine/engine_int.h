@@ -25,6 +25,12 @@
 
 #define ENGINE_ID_MAX 64
 #define ENGINE_GOLDEN_LABEL ".golden" /* socket dir name of the temporary golden server */
+/* A file in the golden (and so in every data directory copied from it) naming what the
+ * golden holds; a golden with another version is made again (and its spares dropped), and a
+ * data directory without the current one gets no pgextwlist (its databases lack the event
+ * triggers that guard it: golden.c). */
+#define ENGINE_GOLDEN_MARK "pgfleet.golden"
+#define ENGINE_GOLDEN_VERSION "2 extensions-guard template1\n"
 /* instances/<id>/<this> exists while the data of <id> is partly restored (restore.c) */
 #define ENGINE_OVERWRITING_MARK "restore.overwriting"
 #define ENGINE_STOP_FAST_MS 10000 /* how long a fast shutdown (SIGINT) may take */
@@ -175,6 +181,8 @@ char *engine__conf_quote(const char *s);
  * engine__archive_conf) and its pg_hba.conf, each only if it changed. */
 int engine__write_conf(engine *en, const char *datadir, const char *sockdir, const char *listen,
                        int port, const char *archive, pf_err *e);
+/* True when datadir was copied from a golden of ENGINE_GOLDEN_VERSION (golden.c). */
+bool engine__golden_current(const char *datadir);
 /* Rewrites pg_hba.conf of datadir if it differs from the generated one. */
 int engine__write_hba(engine *en, const char *datadir, pf_err *e);
 
@@ -207,7 +215,7 @@ int engine__exec(PGconn *c, const char *sql, int nparams, const char *const *par
 
 /* ---- 3. golden.c ---- */
 
-/* Makes home/golden if it is not complete. */
+/* Makes home/golden if it is not complete or not of ENGINE_GOLDEN_VERSION. */
 int engine__golden_ensure(engine *en, pf_err *e);
 
 /* ---- 3. roles.c ---- */

@@ -359,9 +359,15 @@ int engine__golden_ensure(engine *en, pf_err *e)
     char *version = xasprintf("%s/PG_VERSION", en->golden_dir);
     char *tmp = xasprintf("%s/golden.tmp", en->home);
     char *opts = xasprintf("%s/postmaster.opts", tmp);
-    if (fs_exists(version)) {
+    if (fs_exists(version) && engine__golden_current(en->golden_dir)) {
         ret = 0;
         goto out;
+    }
+    if (fs_exists(version)) {
+        /* an older golden: made again, and the spares copied from it go */
+        log_sub(LOG_INFO, "engine", "the golden data directory is of an older version");
+        if (fs_remove_tree(en->spare_dir, e) < 0 || fs_mkdirs(en->spare_dir, 0700, NULL, e) < 0)
+            goto out;
     }
     int64_t t0 = util_now_ms();
     log_sub(LOG_INFO, "engine", "making the golden data directory in %s", en->golden_dir);
@@ -373,6 +379,12 @@ int engine__golden_ensure(engine *en, pf_err *e)
     if (golden_initdb(en, tmp, e) < 0 || golden_configure(en, tmp, e) < 0)
         goto out;
     unlink(opts);
+    char *mark = xasprintf("%s/" ENGINE_GOLDEN_MARK, tmp);
+    int mrc = fs_write_atomic(mark, ENGINE_GOLDEN_VERSION, strlen(ENGINE_GOLDEN_VERSION), 0600,
+                              &en->user, e);
+    free(mark);
+    if (mrc < 0)
+        goto out;
     golden_sparsify_wal(tmp);
     /* initdb ran with --no-sync: flush everything before calling it complete */
     if (fs_sync_fs(tmp, e) < 0)
