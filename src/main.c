@@ -73,6 +73,8 @@ typedef enum {
     O_TLS_CERT,
     O_TLS_KEY,
     O_TLS_CA,
+    O_TLS_MODE,
+    O_EXTENSIONS,
     O_HTTP_MAX_CONNECTIONS,
     O_HTTP_MAX_PER_ADDRESS,
     O_HTTP_HEADER_TIMEOUT,
@@ -92,6 +94,7 @@ typedef enum {
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_formats[] = {"logfmt", "json", NULL};
 static const char *const tls_modes[] = {"auto", "on", "off", NULL};
+static const char *const db_tls_modes[] = {"auto", "require", "loopback-optional", NULL};
 
 #define ALL_CMDS                                                                                   \
     (CMD_SERVE | CMD_TOKEN | CMD_WORKSPACE | CMD_USER | CMD_CLIENT | CMD_STATUS | CMD_REVOKE)
@@ -180,6 +183,15 @@ static const opt_def options[O__COUNT] = {
                    .help = "PEM key of --tls-cert"},
     [O_TLS_CA] = {"tls-ca", "PGFLEET_TLS_CA", OPT_PATH, NULL, .cmds = CMD_SERVE,
                   .help = "with --tls-cert: the CA certificate served at GET /v1/ca.pem"},
+    [O_TLS_MODE] = {"tls-mode", "PGFLEET_TLS_MODE", OPT_ENUM, "auto", .values = db_tls_modes,
+                    .cmds = CMD_SERVE,
+                    .help = "TLS on the database endpoints: require, or loopback-optional "
+                            "(plaintext from loopback addresses only; strings carry no sslmode); "
+                            "auto: loopback-optional when --public-host is a loopback address, "
+                            "else require"},
+    [O_EXTENSIONS] = {"extensions", "PGFLEET_EXTENSIONS", OPT_STRING, NULL, .cmds = CMD_SERVE,
+                      .help = "extensions a connection may CREATE, comma-separated (default: "
+                              "every one in docs/extensions.md)"},
     [O_HTTP_MAX_CONNECTIONS] = {"http-max-connections", "PGFLEET_HTTP_MAX_CONNECTIONS", OPT_INT,
                                 "4096", 16, 1000000, .cmds = CMD_SERVE,
                                 .help = "API connections open at once; more are refused"},
@@ -624,6 +636,15 @@ static void base_url(char *out, size_t n)
 
 /* ---- serve: the parsed options wired into each layer's config ---- */
 
+/* --tls-mode: loopback-optional, or auto with a loopback public host. */
+static bool tls_loopback_optional(void)
+{
+    if (ov[O_TLS_MODE].n != 0)
+        return ov[O_TLS_MODE].n == 2;
+    const char *h = OPT(O_PUBLIC_HOST);
+    return strncmp(h, "127.", 4) == 0 || strcmp(h, "::1") == 0 || strcmp(h, "localhost") == 0;
+}
+
 static engine_config serve_engine_config(const char *home)
 {
     engine_config ec = {.home = home,
@@ -634,7 +655,9 @@ static engine_config serve_engine_config(const char *home)
                         .tls_host = OPT(O_PUBLIC_HOST),
                         .tls_cert = OPT(O_TLS_CERT),
                         .tls_key = OPT(O_TLS_KEY),
-                        .tls_ca = OPT(O_TLS_CA)};
+                        .tls_ca = OPT(O_TLS_CA),
+                        .tls_loopback_optional = tls_loopback_optional(),
+                        .extensions = OPT(O_EXTENSIONS)};
     if (ov[O_POOLER_LISTEN].port > 0) {
         ec.pooler_bin = OPT(O_PGBOUNCER);
         ec.pooler_host = ov[O_POOLER_LISTEN].host;
@@ -715,6 +738,7 @@ static void serve_app(app *a, store *st, engine *en, auth_keys *keys)
     if (engine_tls_ca_path(en))
         snprintf(a->ca_path, sizeof a->ca_path, "%s", engine_tls_ca_path(en));
     snprintf(a->public_host, sizeof a->public_host, "%s", OPT(O_PUBLIC_HOST));
+    a->tls_loopback_optional = tls_loopback_optional();
     base_url(a->base_url, sizeof a->base_url);
 }
 
@@ -730,6 +754,50 @@ static int port_range_check(pf_err *e)
                     "(/proc/sys/net/ipv4/ip_local_port_range): choose database ports outside it, "
                     "e.g. the default 20000-29999",
                     lo, hi, elo, ehi);
+}
+
+/* The given certificate's and key's identity on disk (a renewal changes it). */
+static void given_stamp(char out[128])
+{
+    struct stat a, b;
+    out[0] = '\0';
+    if (OPT(O_TLS_CERT) && OPT(O_TLS_KEY) && stat(OPT(O_TLS_CERT), &a) == 0 &&
+        stat(OPT(O_TLS_KEY), &b) == 0)
+        snprintf(out, 128, "%lld.%ld.%lld/%lld.%ld.%lld", (long long)a.st_mtim.tv_sec,
+                 a.st_mtim.tv_nsec, (long long)a.st_size, (long long)b.st_mtim.tv_sec,
+                 b.st_mtim.tv_nsec, (long long)b.st_size);
+}
+
+/* Waits for SIGTERM or SIGINT (returned). Meanwhile SIGHUP, or a change of the given
+ * --tls-cert/--tls-key files (looked at every TLS_WATCH_MS), reloads TLS everywhere online
+ * ("tls reload"); a failed reload keeps the previous certificate and is logged. */
+#define TLS_WATCH_MS 2000
+static int serve_wait(const sigset_t *sigs, engine *en)
+{
+    char seen[128], now[128];
+    given_stamp(seen);
+    for (;;) {
+        struct timespec ts = {TLS_WATCH_MS / 1000, (TLS_WATCH_MS % 1000) * 1000000L};
+        int sig = sigtimedwait(sigs, NULL, &ts);
+        if (sig == SIGTERM || sig == SIGINT)
+            return sig;
+        given_stamp(now);
+        bool moved = strcmp(now, seen) != 0;
+        if (sig != SIGHUP && !moved)
+            continue;
+        if (sig != SIGHUP && !engine_tls_given_changed(en)) {
+            snprintf(seen, sizeof seen, "%s", now); /* touched, same content */
+            continue;
+        }
+        if (sig == SIGHUP)
+            log_info("received SIGHUP: reloading TLS");
+        pf_err e;
+        err_clear(&e);
+        bool changed = false;
+        if (engine_tls_reload(en, &changed, &e) != 0)
+            log_error("%s (the previous certificate is still served)", e.message);
+        snprintf(seen, sizeof seen, "%s", now);
+    }
 }
 
 static int cmd_serve(void)
@@ -757,6 +825,7 @@ static int cmd_serve(void)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -840,8 +909,7 @@ static int cmd_serve(void)
     log_info("pgfleet %s serving %s on %s:%d (public URL %s)", PGFLEET_VERSION, home, listen->host,
              listen->port, a.base_url);
 
-    int sig = 0;
-    sigwait(&sigs, &sig);
+    int sig = serve_wait(&sigs, en);
     log_info("received %s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     rc = 0;
 out:

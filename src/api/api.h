@@ -25,7 +25,10 @@ typedef struct app {
     ops *ops;              /* NULL in unit tests that only shape JSON */
     char base_url[256];    /* public API base URL, no trailing slash */
     char public_host[256]; /* host written into connection strings */
-    int port_lo, port_hi;  /* instance port range */
+    /* --tls-mode loopback-optional: strings carry no sslmode (a Node client then connects
+     * without TLS over loopback); else they carry sslmode=require */
+    bool tls_loopback_optional;
+    int port_lo, port_hi; /* instance port range */
     api_region regions[API_MAX_REGIONS];
     size_t nregions;
     char default_region[32];

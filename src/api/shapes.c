@@ -65,11 +65,20 @@ json_t *shape_branch(app *a, const store_branch *b, const store_project *p)
                      "url", url_of(a, "projects", p->id), "name", p->name);
 }
 
+/* What follows a connection string's path. node-postgres (and Prisma through
+ * @prisma/adapter-pg) reads every sslmode but disable as full verification, and its
+ * `uselibpqcompat` breaks libpq and postgres.js: with loopback-optional the strings carry no
+ * sslmode, so every driver connects unchanged (psql and psycopg still prefer TLS). */
+static const char *conn_query(const app *a)
+{
+    return a->tls_loopback_optional ? "" : "?sslmode=require";
+}
+
 static char *conn_string(app *a, const store_connection *c, const store_database *d,
                          const char *password)
 {
-    return xasprintf("postgresql://%s:%s@%s:%d/postgres?sslmode=require", c->role, password,
-                     a->public_host, d->port);
+    return xasprintf("postgresql://%s:%s@%s:%d/postgres%s", c->role, password, a->public_host,
+                     d->port, conn_query(a));
 }
 
 /* ---- pooled endpoint (PgBouncer): dbname is the database id ---- */
@@ -77,8 +86,8 @@ static char *conn_string(app *a, const store_connection *c, const store_database
 static char *pooled_string(app *a, const store_connection *c, const store_database *d,
                            const char *password)
 {
-    return xasprintf("postgresql://%s:%s@%s:%d/%s?sslmode=require", c->role, password,
-                     a->public_host, a->pooler_port, d->id);
+    return xasprintf("postgresql://%s:%s@%s:%d/%s%s", c->role, password, a->public_host,
+                     a->pooler_port, d->id, conn_query(a));
 }
 
 /* The default connection string of create/rotate responses: the pooled one when there is
