@@ -264,6 +264,10 @@ int store_connection_list(store *s, const char *ws, const char *database_id, con
 /* All live connections of a database, oldest first, no paging (for the database shape). */
 int store_connection_list_for_db(store *s, const char *database_id, bool include_deleting,
                                  store_connection **out, size_t *n, pf_err *e);
+/* The live connections of the databases ids[0..nids) in one read, by database id then
+ * oldest first (for a page of databases). */
+int store_connection_list_for_dbs(store *s, const char *const *ids, size_t nids,
+                                  store_connection **out, size_t *n, pf_err *e);
 int store_connection_set_verifier(store *s, const char *id, const char *verifier, pf_err *e);
 int store_connection_mark_deleting(store *s, const char *id, pf_err *e);
 int store_connection_delete_row(store *s, const char *id, pf_err *e);
