@@ -518,15 +518,15 @@ static int fleet_status(store *st, pf_err *e)
         return -1;
     }
     if (n)
-        printf("\n%-28s %-12s %-6s %-24s %s\n", "DATABASE", "STATUS", "PORT", "LAST BACKUP",
-               "NAME");
+        printf("\n%-28s %-12s %-6s %-24s %-28s %s\n", "DATABASE", "STATUS", "PORT", "LAST BACKUP",
+               "INSTANCE", "NAME");
     for (size_t i = 0; i < n; i++) {
         const char *last = "-";
         for (size_t j = 0; j < nlb; j++)
             if (strcmp(lb[j].database_id, dbs[i].id) == 0 && lb[j].stopped_at[0])
                 last = lb[j].stopped_at;
-        printf("%-28s %-12s %-6d %-24s %s\n", dbs[i].id, store_db_status_name(dbs[i].status),
-               dbs[i].port, last, dbs[i].name);
+        printf("%-28s %-12s %-6d %-24s %-28s %s\n", dbs[i].id, store_db_status_name(dbs[i].status),
+               dbs[i].port, last, dbs[i].instance_id[0] ? dbs[i].instance_id : "-", dbs[i].name);
         if (dbs[i].unhealthy[0])
             printf("%-28s unhealthy: %s\n", "", dbs[i].unhealthy);
     }

@@ -13,8 +13,11 @@
  * busy port, a full disk, a server not ready in time, a held pgBackRest lock); the other
  * kinds where a call below names them; anything else is ERR_INTERNAL.
  *
+ * Instances have ids of their own (in_..., or a database's id for databases made before
+ * that), which the caller maps to its databases: every `db_id` parameter below is such an
+ * instance id, and names the instance's directories and its pgBackRest stanza.
  * Layout under home: golden/ (initdb'd template), spare/ (ready copies of it),
- * instances/<db-id>/data and postgres.log, run/<db-id>/ (socket dir, 0700), tls/ (the
+ * instances/<id>/data and postgres.log, run/<id>/ (socket dir, 0700), tls/ (the
  * servers' certificate), pooler/ (PgBouncer), pgbackrest/ (its configuration, logs,
  * locks) and backup/ (the repository, unless configured elsewhere).
  * Instances run as cfg.user (the unprivileged OS user when pgfleet is root). They are
@@ -223,8 +226,9 @@ const char *engine_tls_ca_path(engine *en);
  * over its private socket with the client's SCRAM keys (pass-through), so no plaintext
  * password is ever written. Files under home/pooler/ (0700, servers' user). */
 typedef struct engine_pool_db {
-    const char *id; /* database id: the pooled endpoint's dbname */
-    int port;       /* the instance's port (names its socket) */
+    const char *id;       /* database id: the pooled endpoint's dbname */
+    int port;             /* the instance's port (names its socket) */
+    const char *instance; /* the instance that serves it (its socket dir); NULL: id */
 } engine_pool_db;
 
 typedef struct engine_pool_user {

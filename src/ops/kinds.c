@@ -7,6 +7,7 @@
 
 #include "ops/ops_int.h"
 #include "util/log.h"
+#include "util/util.h"
 
 static int run_provision(ops_run *r, pf_err *e);
 static int run_delete(ops_run *r, pf_err *e);
@@ -109,17 +110,30 @@ int ops__set_ready(ops_run *r, const store_database *db, bool first_backup, pf_e
     if (store_tx_commit(o->st, e) != 0)
         return -1;
     /* usage counts from here: new data (a new database, a restore) has its own counter */
-    ops__sample_usage(o, db->id, true);
+    ops__sample_usage(o, db, true);
     return 0;
 }
 
 /* A role change that failed because the server stopped meanwhile (the engine answers
  * ERR_CONFLICT "NotRunning") waits for the server's restart: transient. */
-static int role_change(ops *o, const char *db_id, int rc, pf_err *e)
+static int role_change(ops *o, const char *inst, int rc, pf_err *e)
 {
-    if (rc != 0 && !engine_instance_running(o->en, db_id))
+    if (rc != 0 && !engine_instance_running(o->en, inst))
         e->kind = ERR_TRANSIENT;
     return rc;
+}
+
+int ops__attach_instance(ops *o, store_database *db, pf_err *e)
+{
+    if (db->instance_id[0])
+        return 0;
+    char inst[PF_ID_MAX];
+    util_id_new("in", inst);
+    if (store_database_set_instance(o->st, db->id, inst, e) != 0)
+        return -1;
+    snprintf(db->instance_id, sizeof db->instance_id, "%s", inst);
+    log_db_info(db->id, "attached to instance %s", inst);
+    return 0;
 }
 
 /* Makes the server exist, run and carry every live credential; a new or recovering
@@ -134,10 +148,13 @@ static int run_provision(ops_run *r, pf_err *e)
         return has;
     /* what a restore interrupted after its swap left (no restore runs now: ops of one
      * database run in order) */
-    engine_restore_cleanup(o->en, db.id);
-    if (engine_instance_create(o->en, db.id, db.port, e) != 0)
+    if (ops__attach_instance(o, &db, e) != 0)
         return -1;
-    if (engine_instance_start(o->en, db.id, db.port, o->cfg.start_timeout_ms, e) != 0)
+    const char *inst = ops__inst(&db);
+    engine_restore_cleanup(o->en, inst);
+    if (engine_instance_create(o->en, inst, db.port, e) != 0)
+        return -1;
+    if (engine_instance_start(o->en, inst, db.port, o->cfg.start_timeout_ms, e) != 0)
         return -1;
     ops__server_started(o, &db);
     store_connection *conns = NULL;
@@ -146,8 +163,8 @@ static int run_provision(ops_run *r, pf_err *e)
         return -1;
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++)
-        rc = role_change(o, db.id,
-                         engine_role_ensure(o->en, db.id, conns[i].role, conns[i].verifier, e), e);
+        rc = role_change(o, inst,
+                         engine_role_ensure(o->en, inst, conns[i].role, conns[i].verifier, e), e);
     free(conns);
     if (rc != 0)
         return -1;
@@ -184,21 +201,30 @@ static int run_delete(ops_run *r, pf_err *e)
 {
     ops *o = r->o;
     const char *id = r->op->database_id;
+    store_database db;
+    pf_err le;
+    if (store_database_get_internal(o->st, id, &db, &le) != 0) {
+        if (le.kind != ERR_NOT_FOUND) {
+            *e = le;
+            return -1;
+        }
+        return 0; /* deleted already */
+    }
+    const char *inst = ops__inst(&db);
     /* the queued backups are cancelled and a running one stopped, never waited for (its op
      * then fails or finds the database gone) */
     int cancelled = 0;
-    pf_err le;
     if (store_op_cancel_pending(o->st, id, OP_DB_BACKUP, "cancelled: the database is deleted",
                                 &cancelled, e) != 0)
         return -1;
     if (cancelled > 0)
         log_db_info(id, "delete: %d queued backup(s) cancelled", cancelled);
-    if (engine_backup_stop(o->en, id, &le) != 0)
+    if (engine_backup_stop(o->en, inst, &le) != 0)
         log_db_warn(id, "%s", le.message);
-    if (engine_instance_destroy(o->en, id, e) != 0)
+    if (engine_instance_destroy(o->en, inst, e) != 0)
         return -1;
-    engine_restore_cleanup(o->en, id);
-    if (engine_backup_remove(o->en, id, e) != 0 || store_backup_delete_for_db(o->st, id, e) != 0)
+    engine_restore_cleanup(o->en, inst);
+    if (engine_backup_remove(o->en, inst, e) != 0 || store_backup_delete_for_db(o->st, id, e) != 0)
         return -1;
     if (store_database_delete_row(o->st, id, &le) != 0 && le.kind != ERR_NOT_FOUND) {
         *e = le;
@@ -237,9 +263,10 @@ static int run_conn_sync(ops_run *r, pf_err *e)
         return 0;
     if (db.status == DB_FAILURE)
         return err_kind(e, ERR_CONFLICT, "DatabaseFailed", "database %s is in failure", db.id);
-    if (!engine_instance_running(o->en, db.id))
+    const char *inst = ops__inst(&db);
+    if (!engine_instance_running(o->en, inst))
         return err_kind(e, ERR_TRANSIENT, NULL, "the server of %s is not running", db.id);
-    return role_change(o, db.id, engine_role_ensure(o->en, db.id, c.role, c.verifier, e), e);
+    return role_change(o, inst, engine_role_ensure(o->en, inst, c.role, c.verifier, e), e);
 }
 
 static int run_conn_drop(ops_run *r, pf_err *e)
@@ -252,8 +279,9 @@ static int run_conn_drop(ops_run *r, pf_err *e)
     store_database db;
     pf_err le;
     if (store_database_get_internal(o->st, c.database_id, &db, &le) == 0 &&
-        db.status != DB_DELETING && engine_instance_running(o->en, db.id)) {
-        if (role_change(o, db.id, engine_role_drop(o->en, db.id, c.role, e), e) != 0)
+        db.status != DB_DELETING && engine_instance_running(o->en, ops__inst(&db))) {
+        if (role_change(o, ops__inst(&db), engine_role_drop(o->en, ops__inst(&db), c.role, e), e) !=
+            0)
             return -1;
     }
     if (store_connection_delete_row(o->st, c.id, &le) != 0 && le.kind != ERR_NOT_FOUND) {

@@ -228,7 +228,7 @@ void ops_stats_get(ops *o, ops_stats *out)
                 out->unhealthy++;
             if (dbs[i].status != DB_READY)
                 continue;
-            if (engine_instance_running(o->en, dbs[i].id))
+            if (engine_instance_running(o->en, ops__inst(&dbs[i])))
                 out->servers_up++;
             else
                 out->servers_down++;

@@ -83,6 +83,15 @@ const ops_kind *ops__kind(store_op_kind k);
 /* The lane's claim filter, built from the table once. */
 const store_op_lane *ops__lane(ops_lane_id lane);
 
+/* The instance id of db for every engine call: the attached instance, or the database's
+ * own id while none is attached (nothing of it exists on disk then). */
+static inline const char *ops__inst(const store_database *db)
+{
+    return db->instance_id[0] ? db->instance_id : db->id;
+}
+/* Gives db an instance if it has none yet: a fresh id, recorded in the catalog and in
+ * db->instance_id. The one place a database is attached to its instance. */
+int ops__attach_instance(ops *o, store_database *db, pf_err *e);
 /* Reads the op's database into db: 1 when the op has work on it, 0 when it has none (the
  * database is gone, being deleted or in failure), -1 on an error. */
 int ops__op_database(ops_run *r, store_database *db, pf_err *e);
@@ -127,7 +136,7 @@ int ops__pooler_sync_once(ops_run *r, pf_err *e);
 void ops__pooler_supervise(ops *o, bool startup);
 
 /* ---- samplers.c ---- */
-void ops__sample_usage(ops *o, const char *db_id, bool baseline);
+void ops__sample_usage(ops *o, const store_database *db, bool baseline);
 void *ops__usage_main(void *arg);
 void *ops__spares_main(void *arg);
 

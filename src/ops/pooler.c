@@ -23,7 +23,8 @@ int ops__pooler_sync(ops *o, pf_err *e)
         goto out;
     pdbs = xcalloc(ndb ? ndb : 1, sizeof *pdbs);
     for (size_t i = 0; i < ndb; i++)
-        pdbs[i] = (engine_pool_db){.id = dbs[i].id, .port = dbs[i].port};
+        pdbs[i] =
+            (engine_pool_db){.id = dbs[i].id, .port = dbs[i].port, .instance = ops__inst(&dbs[i])};
     pusers = xcalloc(nconn ? nconn : 1, sizeof *pusers);
     for (size_t i = 0; i < nconn; i++)
         pusers[i] = (engine_pool_user){.role = conns[i].role, .verifier = conns[i].verifier};

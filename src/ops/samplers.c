@@ -12,14 +12,15 @@
 
 /* ---- usage ---- */
 
-void ops__sample_usage(ops *o, const char *db_id, bool baseline)
+void ops__sample_usage(ops *o, const store_database *db, bool baseline)
 {
+    const char *db_id = db->id;
     if (o->cfg.usage_interval_s <= 0)
         return;
     int64_t xacts = 0, bytes = 0;
     pf_err e;
     char day[16];
-    if (engine_usage_sample(o->en, db_id, &xacts, &bytes, &e) != 0) {
+    if (engine_usage_sample(o->en, ops__inst(db), &xacts, &bytes, &e) != 0) {
         log_db_debug(db_id, "no usage sample: %s", e.message);
         return;
     }
@@ -46,7 +47,7 @@ void *ops__usage_main(void *arg)
         int sampled = 0;
         for (size_t i = 0; i < n; i++)
             if (dbs[i].status == DB_READY) {
-                ops__sample_usage(o, dbs[i].id, false);
+                ops__sample_usage(o, &dbs[i], false);
                 sampled++;
             }
         free(dbs);

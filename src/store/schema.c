@@ -276,9 +276,18 @@ static const char MIGRATION_3[] =
     "UPDATE branches SET role = 'production' WHERE is_default = 1;\n"                              \
     "ALTER TABLE projects ADD COLUMN settings TEXT;\n"
 
+/* Version 7: a database's server is an instance with an id of its own (its directories and
+ * pgBackRest stanza), mapped here, so a server started before its database existed (a
+ * warm spare) can become the database's without moving. NULL until a provision attaches
+ * one; existing databases keep theirs, named by their own id. */
+#define MIGRATION_7                                                                                \
+    "ALTER TABLE databases ADD COLUMN instance_id TEXT;\n"                                         \
+    "UPDATE databases SET instance_id = id;\n"                                                     \
+    "CREATE UNIQUE INDEX databases_instance ON databases (instance_id);\n"
+
 /* Applied in order; migration i is schema version i + 1. Append only, never edit. */
 static const char *const migrations[] = {
-    MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6,
+    MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6, MIGRATION_7,
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 
