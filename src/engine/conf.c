@@ -3,9 +3,11 @@
  * new pgfleet version changes the settings of existing databases on their next start.
  * ALTER SYSTEM (postgresql.auto.conf) is superuser-only and not ours to use. The archive
  * settings are the caller's (backup.c makes them): this file calls no other. */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "engine/engine_int.h"
 #include "util/util.h"
@@ -30,8 +32,7 @@ static const char *const conf_fixed =
     "full_page_writes = on\n"
     "wal_level = replica\n"
     "max_wal_senders = 3\n"
-    "min_wal_size = 32MB\n"
-    "max_wal_size = 256MB\n"
+    "wal_keep_size = 0\n"
     "logging_collector = off\n"
     "log_destination = 'stderr'\n"
     "log_line_prefix = '%m [%p] %q%u@%d '\n"
@@ -102,6 +103,41 @@ int engine__write_if_changed(engine *en, const char *path, const char *text, int
     return 0;
 }
 
+/* The WAL segment size of datadir in bytes (the size of a segment file in pg_wal), or 0
+ * when none is found. initdb fixes it: the golden's is 1 MiB, older homes' 16 MiB. */
+static long long wal_segment_bytes(const char *datadir)
+{
+    char *wal = xasprintf("%s/pg_wal", datadir);
+    DIR *d = opendir(wal);
+    long long size = 0;
+    struct dirent *de;
+    while (d && !size && (de = readdir(d)) != NULL) {
+        if (strlen(de->d_name) != 24 || strspn(de->d_name, "0123456789ABCDEF") != 24)
+            continue;
+        char *f = xasprintf("%s/%s", wal, de->d_name);
+        struct stat st;
+        if (stat(f, &st) == 0 && st.st_size > 0)
+            size = (long long)st.st_size;
+        free(f);
+    }
+    if (d)
+        closedir(d);
+    free(wal);
+    return size;
+}
+
+/* How much WAL a server keeps: with 1 MiB segments an idle server recycles at most 4 of
+ * them (min_wal_size; the disk of an empty database stays small); a busy one checkpoints
+ * every 128 MB of WAL. PostgreSQL refuses a min_wal_size below two segments, so a data
+ * directory made with 16 MiB segments (an older golden) keeps the older 32 MB. */
+static const char *wal_sizes(const char *datadir)
+{
+    long long seg = wal_segment_bytes(datadir);
+    if (seg > 0 && seg <= 1024 * 1024)
+        return "min_wal_size = 4MB\nmax_wal_size = 128MB\n";
+    return "min_wal_size = 32MB\nmax_wal_size = 256MB\n";
+}
+
 int engine__write_conf(engine *en, const char *datadir, const char *sockdir, const char *listen,
                        int port, const char *archive, pf_err *e)
 {
@@ -118,11 +154,12 @@ int engine__write_conf(engine *en, const char *datadir, const char *sockdir, con
             : xstrdup("");
     char *conf = xasprintf("%s"
                            "%s"
+                           "%s"
                            "listen_addresses = %s\n"
                            "port = %d\n"
                            "unix_socket_directories = %s\n"
                            "%s",
-                           conf_fixed, ssl, qlisten, port, qsock, archive);
+                           conf_fixed, wal_sizes(datadir), ssl, qlisten, port, qsock, archive);
     char *conf_path = xasprintf("%s/postgresql.conf", datadir);
     char *hba_path = xasprintf("%s/pg_hba.conf", datadir);
     if (engine__write_if_changed(en, conf_path, conf, 0600, NULL, e) < 0)
