@@ -48,6 +48,8 @@ typedef enum {
     O_PG_BINDIR,
     O_WORKERS,
     O_SPARES,
+    O_MAX_CONNECTIONS,
+    O_POOL_SIZE,
     O_LOG_LEVEL,
     O_LOG_FORMAT,
     O_BACKUP_REPO,
@@ -112,6 +114,12 @@ static const opt_def options[O__COUNT] = {
                    .help = "operation worker threads"},
     [O_SPARES] = {"spares", "PGFLEET_SPARES", OPT_INT, "8", 0, 1000, .cmds = CMD_SERVE,
                   .help = "ready copies of the golden kept for fast creates (~15 MiB each)"},
+    [O_MAX_CONNECTIONS] = {"max-connections", "PGFLEET_MAX_CONNECTIONS", OPT_INT, "120", 10, 10000,
+                           .cmds = CMD_SERVE,
+                           .help = "max_connections of every server: direct clients get it less "
+                                   "--pool-size and 3 admin slots"},
+    [O_POOL_SIZE] = {"pool-size", "PGFLEET_POOL_SIZE", OPT_INT, "20", 1, 1000, .cmds = CMD_SERVE,
+                     .help = "PgBouncer's server connections per database (the pooled endpoint)"},
     [O_LOG_LEVEL] = {"log-level", "PGFLEET_LOG_LEVEL", OPT_ENUM, "info", .values = log_levels,
                      .cmds = CMD_SERVE, .help = "the lowest level logged"},
     [O_LOG_FORMAT] = {"log-format", "PGFLEET_LOG_FORMAT", OPT_ENUM, "logfmt", .values = log_formats,
@@ -570,7 +578,9 @@ static engine_config serve_engine_config(const char *home)
                         .tls_host = OPT(O_PUBLIC_HOST),
                         .tls_cert = OPT(O_TLS_CERT),
                         .tls_key = OPT(O_TLS_KEY),
-                        .tls_ca = OPT(O_TLS_CA)};
+                        .tls_ca = OPT(O_TLS_CA),
+                        .max_connections = (int)ov[O_MAX_CONNECTIONS].n,
+                        .pool_size = (int)ov[O_POOL_SIZE].n};
     if (ov[O_POOLER_LISTEN].port > 0) {
         ec.pooler_bin = OPT(O_PGBOUNCER);
         ec.pooler_host = ov[O_POOLER_LISTEN].host;
@@ -588,6 +598,8 @@ static ops_config serve_ops_config(void)
                         .max_attempts = 3,
                         .reconcile_ms = 2000,
                         .spares = (int)ov[O_SPARES].n,
+                        .direct_cap =
+                            engine_direct_cap((int)ov[O_MAX_CONNECTIONS].n, (int)ov[O_POOL_SIZE].n),
                         .backup_workers = (int)ov[O_BACKUP_WORKERS].n,
                         .backup_interval_s = (int)ov[O_BACKUP_INTERVAL].n,
                         .backup_full_interval_s = (int)ov[O_BACKUP_FULL_INTERVAL].n,

@@ -28,6 +28,16 @@ int engine_open(const engine_config *cfg, engine **out, pf_err *e)
     en->instances_dir = xasprintf("%s/instances", en->home);
     en->run_dir = xasprintf("%s/run", en->home);
     en->spare_dir = xasprintf("%s/spare", en->home);
+    en->max_connections =
+        cfg->max_connections > 0 ? cfg->max_connections : ENGINE_MAX_CONNECTIONS_DEFAULT;
+    en->pool_size = cfg->pool_size > 0 ? cfg->pool_size : ENGINE_POOL_SIZE_DEFAULT;
+    if (engine_direct_cap(en->max_connections, en->pool_size) < 1) {
+        err_kind(e, ERR_INVALID, NULL,
+                 "max_connections %d leaves no direct connection beside a pool of %d and %d "
+                 "admin slots",
+                 en->max_connections, en->pool_size, ENGINE_ADMIN_RESERVED);
+        goto fail;
+    }
 
     if (fs_mkdirs(en->home, 0711, NULL, e) < 0)
         goto fail;

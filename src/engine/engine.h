@@ -60,7 +60,28 @@ typedef struct engine_config {
     const char *pooler_bin;  /* e.g. /usr/sbin/pgbouncer */
     const char *pooler_host; /* PgBouncer's listen_addr, e.g. "127.0.0.1" */
     int pooler_port;
+    /* the connection budget of every server: max_connections (<= 0: 120), of which
+     * PgBouncer uses at most pool_size per database (<= 0: 20) and pgfleet's own admin
+     * connections the ENGINE_ADMIN_RESERVED superuser slots; direct clients get the rest
+     * (engine_direct_cap) */
+    int max_connections;
+    int pool_size;
 } engine_config;
+
+#define ENGINE_MAX_CONNECTIONS_DEFAULT 120
+#define ENGINE_POOL_SIZE_DEFAULT 20
+/* superuser_reserved_connections: slots only pgfleet's admin role (a superuser) may take, so
+ * role changes, usage samples and backups always get in */
+#define ENGINE_ADMIN_RESERVED 3
+
+/* The most direct client connections one server takes so that PgBouncer's pool_size server
+ * connections and pgfleet's admin ones always fit: max_connections - pool_size -
+ * ENGINE_ADMIN_RESERVED (0 when nothing is left: refuse such a budget). */
+static inline int engine_direct_cap(int max_connections, int pool_size)
+{
+    int cap = max_connections - pool_size - ENGINE_ADMIN_RESERVED;
+    return cap > 0 ? cap : 0;
+}
 
 /* Creates directories and, if missing, the golden data directory (initdb, ~1-2 s, once). */
 int engine_open(const engine_config *cfg, engine **out, pf_err *e);

@@ -68,7 +68,8 @@ struct engine {
     /* pooler (pooler.c) */
     char *pooler_bin, *pooler_dir, *pooler_host; /* pooler_bin NULL: disabled */
     int pooler_port;
-    pthread_mutex_t pooler_mu; /* guards the pooler's files and pid */
+    int max_connections, pool_size; /* the connection budget (engine_config) */
+    pthread_mutex_t pooler_mu;      /* guards the pooler's files and pid */
     pid_t pooler_pid;
     bool pooler_child;
 };
@@ -241,6 +242,7 @@ typedef struct engine__pooler_params {
     const char *run_dir;    /* instances' socket dirs are run_dir/<id> */
     const char *pooler_dir; /* ini, auth file, hba, log, pid, admin socket */
     const char *tls_cert, *tls_key;
+    int pool_size; /* server connections per database (<= 0: ENGINE_POOL_SIZE_DEFAULT) */
 } engine__pooler_params;
 
 char *engine__pooler_ini(const engine__pooler_params *p, const engine_pool_db *dbs, size_t n);

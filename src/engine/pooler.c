@@ -28,10 +28,6 @@
 
 /* ---- the generated files (pure) ---- */
 
-/* Per database at most this many server connections: the instances keep the default
- * max_connections (20, 3 reserved), so direct clients keep room beside the pool. */
-#define POOL_SIZE 10
-
 static const char *const ini_fixed =
     "pool_mode = transaction\n"
     "auth_type = hba\n"
@@ -81,7 +77,10 @@ char *engine__pooler_ini(const engine__pooler_params *p, const engine_pool_db *d
     util_buf_printf(&b, "pidfile = %s/pgbouncer.pid\n", p->pooler_dir);
     util_buf_printf(&b, "client_tls_cert_file = %s\nclient_tls_key_file = %s\n", p->tls_cert,
                     p->tls_key);
-    util_buf_printf(&b, "default_pool_size = %d\nmax_db_connections = %d\n", POOL_SIZE, POOL_SIZE);
+    /* per database at most pool_size server connections: the servers' budget keeps room for
+     * them beside the direct clients (engine_direct_cap) */
+    int pool = p->pool_size > 0 ? p->pool_size : ENGINE_POOL_SIZE_DEFAULT;
+    util_buf_printf(&b, "default_pool_size = %d\nmax_db_connections = %d\n", pool, pool);
     util_buf_puts(&b, ini_fixed);
     return util_buf_take(&b);
 }
@@ -237,7 +236,8 @@ int engine_pooler_apply(engine *en, const engine_pool_db *dbs, size_t ndbs,
                                .run_dir = en->run_dir,
                                .pooler_dir = en->pooler_dir,
                                .tls_cert = en->tls_cert,
-                               .tls_key = en->tls_key};
+                               .tls_key = en->tls_key,
+                               .pool_size = en->pool_size};
     char *ini = engine__pooler_ini(&p, dbs, ndbs);
     char *auth = engine__pooler_auth(users, nusers);
     char *hba = engine__pooler_hba();

@@ -36,7 +36,10 @@ typedef struct ops_config {
     int max_attempts;     /* an op that failed this many times ends failed */
     int retry_base_ms;    /* the wait after a first failed attempt, doubling (default 500) */
     int reconcile_ms;     /* reconcile period */
-    int spares;           /* ready copies of the golden kept for fast creates (0: none) */
+    int spares;           /* started servers kept for fast creates (0: none) */
+    /* the most direct client connections of one server (engine_direct_cap of the
+     * connection budget): what the data path lets through to a server */
+    int direct_cap;
     /* backups */
     int backup_workers;         /* threads for backup, restore and clone ops (default 2) */
     int backup_interval_s;      /* scheduled backups; <= 0: never */
