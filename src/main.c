@@ -112,8 +112,9 @@ static const opt_def options[O__COUNT] = {
                      .cmds = CMD_SERVE, .help = "where postgres and initdb live"},
     [O_WORKERS] = {"workers", "PGFLEET_WORKERS", OPT_INT, "2", 1, 64, .cmds = CMD_SERVE,
                    .help = "operation worker threads"},
-    [O_SPARES] = {"spares", "PGFLEET_SPARES", OPT_INT, "8", 0, 1000, .cmds = CMD_SERVE,
-                  .help = "ready copies of the golden kept for fast creates (~15 MiB each)"},
+    [O_SPARES] = {"spares", "PGFLEET_SPARES", OPT_INT, "2", 0, 1000, .cmds = CMD_SERVE,
+                  .help = "servers kept started for fast creates (each ~13 MiB of disk and an "
+                          "idle server's memory)"},
     [O_MAX_CONNECTIONS] = {"max-connections", "PGFLEET_MAX_CONNECTIONS", OPT_INT, "120", 10, 10000,
                            .cmds = CMD_SERVE,
                            .help = "max_connections of every server: direct clients get it less "
@@ -516,6 +517,7 @@ static int fleet_status(store *st, pf_err *e)
         running += ss.ops[k][1];
     }
     printf("ops: %lld pending, %lld running\n", pending, running);
+    printf("spares: %d\n", engine_spares_on_disk(OPT(O_HOME)));
     store_database *dbs = NULL;
     store_last_backup *lb = NULL;
     size_t n = 0, nlb = 0;

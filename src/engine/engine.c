@@ -20,6 +20,7 @@ int engine_open(const engine_config *cfg, engine **out, pf_err *e)
     engine *en = xcalloc(1, sizeof *en);
     pthread_mutex_init(&en->mu, NULL);
     pthread_mutex_init(&en->pooler_mu, NULL);
+    pthread_mutex_init(&en->spares_mu, NULL);
     en->home = xstrdup(cfg->home);
     en->bindir = xstrdup(cfg->pg_bindir);
     en->listen = xstrdup(cfg->listen_addr ? cfg->listen_addr : "127.0.0.1");
@@ -80,6 +81,8 @@ void engine_close(engine *en)
     engine__tls_free(en);
     engine__pooler_free(en);
     free(en->procs);
+    free(en->spares);
+    pthread_mutex_destroy(&en->spares_mu);
     free(en->home);
     free(en->bindir);
     free(en->listen);

@@ -114,11 +114,40 @@ bool engine_instance_exists(engine *en, const char *db_id);
 int engine_instance_list(engine *en, char ***ids, size_t *n, pf_err *e);
 void engine_free_ids(char **ids, size_t n);
 
-/* Keeps `want` spare copies of golden under home/spare (made now, synced), so the next
- * engine_instance_create only renames one into place instead of copying ~370 files.
- * Optional: create copies golden itself when no spare is left. Safe to call from any
- * thread at any time (e.g. by the reconciler when idle); returns how many it made. */
-int engine_spares_fill(engine *en, int want, pf_err *e);
+/* Names the socket directory of instance id also run/<alias> (a symlink; idempotent), so
+ * what knows a server only by another name (PgBouncer's entry of a database, written before
+ * its instance is known) reaches it. engine_instance_unalias removes the name (no error if
+ * missing). */
+int engine_instance_alias(engine *en, const char *id, const char *alias, pf_err *e);
+int engine_instance_unalias(engine *en, const char *alias, pf_err *e);
+
+/* ---- warm spares (spares.c) ----
+ * A spare is an instance made before its database: copied from golden, its pgBackRest
+ * stanza created, its server started on its private socket only (no TCP port) and
+ * archiving to its stanza, with a `spare` mark beside its data (engine_instance_list skips
+ * it). A create takes one (engine_spare_take), records its id as the database's instance,
+ * and engine_instance_create/_start make it the database's: the start adopts the running
+ * server, and restarts it only when the port it must serve needs another listener
+ * (a server that listens on its socket only, behind the data path, is not restarted). */
+
+/* Makes one started spare (~ a copy of golden, a stanza-create and a start); its id into
+ * id_out (idsz bytes; may be NULL). A failure removes what was made (ERR_TRANSIENT
+ * "DiskFull" on a full disk). */
+int engine_spare_make(engine *en, char *id_out, size_t idsz, pf_err *e);
+/* Claims a running spare (atomic: two callers never get the same one) and writes its id;
+ * false when none is ready. The caller owns the instance from here: a crash before it
+ * records it leaves an instance with no mark, which the orphan sweep removes. */
+bool engine_spare_take(engine *en, char *id, size_t idsz);
+/* Spares ready now, and spares taken since engine_open. */
+void engine_spares_stats(engine *en, int *ready, uint64_t *taken);
+/* At startup: every marked instance is adopted (its server runs), started again (complete
+ * data) or removed (half made); then those beyond keep are removed. Returns how many are
+ * ready. */
+int engine_spares_adopt(engine *en, int keep, pf_err *e);
+/* Removes ready spares beyond keep; returns how many. */
+int engine_spares_trim(engine *en, int keep);
+/* Marked instances under home/instances, without an engine (pgfleet status). */
+int engine_spares_on_disk(const char *home);
 
 /* Fast shutdown of every instance this engine started or adopted, in parallel. */
 void engine_stop_all(engine *en);
@@ -247,9 +276,9 @@ const char *engine_tls_ca_path(engine *en);
  * over its private socket with the client's SCRAM keys (pass-through), so no plaintext
  * password is ever written. Files under home/pooler/ (0700, servers' user). */
 typedef struct engine_pool_db {
-    const char *id;       /* database id: the pooled endpoint's dbname */
-    int port;             /* the instance's port (names its socket) */
-    const char *instance; /* the instance that serves it (its socket dir); NULL: id */
+    const char *id; /* database id: the pooled endpoint's dbname; run/<id> is its socket dir
+                     * (the instance's, or an alias of it: engine_instance_alias) */
+    int port;       /* the instance's port (names its socket) */
 } engine_pool_db;
 
 typedef struct engine_pool_user {
@@ -264,6 +293,10 @@ bool engine_pooler_enabled(engine *en);
  * once the new files are in force; clients stay connected). ERR_TRANSIENT on a full disk. */
 int engine_pooler_apply(engine *en, const engine_pool_db *dbs, size_t ndbs,
                         const engine_pool_user *users, size_t nusers, pf_err *e);
+
+/* How many times PgBouncer was told to reload since engine_open (each stalls its traffic
+ * for a moment). */
+uint64_t engine_pooler_reloads(engine *en);
 
 /* Starts PgBouncer (its files must exist: apply first), or adopts the one that still runs
  * from its pid file, and waits until it answers. No-op when it runs. */

@@ -131,7 +131,7 @@ static int restore_into(ops_run *r, store_database *db, const char *source_id, c
                         const char *pitr, int source_port, pf_err *e)
 {
     ops *o = r->o;
-    if (ops__attach_instance(o, db, e) != 0)
+    if (ops__attach_instance(o, db, false, e) != 0)
         return -1;
     const char *inst = ops__inst(db);
     store_connection *conns = NULL;

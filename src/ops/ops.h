@@ -81,6 +81,9 @@ typedef struct ops_stats {
     int64_t servers_up, servers_down;
     int64_t unhealthy; /* databases reported unhealthy (restarted with a backoff) */
     int pooler;
+    uint64_t pooler_reloads; /* RELOADs PgBouncer was sent since start */
+    int spares_ready;        /* started spares waiting for a database */
+    uint64_t spares_taken;   /* creates that took a spare since start */
 } ops_stats;
 void ops_stats_get(ops *o, ops_stats *out);
 /* The mean duration of an attempt of kind since start (0: none yet); cheap (no catalog read). */

@@ -1,14 +1,15 @@
 /* The background helpers beside the workers:
  *  - the usage sampler: every usage_interval_s, each ready database's transaction counter
  *    and size into the catalog's daily usage (GET /v1/databases/{id}/usage);
- *  - the spares refill: keeps `spares` ready copies of the golden directory, refilled
- *    after each provision, so a new database is a rename instead of a copy. */
+ *  - the spares refill: keeps `spares` started servers (engine spares), refilled after
+ *    each provision that took one, so a new database only gets its roles. */
 #include <errno.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "ops/ops_int.h"
 #include "util/log.h"
+#include "util/util.h"
 
 /* ---- usage ---- */
 
@@ -66,16 +67,45 @@ void *ops__usage_main(void *arg)
  * a refill does not cut the backoff short. */
 #define SPARES_BACKOFF_MAX_S 60
 
+static bool spares_stopping(ops *o)
+{
+    pthread_mutex_lock(&o->mu);
+    bool stop = o->stopping;
+    pthread_mutex_unlock(&o->mu);
+    return stop;
+}
+
+/* The spares thread: adopts (or removes) the spares a previous run left, then keeps
+ * cfg.spares started spares, one at a time, checking for a stop between two; a provision
+ * that took one wakes it. It never holds what a request waits for (no catalog write, no
+ * lock of the workers). */
 void *ops__spares_main(void *arg)
 {
     ops *o = arg;
     int backoff_s = 0;
+    pf_err e;
+    err_clear(&e);
+    int adopted = engine_spares_adopt(o->en, o->cfg.spares, &e);
+    if (adopted < 0)
+        log_sub(LOG_WARN, "spares", "%s", e.message);
+    else if (adopted > 0)
+        log_sub(LOG_INFO, "spares", "%d spare(s) from the last run are ready", adopted);
     for (;;) {
-        pf_err e;
-        err_clear(&e);
         int64_t t0 = util_now_ms();
-        int made = engine_spares_fill(o->en, o->cfg.spares, &e);
-        if (made < 0) {
+        int made = 0, ready = 0;
+        bool failed = false;
+        for (;;) {
+            engine_spares_stats(o->en, &ready, NULL);
+            if (ready >= o->cfg.spares || spares_stopping(o))
+                break;
+            err_clear(&e);
+            if (engine_spare_make(o->en, NULL, 0, &e) != 0) {
+                failed = true;
+                break;
+            }
+            made++;
+        }
+        if (failed) {
             log_sub(backoff_s ? LOG_DEBUG : LOG_WARN, "spares",
                     "%s (tried again with a backoff of up to %d s)", e.message,
                     SPARES_BACKOFF_MAX_S);
@@ -87,8 +117,8 @@ void *ops__spares_main(void *arg)
                 log_sub(LOG_INFO, "spares", "refill works again");
             backoff_s = 0;
             if (made > 0)
-                log_sub(LOG_DEBUG, "spares", "made %d in %lld ms", made,
-                        (long long)(util_now_ms() - t0));
+                log_sub(LOG_DEBUG, "spares", "made %d in %lld ms; %d ready", made,
+                        (long long)(util_now_ms() - t0), ready + made);
         }
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);

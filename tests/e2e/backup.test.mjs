@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { useServer } from './lib/fixture.mjs';
 import { call, raw, expectStatus, expectError, waitReady, unknownLike, uniq } from './lib/api.mjs';
 import { sql, connectFails } from './lib/pg.mjs';
-import { until, sleep, instanceDir } from './lib/procs.mjs';
+import { until, sleep, instanceDir, instanceOf } from './lib/procs.mjs';
 
 const ctx = useServer('backup');
 const S = {};
@@ -265,7 +265,7 @@ ctx.it('an in-place restore that fails leaves the database in failure, never hal
   const bad = await backupNow(S.b, { type: 'full' });
   // damage that full backup in the repository: pg_control, which pgBackRest restores last
   // (after it has rewritten the rest), is gone
-  const sets = path.join(ctx.server.home, 'backup', 'backup', S.b);
+  const sets = path.join(ctx.server.home, 'backup', 'backup', instanceOf(ctx.server.home, S.b)); // the stanza is the instance's
   const label = fs.readdirSync(sets).filter((f) => /^\d{8}-\d{6}F$/.test(f)).sort().pop();
   const control = path.join(sets, label, 'pg_data', 'global', 'pg_control.lz4');
   assert.ok(fs.existsSync(control), `no ${control}`);
@@ -286,10 +286,11 @@ ctx.it('an in-place restore that fails leaves the database in failure, never hal
 
 ctx.it('deleting a database removes its backups', async () => {
   const repo = path.join(ctx.server.home, 'backup');
-  assert.ok(fs.existsSync(path.join(repo, 'backup', S.c)));
+  const stanza = instanceOf(ctx.server.home, S.c); // the mapping goes with the row
+  assert.ok(fs.existsSync(path.join(repo, 'backup', stanza)));
   expectStatus(await call(ctx.c, 'DELETE', '/v1/databases/{databaseId}', p(S.c)), 204);
-  assert.ok(!fs.existsSync(path.join(repo, 'backup', S.c)), 'backup set directory still there');
-  assert.ok(!fs.existsSync(path.join(repo, 'archive', S.c)), 'WAL archive still there');
+  assert.ok(!fs.existsSync(path.join(repo, 'backup', stanza)), 'backup set directory still there');
+  assert.ok(!fs.existsSync(path.join(repo, 'archive', stanza)), 'WAL archive still there');
   expectError(await call(ctx.c, 'GET', '/v1/databases/{databaseId}/backups', p(S.c)), 404);
 });
 

@@ -943,6 +943,40 @@ static void test_ready_restart_never_failure(void **state)
 
 /* PgBouncer: restarted when it dies, within the intensity, then with a backoff; the
  * databases never change state because of it. */
+/* Syncs asked together are one sync: a burst of asks from many ops, each waiting for the
+ * pooled endpoint, applies PgBouncer's files a couple of times, not once per op. */
+static void test_pooler_syncs_coalesce(void **state)
+{
+    fixture *f = *state;
+    ops *o = f->o;
+    pthread_create(&o->pooler_thr, NULL, ops__pooler_main, o);
+    o->pooler_started = true;
+    int before = fake_pooler_applies(f->en);
+    enum { N = 20 };
+    ops_run runs[N];
+    store_op op = {0};
+    for (int i = 0; i < N; i++) {
+        runs[i] = (ops_run){.o = o, .op = &op};
+        ops__pooler_ask(&runs[i]);
+    }
+    pf_err e;
+    for (int i = 0; i < N; i++)
+        assert_int_equal(ops__pooler_wait(&runs[i], &e), 0);
+    int applies = fake_pooler_applies(f->en) - before;
+    assert_true(applies >= 1 && applies <= 2);
+    /* an ask after those is a sync of its own (it may see newer rows) */
+    ops_run late = {.o = o, .op = &op};
+    assert_int_equal(ops__pooler_wait(&late, &e), 0);
+    assert_int_equal(fake_pooler_applies(f->en) - before, applies + 1);
+    pthread_mutex_lock(&o->mu);
+    o->stopping = true;
+    pthread_cond_broadcast(&o->pooler_cv);
+    pthread_mutex_unlock(&o->mu);
+    pthread_join(o->pooler_thr, NULL);
+    o->pooler_started = false;
+    o->stopping = false;
+}
+
 static void test_pooler_supervise(void **state)
 {
     fixture *f = *state;
@@ -1045,6 +1079,7 @@ int main(void)
         cmocka_unit_test(test_restart_backoff_caps),
         cmocka_unit_test_setup_teardown(test_ready_restart_never_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pooler_supervise, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pooler_syncs_coalesce, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watch, setup, teardown),
     };
     return HARNESS_RUN("ops", tests, NULL, NULL);

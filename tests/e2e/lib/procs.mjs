@@ -79,7 +79,8 @@ export function instanceDir(home, dbId) {
 // PostgreSQL postmasters started with -D under <home>/instances/: [{pid, dataDir, dbId}]
 // (dbId: the database the instance serves, or the instance id of a spare).
 // (Backends rename themselves to "postgres: ..." and carry no -D, so only postmasters match.)
-export function postmasters(home) {
+// Started spares (a `spare` file beside their data: no database's yet) only with spares.
+export function postmasters(home, { spares = false } = {}) {
   const prefix = path.join(home, 'instances') + '/';
   const out = [];
   for (const pid of allPids()) {
@@ -92,6 +93,7 @@ export function postmasters(home) {
     }
     if (dataDir && path.resolve(dataDir).startsWith(prefix)) {
       const inst = path.resolve(dataDir).slice(prefix.length).split('/')[0];
+      if (!spares && fs.existsSync(path.join(prefix, inst, 'spare'))) continue;
       out.push({ pid, dataDir, instance: inst, dbId: inst.startsWith('in_') ? databaseOfInstance(home, inst) : inst });
     }
   }
