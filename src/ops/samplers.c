@@ -46,7 +46,7 @@ void *ops__usage_main(void *arg)
         }
         int64_t t0 = util_now_ms();
         int sampled = 0;
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n && !ops__stopping(o); i++)
             if (dbs[i].status == DB_READY) {
                 ops__sample_usage(o, &dbs[i], false);
                 sampled++;
@@ -66,14 +66,6 @@ void *ops__usage_main(void *arg)
  * this, and is logged once per run of failures, not once per try: a create's request for
  * a refill does not cut the backoff short. */
 #define SPARES_BACKOFF_MAX_S 60
-
-static bool spares_stopping(ops *o)
-{
-    pthread_mutex_lock(&o->mu);
-    bool stop = o->stopping;
-    pthread_mutex_unlock(&o->mu);
-    return stop;
-}
 
 /* The spares thread: adopts (or removes) the spares a previous run left, then keeps
  * cfg.spares started spares, one at a time, checking for a stop between two; a provision
@@ -96,7 +88,7 @@ void *ops__spares_main(void *arg)
         bool failed = false;
         for (;;) {
             engine_spares_stats(o->en, &ready, NULL);
-            if (ready >= o->cfg.spares || spares_stopping(o))
+            if (ready >= o->cfg.spares || ops__stopping(o))
                 break;
             err_clear(&e);
             if (engine_spare_make(o->en, NULL, 0, &e) != 0) {
