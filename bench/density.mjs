@@ -92,7 +92,7 @@ try {
   const tReady = Date.now();
   console.log(`density: ${N} databases ready in ${Math.round((tReady - t0) / 1000)} s (batches of 8 concurrent creates)`);
   // the first full backup of each new database is queued when it becomes ready
-  const backedUp = async () => (await metrics()).filter((l) => l.startsWith('pgfleet_database_last_backup_time_seconds{')).length;
+  const backedUp = async () => (await metrics()).filter((l) => l.startsWith('pgfleet_database_last_backup_time_seconds{') && Number(l.split(' ').pop()) > 0).length;
   for (let last = -1, same = 0; ; await sleep(2000)) {
     const b = await backedUp();
     if (b >= N) break;

@@ -16,8 +16,9 @@
  * Instances have ids of their own (in_..., or a database's id for databases made before
  * that), which the caller maps to its databases: every `db_id` parameter below is such an
  * instance id, and names the instance's directories and its pgBackRest stanza.
- * Layout under home: golden/ (initdb'd template), spare/ (ready copies of it),
- * instances/<id>/data and postgres.log, run/<id>/ (socket dir, 0700), tls/ (the
+ * Layout under home: golden/ (initdb'd template), instances/<id>/data and postgres.log
+ * (a `spare` file beside data while the instance is a started spare), run/<id>/ (socket
+ * dir, 0700; run/<alias> a symlink to it), tls/ (the
  * servers' certificate), pooler/ (PgBouncer), pgbackrest/ (its configuration, logs,
  * locks) and backup/ (the repository, unless configured elsewhere).
  * Instances run as cfg.user (the unprivileged OS user when pgfleet is root). They are
