@@ -108,6 +108,10 @@ int engine_instance_destroy(engine *en, const char *db_id, pf_err *e);
 /* True if the server's postmaster pid is alive. Reaps it if it was our child and died. */
 bool engine_instance_running(engine *en, const char *db_id);
 
+/* Takes a server that outlived the last pgfleet into the engine's table (no wait, no
+ * signal), so engine_stop_all stops it even if no start adopted it yet. True if it runs. */
+bool engine_instance_adopt(engine *en, const char *db_id);
+
 /* True if instances/<id>/data is a complete copy. */
 bool engine_instance_exists(engine *en, const char *db_id);
 

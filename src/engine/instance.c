@@ -340,6 +340,19 @@ bool engine_instance_running(engine *en, const char *db_id)
     return up;
 }
 
+bool engine_instance_adopt(engine *en, const char *db_id)
+{
+    if (!engine__valid_id(db_id))
+        return false;
+    inst_paths p;
+    paths_make(en, db_id, &p);
+    pid_t pid = engine__live_postmaster(p.data);
+    if (pid > 0 && engine__tracked(en, db_id) != pid)
+        engine__track(en, db_id, pid, false);
+    paths_free(&p);
+    return pid > 0;
+}
+
 bool engine_instance_exists(engine *en, const char *db_id)
 {
     if (!engine__valid_id(db_id))

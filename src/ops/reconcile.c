@@ -112,6 +112,10 @@ void ops__reconcile(ops *o, bool startup)
     int queued = 0;
     for (size_t i = 0; i < n && !ops__stopping(o); i++) {
         const store_database *db = &dbs[i];
+        /* a server that outlived a crash is stopped by a stop from now on, even when a stop
+         * comes before its provision op adopts it */
+        if (startup)
+            engine_instance_adopt(o->en, ops__inst(db));
         int active = 0;
         if (store_op_count_active(o->st, db->id, &active, &e) != 0)
             continue;

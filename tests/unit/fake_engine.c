@@ -255,6 +255,11 @@ void engine_free_ids(char **ids, size_t n)
     free(ids);
 }
 
+bool engine_instance_adopt(engine *en, const char *db_id)
+{
+    return engine_instance_running(en, db_id);
+}
+
 int engine_instance_alias(engine *en, const char *id, const char *alias, pf_err *e)
 {
     (void)en;
