@@ -51,6 +51,8 @@ typedef enum {
     O_PG_BINDIR,
     O_WORKERS,
     O_SPARES,
+    O_MAX_CONNECTIONS,
+    O_POOL_SIZE,
     O_LOG_LEVEL,
     O_LOG_FORMAT,
     O_BACKUP_REPO,
@@ -120,8 +122,15 @@ static const opt_def options[O__COUNT] = {
                      .cmds = CMD_SERVE, .help = "where postgres and initdb live"},
     [O_WORKERS] = {"workers", "PGFLEET_WORKERS", OPT_INT, "2", 1, 64, .cmds = CMD_SERVE,
                    .help = "operation worker threads"},
-    [O_SPARES] = {"spares", "PGFLEET_SPARES", OPT_INT, "8", 0, 1000, .cmds = CMD_SERVE,
-                  .help = "ready copies of the golden kept for fast creates (~15 MiB each)"},
+    [O_SPARES] = {"spares", "PGFLEET_SPARES", OPT_INT, "2", 0, 1000, .cmds = CMD_SERVE,
+                  .help = "servers kept started for fast creates (each ~13 MiB of disk and an "
+                          "idle server's memory)"},
+    [O_MAX_CONNECTIONS] = {"max-connections", "PGFLEET_MAX_CONNECTIONS", OPT_INT, "120", 10, 10000,
+                           .cmds = CMD_SERVE,
+                           .help = "max_connections of every server: direct clients get it less "
+                                   "--pool-size and 3 admin slots"},
+    [O_POOL_SIZE] = {"pool-size", "PGFLEET_POOL_SIZE", OPT_INT, "20", 1, 1000, .cmds = CMD_SERVE,
+                     .help = "PgBouncer's server connections per database (the pooled endpoint)"},
     [O_LOG_LEVEL] = {"log-level", "PGFLEET_LOG_LEVEL", OPT_ENUM, "info", .values = log_levels,
                      .cmds = CMD_SERVE, .help = "the lowest level logged"},
     [O_LOG_FORMAT] = {"log-format", "PGFLEET_LOG_FORMAT", OPT_ENUM, "logfmt", .values = log_formats,
@@ -584,6 +593,7 @@ static int fleet_status(store *st, pf_err *e)
         running += ss.ops[k][1];
     }
     printf("ops: %lld pending, %lld running\n", pending, running);
+    printf("spares: %d\n", engine_spares_on_disk(OPT(O_HOME)));
     store_database *dbs = NULL;
     store_last_backup *lb = NULL;
     size_t n = 0, nlb = 0;
@@ -594,15 +604,15 @@ static int fleet_status(store *st, pf_err *e)
         return -1;
     }
     if (n)
-        printf("\n%-28s %-12s %-6s %-24s %s\n", "DATABASE", "STATUS", "PORT", "LAST BACKUP",
-               "NAME");
+        printf("\n%-28s %-12s %-6s %-24s %-28s %s\n", "DATABASE", "STATUS", "PORT", "LAST BACKUP",
+               "INSTANCE", "NAME");
     for (size_t i = 0; i < n; i++) {
         const char *last = "-";
         for (size_t j = 0; j < nlb; j++)
             if (strcmp(lb[j].database_id, dbs[i].id) == 0 && lb[j].stopped_at[0])
                 last = lb[j].stopped_at;
-        printf("%-28s %-12s %-6d %-24s %s\n", dbs[i].id, store_db_status_name(dbs[i].status),
-               dbs[i].port, last, dbs[i].name);
+        printf("%-28s %-12s %-6d %-24s %-28s %s\n", dbs[i].id, store_db_status_name(dbs[i].status),
+               dbs[i].port, last, dbs[i].instance_id[0] ? dbs[i].instance_id : "-", dbs[i].name);
         if (dbs[i].unhealthy[0])
             printf("%-28s unhealthy: %s\n", "", dbs[i].unhealthy);
     }
@@ -657,7 +667,9 @@ static engine_config serve_engine_config(const char *home)
                         .tls_key = OPT(O_TLS_KEY),
                         .tls_ca = OPT(O_TLS_CA),
                         .tls_loopback_optional = tls_loopback_optional(),
-                        .extensions = OPT(O_EXTENSIONS)};
+                        .extensions = OPT(O_EXTENSIONS),
+                        .max_connections = (int)ov[O_MAX_CONNECTIONS].n,
+                        .pool_size = (int)ov[O_POOL_SIZE].n};
     if (ov[O_POOLER_LISTEN].port > 0) {
         ec.pooler_bin = OPT(O_PGBOUNCER);
         ec.pooler_host = ov[O_POOLER_LISTEN].host;
@@ -675,6 +687,8 @@ static ops_config serve_ops_config(void)
                         .max_attempts = 3,
                         .reconcile_ms = 2000,
                         .spares = (int)ov[O_SPARES].n,
+                        .direct_cap =
+                            engine_direct_cap((int)ov[O_MAX_CONNECTIONS].n, (int)ov[O_POOL_SIZE].n),
                         .backup_workers = (int)ov[O_BACKUP_WORKERS].n,
                         .backup_interval_s = (int)ov[O_BACKUP_INTERVAL].n,
                         .backup_full_interval_s = (int)ov[O_BACKUP_FULL_INTERVAL].n,

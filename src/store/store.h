@@ -79,7 +79,7 @@ typedef struct store_token {
     char value_hint[16]; /* last few chars of the value, shown after creation */
     char created_at[STORE_TS_MAX];
     char expires_at[STORE_TS_MAX]; /* "" = never */
-    bool is_operator;              /* reads the whole fleet, nothing else (schema version 7) */
+    bool is_operator;              /* reads the whole fleet, nothing else (schema version 8) */
 } store_token;
 
 int store_token_insert(store *s, const store_token *t, pf_err *e);
@@ -204,6 +204,10 @@ typedef struct store_database {
      * it is not restarted on every reconcile pass. Not shown by the API; shown by metrics
      * and status. */
     char unhealthy[STORE_REASON_MAX];
+    /* The instance (server directories, pgBackRest stanza) that serves the database: ""
+     * until a provision, restore or clone attaches one (store_database_set_instance); the
+     * database's own id for databases made before instances had ids of their own. */
+    char instance_id[PF_ID_MAX];
 } store_database;
 
 typedef struct store_db_filter {
@@ -229,6 +233,9 @@ int store_database_transition(store *s, const char *id, store_db_status from, st
                               const char *reason, pf_err *e);
 /* Sets unhealthy ("" or NULL = healthy again). 404 when there is no such row. */
 int store_database_set_unhealthy(store *s, const char *id, const char *reason, pf_err *e);
+/* Attaches instance_id to the database, once: 404 when the row is gone or already has
+ * another instance (its instance never changes afterwards). */
+int store_database_set_instance(store *s, const char *id, const char *instance_id, pf_err *e);
 int store_database_set_default_connection(store *s, const char *id, const char *conn_id, pf_err *e);
 /* name / branch_id ("" = null) / logical_id; NULL leaves a field unchanged. 409 on dup logicalId.
  */

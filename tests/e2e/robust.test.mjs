@@ -8,7 +8,7 @@ import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { useServer } from './lib/fixture.mjs';
 import { client, call, raw, expectStatus, waitReady, unknownLike, uniq } from './lib/api.mjs';
-import { procsMatching, until, sleep } from './lib/procs.mjs';
+import { procsMatching, until, sleep, instanceOf } from './lib/procs.mjs';
 
 // lists are hammered by 4 tight loops on one token below: no per-credential rate limit here
 // (rate-limit.test.mjs tests it)
@@ -156,11 +156,12 @@ ctx.it('a delete while a backup of the database runs answers promptly; no stanza
     return l.data.length && l.data.every((b) => b.status !== 'running');
   }, { timeoutMs: 90000 });
   await pgbench(['-i', '-q', '-s', '12', cs]);
+  const inst = instanceOf(ctx.server.home, d.id); // names the stanza, files and processes
   let caught = false;
   for (let attempt = 0; attempt < 3 && !caught; attempt++) {
     const r = await raw(ctx.server, 'POST', `/v1/databases/${d.id}/backups`, { json: { type: 'full' } });
     assert.equal(r.status, 202, JSON.stringify(r.body));
-    caught = await until(() => backupProcs(d.id).some((p) => p.argv.includes('backup')), { timeoutMs: 30000, intervalMs: 20 });
+    caught = await until(() => backupProcs(inst).some((p) => p.argv.includes('backup')), { timeoutMs: 30000, intervalMs: 20 });
   }
   assert.ok(caught, 'a pgBackRest backup of the database was seen running');
   const t0 = Date.now();
@@ -169,10 +170,12 @@ ctx.it('a delete while a backup of the database runs answers promptly; no stanza
   expectStatus(del, 204, 'DELETE during a backup');
   assert.ok(ms < 15000, `the delete answered in ${ms} ms (a backup must not hold it)`);
   expectStatus(await call(A.c, 'GET', '/v1/databases/{databaseId}', { params: { path: { databaseId: d.id } } }), 404);
-  const left = await until(() => backupProcs(d.id).length === 0, { timeoutMs: 10000 });
-  assert.ok(left, `pgBackRest processes of the deleted database: ${backupProcs(d.id).map((p) => p.argv.join(' ')).join('; ')}`);
-  assert.deepEqual(pathsNaming(ctx.server.home, d.id), [], 'files of the deleted database left in the home');
-  assert.deepEqual(procsMatching(d.id).map((p) => p.argv.join(' ')), [], 'processes naming the deleted database');
+  const left = await until(() => backupProcs(inst).length === 0, { timeoutMs: 10000 });
+  assert.ok(left, `pgBackRest processes of the deleted database: ${backupProcs(inst).map((p) => p.argv.join(' ')).join('; ')}`);
+  for (const id of [d.id, inst]) {
+    assert.deepEqual(pathsNaming(ctx.server.home, id), [], `files naming ${id} (the deleted database) left in the home`);
+    assert.deepEqual(procsMatching(id).map((p) => p.argv.join(' ')), [], `processes naming ${id} (the deleted database)`);
+  }
 }, { timeout: 300000 });
 
 ctx.itShutsDownCleanly();

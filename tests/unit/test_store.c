@@ -180,7 +180,7 @@ static void assert_err(const pf_err *e, int status, const char *code, const char
 
 /* ---- schema ---- */
 
-#define SCHEMA_LATEST 8 /* the number of migrations */
+#define SCHEMA_LATEST 9 /* the number of migrations */
 
 static void test_migrations_idempotent(void **state)
 {
@@ -1451,6 +1451,46 @@ static void test_migration_from_v5(void **state)
     assert_string_equal(settings, "");
 }
 
+/* Migration 9: databases made before it are served by an instance named by their own id;
+ * a new one has none until one is attached, once. */
+static void test_instances(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX], proj[PF_ID_MAX], old[PF_ID_MAX], fresh[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    mk_project(f->s, ws, NULL, proj);
+    mk_db(f->s, ws, proj, NULL, NULL, 15101, old);
+    store_close(f->s);
+    f->s = NULL;
+    sqlite3 *raw = NULL;
+    assert_int_equal(sqlite3_open(f->path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw,
+                                  "DROP INDEX databases_instance;"
+                                  "ALTER TABLE databases DROP COLUMN instance_id;"
+                                  "DELETE FROM schema_migrations WHERE version = 9;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(raw);
+    assert_int_equal(store_open(f->path, &f->s, &e), 0);
+    assert_int_equal(store_schema_version(f->s), SCHEMA_LATEST);
+    store_database d;
+    assert_int_equal(store_database_get_internal(f->s, old, &d, &e), 0);
+    assert_string_equal(d.instance_id, old);
+
+    mk_db(f->s, ws, proj, NULL, NULL, 15102, fresh);
+    assert_int_equal(store_database_get_internal(f->s, fresh, &d, &e), 0);
+    assert_string_equal(d.instance_id, "");
+    assert_int_equal(store_database_set_instance(f->s, fresh, "in_one", &e), 0);
+    assert_int_equal(store_database_set_instance(f->s, fresh, "in_one", &e), 0); /* again: same */
+    assert_int_equal(store_database_set_instance(f->s, fresh, "in_two", &e), -1);
+    assert_int_equal(e.kind, ERR_NOT_FOUND);
+    assert_int_equal(store_database_get_internal(f->s, fresh, &d, &e), 0);
+    assert_string_equal(d.instance_id, "in_one");
+    /* one instance serves one database */
+    assert_int_equal(store_database_set_instance(f->s, old, "in_one", &e), -1);
+}
+
 /* Version 8 from version 7: every existing token is a workspace's, none an operator's. */
 static void test_migration_from_v7(void **state)
 {
@@ -2125,6 +2165,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migration_from_v4, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_v5, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_v7, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_instances, setup, teardown),
         cmocka_unit_test_setup_teardown(test_branch_roles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_project_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_project_transfer, setup, teardown),
