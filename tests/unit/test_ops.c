@@ -770,7 +770,7 @@ static void test_restore_resume_after_ready(void **state)
     drain(f);
     assert_int_equal(get_op(f, claimed.id).state, OPS_DONE);
     assert_int_equal(get_db(f, db).status, DB_READY);
-    assert_true(engine_instance_running(f->en, db));
+    assert_true(engine_instance_running(f->en, inst_of(f, db)));
     assert_int_equal(fake_calls(f->en, FAKE_RESTORE), restores);
     fx_free(f);
 }
