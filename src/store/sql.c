@@ -173,9 +173,28 @@ static int disk_full(sql_conn *c, pf_err *e)
     return 1;
 }
 
+/* Another writer held the catalog past the busy timeout (a disk slow to sync): the request
+ * may be retried, and is answered 503 with Retry-After, never 500 with SQLite's words. */
+static int busy(sql_conn *c, pf_err *e)
+{
+    int code = sqlite3_errcode(c->db) & 0xff;
+    if (code != SQLITE_BUSY && code != SQLITE_LOCKED)
+        return 0;
+    err_set(e, 503, "CatalogBusy", "retry after the Retry-After seconds",
+            "The catalog stayed locked for more than %d ms: the server is busy",
+            STORE_BUSY_TIMEOUT_MS);
+    return 1;
+}
+
+/* A failure that passes by itself: a full disk or a busy catalog (e filled). */
+static int passing(sql_conn *c, pf_err *e)
+{
+    return disk_full(c, e) || busy(c, e);
+}
+
 static int db_fail(sql_conn *c, pf_err *e, const char *what)
 {
-    if (disk_full(c, e))
+    if (passing(c, e))
         return -1;
     return err_internal(e, "store: %s: %s", what, sqlite3_errmsg(c->db));
 }
@@ -325,7 +344,7 @@ static int write_fail(sql_conn *c, const sql_stmt *q, int rc, pf_err *e)
     }
     if (rc == SQLITE_CONSTRAINT_FOREIGNKEY && q->fk_what)
         return err_set(e, 404, "NotFound", q->fk_hint, "%s was not found", q->fk_what);
-    if (disk_full(c, e))
+    if (passing(c, e))
         return -1;
     return err_internal(e, "store: write: %s", msg);
 }

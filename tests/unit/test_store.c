@@ -1814,6 +1814,33 @@ static void test_op_prune(void **state)
     assert_int_equal(active, 2);
 }
 
+/* A catalog another writer keeps locked past the busy timeout answers a transient 503
+ * "CatalogBusy" (retried, Retry-After), never a 500 with SQLite's words; writes pass once the
+ * lock is gone. (Waits the busy timeout once: 5 s.) */
+static void test_busy_catalog_error(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    sqlite3 *raw = NULL;
+    assert_int_equal(sqlite3_open(f->path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    store_project p = {0};
+    util_id_new("proj", p.id);
+    memcpy(p.workspace_id, ws, PF_ID_MAX);
+    snprintf(p.name, sizeof p.name, "blocked");
+    now(p.created_at);
+    assert_int_equal(store_project_insert(f->s, &p, &e), -1);
+    assert_int_equal(e.status, 503);
+    assert_string_equal(e.code, "CatalogBusy");
+    assert_int_equal(e.kind, ERR_TRANSIENT);
+    assert_null(strstr(e.message, "store:"));
+    assert_int_equal(sqlite3_exec(raw, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(raw);
+    assert_int_equal(store_project_insert(f->s, &p, &e), 0);
+}
+
 /* A full catalog (SQLITE_FULL: here the page limit of this thread's connection, as a
  * full disk would) is a transient 507 "DiskFull" whose hint names the home, never a bare
  * internal error; writes work again once there is room. */
@@ -2155,6 +2182,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_op_credentials_pass_backups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_op_cancel_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy_catalog_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_op_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_transitions, setup, teardown),
