@@ -168,16 +168,15 @@ it('backups create --wait, backups list, restore --wait, usage', async () => {
   assert.match(r.stderr, new RegExp(`${st.db2}: ready`));
   assert.equal(parseTable(r.stdout)[0].STATUS, 'ready');
   expectExit(await run(['restore', st.db2]), 2);
-  // a database made from that backup at a point in time, and a clone of the live database
-  const at = new Date(Date.now() + 1000).toISOString();
-  await sleep(1500);
-  const fromBackup = await json(['databases', 'create', '--project', st.project, '--from-database', st.db2, '--from-backup', b.id, '--at', at, '--wait']);
+  // a database made from that backup, and a clone of the live database
+  const fromBackup = await json(['databases', 'create', '--project', st.project, '--from-database', st.db2, '--from-backup', b.id, '--wait']);
   assert.equal(fromBackup.status, 'ready');
   assert.deepEqual(fromBackup.source, { type: 'backup', databaseId: st.db2, backupId: b.id });
   const clone = await json(['databases', 'create', '--project', st.project, '--from-database', st.db2, '--wait']);
   assert.equal(clone.status, 'ready');
   assert.deepEqual(clone.source, { type: 'database', databaseId: st.db2 });
   expectExit(await run(['databases', 'create', '--project', st.project, '--from-backup', b.id]), 2);
+  expectExit(await run(['databases', 'create', '--project', st.project, '--from-database', st.db2, '--at', new Date().toISOString()]), 2);
   for (const id of [fromBackup.id, clone.id]) expectExit(await run(['databases', 'delete', id]), 0);
   const u = await json(['usage', st.db2]);
   expectShape('getV1DatabasesByDatabaseIdUsage', 200, u);

@@ -23,8 +23,8 @@ const index = JSON.parse(fs.readFileSync(path.join(repoRoot, 'tests/e2e/.schemas
 // a body that is not JSON (so that nothing is made: a routed POST answers 400)
 async function probe(method, template) {
   const url = ctx.server.baseUrl + template.replace(/\{\w+\}/g, 'x_unknown');
-  const body = method === 'GET' || method === 'HEAD' ? undefined : '{';
-  const r = await fetch(url, { method, body, redirect: 'manual', headers: { authorization: `Bearer ${ctx.server.adminToken}`, 'content-type': 'application/json' } });
+  const payload = method === 'GET' || method === 'HEAD' ? undefined : '{';
+  const r = await fetch(url, { method, body: payload, redirect: 'manual', headers: { authorization: `Bearer ${ctx.server.adminToken}`, 'content-type': 'application/json' } });
   const text = await r.text();
   let body = null;
   try { body = JSON.parse(text); } catch { /* an HTML page, a PEM file */ }
