@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn, execFileSync } from 'node:child_process';
 import { useServer } from './lib/fixture.mjs';
-import { BIN } from './lib/server.mjs';
+import { BIN, Server } from './lib/server.mjs';
 import { call, expectStatus } from './lib/api.mjs';
 import { expectShape } from './lib/schemas.mjs';
 import { pgfleet, expectExit, parseTable } from './lib/cli.mjs';
@@ -46,6 +46,29 @@ it('login refuses an http URL off loopback (https required) before reading a tok
   assert.match(r.stderr, /https/);
   const e = await run(['projects', 'list'], { env: { XDG_CONFIG_HOME: path.join(cfg, 'none'), PGFLEET_URL: 'http://10.1.2.3:8080', PGFLEET_TOKEN: 'x' } });
   expectExit(e, 2);
+});
+
+it('over HTTPS: login with --cacert (the server\'s private CA); an untrusted certificate is exit 5', async () => {
+  const s = await new Server('cli-tls', { tls: true }).init();
+  const tlsCfg = fs.mkdtempSync(path.join(os.tmpdir(), 'pgfleet-cli-tls-'));
+  try {
+    await s.start();
+    s.adminToken = await s.token();
+    assert.ok(s.baseUrl.startsWith('https://'));
+    const tenv = { XDG_CONFIG_HOME: tlsCfg };
+    const untrusted = await pgfleet(['login', '--url', s.baseUrl], { env: tenv, input: `${s.adminToken}\n` });
+    expectExit(untrusted, 5);
+    assert.match(untrusted.stderr, /certificate/i);
+    const ca = path.join(s.home, 'tls', 'ca.crt');
+    expectExit(await pgfleet(['login', '--url', s.baseUrl, '--cacert', ca], { env: tenv, input: `${s.adminToken}\n` }), 0);
+    assert.match(fs.readFileSync(path.join(tlsCfg, 'pgfleet/config'), 'utf8'), /^cacert = \//m);
+    const p = JSON.parse(expectExit(await pgfleet(['projects', 'create', '--no-database', '--json'], { env: tenv }), 0).stdout);
+    expectShape('postV1Projects', 201, { data: p });
+    await s.stop();
+  } finally {
+    await s.cleanup();
+    fs.rmSync(tlsCfg, { recursive: true, force: true });
+  }
 });
 
 it('PGFLEET_URL and PGFLEET_TOKEN work without a config; an unreachable server is exit 5', async () => {
@@ -145,6 +168,16 @@ it('backups create --wait, backups list, restore --wait, usage', async () => {
   assert.match(r.stderr, new RegExp(`${st.db2}: ready`));
   assert.equal(parseTable(r.stdout)[0].STATUS, 'ready');
   expectExit(await run(['restore', st.db2]), 2);
+  // a database made from that backup, and a clone of the live database
+  const fromBackup = await json(['databases', 'create', '--project', st.project, '--from-database', st.db2, '--from-backup', b.id, '--wait']);
+  assert.equal(fromBackup.status, 'ready');
+  assert.deepEqual(fromBackup.source, { type: 'backup', databaseId: st.db2, backupId: b.id });
+  const clone = await json(['databases', 'create', '--project', st.project, '--from-database', st.db2, '--wait']);
+  assert.equal(clone.status, 'ready');
+  assert.deepEqual(clone.source, { type: 'database', databaseId: st.db2 });
+  expectExit(await run(['databases', 'create', '--project', st.project, '--from-backup', b.id]), 2);
+  expectExit(await run(['databases', 'create', '--project', st.project, '--from-database', st.db2, '--at', new Date().toISOString()]), 2);
+  for (const id of [fromBackup.id, clone.id]) expectExit(await run(['databases', 'delete', id]), 0);
   const u = await json(['usage', st.db2]);
   expectShape('getV1DatabasesByDatabaseIdUsage', 200, u);
   const ut = parseTable((await ok(['usage', st.db2, '--start', '2026-01-01'])).stdout);
