@@ -25,12 +25,16 @@ typedef struct app {
     ops *ops;              /* NULL in unit tests that only shape JSON */
     char base_url[256];    /* public API base URL, no trailing slash */
     char public_host[256]; /* host written into connection strings */
-    int port_lo, port_hi;  /* instance port range */
+    /* --tls-mode loopback-optional: strings carry no sslmode (a Node client then connects
+     * without TLS over loopback); else they carry sslmode=require */
+    bool tls_loopback_optional;
+    int port_lo, port_hi; /* instance port range */
     api_region regions[API_MAX_REGIONS];
     size_t nregions;
     char default_region[32];
     int op_wait_ms; /* how long credential changes wait for their op */
     int backup_retention_days;
+    long expiry_min_s; /* the nearest expiresAt allowed, in seconds (0: 300; lower in tests) */
     /* OAuth2 (docs/auth.md): signing and MAC keys (NULL: OAuth off, service tokens only)
      * and the access-token lifetime in seconds (--access-token-ttl). */
     const struct auth_keys *keys;

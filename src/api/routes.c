@@ -67,6 +67,7 @@ static const http_route routes[] = {
     {"GET", "/.well-known/oauth-authorization-server", h_oauth_metadata, HTTP_PUBLIC},
     {"GET", "/.well-known/jwks.json", h_oauth_jwks, HTTP_PUBLIC},
     {"GET", "/v1/ca.pem", h_ca_pem, HTTP_PUBLIC}, /* extension (ca.c) */
+    {"GET", "/v1/doc", h_doc, HTTP_PUBLIC},       /* extension: the OpenAPI document (doc.c) */
     /* the operator's read-only view of every workspace (fleet.c, docs/console.md) */
     {"GET", "/v1/fleet", h_fleet, HTTP_AUTH},
     /* the web console's files (console.c), public: it signs in through /authorize */

@@ -79,7 +79,7 @@ typedef struct store_token {
     char value_hint[16]; /* last few chars of the value, shown after creation */
     char created_at[STORE_TS_MAX];
     char expires_at[STORE_TS_MAX]; /* "" = never */
-    bool is_operator;              /* reads the whole fleet, nothing else (schema version 7) */
+    bool is_operator;              /* reads the whole fleet, nothing else (schema version 8) */
 } store_token;
 
 int store_token_insert(store *s, const store_token *t, pf_err *e);
@@ -94,6 +94,7 @@ typedef struct store_project {
     char logical_id[STORE_NAME_MAX]; /* "" = null */
     char default_region[32];         /* "" = null */
     char created_at[STORE_TS_MAX];
+    char expires_at[STORE_TS_MAX]; /* "" = never (schema version 7): the project is deleted then */
 } store_project;
 
 int store_project_insert(store *s, const store_project *p,
@@ -119,6 +120,14 @@ int store_project_set_settings(store *s, const char *ws, const char *id, const c
  * too) and their connections. 404 when from has no such project; 409 (hint logicalId) when
  * to already has a project with its logicalId. One transaction. */
 int store_project_transfer(store *s, const char *from, const char *id, const char *to, pf_err *e);
+/* A project's expiry (ISO-8601 UTC as util_iso_from_ms writes it; NULL or "" clears it). A
+ * transfer clears it too. */
+int store_project_set_expiry(store *s, const char *ws, const char *id, const char *expires_at,
+                             pf_err *e);
+/* At most max projects of any workspace whose expiry is at or before now (ISO-8601 UTC),
+ * soonest first, into a new array (caller frees). */
+int store_project_expired(store *s, const char *now, store_project **out, size_t *n, size_t max,
+                          pf_err *e);
 
 /* ---- branches ---- */
 typedef struct store_branch {
@@ -195,6 +204,10 @@ typedef struct store_database {
      * it is not restarted on every reconcile pass. Not shown by the API; shown by metrics
      * and status. */
     char unhealthy[STORE_REASON_MAX];
+    /* The instance (server directories, pgBackRest stanza) that serves the database: ""
+     * until a provision, restore or clone attaches one (store_database_set_instance); the
+     * database's own id for databases made before instances had ids of their own. */
+    char instance_id[PF_ID_MAX];
 } store_database;
 
 typedef struct store_db_filter {
@@ -220,6 +233,9 @@ int store_database_transition(store *s, const char *id, store_db_status from, st
                               const char *reason, pf_err *e);
 /* Sets unhealthy ("" or NULL = healthy again). 404 when there is no such row. */
 int store_database_set_unhealthy(store *s, const char *id, const char *reason, pf_err *e);
+/* Attaches instance_id to the database, once: 404 when the row is gone or already has
+ * another instance (its instance never changes afterwards). */
+int store_database_set_instance(store *s, const char *id, const char *instance_id, pf_err *e);
 int store_database_set_default_connection(store *s, const char *id, const char *conn_id, pf_err *e);
 /* name / branch_id ("" = null) / logical_id; NULL leaves a field unchanged. 409 on dup logicalId.
  */
@@ -255,6 +271,10 @@ int store_connection_list(store *s, const char *ws, const char *database_id, con
 /* All live connections of a database, oldest first, no paging (for the database shape). */
 int store_connection_list_for_db(store *s, const char *database_id, bool include_deleting,
                                  store_connection **out, size_t *n, pf_err *e);
+/* The live connections of the databases ids[0..nids) in one read, by database id then
+ * oldest first (for a page of databases). */
+int store_connection_list_for_dbs(store *s, const char *const *ids, size_t nids,
+                                  store_connection **out, size_t *n, pf_err *e);
 int store_connection_set_verifier(store *s, const char *id, const char *verifier, pf_err *e);
 int store_connection_mark_deleting(store *s, const char *id, pf_err *e);
 int store_connection_delete_row(store *s, const char *id, pf_err *e);
