@@ -30,7 +30,7 @@ function every(ms, fn) {
 
 function screen(title, ...nodes) {
   document.title = `${title} · pgfleet console`;
-  main.replaceChildren(...nodes);
+  main.replaceChildren(...nodes.flat().filter((n) => n !== null && n !== undefined && n !== false));
   const h1 = main.querySelector('h1');
   if (h1) {
     h1.setAttribute('tabindex', '-1');
