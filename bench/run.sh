@@ -10,7 +10,12 @@
 # nginx serving a static file of the same size; killtrials.mjs prints acknowledged and lost ops
 # over randomized kill -9 trials (BENCH_KILL_TRIALS, default 100); list.mjs prints the p50 of a
 # page of 100 next to a single GET with BENCH_LIST_DBS databases (default 2000: each a real
-# server, so size it to the machine). BENCH_ONLY=name[,name] runs only those scripts.
+# server, so size it to the machine); create.mjs prints create-to-ready p50/p99 over
+# BENCH_CREATES (default 100) sequential creates from the warm pool, with the provision's own
+# steps (spare taken, server start, role create) from the same run, and the same without
+# spares; density.mjs prints memory, disk, API latency, idle CPU and the first backups' cost
+# with BENCH_DENSITY_DBS databases (default 500) and a projection for 10,000
+# (docs/density.md). BENCH_ONLY=name[,name] runs only those scripts.
 set -euo pipefail
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 cd "$(dirname "$0")/.."
@@ -22,3 +27,5 @@ if want backup; then node bench/backup.mjs; fi
 if want http; then node bench/http.mjs; fi
 if want killtrials; then node bench/killtrials.mjs; fi
 if want list; then node bench/list.mjs; fi
+if want create; then node bench/create.mjs; fi
+if want density; then node bench/density.mjs; fi

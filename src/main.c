@@ -17,6 +17,7 @@
 
 #include "api/api.h"
 #include "auth/auth.h"
+#include "cli/cli.h"
 #include "engine/engine.h"
 #include "http/http.h"
 #include "ops/ops.h"
@@ -34,7 +35,9 @@ enum {
     CMD_WORKSPACE = 4,
     CMD_USER = 8,
     CMD_CLIENT = 16,
-    CMD_STATUS = 32
+    CMD_STATUS = 32,
+    CMD_REVOKE = 64,
+    CMD_CLI = 1 << 30 /* takes no option of options[] */
 };
 
 typedef enum {
@@ -48,6 +51,8 @@ typedef enum {
     O_PG_BINDIR,
     O_WORKERS,
     O_SPARES,
+    O_MAX_CONNECTIONS,
+    O_POOL_SIZE,
     O_LOG_LEVEL,
     O_LOG_FORMAT,
     O_BACKUP_REPO,
@@ -82,6 +87,9 @@ typedef enum {
     O_HTTP_TLS,
     O_HTTP_TLS_CERT,
     O_HTTP_TLS_KEY,
+    O_EXPIRY_MIN,
+    O_OPERATOR,
+    O_TOKEN_ID,
     O__COUNT
 } opt_id;
 
@@ -90,7 +98,8 @@ static const char *const log_formats[] = {"logfmt", "json", NULL};
 static const char *const tls_modes[] = {"auto", "on", "off", NULL};
 static const char *const db_tls_modes[] = {"auto", "require", "loopback-optional", NULL};
 
-#define ALL_CMDS (CMD_SERVE | CMD_TOKEN | CMD_WORKSPACE | CMD_USER | CMD_CLIENT | CMD_STATUS)
+#define ALL_CMDS                                                                                   \
+    (CMD_SERVE | CMD_TOKEN | CMD_WORKSPACE | CMD_USER | CMD_CLIENT | CMD_STATUS | CMD_REVOKE)
 #define DAY 86400L
 
 static const opt_def options[O__COUNT] = {
@@ -113,8 +122,15 @@ static const opt_def options[O__COUNT] = {
                      .cmds = CMD_SERVE, .help = "where postgres and initdb live"},
     [O_WORKERS] = {"workers", "PGFLEET_WORKERS", OPT_INT, "2", 1, 64, .cmds = CMD_SERVE,
                    .help = "operation worker threads"},
-    [O_SPARES] = {"spares", "PGFLEET_SPARES", OPT_INT, "8", 0, 1000, .cmds = CMD_SERVE,
-                  .help = "ready copies of the golden kept for fast creates (~15 MiB each)"},
+    [O_SPARES] = {"spares", "PGFLEET_SPARES", OPT_INT, "2", 0, 1000, .cmds = CMD_SERVE,
+                  .help = "servers kept started for fast creates (each ~13 MiB of disk and an "
+                          "idle server's memory)"},
+    [O_MAX_CONNECTIONS] = {"max-connections", "PGFLEET_MAX_CONNECTIONS", OPT_INT, "120", 10, 10000,
+                           .cmds = CMD_SERVE,
+                           .help = "max_connections of every server: direct clients get it less "
+                                   "--pool-size and 3 admin slots"},
+    [O_POOL_SIZE] = {"pool-size", "PGFLEET_POOL_SIZE", OPT_INT, "20", 1, 1000, .cmds = CMD_SERVE,
+                     .help = "PgBouncer's server connections per database (the pooled endpoint)"},
     [O_LOG_LEVEL] = {"log-level", "PGFLEET_LOG_LEVEL", OPT_ENUM, "info", .values = log_levels,
                      .cmds = CMD_SERVE, .help = "the lowest level logged"},
     [O_LOG_FORMAT] = {"log-format", "PGFLEET_LOG_FORMAT", OPT_ENUM, "logfmt", .values = log_formats,
@@ -219,6 +235,14 @@ static const opt_def options[O__COUNT] = {
                                  "endpoints', HOME/tls/server.crt)"},
     [O_HTTP_TLS_KEY] = {"http-tls-key", "PGFLEET_HTTP_TLS_KEY", OPT_PATH, NULL, .cmds = CMD_SERVE,
                         .help = "PEM key of --http-tls-cert (default HOME/tls/server.key)"},
+    [O_EXPIRY_MIN] = {"expiry-min-seconds", "PGFLEET_EXPIRY_MIN_SECONDS", OPT_SECONDS, "300", 1,
+                      300, .cmds = CMD_SERVE,
+                      .help = "for tests only: the nearest expiresAt a project may take"},
+    [O_OPERATOR] = {"operator", NULL, OPT_FLAG, NULL, .cmds = CMD_TOKEN,
+                    .help = "token create: a read-only operator token for the whole fleet "
+                            "(GET /v1/fleet, the console's fleet view) instead of a workspace's"},
+    [O_TOKEN_ID] = {"id", NULL, OPT_STRING, NULL, .cmds = CMD_REVOKE,
+                    .help = "token revoke: the id (tok_...) of the token to revoke"},
 };
 
 static opt_value ov[O__COUNT];
@@ -231,7 +255,9 @@ static void usage(FILE *f)
             "Management API (v1)\n\n"
             "usage:\n"
             "  pgfleet serve [options]             run the API and the databases\n"
-            "  pgfleet token create [options]      print a new service token (last line)\n"
+            "  pgfleet token create [options]      print a new service token (last line);\n"
+            "                                      --operator: a read-only fleet token\n"
+            "  pgfleet token revoke --id ID        revoke a token (an operator token too)\n"
             "  pgfleet workspace create --name N   print a new workspace's id\n"
             "  pgfleet user create --email E       a user (password from stdin, or generated)\n"
             "                                      and a workspace; prints both ids\n"
@@ -239,8 +265,12 @@ static void usage(FILE *f)
             "                                      register an OAuth client; prints its id\n"
             "  pgfleet status                      the fleet from the catalog: databases, ops,\n"
             "                                      last backups (works beside a running serve)\n"
-            "  pgfleet version\n\noptions:\n",
+            "  pgfleet version\n\n"
+            "over the API of a running server (pgfleet COMMAND --help; docs/cli.md):\n",
             PGFLEET_VERSION);
+    cli_usage(f);
+    fprintf(f, "  exit status: 0 done, 1 refused or failed, 2 usage, 3 not found, 4 conflict,\n"
+               "               5 server or network error\n\noptions (host-side commands):\n");
     opt_help(f, options, O__COUNT);
 }
 
@@ -320,8 +350,28 @@ static int with_home(int (*work)(store *st, pf_err *e))
     return rc;
 }
 
+/* An operator token (docs/console.md): made only here, on the host; owned by the first
+ * workspace's row but acting in none. */
+static int operator_token_create(store *st, pf_err *e)
+{
+    store_workspace w;
+    if (store_workspace_first(st, &w, e) != 0)
+        return -1;
+    char value[AUTH_TOKEN_MAX];
+    store_token t;
+    if (auth_operator_token_create(st, w.id, OPT(O_NAME), value, &t, e) != 0)
+        return -1;
+    fprintf(stderr, "pgfleet: operator token %s (read-only, the whole fleet); it is shown once:\n",
+            t.id);
+    printf("%s\n", value);
+    sodium_memzero(value, sizeof value);
+    return 0;
+}
+
 static int token_create(store *st, pf_err *e)
 {
+    if (ov[O_OPERATOR].n)
+        return operator_token_create(st, e);
     store_workspace w;
     if (OPT(O_WORKSPACE) ? store_workspace_get(st, OPT(O_WORKSPACE), &w, e)
                          : store_workspace_first(st, &w, e))
@@ -338,7 +388,30 @@ static int token_create(store *st, pf_err *e)
 
 static int cmd_token_create(void)
 {
+    if (ov[O_OPERATOR].n && OPT(O_WORKSPACE)) {
+        fprintf(stderr, "pgfleet: an operator token belongs to no workspace: drop --workspace\n");
+        return 2;
+    }
     return with_home(token_create);
+}
+
+static int token_revoke(store *st, pf_err *e)
+{
+    if (store_token_revoke(st, OPT(O_TOKEN_ID), e) != 0)
+        return -1;
+    fprintf(stderr, "pgfleet: token %s revoked\n", OPT(O_TOKEN_ID));
+    return 0;
+}
+
+/* Any token by id, an operator token included (no workspace lists those). */
+static int cmd_token_revoke(void)
+{
+    const char *id = OPT(O_TOKEN_ID);
+    if (!id || strncmp(id, "tok_", 4) != 0 || strlen(id) >= PF_ID_MAX) {
+        fprintf(stderr, "pgfleet: token revoke needs --id tok_... (printed by token create)\n");
+        return 2;
+    }
+    return with_home(token_revoke);
 }
 
 static int workspace_create(store *st, pf_err *e)
@@ -520,6 +593,7 @@ static int fleet_status(store *st, pf_err *e)
         running += ss.ops[k][1];
     }
     printf("ops: %lld pending, %lld running\n", pending, running);
+    printf("spares: %d\n", engine_spares_on_disk(OPT(O_HOME)));
     store_database *dbs = NULL;
     store_last_backup *lb = NULL;
     size_t n = 0, nlb = 0;
@@ -530,15 +604,15 @@ static int fleet_status(store *st, pf_err *e)
         return -1;
     }
     if (n)
-        printf("\n%-28s %-12s %-6s %-24s %s\n", "DATABASE", "STATUS", "PORT", "LAST BACKUP",
-               "NAME");
+        printf("\n%-28s %-12s %-6s %-24s %-28s %s\n", "DATABASE", "STATUS", "PORT", "LAST BACKUP",
+               "INSTANCE", "NAME");
     for (size_t i = 0; i < n; i++) {
         const char *last = "-";
         for (size_t j = 0; j < nlb; j++)
             if (strcmp(lb[j].database_id, dbs[i].id) == 0 && lb[j].stopped_at[0])
                 last = lb[j].stopped_at;
-        printf("%-28s %-12s %-6d %-24s %s\n", dbs[i].id, store_db_status_name(dbs[i].status),
-               dbs[i].port, last, dbs[i].name);
+        printf("%-28s %-12s %-6d %-24s %-28s %s\n", dbs[i].id, store_db_status_name(dbs[i].status),
+               dbs[i].port, last, dbs[i].instance_id[0] ? dbs[i].instance_id : "-", dbs[i].name);
         if (dbs[i].unhealthy[0])
             printf("%-28s unhealthy: %s\n", "", dbs[i].unhealthy);
     }
@@ -593,7 +667,9 @@ static engine_config serve_engine_config(const char *home)
                         .tls_key = OPT(O_TLS_KEY),
                         .tls_ca = OPT(O_TLS_CA),
                         .tls_loopback_optional = tls_loopback_optional(),
-                        .extensions = OPT(O_EXTENSIONS)};
+                        .extensions = OPT(O_EXTENSIONS),
+                        .max_connections = (int)ov[O_MAX_CONNECTIONS].n,
+                        .pool_size = (int)ov[O_POOL_SIZE].n};
     if (ov[O_POOLER_LISTEN].port > 0) {
         ec.pooler_bin = OPT(O_PGBOUNCER);
         ec.pooler_host = ov[O_POOLER_LISTEN].host;
@@ -611,6 +687,8 @@ static ops_config serve_ops_config(void)
                         .max_attempts = 3,
                         .reconcile_ms = 2000,
                         .spares = (int)ov[O_SPARES].n,
+                        .direct_cap =
+                            engine_direct_cap((int)ov[O_MAX_CONNECTIONS].n, (int)ov[O_POOL_SIZE].n),
                         .backup_workers = (int)ov[O_BACKUP_WORKERS].n,
                         .backup_interval_s = (int)ov[O_BACKUP_INTERVAL].n,
                         .backup_full_interval_s = (int)ov[O_BACKUP_FULL_INTERVAL].n,
@@ -669,6 +747,7 @@ static void serve_app(app *a, store *st, engine *en, auth_keys *keys)
     a->port_hi = (int)ov[O_PORT_RANGE].hi;
     a->op_wait_ms = 20000;
     a->backup_retention_days = (int)ov[O_BACKUP_RETENTION].n;
+    a->expiry_min_s = ov[O_EXPIRY_MIN].n;
     a->pooler_port = ov[O_POOLER_LISTEN].port;
     if (engine_tls_ca_path(en))
         snprintf(a->ca_path, sizeof a->ca_path, "%s", engine_tls_ca_path(en));
@@ -796,6 +875,8 @@ static int cmd_serve(void)
     snprintf(a.home, sizeof a.home, "%s", home);
     if (api_regions_configure(&a, OPT(O_REGIONS), &e) != 0)
         goto out;
+    if (api_console_register(&a, &e) != 0)
+        goto out;
     ops_config oc = serve_ops_config();
     if (ops_start(st, en, &oc, &op, &e) != 0)
         goto out;
@@ -876,7 +957,16 @@ static int cmd_status(void)
     return with_home(fleet_status);
 }
 
-/* The commands: their word and second word (or NULL), the options they take, what runs. */
+/* The CLI's commands over the API (src/cli) parse their own arguments, from argv[1] on. */
+static int cli_argc;
+static char **cli_argv;
+static int cmd_cli(void)
+{
+    return cli_run(cli_argc - 1, cli_argv + 1);
+}
+
+/* The commands: their word and second word (or NULL), the options they take (CMD_CLI: its
+ * own, not options[]), what runs. */
 typedef struct command {
     const char *word, *sub;
     int cmd;
@@ -885,11 +975,37 @@ typedef struct command {
 static const command commands[] = {
     {"serve", NULL, CMD_SERVE, cmd_serve},
     {"token", "create", CMD_TOKEN, cmd_token_create},
+    {"token", "revoke", CMD_REVOKE, cmd_token_revoke},
     {"workspace", "create", CMD_WORKSPACE, cmd_workspace_create},
     {"user", "create", CMD_USER, cmd_user_create},
     {"oauth-client", "create", CMD_CLIENT, cmd_oauth_client_create},
     {"status", NULL, CMD_STATUS, cmd_status},
+    /* over the API (src/cli, docs/cli.md) */
+    {"login", NULL, CMD_CLI, cmd_cli},
+    {"logout", NULL, CMD_CLI, cmd_cli},
+    {"projects", NULL, CMD_CLI, cmd_cli},
+    {"databases", NULL, CMD_CLI, cmd_cli},
+    {"connections", NULL, CMD_CLI, cmd_cli},
+    {"backups", NULL, CMD_CLI, cmd_cli},
+    {"restore", NULL, CMD_CLI, cmd_cli},
+    {"usage", NULL, CMD_CLI, cmd_cli},
+    {"branches", NULL, CMD_CLI, cmd_cli},
+    {"psql", NULL, CMD_CLI, cmd_cli},
+    {"completion", NULL, CMD_CLI, cmd_cli},
 };
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+/* The host-side words, for the CLI's shell completion. */
+static const char *host_words[NCOMMANDS];
+static size_t host_words_fill(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (commands[i].cmd != CMD_CLI &&
+            (n == 0 || strcmp(host_words[n - 1], commands[i].word) != 0))
+            host_words[n++] = commands[i].word;
+    return n;
+}
 
 int main(int argc, char **argv)
 {
@@ -907,10 +1023,16 @@ int main(int argc, char **argv)
         printf("pgfleet %s\n", PGFLEET_VERSION);
         return 0;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+    cli_set_host_words(host_words, host_words_fill());
+    for (size_t i = 0; i < NCOMMANDS; i++) {
         const command *k = &commands[i];
         if (strcmp(c, k->word) != 0 || (k->sub && (argc < 3 || strcmp(argv[2], k->sub) != 0)))
             continue;
+        if (k->cmd == CMD_CLI) {
+            cli_argc = argc;
+            cli_argv = argv;
+            return k->run();
+        }
         if (parse_options(argc, argv, k->sub ? 3 : 2, k->cmd) != 0)
             return 2;
         return k->run();

@@ -75,9 +75,18 @@ HANDLER(h_metrics)
              "Databases whose server is restarted with a backoff: it stopped too often or does "
              "not start (the reason: pgfleet status).");
         fprintf(b, "pgfleet_databases_unhealthy %lld\n", (long long)os.unhealthy);
+        head(b, "pgfleet_spares_ready", "gauge",
+             "Started servers waiting for a database (--spares): a create takes one.");
+        fprintf(b, "pgfleet_spares_ready %d\n", os.spares_ready);
+        head(b, "pgfleet_spares_taken_total", "counter", "Creates that took a started spare.");
+        fprintf(b, "pgfleet_spares_taken_total %llu\n", (unsigned long long)os.spares_taken);
         if (os.pooler >= 0) {
             head(b, "pgfleet_pooler_up", "gauge", "1 when PgBouncer runs.");
             fprintf(b, "pgfleet_pooler_up %d\n", os.pooler);
+            head(b, "pgfleet_pooler_reloads_total", "counter",
+                 "RELOADs sent to PgBouncer (changes close together share one).");
+            fprintf(b, "pgfleet_pooler_reloads_total %llu\n",
+                    (unsigned long long)os.pooler_reloads);
         }
         head(b, "pgfleet_usage_pass_seconds", "gauge",
              "Duration of the usage sampler's last pass over every ready database.");

@@ -20,6 +20,7 @@ int engine_open(const engine_config *cfg, engine **out, pf_err *e)
     engine *en = xcalloc(1, sizeof *en);
     pthread_mutex_init(&en->mu, NULL);
     pthread_mutex_init(&en->pooler_mu, NULL);
+    pthread_mutex_init(&en->spares_mu, NULL);
     pthread_mutex_init(&en->tls_mu, NULL);
     if (engine_extensions_check(cfg->extensions, e) < 0) {
         free(en);
@@ -35,6 +36,16 @@ int engine_open(const engine_config *cfg, engine **out, pf_err *e)
     en->instances_dir = xasprintf("%s/instances", en->home);
     en->run_dir = xasprintf("%s/run", en->home);
     en->spare_dir = xasprintf("%s/spare", en->home);
+    en->max_connections =
+        cfg->max_connections > 0 ? cfg->max_connections : ENGINE_MAX_CONNECTIONS_DEFAULT;
+    en->pool_size = cfg->pool_size > 0 ? cfg->pool_size : ENGINE_POOL_SIZE_DEFAULT;
+    if (engine_direct_cap(en->max_connections, en->pool_size) < 1) {
+        err_kind(e, ERR_INVALID, NULL,
+                 "max_connections %d leaves no direct connection beside a pool of %d and %d "
+                 "admin slots",
+                 en->max_connections, en->pool_size, ENGINE_ADMIN_RESERVED);
+        goto fail;
+    }
 
     if (fs_mkdirs(en->home, 0711, NULL, e) < 0)
         goto fail;
@@ -79,6 +90,8 @@ void engine_close(engine *en)
     engine__tls_free(en);
     engine__pooler_free(en);
     free(en->procs);
+    free(en->spares);
+    pthread_mutex_destroy(&en->spares_mu);
     free(en->home);
     free(en->bindir);
     free(en->listen);

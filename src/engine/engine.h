@@ -13,8 +13,12 @@
  * busy port, a full disk, a server not ready in time, a held pgBackRest lock); the other
  * kinds where a call below names them; anything else is ERR_INTERNAL.
  *
- * Layout under home: golden/ (initdb'd template), spare/ (ready copies of it),
- * instances/<db-id>/data and postgres.log, run/<db-id>/ (socket dir, 0700), tls/ (the
+ * Instances have ids of their own (in_..., or a database's id for databases made before
+ * that), which the caller maps to its databases: every `db_id` parameter below is such an
+ * instance id, and names the instance's directories and its pgBackRest stanza.
+ * Layout under home: golden/ (initdb'd template), instances/<id>/data and postgres.log
+ * (a `spare` file beside data while the instance is a started spare), run/<id>/ (socket
+ * dir, 0700; run/<alias> a symlink to it), tls/ (the
  * servers' certificate), pooler/ (PgBouncer), pgbackrest/ (its configuration, logs,
  * locks) and backup/ (the repository, unless configured elsewhere).
  * Instances run as cfg.user (the unprivileged OS user when pgfleet is root). They are
@@ -63,7 +67,28 @@ typedef struct engine_config {
     const char *pooler_bin;  /* e.g. /usr/sbin/pgbouncer */
     const char *pooler_host; /* PgBouncer's listen_addr, e.g. "127.0.0.1" */
     int pooler_port;
+    /* the connection budget of every server: max_connections (<= 0: 120), of which
+     * PgBouncer uses at most pool_size per database (<= 0: 20) and pgfleet's own admin
+     * connections the ENGINE_ADMIN_RESERVED superuser slots; direct clients get the rest
+     * (engine_direct_cap) */
+    int max_connections;
+    int pool_size;
 } engine_config;
+
+#define ENGINE_MAX_CONNECTIONS_DEFAULT 120
+#define ENGINE_POOL_SIZE_DEFAULT 20
+/* superuser_reserved_connections: slots only pgfleet's admin role (a superuser) may take, so
+ * role changes, usage samples and backups always get in */
+#define ENGINE_ADMIN_RESERVED 3
+
+/* The most direct client connections one server takes so that PgBouncer's pool_size server
+ * connections and pgfleet's admin ones always fit: max_connections - pool_size -
+ * ENGINE_ADMIN_RESERVED (0 when nothing is left: refuse such a budget). */
+static inline int engine_direct_cap(int max_connections, int pool_size)
+{
+    int cap = max_connections - pool_size - ENGINE_ADMIN_RESERVED;
+    return cap > 0 ? cap : 0;
+}
 
 /* Creates directories and, if missing, the golden data directory (initdb, ~1-2 s, once). */
 int engine_open(const engine_config *cfg, engine **out, pf_err *e);
@@ -89,6 +114,10 @@ int engine_instance_destroy(engine *en, const char *db_id, pf_err *e);
 /* True if the server's postmaster pid is alive. Reaps it if it was our child and died. */
 bool engine_instance_running(engine *en, const char *db_id);
 
+/* Takes a server that outlived the last pgfleet into the engine's table (no wait, no
+ * signal), so engine_stop_all stops it even if no start adopted it yet. True if it runs. */
+bool engine_instance_adopt(engine *en, const char *db_id);
+
 /* True if instances/<id>/data is a complete copy. */
 bool engine_instance_exists(engine *en, const char *db_id);
 
@@ -96,11 +125,40 @@ bool engine_instance_exists(engine *en, const char *db_id);
 int engine_instance_list(engine *en, char ***ids, size_t *n, pf_err *e);
 void engine_free_ids(char **ids, size_t n);
 
-/* Keeps `want` spare copies of golden under home/spare (made now, synced), so the next
- * engine_instance_create only renames one into place instead of copying ~370 files.
- * Optional: create copies golden itself when no spare is left. Safe to call from any
- * thread at any time (e.g. by the reconciler when idle); returns how many it made. */
-int engine_spares_fill(engine *en, int want, pf_err *e);
+/* Names the socket directory of instance id also run/<alias> (a symlink; idempotent), so
+ * what knows a server only by another name (PgBouncer's entry of a database, written before
+ * its instance is known) reaches it. engine_instance_unalias removes the name (no error if
+ * missing). */
+int engine_instance_alias(engine *en, const char *id, const char *alias, pf_err *e);
+int engine_instance_unalias(engine *en, const char *alias, pf_err *e);
+
+/* ---- warm spares (spares.c) ----
+ * A spare is an instance made before its database: copied from golden, its pgBackRest
+ * stanza created, its server started on its private socket only (no TCP port) and
+ * archiving to its stanza, with a `spare` mark beside its data (engine_instance_list skips
+ * it). A create takes one (engine_spare_take), records its id as the database's instance,
+ * and engine_instance_create/_start make it the database's: the start adopts the running
+ * server, and restarts it only when the port it must serve needs another listener
+ * (a server that listens on its socket only, behind the data path, is not restarted). */
+
+/* Makes one started spare (~ a copy of golden, a stanza-create and a start); its id into
+ * id_out (idsz bytes; may be NULL). A failure removes what was made (ERR_TRANSIENT
+ * "DiskFull" on a full disk). */
+int engine_spare_make(engine *en, char *id_out, size_t idsz, pf_err *e);
+/* Claims a running spare (atomic: two callers never get the same one) and writes its id;
+ * false when none is ready. The caller owns the instance from here: a crash before it
+ * records it leaves an instance with no mark, which the orphan sweep removes. */
+bool engine_spare_take(engine *en, char *id, size_t idsz);
+/* Spares ready now, and spares taken since engine_open. */
+void engine_spares_stats(engine *en, int *ready, uint64_t *taken);
+/* At startup: every marked instance is adopted (its server runs), started again (complete
+ * data) or removed (half made); then those beyond keep are removed. Returns how many are
+ * ready. */
+int engine_spares_adopt(engine *en, int keep, pf_err *e);
+/* Removes ready spares beyond keep; returns how many. */
+int engine_spares_trim(engine *en, int keep);
+/* Marked instances under home/instances, without an engine (pgfleet status). */
+int engine_spares_on_disk(const char *home);
 
 /* Fast shutdown of every instance this engine started or adopted, in parallel. */
 void engine_stop_all(engine *en);
@@ -247,7 +305,8 @@ int engine_extensions_check(const char *list, pf_err *e);
  * over its private socket with the client's SCRAM keys (pass-through), so no plaintext
  * password is ever written. Files under home/pooler/ (0700, servers' user). */
 typedef struct engine_pool_db {
-    const char *id; /* database id: the pooled endpoint's dbname */
+    const char *id; /* database id: the pooled endpoint's dbname; run/<id> is its socket dir
+                     * (the instance's, or an alias of it: engine_instance_alias) */
     int port;       /* the instance's port (names its socket) */
 } engine_pool_db;
 
@@ -263,6 +322,10 @@ bool engine_pooler_enabled(engine *en);
  * once the new files are in force; clients stay connected). ERR_TRANSIENT on a full disk. */
 int engine_pooler_apply(engine *en, const engine_pool_db *dbs, size_t ndbs,
                         const engine_pool_user *users, size_t nusers, pf_err *e);
+
+/* How many times PgBouncer was told to reload since engine_open (each stalls its traffic
+ * for a moment). */
+uint64_t engine_pooler_reloads(engine *en);
 
 /* Starts PgBouncer (its files must exist: apply first), or adopts the one that still runs
  * from its pid file, and waits until it answers. No-op when it runs. */

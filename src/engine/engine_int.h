@@ -8,7 +8,7 @@
  *   3. golden.c (the template every instance copies), roles.c, backup.c (pgBackRest),
  *      pooler.c (PgBouncer)
  *   4. instance.c (one server per database)
- *   5. restore.c
+ *   5. restore.c, spares.c (servers started before their database)
  *   6. engine.c (open, close, stop all)
  *
  * Errors carry a kind (util/err.h), never an HTTP status or an API field name. */
@@ -33,6 +33,11 @@
 #define ENGINE_GOLDEN_VERSION "2 extensions-guard template1\n"
 /* instances/<id>/<this> exists while the data of <id> is partly restored (restore.c) */
 #define ENGINE_OVERWRITING_MARK "restore.overwriting"
+/* instances/<id>/<this> marks a spare that no database has taken yet (spares.c) */
+#define ENGINE_SPARE_MARK "spare"
+/* The port number of a server that listens on its private socket only (a spare): it names
+ * the socket file, .s.PGSQL.5432, in the instance's own run/<id>/ directory. */
+#define ENGINE_SOCKET_PORT 5432
 #define ENGINE_STOP_FAST_MS 10000 /* how long a fast shutdown (SIGINT) may take */
 #define ENGINE_STOP_QUIT_MS 5000  /* and an immediate one (SIGQUIT), or SIGKILL */
 
@@ -48,11 +53,15 @@ struct engine {
     char *bindir;
     char *listen;
     proc_user user;
-    char *golden_dir;    /* home/golden */
-    char *instances_dir; /* home/instances */
-    char *run_dir;       /* home/run */
-    char *spare_dir;     /* home/spare: ready-<rand> are complete copies of golden */
-    pthread_mutex_t mu;  /* guards procs (postmaster.c) */
+    char *golden_dir;              /* home/golden */
+    char *instances_dir;           /* home/instances */
+    char *run_dir;                 /* home/run */
+    char *spare_dir;               /* home/spare: where older versions kept copies of golden */
+    pthread_mutex_t spares_mu;     /* guards spares, spares_taken (spares.c) */
+    char (*spares)[ENGINE_ID_MAX]; /* ready spares (their servers run), oldest first */
+    size_t nspares, capspares;
+    uint64_t spares_taken;
+    pthread_mutex_t mu; /* guards procs (postmaster.c) */
     engine_proc *procs;
     size_t nprocs, capprocs;
     /* backups (backup.c) */
@@ -78,9 +87,11 @@ struct engine {
     /* pooler (pooler.c) */
     char *pooler_bin, *pooler_dir, *pooler_host; /* pooler_bin NULL: disabled */
     int pooler_port;
-    pthread_mutex_t pooler_mu; /* guards the pooler's files and pid */
+    int max_connections, pool_size; /* the connection budget (engine_config) */
+    pthread_mutex_t pooler_mu;      /* guards the pooler's files and pid */
     pid_t pooler_pid;
     bool pooler_child;
+    uint64_t pooler_reloads; /* RELOADs sent since open (under pooler_mu) */
 };
 
 /* A name of 1..max characters from [A-Za-z0-9_-] (ids, role names). */
@@ -262,6 +273,7 @@ typedef struct engine__pooler_params {
     const char *pooler_dir; /* ini, auth file, hba, log, pid, admin socket */
     const char *tls_cert, *tls_key;
     bool loopback_optional; /* plaintext clients allowed (hba then limits them to loopback) */
+    int pool_size;          /* server connections per database (<= 0: ENGINE_POOL_SIZE_DEFAULT) */
 } engine__pooler_params;
 
 char *engine__pooler_ini(const engine__pooler_params *p, const engine_pool_db *dbs, size_t n);
@@ -274,7 +286,10 @@ int engine__pooler_reload(engine *en, pf_err *e);
 
 /* mkdir -p path, then makes sure it is the servers' user's and 0700 even if it existed. */
 int engine__own_dir(engine *en, const char *path, pf_err *e);
-/* Removes the spares a crash left half made. */
+
+/* ---- 5. spares.c ---- */
+
+/* Removes the copies of golden that older versions kept under home/spare. */
 void engine__spares_tidy(engine *en);
 
 /* ---- 5. restore.c ---- */

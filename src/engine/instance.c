@@ -1,6 +1,6 @@
-/* instance: the life of one PostgreSQL server per database: copy from golden (or take a
- * spare copy), start or adopt, stop, destroy. The processes themselves are postmaster.c's;
- * the configuration conf.c's, with the archive settings of backup.c. */
+/* instance: the life of one PostgreSQL server per database: copy from golden, start or
+ * adopt (a started spare, spares.c, is adopted), stop, destroy. The processes themselves are
+ * postmaster.c's; the configuration conf.c's, with the archive settings of backup.c. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -76,82 +76,48 @@ static int check_port(int port, pf_err *e)
     return 0;
 }
 
-/* ---- spares: ready copies of golden ---- */
-
-/* Moves a ready spare copy to dst. False if there is none (or all were taken). */
-static bool take_spare(engine *en, const char *dst)
-{
-    DIR *d = opendir(en->spare_dir);
-    if (!d)
-        return false;
-    bool got = false;
-    struct dirent *de;
-    while (!got && (de = readdir(d)) != NULL) {
-        if (strncmp(de->d_name, "ready-", 6) != 0)
-            continue;
-        char *src = xasprintf("%s/%s", en->spare_dir, de->d_name);
-        /* rename is the claim: a concurrent taker gets ENOENT and tries the next */
-        got = rename(src, dst) == 0;
-        free(src);
-    }
-    closedir(d);
-    return got;
-}
-
-int engine_spares_fill(engine *en, int want, pf_err *e)
-{
-    int made = 0, have = 0;
-    DIR *d = opendir(en->spare_dir);
-    if (!d)
-        return err_internal(e, "while making spares: open %s: %s", en->spare_dir, strerror(errno));
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL)
-        if (strncmp(de->d_name, "ready-", 6) == 0)
-            have++;
-    closedir(d);
-    while (have + made < want) {
-        char rnd[17];
-        util_secret(rnd, 16);
-        char *tmp = xasprintf("%s/tmp-%s", en->spare_dir, rnd);
-        char *ready = xasprintf("%s/ready-%s", en->spare_dir, rnd);
-        int rc = fs_copy_tree(en->golden_dir, tmp, &en->user, e);
-        if (rc == 0)
-            rc = fs_sync_fs(tmp, e);
-        if (rc == 0 && rename(tmp, ready) < 0)
-            rc = err_internal(e, "rename %s: %s", tmp, strerror(errno));
-        if (rc == 0)
-            rc = fs_fsync_dir(en->spare_dir, e);
-        if (rc < 0)
-            fs_remove_tree(tmp, NULL);
-        free(tmp);
-        free(ready);
-        if (rc < 0) {
-            engine__disk_full_is_transient(e);
-            err_prefix(e, "while making spares: ");
-            return -1;
-        }
-        made++;
-    }
-    return made;
-}
-
-/* Spares that a crash left half made (tmp-<rand>). */
-void engine__spares_tidy(engine *en)
-{
-    DIR *d = opendir(en->spare_dir);
-    struct dirent *de;
-    while (d && (de = readdir(d)) != NULL) {
-        if (strncmp(de->d_name, "tmp-", 4) != 0)
-            continue;
-        char *path = xasprintf("%s/%s", en->spare_dir, de->d_name);
-        fs_remove_tree(path, NULL);
-        free(path);
-    }
-    if (d)
-        closedir(d);
-}
-
 /* ---- create, start, stop, destroy ---- */
+
+static int stop_with(engine *en, const char *db_id, int sig, int wait_ms, pf_err *e);
+
+/* The first listen address in datadir/postmaster.pid (line 6; "" when the server has no TCP
+ * listener), or false when there is no such line. */
+static bool pidfile_listen(const char *datadir, char *out, size_t n)
+{
+    char *path = xasprintf("%s/postmaster.pid", datadir);
+    size_t len = 0;
+    char *text = fs_read_file(path, &len);
+    free(path);
+    bool ok = false;
+    const char *line = text;
+    for (int i = 1; line && i < 6; i++) {
+        line = strchr(line, '\n');
+        if (line)
+            line++;
+    }
+    if (line) {
+        size_t l = strcspn(line, "\n");
+        if (line[l] == '\n') {
+            snprintf(out, n, "%.*s", (int)l, line);
+            ok = true;
+        }
+    }
+    free(text);
+    return ok;
+}
+
+/* Whether a running server must restart to serve `port` as configured: it listens on
+ * another port, or on TCP when it should not or the other way round (a spare started on its
+ * socket only, taken by a database whose server listens on TCP). */
+static bool listener_differs(engine *en, const char *datadir, int run_port, int port)
+{
+    char addr[256];
+    if (run_port != port)
+        return true;
+    if (!pidfile_listen(datadir, addr, sizeof addr))
+        return false;
+    return (addr[0] == '\0') != (en->listen[0] == '\0');
+}
 
 int engine_instance_create(engine *en, const char *db_id, int port, pf_err *e)
 {
@@ -166,20 +132,18 @@ int engine_instance_create(engine *en, const char *db_id, int port, pf_err *e)
     if (!data_complete(p.data)) {
         if (fs_remove_tree(p.data, e) < 0 || fs_remove_tree(p.data_tmp, e) < 0)
             goto out;
-        bool spare = take_spare(en, p.data_tmp);
-        if (!spare && fs_copy_tree(en->golden_dir, p.data_tmp, &en->user, e) < 0)
+        if (fs_copy_tree(en->golden_dir, p.data_tmp, &en->user, e) < 0)
             goto out;
         int64_t t_copy = util_now_ms();
         if (write_conf(en, p.data_tmp, p.sock, port, e) < 0)
             goto out;
         /* the copy must be on disk before it is called complete */
         int64_t t_conf = util_now_ms();
-        /* a spare was synced when it was made; the conf files were fsynced when written */
-        if (!spare && fs_sync_fs(p.data_tmp, e) < 0)
+        if (fs_sync_fs(p.data_tmp, e) < 0)
             goto out;
-        log_db_debug(db_id, "create: %s %lld ms, conf %lld ms, sync %lld ms",
-                     spare ? "spare" : "copy", (long long)(t_copy - t0),
-                     (long long)(t_conf - t_copy), (long long)(util_now_ms() - t_conf));
+        log_db_debug(db_id, "create: copy %lld ms, conf %lld ms, sync %lld ms",
+                     (long long)(t_copy - t0), (long long)(t_conf - t_copy),
+                     (long long)(util_now_ms() - t_conf));
         if (rename(p.data_tmp, p.data) < 0) {
             err_internal(e, "rename %s: %s", p.data_tmp, strerror(errno));
             goto out;
@@ -249,9 +213,14 @@ int engine_instance_start(engine *en, const char *db_id, int port, int timeout_m
         engine__read_pidfile(p.data, &pid, &run_port);
         if (run_port <= 0)
             run_port = port;
-        if (run_port != port)
-            log_db_warn(db_id, "the server runs on port %d, not %d, until it restarts", run_port,
-                        port);
+        if (listener_differs(en, p.data, run_port, port)) {
+            /* a spare handed to its database: a fast restart to listen on the port */
+            log_db_info(db_id, "the server pid=%d listens on port %d, not %d: restarting it",
+                        (int)pid, run_port, port);
+            if (stop_with(en, db_id, SIGINT, ENGINE_STOP_FAST_MS, e) < 0)
+                goto out;
+            goto launch;
+        }
         engine__track(en, db_id, pid, false);
         if (engine__wait_ready(p.sock, run_port, 0, timeout_ms, e) < 0)
             goto out;
@@ -271,6 +240,7 @@ int engine_instance_start(engine *en, const char *db_id, int port, int timeout_m
         ret = 0;
         goto out;
     }
+launch:
     remove_stale(&p);
     if (engine__own_dir(en, p.dir, e) < 0 || engine__own_dir(en, p.sock, e) < 0)
         goto out;
@@ -370,6 +340,19 @@ bool engine_instance_running(engine *en, const char *db_id)
     return up;
 }
 
+bool engine_instance_adopt(engine *en, const char *db_id)
+{
+    if (!engine__valid_id(db_id))
+        return false;
+    inst_paths p;
+    paths_make(en, db_id, &p);
+    pid_t pid = engine__live_postmaster(p.data);
+    if (pid > 0 && engine__tracked(en, db_id) != pid)
+        engine__track(en, db_id, pid, false);
+    paths_free(&p);
+    return pid > 0;
+}
+
 bool engine_instance_exists(engine *en, const char *db_id)
 {
     if (!engine__valid_id(db_id))
@@ -393,6 +376,11 @@ int engine_instance_list(engine *en, char ***ids, size_t *n, pf_err *e)
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         if (!engine__valid_id(de->d_name))
+            continue;
+        char *mark = xasprintf("%s/%s/" ENGINE_SPARE_MARK, en->instances_dir, de->d_name);
+        bool spare = fs_exists(mark); /* no database's yet (spares.c) */
+        free(mark);
+        if (spare)
             continue;
         util_grow((void **)ids, &cap, *n + 1, sizeof **ids);
         (*ids)[(*n)++] = xstrdup(de->d_name);

@@ -28,10 +28,6 @@
 
 /* ---- the generated files (pure) ---- */
 
-/* Per database at most this many server connections: the instances keep the default
- * max_connections (20, 3 reserved), so direct clients keep room beside the pool. */
-#define POOL_SIZE 10
-
 static const char *const ini_fixed =
     "pool_mode = transaction\n"
     "auth_type = hba\n"
@@ -78,7 +74,10 @@ char *engine__pooler_ini(const engine__pooler_params *p, const engine_pool_db *d
     util_buf_printf(&b, "pidfile = %s/pgbouncer.pid\n", p->pooler_dir);
     util_buf_printf(&b, "client_tls_cert_file = %s\nclient_tls_key_file = %s\n", p->tls_cert,
                     p->tls_key);
-    util_buf_printf(&b, "default_pool_size = %d\nmax_db_connections = %d\n", POOL_SIZE, POOL_SIZE);
+    /* per database at most pool_size server connections: the servers' budget keeps room for
+     * them beside the direct clients (engine_direct_cap) */
+    int pool = p->pool_size > 0 ? p->pool_size : ENGINE_POOL_SIZE_DEFAULT;
+    util_buf_printf(&b, "default_pool_size = %d\nmax_db_connections = %d\n", pool, pool);
     /* plaintext is let in only where hba.conf allows it (loopback, loopback-optional) */
     util_buf_printf(&b, "client_tls_sslmode = %s\n", p->loopback_optional ? "allow" : "require");
     util_buf_puts(&b, ini_fixed);
@@ -149,6 +148,14 @@ void engine__pooler_free(engine *en)
     free(en->pooler_dir);
     free(en->pooler_host);
     pthread_mutex_destroy(&en->pooler_mu);
+}
+
+uint64_t engine_pooler_reloads(engine *en)
+{
+    pthread_mutex_lock(&en->pooler_mu);
+    uint64_t n = en->pooler_reloads;
+    pthread_mutex_unlock(&en->pooler_mu);
+    return n;
 }
 
 bool engine_pooler_enabled(engine *en)
@@ -244,7 +251,8 @@ int engine_pooler_apply(engine *en, const engine_pool_db *dbs, size_t ndbs,
                                .pooler_dir = en->pooler_dir,
                                .tls_cert = en->tls_cert,
                                .tls_key = en->tls_key,
-                               .loopback_optional = en->tls_loopback_optional};
+                               .loopback_optional = en->tls_loopback_optional,
+                               .pool_size = en->pool_size};
     char *ini = engine__pooler_ini(&p, dbs, ndbs);
     char *auth = engine__pooler_auth(users, nusers);
     char *hba = engine__pooler_hba(en->tls_loopback_optional);
@@ -266,6 +274,7 @@ int engine_pooler_apply(engine *en, const engine_pool_db *dbs, size_t ndbs,
                 goto out;
             }
         }
+        en->pooler_reloads++; /* under pooler_mu */
         log_sub(LOG_INFO, "pooler", "reloaded with %zu database(s), %zu credential(s) in %lld ms",
                 ndbs, nusers, (long long)(util_now_ms() - t0));
     }
@@ -351,6 +360,7 @@ int engine_pooler_ensure(engine *en, int timeout_ms, pf_err *e)
             /* it may have missed changes while pgfleet was down */
             if (admin_command(en, "RELOAD", e) < 0)
                 goto out;
+            en->pooler_reloads++;
         }
         ret = 0;
         goto out;

@@ -35,12 +35,12 @@ store_backup_type ops__backup_type(engine_backup_type t)
                                      : BACKUP_FULL;
 }
 
-/* Makes the catalog's backups of db_id match pgBackRest's list. */
-static int sync_backups(ops *o, const char *db_id, pf_err *e)
+/* Makes the catalog's backups of db match pgBackRest's list. */
+static int sync_backups(ops *o, const store_database *db, pf_err *e)
 {
     engine_backup *list = NULL;
     size_t n = 0;
-    if (engine_backup_list(o->en, db_id, &list, &n, e) != 0)
+    if (engine_backup_list(o->en, ops__inst(db), &list, &n, e) != 0)
         return -1;
     store_backup *seen = xcalloc(n ? n : 1, sizeof *seen);
     for (size_t i = 0; i < n; i++) {
@@ -50,7 +50,7 @@ static int sync_backups(ops *o, const char *db_id, pf_err *e)
         util_iso_from_ms(list[i].start * 1000, seen[i].started_at);
         util_iso_from_ms(list[i].stop * 1000, seen[i].stopped_at);
     }
-    int rc = store_backup_sync(o->st, db_id, seen, n, e);
+    int rc = store_backup_sync(o->st, db->id, seen, n, e);
     free(seen);
     free(list);
     return rc;
@@ -67,19 +67,19 @@ static int take_backup(ops *o, const store_database *db, const char *bkp_id,
         return 0;
     char mark[32];
     pf_err le;
-    if (engine_write_mark(o->en, db->id, mark, &le) == 0)
+    if (engine_write_mark(o->en, ops__inst(db), mark, &le) == 0)
         store_backup_set_mark(o->st, b.id, mark, &le);
     engine_backup out;
-    if (engine_backup_run(o->en, db->id, db->port, type, &out, e) != 0)
+    if (engine_backup_run(o->en, ops__inst(db), db->port, type, &out, e) != 0)
         return -1;
     char stopped[STORE_TS_MAX];
     util_iso_from_ms(out.stop * 1000, stopped);
     if (store_backup_finish(o->st, b.id, BACKUP_COMPLETED, out.label, out.size, stopped, "", e) !=
         0)
         return -1;
-    if (engine_backup_expire(o->en, db->id, &le) != 0)
+    if (engine_backup_expire(o->en, ops__inst(db), &le) != 0)
         log_db_warn(db->id, "expire failed: %s", le.message);
-    if (sync_backups(o, db->id, &le) != 0)
+    if (sync_backups(o, db, &le) != 0)
         log_db_warn(db->id, "backup list not synced: %s", le.message);
     return 0;
 }
@@ -97,7 +97,7 @@ int ops__run_backup(ops_run *r, pf_err *e)
                             "the database is gone or failed", &le);
         return 0;
     }
-    if (!engine_instance_running(o->en, db.id))
+    if (!engine_instance_running(o->en, ops__inst(&db)))
         return err_kind(e, ERR_TRANSIENT, NULL, "the server of %s is not running", db.id);
     return take_backup(o, &db, bkp_id, arg_type(r->op), e);
 }
@@ -125,11 +125,28 @@ static int live_roles(ops *o, const char *db_id, store_connection **conns, engin
     return 0;
 }
 
-/* Restores label of source_id into the op's database, starts it and makes it ready. */
+/* Restores label of the instance source_id into the op's database, starts it and makes it
+ * ready. */
 static int restore_into(ops_run *r, store_database *db, const char *source_id, const char *label,
                         const char *pitr, int source_port, pf_err *e)
 {
     ops *o = r->o;
+    if (ops__attach_instance(o, db, false, e) != 0)
+        return -1;
+    const char *inst = ops__inst(db);
+    if (db->status == DB_READY) {
+        /* The API moved the database to recovering with this op, and only this op makes
+         * it ready: ready means a kill came after the swap was recorded and before the op
+         * was. Restoring again would throw away what was written since (and its move from
+         * ready to ready would fail the database): the op is done once its server runs. */
+        log_op(LOG_INFO, r->op->id, db->id, NULL,
+               "the restore was made ready before an interruption: nothing to restore again");
+        if (engine_instance_start(o->en, inst, db->port, o->cfg.start_timeout_ms, e) != 0)
+            return -1;
+        ops__server_started(o, db);
+        engine_restore_cleanup(o->en, inst);
+        return 0;
+    }
     store_connection *conns = NULL;
     engine_role *roles = NULL;
     size_t n = 0;
@@ -142,12 +159,12 @@ static int restore_into(ops_run *r, store_database *db, const char *source_id, c
                               .nroles = n,
                               .token = r->op->id,
                               .source_port = source_port};
-    int rc = engine_restore(o->en, db->id, &sp, e);
+    int rc = engine_restore(o->en, inst, &sp, e);
     free(roles);
     free(conns);
     if (rc != 0)
         return -1;
-    if (engine_instance_start(o->en, db->id, db->port, o->cfg.start_timeout_ms, e) != 0)
+    if (engine_instance_start(o->en, inst, db->port, o->cfg.start_timeout_ms, e) != 0)
         return -1;
     ops__server_started(o, db);
     if (ops__set_ready(r, db, true, e) != 0)
@@ -155,7 +172,7 @@ static int restore_into(ops_run *r, store_database *db, const char *source_id, c
     /* the replaced data goes once the database is ready again: removing a large directory
      * is neither downtime nor part of the wait for `ready` (a crash right here leaves it
      * to the next provision or restore of this database) */
-    engine_restore_cleanup(o->en, db->id);
+    engine_restore_cleanup(o->en, inst);
     return 0;
 }
 
@@ -172,12 +189,15 @@ int ops__run_restore(ops_run *r, pf_err *e)
     arg_str(r->op, "sourceDatabaseId", src_id, sizeof src_id);
     arg_str(r->op, "label", label, sizeof label);
     arg_str(r->op, "pointInTime", pitr, sizeof pitr);
+    /* the backups are the source's instance's stanza (a source whose row is gone had its
+     * backups removed with it) */
+    bool have_src = store_database_get_internal(o->st, src_id, &src, &le) == 0;
+    const char *src_inst = have_src ? ops__inst(&src) : src_id;
     /* a point in time may lie in WAL the source has not archived yet */
-    if (pitr[0] && store_database_get_internal(o->st, src_id, &src, &le) == 0 &&
-        engine_instance_running(o->en, src_id) &&
-        engine_backup_flush_wal(o->en, src_id, src.port, e) != 0)
+    if (pitr[0] && have_src && engine_instance_running(o->en, src_inst) &&
+        engine_backup_flush_wal(o->en, src_inst, src.port, e) != 0)
         return -1;
-    return restore_into(r, &db, src_id, label, pitr, 0, e);
+    return restore_into(r, &db, src_inst, label, pitr, 0, e);
 }
 
 int ops__run_clone(ops_run *r, pf_err *e)
@@ -195,7 +215,7 @@ int ops__run_clone(ops_run *r, pf_err *e)
         return -1;
     if (src.status == DB_DELETING)
         return err_kind(e, ERR_CONFLICT, "SourceGone", "the source database is gone");
-    if (!engine_instance_running(o->en, src.id))
+    if (!engine_instance_running(o->en, ops__inst(&src)))
         return err_kind(e, ERR_TRANSIENT, NULL, "the server of the source %s is not running",
                         src.id);
     /* an op queued by an older pgfleet names a backup it would have taken */
@@ -206,7 +226,7 @@ int ops__run_clone(ops_run *r, pf_err *e)
                             "not taken: the clone copied the live source", &le);
     /* pg_basebackup of the running source (an immediate checkpoint, then a copy that never
      * blocks its writers), recovered and swapped in like a restore */
-    return restore_into(r, &db, src.id, "", NULL, src.port, e);
+    return restore_into(r, &db, ops__inst(&src), "", NULL, src.port, e);
 }
 
 /* A failed restore leaves an existing database as it was (ready again, its server
@@ -217,12 +237,13 @@ void ops__give_up_restore(ops_run *r, const pf_err *why)
     ops *o = r->o;
     pf_err le;
     store_database db;
-    engine_restore_cleanup(o->en, r->op->database_id);
-    if (store_database_get_internal(o->st, r->op->database_id, &db, &le) != 0 ||
-        db.status == DB_DELETING || db.status == DB_FAILURE)
+    if (store_database_get_internal(o->st, r->op->database_id, &db, &le) != 0)
         return;
-    if (db.status == DB_RECOVERING && engine_instance_exists(o->en, db.id) &&
-        !engine_restore_overwriting(o->en, db.id)) {
+    engine_restore_cleanup(o->en, ops__inst(&db));
+    if (db.status == DB_DELETING || db.status == DB_FAILURE)
+        return;
+    if (db.status == DB_RECOVERING && engine_instance_exists(o->en, ops__inst(&db)) &&
+        !engine_restore_overwriting(o->en, ops__inst(&db))) {
         log_op(LOG_ERROR, r->op->id, db.id, NULL, "restore failed, the data is unchanged: %s",
                why->message);
         if (ops__enqueue(o, OP_DB_PROVISION, db.id, &le) != 0)

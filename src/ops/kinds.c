@@ -7,6 +7,7 @@
 
 #include "ops/ops_int.h"
 #include "util/log.h"
+#include "util/util.h"
 
 static int run_provision(ops_run *r, pf_err *e);
 static int run_delete(ops_run *r, pf_err *e);
@@ -20,11 +21,13 @@ static void give_up_provision(ops_run *r, const pf_err *why);
 static const ops_kind kinds[OP__COUNT] = {
     [OP_DB_PROVISION] = {OP_DB_PROVISION, OPS_LANE_FAST, OPS_KIND_POOLED, run_provision,
                          give_up_provision},
-    [OP_DB_DELETE] = {OP_DB_DELETE, OPS_LANE_FAST, OPS_KIND_POOLED | OPS_KIND_PASSES, run_delete,
+    [OP_DB_DELETE] = {OP_DB_DELETE, OPS_LANE_FAST,
+                      OPS_KIND_POOLED | OPS_KIND_POOLED_WAIT | OPS_KIND_PASSES, run_delete, NULL},
+    [OP_CONN_SYNC] = {OP_CONN_SYNC, OPS_LANE_FAST,
+                      OPS_KIND_POOLED | OPS_KIND_POOLED_WAIT | OPS_KIND_PASSES, run_conn_sync,
                       NULL},
-    [OP_CONN_SYNC] = {OP_CONN_SYNC, OPS_LANE_FAST, OPS_KIND_POOLED | OPS_KIND_PASSES, run_conn_sync,
-                      NULL},
-    [OP_CONN_DROP] = {OP_CONN_DROP, OPS_LANE_FAST, OPS_KIND_POOLED | OPS_KIND_PASSES, run_conn_drop,
+    [OP_CONN_DROP] = {OP_CONN_DROP, OPS_LANE_FAST,
+                      OPS_KIND_POOLED | OPS_KIND_POOLED_WAIT | OPS_KIND_PASSES, run_conn_drop,
                       NULL},
     [OP_DB_BACKUP] = {OP_DB_BACKUP, OPS_LANE_SLOW, OPS_KIND_PASSABLE, ops__run_backup,
                       ops__give_up_backup},
@@ -92,9 +95,9 @@ int ops__set_ready(ops_run *r, const store_database *db, bool first_backup, pf_e
     store_backup b;
     store_op bop;
     ops_backup_init(&b, &bop, db->id, BACKUP_FULL);
-    /* "ready" promises both endpoints: the pooler knows the database first */
-    if (ops__pooler_sync_once(r, e) != 0)
-        return -1;
+    /* ready once the server runs with its roles: the pooled endpoint follows (its sync is
+     * asked here and runs beside the transition, coalesced with other ops') */
+    ops__pooler_ask(r);
     if (store_tx_begin(o->st, e) != 0)
         return -1;
     int rc = store_database_transition(o->st, db->id, db->status, DB_READY, "", e);
@@ -109,17 +112,47 @@ int ops__set_ready(ops_run *r, const store_database *db, bool first_backup, pf_e
     if (store_tx_commit(o->st, e) != 0)
         return -1;
     /* usage counts from here: new data (a new database, a restore) has its own counter */
-    ops__sample_usage(o, db->id, true);
+    ops__sample_usage(o, db, true);
     return 0;
 }
 
 /* A role change that failed because the server stopped meanwhile (the engine answers
  * ERR_CONFLICT "NotRunning") waits for the server's restart: transient. */
-static int role_change(ops *o, const char *db_id, int rc, pf_err *e)
+static int role_change(ops *o, const char *inst, int rc, pf_err *e)
 {
-    if (rc != 0 && !engine_instance_running(o->en, db_id))
+    if (rc != 0 && !engine_instance_running(o->en, inst))
         e->kind = ERR_TRANSIENT;
     return rc;
+}
+
+int ops__attach_instance(ops *o, store_database *db, bool use_spare, pf_err *e)
+{
+    if (db->instance_id[0])
+        return engine_instance_alias(o->en, db->instance_id, db->id, e);
+    char inst[PF_ID_MAX];
+    bool spare = use_spare && o->cfg.spares > 0 && engine_spare_take(o->en, inst, sizeof inst);
+    if (!spare)
+        util_id_new("in", inst);
+    if (store_database_set_instance(o->st, db->id, inst, e) != 0) {
+        /* a taken spare no database records is nobody's: removed now, not at next start */
+        pf_err le;
+        if (spare && engine_instance_destroy(o->en, inst, &le) != 0)
+            log_db_warn(db->id, "cannot remove the spare %s: %s", inst, le.message);
+        return -1;
+    }
+    snprintf(db->instance_id, sizeof db->instance_id, "%s", inst);
+    /* PgBouncer's entry names run/<database id>: it is written (one RELOAD for every
+     * database created meanwhile) without waiting for the instance */
+    if (engine_instance_alias(o->en, inst, db->id, e) != 0)
+        return -1;
+    if (spare) {
+        pthread_mutex_lock(&o->mu);
+        o->spares_wanted = true;
+        pthread_cond_signal(&o->refill);
+        pthread_mutex_unlock(&o->mu);
+    }
+    log_db_info(db->id, "attached to %s %s", spare ? "the warm spare" : "the new instance", inst);
+    return 0;
 }
 
 /* Makes the server exist, run and carry every live credential; a new or recovering
@@ -132,13 +165,25 @@ static int run_provision(ops_run *r, pf_err *e)
     int has = ops__op_database(r, &db, e);
     if (has <= 0)
         return has;
-    /* what a restore interrupted after its swap left (no restore runs now: ops of one
-     * database run in order) */
-    engine_restore_cleanup(o->en, db.id);
-    if (engine_instance_create(o->en, db.id, db.port, e) != 0)
+    /* what a restore interrupted after its swap left is cleaned up below (no restore runs
+     * now: ops of one database run in order) */
+    int64_t t0 = util_now_ms();
+    bool had = db.instance_id[0] != '\0';
+    if (ops__attach_instance(o, &db, true, e) != 0)
         return -1;
-    if (engine_instance_start(o->en, db.id, db.port, o->cfg.start_timeout_ms, e) != 0)
+    /* a new database's pooled entry: its sync (a PgBouncer RELOAD) runs beside the start */
+    if (db.status == DB_PROVISIONING)
+        ops__pooler_ask(r);
+    const char *inst = ops__inst(&db);
+    /* a restore can have left something only in an instance that was there before */
+    if (had)
+        engine_restore_cleanup(o->en, inst);
+    int64_t t_attach = util_now_ms();
+    if (engine_instance_create(o->en, inst, db.port, e) != 0)
         return -1;
+    if (engine_instance_start(o->en, inst, db.port, o->cfg.start_timeout_ms, e) != 0)
+        return -1;
+    int64_t t_start = util_now_ms();
     ops__server_started(o, &db);
     store_connection *conns = NULL;
     size_t n = 0;
@@ -146,11 +191,14 @@ static int run_provision(ops_run *r, pf_err *e)
         return -1;
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++)
-        rc = role_change(o, db.id,
-                         engine_role_ensure(o->en, db.id, conns[i].role, conns[i].verifier, e), e);
+        rc = role_change(o, inst,
+                         engine_role_ensure(o->en, inst, conns[i].role, conns[i].verifier, e), e);
     free(conns);
     if (rc != 0)
         return -1;
+    log_db_info(db.id, "provision steps: attach %lld ms, create+start %lld ms, roles %lld ms",
+                (long long)(t_attach - t0), (long long)(t_start - t_attach),
+                (long long)(util_now_ms() - t_start));
     if (db.status == DB_PROVISIONING || db.status == DB_RECOVERING)
         return ops__set_ready(r, &db, db.status == DB_PROVISIONING, e);
     return 0;
@@ -184,21 +232,31 @@ static int run_delete(ops_run *r, pf_err *e)
 {
     ops *o = r->o;
     const char *id = r->op->database_id;
+    store_database db;
+    pf_err le;
+    if (store_database_get_internal(o->st, id, &db, &le) != 0) {
+        if (le.kind != ERR_NOT_FOUND) {
+            *e = le;
+            return -1;
+        }
+        return 0; /* deleted already */
+    }
+    const char *inst = ops__inst(&db);
     /* the queued backups are cancelled and a running one stopped, never waited for (its op
      * then fails or finds the database gone) */
     int cancelled = 0;
-    pf_err le;
     if (store_op_cancel_pending(o->st, id, OP_DB_BACKUP, "cancelled: the database is deleted",
                                 &cancelled, e) != 0)
         return -1;
     if (cancelled > 0)
         log_db_info(id, "delete: %d queued backup(s) cancelled", cancelled);
-    if (engine_backup_stop(o->en, id, &le) != 0)
+    if (engine_backup_stop(o->en, inst, &le) != 0)
         log_db_warn(id, "%s", le.message);
-    if (engine_instance_destroy(o->en, id, e) != 0)
+    if (engine_instance_destroy(o->en, inst, e) != 0 ||
+        engine_instance_unalias(o->en, db.id, e) != 0)
         return -1;
-    engine_restore_cleanup(o->en, id);
-    if (engine_backup_remove(o->en, id, e) != 0 || store_backup_delete_for_db(o->st, id, e) != 0)
+    engine_restore_cleanup(o->en, inst);
+    if (engine_backup_remove(o->en, inst, e) != 0 || store_backup_delete_for_db(o->st, id, e) != 0)
         return -1;
     if (store_database_delete_row(o->st, id, &le) != 0 && le.kind != ERR_NOT_FOUND) {
         *e = le;
@@ -237,9 +295,10 @@ static int run_conn_sync(ops_run *r, pf_err *e)
         return 0;
     if (db.status == DB_FAILURE)
         return err_kind(e, ERR_CONFLICT, "DatabaseFailed", "database %s is in failure", db.id);
-    if (!engine_instance_running(o->en, db.id))
+    const char *inst = ops__inst(&db);
+    if (!engine_instance_running(o->en, inst))
         return err_kind(e, ERR_TRANSIENT, NULL, "the server of %s is not running", db.id);
-    return role_change(o, db.id, engine_role_ensure(o->en, db.id, c.role, c.verifier, e), e);
+    return role_change(o, inst, engine_role_ensure(o->en, inst, c.role, c.verifier, e), e);
 }
 
 static int run_conn_drop(ops_run *r, pf_err *e)
@@ -252,8 +311,9 @@ static int run_conn_drop(ops_run *r, pf_err *e)
     store_database db;
     pf_err le;
     if (store_database_get_internal(o->st, c.database_id, &db, &le) == 0 &&
-        db.status != DB_DELETING && engine_instance_running(o->en, db.id)) {
-        if (role_change(o, db.id, engine_role_drop(o->en, db.id, c.role, e), e) != 0)
+        db.status != DB_DELETING && engine_instance_running(o->en, ops__inst(&db))) {
+        if (role_change(o, ops__inst(&db), engine_role_drop(o->en, ops__inst(&db), c.role, e), e) !=
+            0)
             return -1;
     }
     if (store_connection_delete_row(o->st, c.id, &le) != 0 && le.kind != ERR_NOT_FOUND) {

@@ -43,9 +43,12 @@ int ops__work_one(ops *o, ops_lane_id lane)
     const ops_kind *k = ops__kind(op.kind);
     ops_run r = {.o = o, .op = &op};
     int rc = k ? k->run(&r, &e) : err_internal(&e, "unknown op kind %d", (int)op.kind);
-    /* the pooled endpoint serves what the op changed when it ends (once per op) */
-    if (rc == 0 && (k->flags & OPS_KIND_POOLED))
-        rc = ops__pooler_sync_once(&r, &e);
+    /* the pooled endpoint serves what the op changed soon after it ends (one coalesced sync
+     * asked per op); a credential change or a delete ends once it does */
+    if (rc == 0 && (k->flags & OPS_KIND_POOLED_WAIT))
+        rc = ops__pooler_wait(&r, &e);
+    else if (rc == 0 && (k->flags & OPS_KIND_POOLED))
+        ops__pooler_ask(&r);
     /* a full disk heals once space is freed: retried (with the capped backoff) without
      * running out of attempts */
     bool heals = rc != 0 && strcmp(e.code, "DiskFull") == 0;
@@ -80,12 +83,6 @@ int ops__work_one(ops *o, ops_lane_id lane)
         if (store_op_requeue(o->st, op.id, e.message, util_wall_ms() + wait, &le) != 0)
             log_op(LOG_ERROR, op.id, op.database_id, conn, "cannot queue it again: %s", le.message);
     }
-    pthread_mutex_lock(&o->mu);
-    if (op.kind == OP_DB_PROVISION) {
-        o->spares_wanted = true;
-        pthread_cond_signal(&o->refill);
-    }
-    pthread_mutex_unlock(&o->mu);
     if (outcome != OPS_STAT_RETRIED)
         ops__watch_ended(o, op.id);
     return 1;
@@ -161,6 +158,7 @@ ops *ops__new(store *st, engine *en, const ops_config *cfg)
     pthread_cond_init(&o->refill, NULL);
     pthread_cond_init(&o->usage_cv, NULL);
     pthread_mutex_init(&o->pooler_mu, NULL);
+    pthread_cond_init(&o->pooler_cv, NULL);
     return o;
 }
 
@@ -175,6 +173,10 @@ int ops_start(store *st, engine *en, const ops_config *cfg, ops **out, pf_err *e
     if (reset)
         log_sub(LOG_WARN, "reconcile", "%d operation(s) were interrupted; they run again", reset);
     ops__reconcile(o, true);
+    /* before the workers: their ops ask it for syncs */
+    if (pthread_create(&o->pooler_thr, NULL, ops__pooler_main, o) != 0)
+        abort();
+    o->pooler_started = true;
     o->workers = start_workers(o, OPS_LANE_FAST, o->cfg.workers);
     o->nworkers = o->cfg.workers;
     o->slow = start_workers(o, OPS_LANE_SLOW, o->cfg.backup_workers);
@@ -186,6 +188,11 @@ int ops_start(store *st, engine *en, const ops_config *cfg, ops **out, pf_err *e
         if (pthread_create(&o->spares, NULL, ops__spares_main, o) != 0)
             abort();
         o->spares_started = true;
+    } else {
+        /* no pool: what a previous run left goes (its servers stopped) */
+        pf_err le;
+        if (engine_spares_adopt(en, 0, &le) < 0)
+            log_sub(LOG_WARN, "spares", "%s", le.message);
     }
     if (o->cfg.usage_interval_s > 0) {
         if (pthread_create(&o->usage, NULL, ops__usage_main, o) != 0)
@@ -228,7 +235,7 @@ void ops_stats_get(ops *o, ops_stats *out)
                 out->unhealthy++;
             if (dbs[i].status != DB_READY)
                 continue;
-            if (engine_instance_running(o->en, dbs[i].id))
+            if (engine_instance_running(o->en, ops__inst(&dbs[i])))
                 out->servers_up++;
             else
                 out->servers_down++;
@@ -236,6 +243,8 @@ void ops_stats_get(ops *o, ops_stats *out)
         free(dbs);
     }
     out->pooler = !engine_pooler_enabled(o->en) ? -1 : engine_pooler_running(o->en) ? 1 : 0;
+    out->pooler_reloads = engine_pooler_reloads(o->en);
+    engine_spares_stats(o->en, &out->spares_ready, &out->spares_taken);
 }
 
 /* ---- stop ---- */
@@ -249,6 +258,7 @@ void ops_stop(ops *o)
     pthread_cond_broadcast(&o->wake);
     pthread_cond_broadcast(&o->refill);
     pthread_cond_broadcast(&o->usage_cv);
+    pthread_cond_broadcast(&o->pooler_cv);
     pthread_mutex_unlock(&o->mu);
     for (int i = 0; i < o->nworkers; i++)
         pthread_join(o->workers[i], NULL);
@@ -260,6 +270,8 @@ void ops_stop(ops *o)
         pthread_join(o->spares, NULL);
     if (o->usage_started)
         pthread_join(o->usage, NULL);
+    if (o->pooler_started)
+        pthread_join(o->pooler_thr, NULL);
     ops__watch_stop(o);
     free(o->workers);
     free(o->slow);
@@ -267,6 +279,7 @@ void ops_stop(ops *o)
     pthread_cond_destroy(&o->wake);
     pthread_cond_destroy(&o->refill);
     pthread_cond_destroy(&o->usage_cv);
+    pthread_cond_destroy(&o->pooler_cv);
     pthread_mutex_destroy(&o->mu);
     pthread_mutex_destroy(&o->pooler_mu);
     free(o);

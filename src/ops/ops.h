@@ -36,7 +36,10 @@ typedef struct ops_config {
     int max_attempts;     /* an op that failed this many times ends failed */
     int retry_base_ms;    /* the wait after a first failed attempt, doubling (default 500) */
     int reconcile_ms;     /* reconcile period */
-    int spares;           /* ready copies of the golden kept for fast creates (0: none) */
+    int spares;           /* started servers kept for fast creates (0: none) */
+    /* the most direct client connections of one server (engine_direct_cap of the
+     * connection budget): what the data path lets through to a server */
+    int direct_cap;
     /* backups */
     int backup_workers;         /* threads for backup, restore and clone ops (default 2) */
     int backup_interval_s;      /* scheduled backups; <= 0: never */
@@ -78,6 +81,9 @@ typedef struct ops_stats {
     int64_t servers_up, servers_down;
     int64_t unhealthy; /* databases reported unhealthy (restarted with a backoff) */
     int pooler;
+    uint64_t pooler_reloads; /* RELOADs PgBouncer was sent since start */
+    int spares_ready;        /* started spares waiting for a database */
+    uint64_t spares_taken;   /* creates that took a spare since start */
 } ops_stats;
 void ops_stats_get(ops *o, ops_stats *out);
 /* The mean duration of an attempt of kind since start (0: none yet); cheap (no catalog read). */

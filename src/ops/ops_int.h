@@ -7,6 +7,7 @@
  *               credential kinds;
  *  backups.c    the backup, restore and clone kinds;
  *  reconcile.c  the startup and periodic reconcile, orphans, the backup schedule, pruning;
+ *  expiry.c     below reconcile.c: the reaper of expired projects;
  *  supervise.c  the restart intensity of supervised processes (servers, PgBouncer);
  *  pooler.c     the pooled endpoint: sync from the catalog and supervision of PgBouncer;
  *  samplers.c   the usage sampler and the spares refill.
@@ -59,13 +60,14 @@ typedef enum { OPS_LANE_FAST = 0, OPS_LANE_SLOW, OPS_LANE__COUNT } ops_lane_id;
 typedef struct ops_run {
     ops *o;
     const store_op *op;
-    bool pooler_synced; /* the pooled endpoint already serves what this op changed */
+    uint64_t pooler_gen; /* the pooled sync asked for what this op changed (0: none yet) */
 } ops_run;
 
 enum {
-    OPS_KIND_PASSES = 1u << 0,   /* does not wait for the PASSABLE ops of its database */
-    OPS_KIND_PASSABLE = 1u << 1, /* ... which may be passed */
-    OPS_KIND_POOLED = 1u << 2,   /* changes what the pooled endpoint serves */
+    OPS_KIND_PASSES = 1u << 0,      /* does not wait for the PASSABLE ops of its database */
+    OPS_KIND_PASSABLE = 1u << 1,    /* ... which may be passed */
+    OPS_KIND_POOLED = 1u << 2,      /* changes what the pooled endpoint serves: a sync is asked */
+    OPS_KIND_POOLED_WAIT = 1u << 3, /* ... and the op ends once that sync is in force */
 };
 
 typedef struct ops_kind {
@@ -83,6 +85,16 @@ const ops_kind *ops__kind(store_op_kind k);
 /* The lane's claim filter, built from the table once. */
 const store_op_lane *ops__lane(ops_lane_id lane);
 
+/* The instance id of db for every engine call: the attached instance, or the database's
+ * own id while none is attached (nothing of it exists on disk then). */
+static inline const char *ops__inst(const store_database *db)
+{
+    return db->instance_id[0] ? db->instance_id : db->id;
+}
+/* Gives db an instance if it has none yet: a started spare (use_spare, when one is
+ * ready) or a fresh id, recorded in the catalog and in db->instance_id. The one place a
+ * database is attached to its instance (the data path's routing hooks in here). */
+int ops__attach_instance(ops *o, store_database *db, bool use_spare, pf_err *e);
 /* Reads the op's database into db: 1 when the op has work on it, 0 when it has none (the
  * database is gone, being deleted or in failure), -1 on an error. */
 int ops__op_database(ops_run *r, store_database *db, pf_err *e);
@@ -111,6 +123,9 @@ int ops__work_one(ops *o, ops_lane_id lane);
 #define OPS_RETRY_MAX_MS (30 * 1000)
 int64_t ops__retry_backoff_ms(const ops_config *cfg, int attempts);
 
+/* ---- expiry.c: deletes the projects whose expiry passed (each pass of the reconciler) ---- */
+void ops__reap_expired(ops *o);
+
 /* ---- reconcile.c ---- */
 void ops__reconcile(ops *o, bool startup);
 void ops__schedule_backups(ops *o);
@@ -120,14 +135,22 @@ void *ops__reconciler_main(void *arg);
 /* ---- pooler.c ---- */
 /* Rewrites PgBouncer's files from the catalog and reloads it (no-op when nothing changed). */
 int ops__pooler_sync(ops *o, pf_err *e);
-/* Once per op: r->pooler_synced. */
-int ops__pooler_sync_once(ops_run *r, pf_err *e);
+/* Asks the pooler thread for a sync that covers every catalog change made before this call
+ * (once per op: r->pooler_gen); never waits. Syncs asked close together are one sync (one
+ * RELOAD): a sync starts at once when the last one is OPS_POOLER_GAP_MS old, else when it
+ * is. */
+#define OPS_POOLER_GAP_MS 300
+void ops__pooler_ask(ops_run *r);
+/* Waits until the sync asked by r (asked now if not yet) is in force: 0, or -1 with its
+ * error (the sync failed; ERR_TRANSIENT when ops stops first). */
+int ops__pooler_wait(ops_run *r, pf_err *e);
+void *ops__pooler_main(void *arg);
 /* Starts or adopts PgBouncer at startup; later, restarts it if it died, within the
  * restart intensity. */
 void ops__pooler_supervise(ops *o, bool startup);
 
 /* ---- samplers.c ---- */
-void ops__sample_usage(ops *o, const char *db_id, bool baseline);
+void ops__sample_usage(ops *o, const store_database *db, bool baseline);
 void *ops__usage_main(void *arg);
 void *ops__spares_main(void *arg);
 
@@ -179,6 +202,13 @@ struct ops {
     ops_watches *watches;      /* made by the first ops_watch (under mu) */
     pthread_mutex_t pooler_mu; /* one pooler sync at a time: catalog read + apply */
     bool pooler_down;          /* reported down, not yet back (reconciler thread) */
+    /* the coalesced syncs (pooler.c), under mu: asked and done are generations; a sync
+     * done at generation g covers every ask up to g */
+    pthread_t pooler_thr;
+    bool pooler_started;
+    pthread_cond_t pooler_cv; /* asked, done or stopping */
+    uint64_t pooler_asked, pooler_done;
+    pf_err pooler_err; /* of the last sync (kind ERR_NONE when it worked) */
     /* restart intensity records (reconciler thread) */
     ops_restarts *restarts;
     size_t nrestarts, caprestarts;

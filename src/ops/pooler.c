@@ -2,11 +2,16 @@
  * that is not being deleted or failed, with its live credentials), once per op that
  * changes them; the reconciler keeps PgBouncer running, within the restart intensity.
  * PgBouncer serves every database: when it is down it is reported (a log line, the
- * pgfleet_pooler_up metric) and restarted with a backoff, and no database changes state. */
+ * pgfleet_pooler_up metric) and restarted with a backoff, and no database changes state.
+ * Ops ask for a sync when they end and a thread runs it: asks close together share one
+ * sync (one RELOAD), and a new database is ready on its direct endpoint without waiting for
+ * PgBouncer; credential changes and deletes wait for theirs. */
 #include <stdlib.h>
+#include <time.h>
 
 #include "ops/ops_int.h"
 #include "util/log.h"
+#include "util/util.h"
 
 int ops__pooler_sync(ops *o, pf_err *e)
 {
@@ -37,14 +42,94 @@ out:
     return ret;
 }
 
-int ops__pooler_sync_once(ops_run *r, pf_err *e)
+/* ---- coalesced syncs ---- */
+
+/* Without the thread (an ops driven by a test, ops__new) the asker syncs itself. */
+static void sync_inline(ops_run *r)
 {
-    if (r->pooler_synced)
+    ops *o = r->o;
+    pf_err e;
+    err_clear(&e);
+    if (ops__pooler_sync(o, &e) != 0)
+        log_sub(LOG_WARN, "pooler", "sync failed: %s", e.message);
+    pthread_mutex_lock(&o->mu);
+    o->pooler_err = e;
+    r->pooler_gen = o->pooler_done = ++o->pooler_asked;
+    pthread_mutex_unlock(&o->mu);
+}
+
+void ops__pooler_ask(ops_run *r)
+{
+    ops *o = r->o;
+    if (r->pooler_gen || !engine_pooler_enabled(o->en))
+        return;
+    if (!o->pooler_started) {
+        sync_inline(r);
+        return;
+    }
+    pthread_mutex_lock(&o->mu);
+    r->pooler_gen = ++o->pooler_asked;
+    pthread_cond_broadcast(&o->pooler_cv);
+    pthread_mutex_unlock(&o->mu);
+}
+
+int ops__pooler_wait(ops_run *r, pf_err *e)
+{
+    ops *o = r->o;
+    if (!engine_pooler_enabled(o->en))
         return 0;
-    if (ops__pooler_sync(r->o, e) != 0)
-        return -1;
-    r->pooler_synced = true;
-    return 0;
+    ops__pooler_ask(r);
+    int ret = 0;
+    pthread_mutex_lock(&o->mu);
+    while (!o->stopping && o->pooler_done < r->pooler_gen)
+        pthread_cond_wait(&o->pooler_cv, &o->mu);
+    if (o->pooler_done < r->pooler_gen)
+        ret = err_kind(e, ERR_TRANSIENT, NULL, "stopping before the pooled endpoint was synced");
+    else if (o->pooler_err.kind != ERR_NONE) {
+        *e = o->pooler_err;
+        ret = -1;
+    }
+    pthread_mutex_unlock(&o->mu);
+    return ret;
+}
+
+/* The pooler thread: one sync for every ask made before it starts, never two within
+ * OPS_POOLER_GAP_MS (each RELOAD stalls PgBouncer's traffic for a moment); a failed sync
+ * fails its waiters, and the next ask tries again. */
+void *ops__pooler_main(void *arg)
+{
+    ops *o = arg;
+    int64_t last_ms = 0;
+    pthread_mutex_lock(&o->mu);
+    for (;;) {
+        while (!o->stopping && o->pooler_asked == o->pooler_done)
+            pthread_cond_wait(&o->pooler_cv, &o->mu);
+        if (o->stopping)
+            break;
+        int64_t wait = last_ms + OPS_POOLER_GAP_MS - util_now_ms();
+        if (wait > 0) {
+            struct timespec ts;
+            ops__deadline_in(&ts, (int)wait);
+            while (!o->stopping && pthread_cond_timedwait(&o->pooler_cv, &o->mu, &ts) == 0)
+                ; /* asks meanwhile join this sync */
+            if (o->stopping)
+                break;
+        }
+        uint64_t target = o->pooler_asked;
+        pthread_mutex_unlock(&o->mu);
+        last_ms = util_now_ms();
+        pf_err e;
+        err_clear(&e);
+        if (ops__pooler_sync(o, &e) != 0)
+            log_sub(LOG_WARN, "pooler", "sync failed: %s", e.message);
+        pthread_mutex_lock(&o->mu);
+        o->pooler_err = e;
+        o->pooler_done = target;
+        pthread_cond_broadcast(&o->pooler_cv);
+    }
+    pthread_cond_broadcast(&o->pooler_cv);
+    pthread_mutex_unlock(&o->mu);
+    return NULL;
 }
 
 void ops__pooler_supervise(ops *o, bool startup)

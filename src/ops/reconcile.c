@@ -7,6 +7,7 @@
  *    restarted with a backoff. PgBouncer is supervised the same way (pooler.c);
  *  - the backup schedule: a backup of each ready, idle database every backup_interval_s
  *    when it had writes (full, differential or incremental: ops_scheduled_type);
+ *  - projects whose expiry passed are deleted (expiry.c);
  *  - finished ops older than a week are deleted. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,27 +16,49 @@
 
 #include "ops/ops_int.h"
 #include "util/log.h"
+#include "util/util.h"
 
 /* ---- orphans ---- */
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Instances that no database maps to (a crash between taking an instance and recording
+ * it, or after a delete's row went) are removed. */
 static void remove_orphan_dirs(ops *o)
 {
     pf_err e;
     char **ids = NULL;
     size_t n = 0;
-    if (engine_instance_list(o->en, &ids, &n, &e) != 0) {
-        log_sub(LOG_ERROR, "reconcile", "cannot list instances: %s", e.message);
+    store_database *dbs = NULL;
+    size_t ndb = 0;
+    if (store_database_list_internal(o->st, &dbs, &ndb, &e) != 0) {
+        log_sub(LOG_ERROR, "reconcile", "cannot list databases: %s", e.message);
         return;
     }
-    for (size_t i = 0; i < n; i++) {
-        store_database db;
-        pf_err le;
-        if (store_database_get_internal(o->st, ids[i], &db, &le) == 0 || le.kind != ERR_NOT_FOUND)
-            continue;
-        log_db_warn(ids[i], "instance has no catalog row; removing it");
-        if (engine_instance_destroy(o->en, ids[i], &le) != 0)
-            log_db_error(ids[i], "cannot remove the orphan instance: %s", le.message);
+    if (engine_instance_list(o->en, &ids, &n, &e) != 0) {
+        log_sub(LOG_ERROR, "reconcile", "cannot list instances: %s", e.message);
+        free(dbs);
+        return;
     }
+    const char **mapped = xcalloc(ndb ? ndb : 1, sizeof *mapped);
+    for (size_t i = 0; i < ndb; i++)
+        mapped[i] = ops__inst(&dbs[i]);
+    qsort(mapped, ndb, sizeof *mapped, cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        pf_err le;
+        const char *key = ids[i];
+        if (bsearch(&key, mapped, ndb, sizeof *mapped, cmp_str))
+            continue;
+        log_sub(LOG_WARN, "reconcile", "instance %s has no database; removing it", ids[i]);
+        if (engine_instance_destroy(o->en, ids[i], &le) != 0)
+            log_sub(LOG_ERROR, "reconcile", "cannot remove the orphan instance %s: %s", ids[i],
+                    le.message);
+    }
+    free(mapped);
+    free(dbs);
     engine_free_ids(ids, n);
 }
 
@@ -90,14 +113,20 @@ void ops__reconcile(ops *o, bool startup)
     int queued = 0;
     for (size_t i = 0; i < n && !ops__stopping(o); i++) {
         const store_database *db = &dbs[i];
+        /* a server that outlived a crash is stopped by a stop from now on, even when a stop
+         * comes before its provision op adopts it */
+        if (startup)
+            engine_instance_adopt(o->en, ops__inst(db));
         int active = 0;
         if (store_op_count_active(o->st, db->id, &active, &e) != 0)
             continue;
         if (active > 0) {
             /* a server that outlived a crash gets adopted now even when an op (e.g. a
              * backup) is queued before any provision could be, so a stop stops it */
-            if (startup && db->status == DB_READY && engine_instance_running(o->en, db->id) &&
-                engine_instance_start(o->en, db->id, db->port, o->cfg.start_timeout_ms, &e) != 0)
+            if (startup && db->status == DB_READY &&
+                engine_instance_running(o->en, ops__inst(db)) &&
+                engine_instance_start(o->en, ops__inst(db), db->port, o->cfg.start_timeout_ms,
+                                      &e) != 0)
                 log_db_warn(db->id, "cannot adopt the running server: %s", e.message);
             continue;
         }
@@ -111,7 +140,7 @@ void ops__reconcile(ops *o, bool startup)
             kind = OP_DB_PROVISION;
         else if (db->status != DB_READY)
             continue;
-        else if (engine_instance_running(o->en, db->id)) {
+        else if (engine_instance_running(o->en, ops__inst(db))) {
             ops__running(o, db->id);
             continue;
         } else if (restart_due(o, db))
@@ -173,7 +202,8 @@ static void schedule_one(ops *o, const store_database *db, int64_t now_s)
     bool due = !last || now_s - iso_unix(last->started_at) >= o->cfg.backup_interval_s;
     char mark[32] = "";
     if (due && last_ok && last_ok->write_mark[0] &&
-        engine_write_mark(o->en, db->id, mark, &e) == 0 && !strcmp(mark, last_ok->write_mark)) {
+        engine_write_mark(o->en, ops__inst(db), mark, &e) == 0 &&
+        !strcmp(mark, last_ok->write_mark)) {
         log_db_debug(db->id, "no writes since backup %s: scheduled backup skipped", last_ok->id);
         due = false;
     }
@@ -255,6 +285,7 @@ void *ops__reconciler_main(void *arg)
             break;
         ops__reconcile(o, false);
         ops__schedule_backups(o);
+        ops__reap_expired(o);
         ops__pooler_supervise(o, false);
         if (util_now_ms() - pruned_at >= OPS_PRUNE_EVERY_MS) {
             ops__prune(o);

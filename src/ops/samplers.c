@@ -1,25 +1,27 @@
 /* The background helpers beside the workers:
  *  - the usage sampler: every usage_interval_s, each ready database's transaction counter
  *    and size into the catalog's daily usage (GET /v1/databases/{id}/usage);
- *  - the spares refill: keeps `spares` ready copies of the golden directory, refilled
- *    after each provision, so a new database is a rename instead of a copy. */
+ *  - the spares refill: keeps `spares` started servers (engine spares), refilled after
+ *    each provision that took one, so a new database only gets its roles. */
 #include <errno.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "ops/ops_int.h"
 #include "util/log.h"
+#include "util/util.h"
 
 /* ---- usage ---- */
 
-void ops__sample_usage(ops *o, const char *db_id, bool baseline)
+void ops__sample_usage(ops *o, const store_database *db, bool baseline)
 {
+    const char *db_id = db->id;
     if (o->cfg.usage_interval_s <= 0)
         return;
     int64_t xacts = 0, bytes = 0;
     pf_err e;
     char day[16];
-    if (engine_usage_sample(o->en, db_id, &xacts, &bytes, &e) != 0) {
+    if (engine_usage_sample(o->en, ops__inst(db), &xacts, &bytes, &e) != 0) {
         log_db_debug(db_id, "no usage sample: %s", e.message);
         return;
     }
@@ -46,7 +48,7 @@ void *ops__usage_main(void *arg)
         int sampled = 0;
         for (size_t i = 0; i < n && !ops__stopping(o); i++)
             if (dbs[i].status == DB_READY) {
-                ops__sample_usage(o, dbs[i].id, false);
+                ops__sample_usage(o, &dbs[i], false);
                 sampled++;
             }
         free(dbs);
@@ -65,31 +67,37 @@ void *ops__usage_main(void *arg)
  * a refill does not cut the backoff short. */
 #define SPARES_BACKOFF_MAX_S 60
 
-/* Fills the spares one copy at a time (engine_spares_fill makes copies up to `want`): each
- * copy ends with a syncfs that a busy disk can stretch to seconds, so a stop waits for the
- * copy in progress only, not for the whole refill. */
-static int spares_fill(ops *o, pf_err *e)
-{
-    int made = 0;
-    for (int want = 1; want <= o->cfg.spares && !ops__stopping(o); want++) {
-        int m = engine_spares_fill(o->en, want, e);
-        if (m < 0)
-            return -1;
-        made += m;
-    }
-    return made;
-}
-
+/* The spares thread: adopts (or removes) the spares a previous run left, then keeps
+ * cfg.spares started spares, one at a time, checking for a stop between two; a provision
+ * that took one wakes it. It never holds what a request waits for (no catalog write, no
+ * lock of the workers). */
 void *ops__spares_main(void *arg)
 {
     ops *o = arg;
     int backoff_s = 0;
+    pf_err e;
+    err_clear(&e);
+    int adopted = engine_spares_adopt(o->en, o->cfg.spares, &e);
+    if (adopted < 0)
+        log_sub(LOG_WARN, "spares", "%s", e.message);
+    else if (adopted > 0)
+        log_sub(LOG_INFO, "spares", "%d spare(s) from the last run are ready", adopted);
     for (;;) {
-        pf_err e;
-        err_clear(&e);
         int64_t t0 = util_now_ms();
-        int made = spares_fill(o, &e);
-        if (made < 0) {
+        int made = 0, ready = 0;
+        bool failed = false;
+        for (;;) {
+            engine_spares_stats(o->en, &ready, NULL);
+            if (ready >= o->cfg.spares || ops__stopping(o))
+                break;
+            err_clear(&e);
+            if (engine_spare_make(o->en, NULL, 0, &e) != 0) {
+                failed = true;
+                break;
+            }
+            made++;
+        }
+        if (failed) {
             log_sub(backoff_s ? LOG_DEBUG : LOG_WARN, "spares",
                     "%s (tried again with a backoff of up to %d s)", e.message,
                     SPARES_BACKOFF_MAX_S);
@@ -101,8 +109,8 @@ void *ops__spares_main(void *arg)
                 log_sub(LOG_INFO, "spares", "refill works again");
             backoff_s = 0;
             if (made > 0)
-                log_sub(LOG_DEBUG, "spares", "made %d in %lld ms", made,
-                        (long long)(util_now_ms() - t0));
+                log_sub(LOG_DEBUG, "spares", "made %d in %lld ms; %d ready", made,
+                        (long long)(util_now_ms() - t0), ready + made);
         }
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);

@@ -17,7 +17,8 @@ _Static_assert(DB_DELETING + 1 == STORE_DB_STATUS_COUNT, "one name per status");
 #define DB_COLS                                                                                    \
     "d.id, d.workspace_id, d.project_id, d.branch_id, d.name, d.logical_id, d.status, "            \
     "d.status_reason, d.is_default, d.region, d.source_type, d.source_database_id, "               \
-    "d.source_backup_id, d.port, d.default_connection_id, d.created_at, d.unhealthy"
+    "d.source_backup_id, d.port, d.default_connection_id, d.created_at, d.unhealthy, "             \
+    "d.instance_id"
 static const sql_col db_cols[] = {
     COL_TEXT(store_database, id),
     COL_TEXT(store_database, workspace_id),
@@ -36,6 +37,7 @@ static const sql_col db_cols[] = {
     COL_TEXT(store_database, default_connection_id),
     COL_TEXT(store_database, created_at),
     COL_TEXT(store_database, unhealthy),
+    COL_TEXT(store_database, instance_id),
 };
 const sql_row store__row_database = SQL_ROW(store_database, db_cols);
 
@@ -66,6 +68,10 @@ static sql_stmt q_transition =
 static sql_stmt q_status = SQL("SELECT status FROM databases WHERE id = ?1");
 static sql_stmt q_set_unhealthy =
     SQL("UPDATE databases SET unhealthy = NULLIF(?2, '') WHERE id = ?1");
+/* an instance is attached once: a second attach of another id fails (no row changed) */
+static sql_stmt q_set_instance =
+    SQL("UPDATE databases SET instance_id = ?2"
+        " WHERE id = ?1 AND (instance_id IS NULL OR instance_id = ?2)");
 static sql_stmt q_set_default_conn =
     SQL("UPDATE databases SET default_connection_id = ?2, updated_at = ?3 WHERE id = ?1");
 static sql_stmt q_update =
@@ -244,6 +250,12 @@ int store_database_list_internal(store *s, store_database **out, size_t *n, pf_e
 int store_database_set_unhealthy(store *s, const char *id, const char *reason, pf_err *e)
 {
     return DB_TOUCH(&q_set_unhealthy, TXT(reason ? reason : ""));
+}
+
+int store_database_set_instance(store *s, const char *id, const char *instance_id, pf_err *e)
+{
+    return sql_touch(s, &q_set_instance, ARGS(TXT(id), TXT(instance_id)), "databaseId", "Database",
+                     id, e);
 }
 
 int store_database_set_default_connection(store *s, const char *id, const char *conn_id, pf_err *e)

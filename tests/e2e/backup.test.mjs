@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { useServer } from './lib/fixture.mjs';
 import { call, raw, expectStatus, expectError, waitReady, unknownLike, uniq } from './lib/api.mjs';
 import { sql, connectFails } from './lib/pg.mjs';
-import { until, sleep } from './lib/procs.mjs';
+import { until, sleep, instanceDir, instanceOf } from './lib/procs.mjs';
 
 const ctx = useServer('backup');
 const S = {};
@@ -51,7 +51,7 @@ async function backupsIdle(databaseId) {
 // recycled under a later name, makes the real segment fail (pgBackRest error 45) and stalls
 // the archiver, so a backup waits for its WAL until archive-timeout.
 function assertArchiveClean(databaseId) {
-  const log = fs.readFileSync(path.join(ctx.server.home, 'instances', databaseId, 'postgres.log'), 'utf8');
+  const log = fs.readFileSync(path.join(instanceDir(ctx.server.home, databaseId), 'postgres.log'), 'utf8');
   const failed = log.split('\n').filter((l) => /archive command failed|ERROR: \[\d+\]/.test(l));
   assert.deepEqual(failed, [], `archiving of ${databaseId} failed`);
 }
@@ -212,15 +212,15 @@ ctx.it('a restore interrupted by kill -9 of pgfleet finishes after the restart',
   await backupsIdle(S.b);
   expectStatus(await restore(S.a, { type: 'backup', databaseId: S.b, backupId: S.bBackup.id }), 200);
   // kill while the recovery is under way (or just after)
-  await until(() => fs.existsSync(path.join(ctx.server.home, 'instances', S.a, 'data.restore')) ||
-    fs.existsSync(path.join(ctx.server.home, 'instances', S.a, 'data.ready')), { timeoutMs: 10000, intervalMs: 20 });
+  await until(() => fs.existsSync(path.join(instanceDir(ctx.server.home, S.a), 'data.restore')) ||
+    fs.existsSync(path.join(instanceDir(ctx.server.home, S.a), 'data.ready')), { timeoutMs: 10000, intervalMs: 20 });
   await ctx.server.kill9();
   await ctx.server.start();
   await waitReady(ctx.c, S.a, { timeoutMs: 120000 });
   assert.deepEqual(await rows(S.aCs), [100, 200]);
   assert.deepEqual(await rows(S.bCs), [100, 200]);
   // the replaced data is removed just after the database is ready again
-  const dir = path.join(ctx.server.home, 'instances', S.a);
+  const dir = instanceDir(ctx.server.home, S.a);
   const leftovers = () => fs.readdirSync(dir).filter((f) => f.startsWith('data.'));
   await until(() => leftovers().length === 0, { timeoutMs: 15000, intervalMs: 100 });
   assert.deepEqual(leftovers(), [], 'no restore leftovers');
@@ -231,7 +231,7 @@ ctx.it('a clone interrupted by kill -9 of pgfleet finishes after the restart, ad
   const before = (await listBackups(S.b)).data.map((b) => b.id);
   const { db, cs } = await createDb({ name: 'clone-k9', source: { type: 'database', databaseId: S.b } });
   // kill while pg_basebackup or the recovery is under way (or just after)
-  const dir = path.join(ctx.server.home, 'instances', db.id);
+  const dir = instanceDir(ctx.server.home, db.id);
   await until(() => fs.existsSync(path.join(dir, 'data.restore')) || fs.existsSync(path.join(dir, 'data.ready')),
     { timeoutMs: 10000, intervalMs: 10 });
   await ctx.server.kill9();
@@ -249,7 +249,7 @@ ctx.it('a clone interrupted by kill -9 of pgfleet finishes after the restart, ad
 ctx.it('an in-place restore interrupted by kill -9 of pgfleet finishes after the restart', async () => {
   await backupsIdle(S.b);
   await sql(S.bCs, 'INSERT INTO t VALUES (300)');
-  const marker = path.join(ctx.server.home, 'instances', S.b, 'restore.overwriting');
+  const marker = path.join(instanceDir(ctx.server.home, S.b), 'restore.overwriting');
   expectStatus(await restore(S.b, { type: 'backup', databaseId: S.b, backupId: S.bBackup.id }), 200);
   // kill while pgBackRest rewrites the stopped server's data, or during its recovery
   assert.ok(await until(() => fs.existsSync(marker), { timeoutMs: 10000, intervalMs: 5 }), 'no in-place restore began');
@@ -265,7 +265,7 @@ ctx.it('an in-place restore that fails leaves the database in failure, never hal
   const bad = await backupNow(S.b, { type: 'full' });
   // damage that full backup in the repository: pg_control, which pgBackRest restores last
   // (after it has rewritten the rest), is gone
-  const sets = path.join(ctx.server.home, 'backup', 'backup', S.b);
+  const sets = path.join(ctx.server.home, 'backup', 'backup', instanceOf(ctx.server.home, S.b)); // the stanza is the instance's
   const label = fs.readdirSync(sets).filter((f) => /^\d{8}-\d{6}F$/.test(f)).sort().pop();
   const control = path.join(sets, label, 'pg_data', 'global', 'pg_control.lz4');
   assert.ok(fs.existsSync(control), `no ${control}`);
@@ -278,7 +278,7 @@ ctx.it('an in-place restore that fails leaves the database in failure, never hal
   }, { timeoutMs: 150000, intervalMs: 200 }); // 3 attempts; pgBackRest retries a read 15 s later
   assert.ok(failed, `status ${d.status}, not failure`);
   await connectFails(S.bCs, 'a half-restored database');
-  assert.ok(fs.existsSync(path.join(ctx.server.home, 'instances', S.b, 'restore.overwriting')));
+  assert.ok(fs.existsSync(path.join(instanceDir(ctx.server.home, S.b), 'restore.overwriting')));
   await restoreAndWait(S.b, { type: 'backup', databaseId: S.b, backupId: S.bBackup.id });
   assert.deepEqual(await rows(S.bCs), [100, 200]);
   assertArchiveClean(S.b);
@@ -286,10 +286,11 @@ ctx.it('an in-place restore that fails leaves the database in failure, never hal
 
 ctx.it('deleting a database removes its backups', async () => {
   const repo = path.join(ctx.server.home, 'backup');
-  assert.ok(fs.existsSync(path.join(repo, 'backup', S.c)));
+  const stanza = instanceOf(ctx.server.home, S.c); // the mapping goes with the row
+  assert.ok(fs.existsSync(path.join(repo, 'backup', stanza)));
   expectStatus(await call(ctx.c, 'DELETE', '/v1/databases/{databaseId}', p(S.c)), 204);
-  assert.ok(!fs.existsSync(path.join(repo, 'backup', S.c)), 'backup set directory still there');
-  assert.ok(!fs.existsSync(path.join(repo, 'archive', S.c)), 'WAL archive still there');
+  assert.ok(!fs.existsSync(path.join(repo, 'backup', stanza)), 'backup set directory still there');
+  assert.ok(!fs.existsSync(path.join(repo, 'archive', stanza)), 'WAL archive still there');
   expectError(await call(ctx.c, 'GET', '/v1/databases/{databaseId}/backups', p(S.c)), 404);
 });
 

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { useServer } from './lib/fixture.mjs';
 import { call, expectStatus, expectError, waitReady, listAll, unknownLike, uniq } from './lib/api.mjs';
 import { sql, connectFails } from './lib/pg.mjs';
-import { portClosed, portBindable, until } from './lib/procs.mjs';
+import { portClosed, portBindable, until, instanceDir, instanceOf } from './lib/procs.mjs';
 
 const ctx = useServer('lifecycle');
 const S = {}; // shared state between the ordered tests of this file
@@ -216,6 +216,8 @@ ctx.it('DELETE database: 204, then 404; its server stops, files go, its port no 
   const cs = conn.endpoints.direct.connectionString;
   const port = conn.endpoints.direct.port;
   await sql(cs, 'SELECT 1');
+  const inst = instanceOf(ctx.server.home, d.id); // the mapping goes with the row
+  assert.match(inst, /^in_/, 'a new database is served by an instance of its own id');
   expectStatus(await call(ctx.c, 'DELETE', '/v1/databases/{databaseId}', { params: { path: { databaseId: d.id } } }), 204);
   expectError(await getDb(d.id), 404, { what: 'GET after DELETE' });
   expectError(await call(ctx.c, 'DELETE', '/v1/databases/{databaseId}', { params: { path: { databaseId: d.id } } }), 404, { what: 'second DELETE' });
@@ -226,7 +228,7 @@ ctx.it('DELETE database: 204, then 404; its server stops, files go, its port no 
   assert.ok(await portClosed(port), `port ${port} of the deleted database still accepts connections after 204`);
   assert.ok(await portBindable(port), `port ${port} of the deleted database cannot be bound after 204`);
   await connectFails(cs, 'deleted database');
-  for (const dir of [path.join(ctx.server.home, 'instances', d.id), path.join(ctx.server.home, 'run', d.id)]) {
+  for (const dir of [path.join(ctx.server.home, 'instances', inst), path.join(ctx.server.home, 'run', inst)]) {
     assert.ok(!fs.existsSync(dir), `${dir} still exists after DELETE answered 204`);
   }
   assert.ok(!ctx.server.postmasters().some((p) => p.dbId === d.id), 'postmaster of the deleted database still running');

@@ -99,7 +99,8 @@ ctx.it('pgfleet status, beside the running server, reads the same fleet from the
   assert.match(lines[1], /^ops: \d+ pending, \d+ running$/);
   const row = lines.find((l) => l.startsWith(S.db));
   assert.ok(row, `no line for ${S.db}: ${stdout}`);
-  const [, status, port, last, name] = row.split(/\s+/);
+  const [, status, port, last, instance, name] = row.split(/\s+/);
+  assert.match(instance, /^in_[a-z0-9]+$/, 'the database is served by an instance of its own id');
   assert.equal(status, 'ready');
   assert.ok(Number(port) >= ctx.server.portLo && Number(port) <= ctx.server.portHi, row);
   const t = m.get(`pgfleet_database_last_backup_time_seconds{database="${S.db}"}`);

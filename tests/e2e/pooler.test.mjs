@@ -114,10 +114,10 @@ ctx.it('no plaintext password is written under the home', async () => {
   assert.ok(!fs.readFileSync(path.join(ctx.server.home, 'catalog.db')).includes(pass));
 });
 
-ctx.it('500 concurrent clients through the pooled endpoint; max_connections stays 20', async () => {
+ctx.it('500 concurrent clients through the pooled endpoint use at most --pool-size (20) server connections', async () => {
   const { conn } = await newDatabase('many');
   const direct = conn.endpoints.direct.connectionString;
-  assert.equal(await psql(direct, 'SHOW max_connections'), '20');
+  assert.equal(await psql(direct, 'SHOW max_connections'), '120');
   const clients = await Promise.all(Array.from({ length: 500 }, () => connect(conn.endpoints.pooled.connectionString, { timeoutMs: 30000 })));
   S.clients.push(...clients);
   const rs = await Promise.all(clients.map((c, i) => c.query('SELECT $1::int AS i, pg_sleep(0.01)', [i])));
@@ -125,7 +125,7 @@ ctx.it('500 concurrent clients through the pooled endpoint; max_connections stay
   const backends = Number(await psql(direct, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"));
   assert.ok(backends <= 20, `server backends: ${backends}`);
   await Promise.all(clients.map(closeQuietly));
-  assert.equal(await psql(direct, 'SHOW max_connections'), '20');
+  assert.equal(await psql(direct, 'SHOW max_connections'), '120');
 });
 
 ctx.it('rotation and deletion are refused on both endpoints within one second', async () => {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { useServer } from './lib/fixture.mjs';
 import { call, expectStatus, expectError, waitReady, listAll, uniq } from './lib/api.mjs';
 import { sql } from './lib/pg.mjs';
-import { postmasterPidFile, alive, instanceDirs, portClosed, portBindable, until, sleep } from './lib/procs.mjs';
+import { postmasterPidFile, alive, instanceDirs, instanceOf, instanceDir, portClosed, portBindable, until, sleep } from './lib/procs.mjs';
 
 const ctx = useServer('recovery');
 const S = { cs: {} }; // S.cs: database id -> direct connection string (shown once, at creation)
@@ -46,7 +46,7 @@ async function assertNoOrphans(what, deleted = []) {
     const dirs = instanceDirs(ctx.server.home);
     const orphanDirs = dirs.filter((d) => !existing.has(d));
     detail = `ready=${JSON.stringify(ready)} postmasters=${JSON.stringify(pms.map((p) => `${p.dbId}:${p.pid}`))} orphanDirs=${JSON.stringify(orphanDirs)}`;
-    const runLeft = deleted.filter((id) => fs.existsSync(path.join(ctx.server.home, 'run', id)));
+    const runLeft = deleted.filter((id) => fs.existsSync(path.join(ctx.server.home, 'run', instanceOf(ctx.server.home, id))));
     detail += ` runDirsOfDeleted=${JSON.stringify(runLeft)}`;
     return JSON.stringify(pmIds) === JSON.stringify(ready) && orphanDirs.length === 0 && deleted.every((id) => !dirs.includes(id)) && runLeft.length === 0;
   }, { timeoutMs: 30000, intervalMs: 300 });
@@ -151,7 +151,7 @@ ctx.it('SIGTERM stops every instance; the next start brings them back and connec
   assert.deepEqual(pms, [], 'postgres processes of this home after SIGTERM');
   assert.deepEqual(ctx.server.processes().map((p) => p.argv.join(' ')), [], 'processes of this home after SIGTERM');
   for (const id of ready) {
-    assert.ok(!fs.existsSync(path.join(ctx.server.home, 'instances', id, 'data', 'postmaster.pid')), `${id}: postmaster.pid left behind (not a clean shutdown)`);
+    assert.ok(!fs.existsSync(path.join(instanceDir(ctx.server.home, id), 'data', 'postmaster.pid')), `${id}: postmaster.pid left behind (not a clean shutdown)`);
   }
   await ctx.server.start();
   for (const id of ready) await waitReady(ctx.c, id, { timeoutMs: 60000 });

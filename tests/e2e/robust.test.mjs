@@ -8,7 +8,7 @@ import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { useServer } from './lib/fixture.mjs';
 import { client, call, raw, expectStatus, waitReady, unknownLike, uniq } from './lib/api.mjs';
-import { procsMatching, until, sleep } from './lib/procs.mjs';
+import { procsMatching, until, sleep, instanceOf } from './lib/procs.mjs';
 
 // lists are hammered by 4 tight loops on one token below: no per-credential rate limit here
 // (rate-limit.test.mjs tests it)
@@ -65,6 +65,26 @@ ctx.it('cursor probing: a cursor holding another workspace\'s id answers exactly
     }
   }
   assert.deepEqual(diffs, [], 'lists where a foreign cursor differs from an unknown one');
+});
+
+// A page reads its rows' connections and projects once for the page: every item must
+// still be exactly the database's own GET (its connections, oldest first, and its project).
+ctx.it('a list page item equals the single GET of that database, across projects and connections', async () => {
+  const p2 = expectStatus(await call(A.c, 'POST', '/v1/projects', { body: { name: uniq('robust-p2') } }), 201).data;
+  const extra = expectStatus(await call(A.c, 'POST', '/v1/connections', { body: { databaseId: p2.database.id, name: uniq('c') } }), 201).data;
+  await waitReady(A.c, p2.database.id, { timeoutMs: 60000 });
+  const page = expectStatus(await call(A.c, 'GET', '/v1/databases', { params: { query: { limit: 100 } } }), 200).data;
+  const byId = new Map(page.map((d) => [d.id, d]));
+  assert.ok(byId.has(A.db.id) && byId.has(p2.database.id), 'both projects\' databases are listed');
+  assert.equal(byId.get(p2.database.id).connections.length, 2, 'the second database lists its two connections');
+  assert.ok(byId.get(p2.database.id).connections.some((c) => c.id === extra.id));
+  for (const d of page) {
+    const one = expectStatus(await call(A.c, 'GET', '/v1/databases/{databaseId}', { params: { path: { databaseId: d.id } } }), 200).data;
+    assert.deepEqual(d, one, `list item ${d.id} differs from its GET`);
+  }
+  // the nested list of a project: the same items
+  const nested = expectStatus(await call(A.c, 'GET', '/v1/projects/{projectId}/databases', { params: { path: { projectId: p2.id } } }), 200).data;
+  assert.deepEqual(nested, [byId.get(p2.database.id)]);
 });
 
 ctx.it('lists during concurrent deletes never answer 404 (or any error)', async () => {
@@ -136,11 +156,12 @@ ctx.it('a delete while a backup of the database runs answers promptly; no stanza
     return l.data.length && l.data.every((b) => b.status !== 'running');
   }, { timeoutMs: 90000 });
   await pgbench(['-i', '-q', '-s', '12', cs]);
+  const inst = instanceOf(ctx.server.home, d.id); // names the stanza, files and processes
   let caught = false;
   for (let attempt = 0; attempt < 3 && !caught; attempt++) {
     const r = await raw(ctx.server, 'POST', `/v1/databases/${d.id}/backups`, { json: { type: 'full' } });
     assert.equal(r.status, 202, JSON.stringify(r.body));
-    caught = await until(() => backupProcs(d.id).some((p) => p.argv.includes('backup')), { timeoutMs: 30000, intervalMs: 20 });
+    caught = await until(() => backupProcs(inst).some((p) => p.argv.includes('backup')), { timeoutMs: 30000, intervalMs: 20 });
   }
   assert.ok(caught, 'a pgBackRest backup of the database was seen running');
   const t0 = Date.now();
@@ -149,10 +170,12 @@ ctx.it('a delete while a backup of the database runs answers promptly; no stanza
   expectStatus(del, 204, 'DELETE during a backup');
   assert.ok(ms < 15000, `the delete answered in ${ms} ms (a backup must not hold it)`);
   expectStatus(await call(A.c, 'GET', '/v1/databases/{databaseId}', { params: { path: { databaseId: d.id } } }), 404);
-  const left = await until(() => backupProcs(d.id).length === 0, { timeoutMs: 10000 });
-  assert.ok(left, `pgBackRest processes of the deleted database: ${backupProcs(d.id).map((p) => p.argv.join(' ')).join('; ')}`);
-  assert.deepEqual(pathsNaming(ctx.server.home, d.id), [], 'files of the deleted database left in the home');
-  assert.deepEqual(procsMatching(d.id).map((p) => p.argv.join(' ')), [], 'processes naming the deleted database');
+  const left = await until(() => backupProcs(inst).length === 0, { timeoutMs: 10000 });
+  assert.ok(left, `pgBackRest processes of the deleted database: ${backupProcs(inst).map((p) => p.argv.join(' ')).join('; ')}`);
+  for (const id of [d.id, inst]) {
+    assert.deepEqual(pathsNaming(ctx.server.home, id), [], `files naming ${id} (the deleted database) left in the home`);
+    assert.deepEqual(procsMatching(id).map((p) => p.argv.join(' ')), [], `processes naming ${id} (the deleted database)`);
+  }
 }, { timeout: 300000 });
 
 ctx.itShutsDownCleanly();

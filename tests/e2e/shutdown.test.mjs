@@ -6,12 +6,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { useServer } from './lib/fixture.mjs';
 import { call, raw, expectStatus, waitReady, uniq } from './lib/api.mjs';
-import { procsMatching, until, sleep } from './lib/procs.mjs';
+import { procsMatching, until, sleep, instanceOf } from './lib/procs.mjs';
 
-const SPARES = 40; // a refill far longer than the test waits for a stop
+const SPARES = 12; // a refill (each spare a copy, a stanza-create and a start) far longer than the test waits for a stop
 const ctx = useServer('shutdown', { extraArgs: ['--spares', String(SPARES), '--backup-interval', '0'] });
 
-const readySpares = () => fs.readdirSync(path.join(ctx.server.home, 'spare')).filter((n) => n.startsWith('ready-')).length;
+const instances = path.join(ctx.server.home, 'instances');
+const readySpares = () => fs.readdirSync(instances).filter((n) => fs.existsSync(path.join(instances, n, 'spare')) && fs.existsSync(path.join(instances, n, 'data', 'postmaster.pid'))).length;
 const backupProcs = (id) => procsMatching(`--stanza=${id}`).filter((p) => p.argv.some((a) => /pgbackrest/.test(a)));
 const logTime = (line) => Date.parse(/ts=(\S+)/.exec(line)?.[1] ?? '');
 
@@ -19,11 +20,12 @@ ctx.it('SIGTERM during a backup and a spares refill: exit 0 within seconds of th
   const { data: project } = expectStatus(await call(ctx.c, 'POST', '/v1/projects', { body: { name: uniq('stop'), createDatabase: false } }), 201);
   const d = expectStatus(await call(ctx.c, 'POST', '/v1/databases', { body: { projectId: project.id, name: 'stop' } }), 201).data;
   await waitReady(ctx.c, d.id, { timeoutMs: 90000 });
+  const inst = instanceOf(ctx.server.home, d.id); // names the stanza
   let caught = false;
   for (let attempt = 0; attempt < 3 && !caught; attempt++) {
     const r = await raw(ctx.server, 'POST', `/v1/databases/${d.id}/backups`, { json: { type: 'full' } });
     assert.equal(r.status, 202, JSON.stringify(r.body));
-    caught = await until(() => backupProcs(d.id).some((p) => p.argv.includes('backup')), { timeoutMs: 30000, intervalMs: 20 });
+    caught = await until(() => backupProcs(inst).some((p) => p.argv.includes('backup')), { timeoutMs: 30000, intervalMs: 20 });
   }
   assert.ok(caught, 'a pgBackRest backup of the database was seen running');
   const spares = readySpares();

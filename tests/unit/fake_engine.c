@@ -255,11 +255,66 @@ void engine_free_ids(char **ids, size_t n)
     free(ids);
 }
 
-int engine_spares_fill(engine *en, int want, pf_err *e)
+bool engine_instance_adopt(engine *en, const char *db_id)
+{
+    return engine_instance_running(en, db_id);
+}
+
+int engine_instance_alias(engine *en, const char *id, const char *alias, pf_err *e)
 {
     (void)en;
-    (void)want;
+    (void)id;
+    (void)alias;
     (void)e;
+    return 0;
+}
+
+int engine_instance_unalias(engine *en, const char *alias, pf_err *e)
+{
+    (void)en;
+    (void)alias;
+    (void)e;
+    return 0;
+}
+
+/* no spares: every create makes its instance */
+int engine_spare_make(engine *en, char *id_out, size_t idsz, pf_err *e)
+{
+    (void)en;
+    (void)id_out;
+    (void)idsz;
+    return err_internal(e, "the fake engine makes no spares");
+}
+
+bool engine_spare_take(engine *en, char *id, size_t idsz)
+{
+    (void)en;
+    (void)id;
+    (void)idsz;
+    return false;
+}
+
+void engine_spares_stats(engine *en, int *ready, uint64_t *taken)
+{
+    (void)en;
+    if (ready)
+        *ready = 0;
+    if (taken)
+        *taken = 0;
+}
+
+int engine_spares_adopt(engine *en, int keep, pf_err *e)
+{
+    (void)en;
+    (void)keep;
+    (void)e;
+    return 0;
+}
+
+int engine_spares_trim(engine *en, int keep)
+{
+    (void)en;
+    (void)keep;
     return 0;
 }
 
@@ -424,6 +479,11 @@ void engine_restore_cleanup(engine *en, const char *db_id)
 }
 
 /* ---- pooler ---- */
+
+uint64_t engine_pooler_reloads(engine *en)
+{
+    return (uint64_t)en->applies;
+}
 
 bool engine_pooler_enabled(engine *en)
 {

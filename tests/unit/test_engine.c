@@ -397,15 +397,18 @@ static int cmp_i64(const void *a, const void *b)
 
 enum { N = 10 };
 
-static void timed_runs(const char *what)
+static void timed_runs(const char *what, bool spares)
 {
     pf_err e;
     int64_t ms[N];
     char ids[N][PF_ID_MAX];
     for (int i = 0; i < N; i++) {
         int port = free_port();
-        util_id_new("db", ids[i]);
         int64_t t0 = util_now_ms();
+        if (spares)
+            assert_true(engine_spare_take(en, ids[i], sizeof ids[i]));
+        else
+            util_id_new("db", ids[i]);
         assert_int_equal(engine_instance_create(en, ids[i], port, &e), 0);
         assert_int_equal(engine_instance_start(en, ids[i], port, START_TIMEOUT_MS, &e), 0);
         ms[i] = util_now_ms() - t0;
@@ -429,13 +432,38 @@ static void test_create_start_timing(void **state)
 {
     (void)state;
     pf_err e;
-    timed_runs("copying golden");
+    timed_runs("copying golden", false);
     int64_t t0 = util_now_ms();
-    assert_int_equal(engine_spares_fill(en, N, &e), N);
-    printf("made %d spares in %lld ms\n", N, (long long)(util_now_ms() - t0));
-    assert_int_equal(engine_spares_fill(en, N, &e), 0); /* already there */
-    timed_runs("from spares");
-    assert_int_equal(engine_spares_fill(en, 1, &e), 1); /* all were used */
+    char first[PF_ID_MAX];
+    for (int i = 0; i < N; i++)
+        assert_int_equal(engine_spare_make(en, i ? NULL : first, sizeof first, &e), 0);
+    printf("made %d started spares in %lld ms\n", N, (long long)(util_now_ms() - t0));
+    int ready = 0;
+    engine_spares_stats(en, &ready, NULL);
+    assert_int_equal(ready, N);
+    /* a spare listens on its socket only, is no database's instance yet, and archives */
+    assert_true(engine_instance_running(en, first));
+    char **ids = NULL;
+    size_t n = 0;
+    assert_int_equal(engine_instance_list(en, &ids, &n, &e), 0);
+    for (size_t i = 0; i < n; i++)
+        assert_string_not_equal(ids[i], first);
+    engine_free_ids(ids, n);
+    timed_runs("from started spares (a restart to listen on TCP)", true);
+    char none[PF_ID_MAX];
+    assert_false(engine_spare_take(en, none, sizeof none)); /* all were used */
+    /* a spare whose server stopped is started again by the next adopt; one beyond keep goes */
+    char a[PF_ID_MAX], b[PF_ID_MAX];
+    assert_int_equal(engine_spare_make(en, a, sizeof a, &e), 0);
+    assert_int_equal(engine_spare_make(en, b, sizeof b, &e), 0);
+    engine_stop_all(en);
+    assert_false(engine_instance_running(en, a));
+    assert_int_equal(engine_spares_adopt(en, 1, &e), 1);
+    assert_true(engine_spare_take(en, none, sizeof none));
+    assert_true(engine_instance_running(en, none));
+    assert_true(!strcmp(none, a) ? !engine_instance_exists(en, b) : !engine_instance_exists(en, a));
+    assert_false(engine_spare_take(en, none, sizeof none));
+    assert_int_equal(engine_instance_destroy(en, none, &e), 0);
 }
 
 static void test_golden_redone_when_half_made(void **state)

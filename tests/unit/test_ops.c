@@ -111,6 +111,22 @@ static void queue(fixture *f, store_op_kind kind, const char *db, const char *co
         memcpy(id, op.id, PF_ID_MAX);
 }
 
+/* The instance of database db (the engine's id for it): the attached one, else db itself
+ * (one of a few static buffers, enough for the calls of one statement). */
+static const char *inst_of(fixture *f, const char *db)
+{
+    static char bufs[4][PF_ID_MAX];
+    static int next;
+    char *out = bufs[next++ % 4];
+    store_database d;
+    pf_err e;
+    if (store_database_get_internal(f->st, db, &d, &e) == 0 && d.instance_id[0])
+        snprintf(out, PF_ID_MAX, "%s", d.instance_id);
+    else
+        snprintf(out, PF_ID_MAX, "%s", db);
+    return out;
+}
+
 /* A new database (provisioning) with one connection and its provision op, as the API
  * makes them. */
 static void mk_db(fixture *f, char db[PF_ID_MAX], char conn[PF_ID_MAX], char op[PF_ID_MAX])
@@ -235,13 +251,14 @@ static char *snapshot(fixture *f, const char *db)
                         store_db_status_name(d.status), d.status_reason, d.unhealthy);
     else
         util_buf_printf(&b, "no row (%s)\n", err_kind_name(e.kind));
-    char *roles = fake_roles(f->en, db);
+    char *roles = fake_roles(f->en, inst_of(f, db));
     int nroles = 0;
     for (const char *p = roles; *p; p++)
         nroles += *p == '=';
     util_buf_printf(&b, "exists=%d running=%d roles=%d backups=%d\n",
-                    engine_instance_exists(f->en, db), engine_instance_running(f->en, db), nroles,
-                    fake_backups(f->en, db));
+                    engine_instance_exists(f->en, inst_of(f, db)),
+                    engine_instance_running(f->en, inst_of(f, db)), nroles,
+                    fake_backups(f->en, inst_of(f, db)));
     free(roles);
     util_buf_printf(&b, "completed=%d failed=%d running=%d\n",
                     backups_with(f, db, BACKUP_COMPLETED), backups_with(f, db, BACKUP_FAILED),
@@ -296,8 +313,8 @@ static void test_provision_run(void **state)
     assert_int_equal(o.attempts, 1);
     store_database d = get_db(f, db);
     assert_int_equal(d.status, DB_READY);
-    assert_true(engine_instance_running(f->en, db));
-    char *roles = fake_roles(f->en, db);
+    assert_true(engine_instance_running(f->en, inst_of(f, db)));
+    char *roles = fake_roles(f->en, inst_of(f, db));
     assert_non_null(strstr(roles, "=SCRAM-SHA-256$4096:salt$v1"));
     free(roles);
     char *pooled = fake_pooled(f->en);
@@ -408,7 +425,7 @@ static void test_delete_run_and_give_up(void **state)
     fixture *f = *state;
     char db[PF_ID_MAX], conn[PF_ID_MAX], op[PF_ID_MAX];
     mk_ready(f, db, conn);
-    assert_int_equal(fake_backups(f->en, db), 1);
+    assert_int_equal(fake_backups(f->en, inst_of(f, db)), 1);
     pf_err e;
     assert_int_equal(store_database_transition(f->st, db, DB_READY, DB_DELETING, "", &e), 0);
     fake_fail(f->en, FAKE_INSTANCE_DESTROY, ERR_PERMANENT, 1);
@@ -422,8 +439,8 @@ static void test_delete_run_and_give_up(void **state)
     store_database d;
     assert_int_equal(store_database_get_internal(f->st, db, &d, &e), -1);
     assert_int_equal(e.kind, ERR_NOT_FOUND);
-    assert_false(engine_instance_exists(f->en, db));
-    assert_int_equal(fake_backups(f->en, db), 0);
+    assert_false(engine_instance_exists(f->en, inst_of(f, db)));
+    assert_int_equal(fake_backups(f->en, inst_of(f, db)), 0);
     char *pooled = fake_pooled(f->en);
     assert_null(strstr(pooled, db));
     free(pooled);
@@ -442,7 +459,7 @@ static void test_conn_sync_and_drop(void **state)
     queue(f, OP_CONN_SYNC, db, conn, NULL, op);
     drain(f);
     assert_int_equal(get_op(f, op).state, OPS_DONE);
-    char *roles = fake_roles(f->en, db);
+    char *roles = fake_roles(f->en, inst_of(f, db));
     assert_non_null(strstr(roles, "$v2"));
     free(roles);
     /* give-up: a failed role change is retried, then the op fails; the row stays */
@@ -460,7 +477,7 @@ static void test_conn_sync_and_drop(void **state)
     queue(f, OP_CONN_DROP, db, conn, NULL, op);
     drain(f);
     assert_int_equal(get_op(f, op).state, OPS_DONE);
-    roles = fake_roles(f->en, db);
+    roles = fake_roles(f->en, inst_of(f, db));
     assert_string_equal(roles, "");
     free(roles);
     assert_int_equal(store_connection_get_internal(f->st, conn, &c, &e), -1);
@@ -490,7 +507,7 @@ static void test_conn_server_stopped(void **state)
         store_op o = get_op(f, op);
         assert_int_equal(o.state, OPS_PENDING);
         assert_non_null(strstr(o.error, "not running"));
-        assert_int_equal(engine_instance_start(f->en, db, d.port, 1000, &e), 0);
+        assert_int_equal(engine_instance_start(f->en, inst_of(f, db), d.port, 1000, &e), 0);
         drain(f);
         assert_int_equal(get_op(f, op).state, OPS_DONE);
     }
@@ -540,7 +557,7 @@ static void test_backup_run_and_give_up(void **state)
     assert_int_equal(store_backup_get(f->st, db, bkp, &b, &e), 0);
     assert_int_equal(b.status, BACKUP_COMPLETED);
     assert_true(b.label[0] != '\0');
-    assert_int_equal(fake_backups(f->en, db), 2);
+    assert_int_equal(fake_backups(f->en, inst_of(f, db)), 2);
     fake_fail(f->en, FAKE_BACKUP_RUN, ERR_PERMANENT, -1);
     queue_backup(f, db, bkp, op);
     drain(f);
@@ -592,9 +609,9 @@ static void test_restore_run_and_give_up(void **state)
     drain(f);
     assert_int_equal(get_op(f, op).state, OPS_DONE);
     assert_int_equal(get_db(f, db).status, DB_READY);
-    assert_true(engine_instance_running(f->en, db));
+    assert_true(engine_instance_running(f->en, inst_of(f, db)));
     assert_int_equal(backups_with(f, db, BACKUP_COMPLETED), 2); /* a new first backup */
-    char *roles = fake_roles(f->en, db);
+    char *roles = fake_roles(f->en, inst_of(f, db));
     assert_non_null(strstr(roles, "$v1"));
     free(roles);
     /* give-up with the data unchanged: ready again, its server restarted */
@@ -603,9 +620,9 @@ static void test_restore_run_and_give_up(void **state)
     drain(f);
     assert_int_equal(get_op(f, op).state, OPS_FAILED);
     assert_int_equal(get_db(f, db).status, DB_READY);
-    assert_true(engine_instance_running(f->en, db));
+    assert_true(engine_instance_running(f->en, inst_of(f, db)));
     /* give-up after it began to overwrite the data in place: failure */
-    fake_set_overwriting(f->en, db, true);
+    fake_set_overwriting(f->en, inst_of(f, db), true);
     queue_restore(f, db, db, label, op);
     drain(f);
     assert_int_equal(get_op(f, op).state, OPS_FAILED);
@@ -629,13 +646,13 @@ static void test_clone_run_and_give_up(void **state)
     drain(f);
     assert_int_equal(get_op(f, op).state, OPS_DONE);
     assert_int_equal(get_db(f, db).status, DB_READY);
-    assert_true(engine_instance_running(f->en, db));
+    assert_true(engine_instance_running(f->en, inst_of(f, db)));
     assert_int_equal(backups_with(f, db, BACKUP_COMPLETED), 1);
     /* give-up of a new database's clone: failure */
     char db2[PF_ID_MAX];
     mk_db(f, db2, NULL, pop);
     assert_int_equal(store_op_finish(f->st, pop, OPS_DONE, "", &e), 0);
-    fake_kill(f->en, src); /* the source is down: transient, retried */
+    fake_kill(f->en, inst_of(f, src)); /* the source is down: transient, retried */
     snprintf(args, sizeof args, "{\"sourceDatabaseId\":\"%s\"}", src);
     queue(f, OP_DB_CLONE, db2, NULL, args, op);
     drain(f);
@@ -725,6 +742,37 @@ static void test_resume_restore(void **state)
 {
     (void)state;
     resume_at_every_step(world_restore);
+}
+
+/* A kill -9 after a restore made its database ready and before its op's end was recorded:
+ * the op runs again after the restart, finds the database ready, and ends done without
+ * restoring again (what was written since stays) or failing the database. */
+static void test_restore_resume_after_ready(void **state)
+{
+    (void)state;
+    fixture *f = fx_new();
+    char db[PF_ID_MAX];
+    world_restore(f, db);
+    pf_err e;
+    store_op claimed;
+    assert_int_equal(store_op_claim(f->st, ops__lane(OPS_LANE_SLOW), &claimed, &e), 1);
+    assert_int_equal(claimed.kind, OP_DB_RESTORE);
+    /* what the op had done before the kill: the swap, and ready recorded */
+    assert_int_equal(store_database_transition(f->st, db, DB_RECOVERING, DB_READY, "", &e), 0);
+    int restores = fake_calls(f->en, FAKE_RESTORE);
+    ops_stop(f->o);
+    ops_config cfg = test_cfg();
+    mk_ops(f, &cfg);
+    int reset = 0;
+    assert_int_equal(store_op_reset_running(f->st, &reset, &e), 0);
+    assert_int_equal(reset, 1);
+    ops__reconcile(f->o, true);
+    drain(f);
+    assert_int_equal(get_op(f, claimed.id).state, OPS_DONE);
+    assert_int_equal(get_db(f, db).status, DB_READY);
+    assert_true(engine_instance_running(f->en, inst_of(f, db)));
+    assert_int_equal(fake_calls(f->en, FAKE_RESTORE), restores);
+    fx_free(f);
 }
 
 static void test_resume_delete(void **state)
@@ -821,16 +869,16 @@ static void test_restart_intensity(void **state)
     char db[PF_ID_MAX], conn[PF_ID_MAX];
     mk_ready(f, db, conn);
     for (int i = 0; i < OPS_RESTART_INTENSITY; i++) {
-        fake_kill(f->en, db);
+        fake_kill(f->en, inst_of(f, db));
         t_now += 1000;
         ops__reconcile(f->o, false);
         assert_int_equal(active_ops(f, db), 1);
         drain(f);
-        assert_true(engine_instance_running(f->en, db));
+        assert_true(engine_instance_running(f->en, inst_of(f, db)));
         assert_string_equal(get_db(f, db).unhealthy, "");
     }
     /* the sixth death within the period: no restart now; unhealthy, with the reason */
-    fake_kill(f->en, db);
+    fake_kill(f->en, inst_of(f, db));
     t_now += 1000;
     ops__reconcile(f->o, false);
     assert_int_equal(active_ops(f, db), 0);
@@ -849,10 +897,10 @@ static void test_restart_intensity(void **state)
     ops__reconcile(f->o, false);
     assert_int_equal(active_ops(f, db), 1);
     drain(f);
-    assert_true(engine_instance_running(f->en, db));
+    assert_true(engine_instance_running(f->en, inst_of(f, db)));
     assert_string_equal(get_db(f, db).unhealthy, "");
     /* the next death waits twice as long */
-    fake_kill(f->en, db);
+    fake_kill(f->en, inst_of(f, db));
     t_now += 1000;
     ops__reconcile(f->o, false);
     assert_int_equal(active_ops(f, db), 0);
@@ -866,7 +914,7 @@ static void test_restart_intensity(void **state)
     /* a whole period seen running: back to restarting at once */
     t_now += OPS_RESTART_PERIOD_MS;
     ops__reconcile(f->o, false);
-    fake_kill(f->en, db);
+    fake_kill(f->en, inst_of(f, db));
     ops__reconcile(f->o, false);
     assert_int_equal(active_ops(f, db), 1);
     drain(f);
@@ -898,7 +946,7 @@ static void test_ready_restart_never_failure(void **state)
     fixture *f = *state;
     char db[PF_ID_MAX], conn[PF_ID_MAX];
     mk_ready(f, db, conn);
-    fake_kill(f->en, db);
+    fake_kill(f->en, inst_of(f, db));
     fake_fail(f->en, FAKE_INSTANCE_START, ERR_TRANSIENT, -1);
     t_now += 1000;
     ops__reconcile(f->o, false);
@@ -921,11 +969,45 @@ static void test_ready_restart_never_failure(void **state)
     d = get_db(f, db);
     assert_int_equal(d.status, DB_READY);
     assert_string_equal(d.unhealthy, "");
-    assert_true(engine_instance_running(f->en, db));
+    assert_true(engine_instance_running(f->en, inst_of(f, db)));
 }
 
 /* PgBouncer: restarted when it dies, within the intensity, then with a backoff; the
  * databases never change state because of it. */
+/* Syncs asked together are one sync: a burst of asks from many ops, each waiting for the
+ * pooled endpoint, applies PgBouncer's files a couple of times, not once per op. */
+static void test_pooler_syncs_coalesce(void **state)
+{
+    fixture *f = *state;
+    ops *o = f->o;
+    pthread_create(&o->pooler_thr, NULL, ops__pooler_main, o);
+    o->pooler_started = true;
+    int before = fake_pooler_applies(f->en);
+    enum { N = 20 };
+    ops_run runs[N];
+    store_op op = {0};
+    for (int i = 0; i < N; i++) {
+        runs[i] = (ops_run){.o = o, .op = &op};
+        ops__pooler_ask(&runs[i]);
+    }
+    pf_err e;
+    for (int i = 0; i < N; i++)
+        assert_int_equal(ops__pooler_wait(&runs[i], &e), 0);
+    int applies = fake_pooler_applies(f->en) - before;
+    assert_true(applies >= 1 && applies <= 2);
+    /* an ask after those is a sync of its own (it may see newer rows) */
+    ops_run late = {.o = o, .op = &op};
+    assert_int_equal(ops__pooler_wait(&late, &e), 0);
+    assert_int_equal(fake_pooler_applies(f->en) - before, applies + 1);
+    pthread_mutex_lock(&o->mu);
+    o->stopping = true;
+    pthread_cond_broadcast(&o->pooler_cv);
+    pthread_mutex_unlock(&o->mu);
+    pthread_join(o->pooler_thr, NULL);
+    o->pooler_started = false;
+    o->stopping = false;
+}
+
 static void test_pooler_supervise(void **state)
 {
     fixture *f = *state;
@@ -1020,6 +1102,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_clone_run_and_give_up, setup, teardown),
         cmocka_unit_test(test_resume_provision),
         cmocka_unit_test(test_resume_restore),
+        cmocka_unit_test(test_restore_resume_after_ready),
         cmocka_unit_test(test_resume_delete),
         cmocka_unit_test_setup_teardown(test_lanes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_passes_and_cancels_backups, setup, teardown),
@@ -1028,6 +1111,7 @@ int main(void)
         cmocka_unit_test(test_restart_backoff_caps),
         cmocka_unit_test_setup_teardown(test_ready_restart_never_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pooler_supervise, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pooler_syncs_coalesce, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watch, setup, teardown),
     };
     return HARNESS_RUN("ops", tests, NULL, NULL);

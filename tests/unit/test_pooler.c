@@ -57,8 +57,17 @@ static void test_ini_lists_each_database_by_id(void **state)
     assert_non_null(strstr(ini, "client_tls_cert_file = /h/tls/server.crt\n"));
     assert_non_null(strstr(ini, "client_tls_key_file = /h/tls/server.key\n"));
     assert_non_null(strstr(ini, "server_tls_sslmode = disable\n"));
-    /* the pool stays below the instances' max_connections (20, 3 reserved) */
-    assert_non_null(strstr(ini, "max_db_connections = 10\n"));
+    /* the pool is --pool-size (default 20) server connections per database */
+    assert_non_null(strstr(ini, "default_pool_size = 20\nmax_db_connections = 20\n"));
+    engine__pooler_params p7 = params;
+    p7.pool_size = 7;
+    char *ini7 = engine__pooler_ini(&p7, dbs, 2);
+    assert_non_null(strstr(ini7, "default_pool_size = 7\nmax_db_connections = 7\n"));
+    free(ini7);
+    /* what direct clients get: the rest of the budget */
+    assert_int_equal(engine_direct_cap(120, 20), 97);
+    assert_int_equal(engine_direct_cap(24, 20), 1);
+    assert_int_equal(engine_direct_cap(23, 20), 0);
     free(ini);
 }
 

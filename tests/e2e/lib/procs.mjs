@@ -4,6 +4,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 function cmdline(pid) {
   try {
@@ -37,9 +39,48 @@ export function procsMatching(needle) {
   return out;
 }
 
-// PostgreSQL postmasters started with -D under <home>/instances/: [{pid, dataDir, dbId}].
+// A database's server lives in <home>/instances/<instance id>: the catalog maps database ids
+// to instance ids (`pgfleet status`, column INSTANCE). An instance never changes once a
+// database has one, so the answers are kept.
+const BIN_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..', process.env.PGFLEET_BIN || 'build/pgfleet-san');
+const instanceCache = new Map(); // `${home}\0${dbId}` -> instance id
+function statusMap(home) {
+  let out = '';
+  try {
+    out = execFileSync(BIN_PATH, ['status', '--home', home], { encoding: 'utf8', timeout: 30000, env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=0' } });
+  } catch {
+    return;
+  }
+  for (const line of out.split('\n')) {
+    const f = line.split(/\s+/);
+    if (/^db_/.test(f[0]) && /^in_|^db_/.test(f[4] || '')) instanceCache.set(`${home}\0${f[0]}`, f[4]);
+  }
+}
+// The instance id of database dbId (its own id for a database made before instances had ids,
+// or when the catalog has none for it yet).
+export function instanceOf(home, dbId) {
+  const key = `${home}\0${dbId}`;
+  if (!instanceCache.has(key)) statusMap(home);
+  return instanceCache.get(key) || dbId;
+}
+// The database id of an instance directory (the directory name when none maps to it).
+function databaseOfInstance(home, inst) {
+  for (const pass of [0, 1]) {
+    for (const [k, v] of instanceCache) if (v === inst && k.startsWith(`${home}\0`)) return k.slice(home.length + 1);
+    if (pass === 0) statusMap(home);
+  }
+  return inst;
+}
+// The directory of database dbId's instance.
+export function instanceDir(home, dbId) {
+  return path.join(home, 'instances', instanceOf(home, dbId));
+}
+
+// PostgreSQL postmasters started with -D under <home>/instances/: [{pid, dataDir, dbId}]
+// (dbId: the database the instance serves, or the instance id of a spare).
 // (Backends rename themselves to "postgres: ..." and carry no -D, so only postmasters match.)
-export function postmasters(home) {
+// Started spares (a `spare` file beside their data: no database's yet) only with spares.
+export function postmasters(home, { spares = false } = {}) {
   const prefix = path.join(home, 'instances') + '/';
   const out = [];
   for (const pid of allPids()) {
@@ -51,7 +92,9 @@ export function postmasters(home) {
       else if (argv[i].startsWith('-D') && argv[i].length > 2) dataDir = argv[i].slice(2);
     }
     if (dataDir && path.resolve(dataDir).startsWith(prefix)) {
-      out.push({ pid, dataDir, dbId: path.resolve(dataDir).slice(prefix.length).split('/')[0] });
+      const inst = path.resolve(dataDir).slice(prefix.length).split('/')[0];
+      if (!spares && fs.existsSync(path.join(prefix, inst, 'spare'))) continue;
+      out.push({ pid, dataDir, instance: inst, dbId: inst.startsWith('in_') ? databaseOfInstance(home, inst) : inst });
     }
   }
   return out;
@@ -60,7 +103,7 @@ export function postmasters(home) {
 // Pid from <home>/instances/<dbId>/data/postmaster.pid (first line), or null.
 export function postmasterPidFile(home, dbId) {
   try {
-    const first = fs.readFileSync(path.join(home, 'instances', dbId, 'data', 'postmaster.pid'), 'utf8').split('\n')[0];
+    const first = fs.readFileSync(path.join(instanceDir(home, dbId), 'data', 'postmaster.pid'), 'utf8').split('\n')[0];
     const pid = Number(first);
     return Number.isInteger(pid) && pid > 0 ? pid : null;
   } catch {
@@ -77,9 +120,14 @@ export function alive(pid) {
   }
 }
 
+// The databases whose instance directories exist (named by database id; an instance no
+// database maps to by its own id). Warm spares (a `spare` file beside their data) are not
+// counted: they belong to no database yet.
 export function instanceDirs(home) {
   try {
-    return fs.readdirSync(path.join(home, 'instances'), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+    return fs.readdirSync(path.join(home, 'instances'), { withFileTypes: true }).filter((d) => d.isDirectory())
+      .filter((d) => !fs.existsSync(path.join(home, 'instances', d.name, 'spare')))
+      .map((d) => (d.name.startsWith('in_') ? databaseOfInstance(home, d.name) : d.name));
   } catch {
     return [];
   }

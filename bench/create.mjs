@@ -1,0 +1,84 @@
+// Create-to-ready from the warm pool (issue figure, not pass/fail): N sequential creates
+// (POST /v1/databases, then GET until ready; the op is part of it) on a server with
+// --spares S, p50 and p99; beside them, from the server's own log of the same run, each
+// provision's steps (taking the spare, the server's start or restart, the role create) and
+// how many creates took a started spare. Then the same with --spares 0 (a copy of the golden
+// and a cold start per create) for the ratio.
+//   BENCH_CREATES (default 100), BENCH_SPARES (default 4), PGFLEET_BIN
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, sleep, pct } from './lib.mjs';
+
+const bin = process.env.PGFLEET_BIN ?? 'build/pgfleet';
+const N = Number(process.env.BENCH_CREATES ?? 100);
+const SPARES = Number(process.env.BENCH_SPARES ?? 4);
+
+async function round(spares) {
+  const home = mkdtempSync(join(tmpdir(), 'pgfleet-bench-create-'));
+  const port = await freePort();
+  const metricsPort = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const lo = 20000 + Math.floor(Math.random() * 40) * 250;
+  const logPath = join(home, 'server.log');
+  const log = openSync(logPath, 'a');
+  const token = execFileSync(bin, ['token', 'create', '--home', home], { encoding: 'utf8' }).trim().split('\n').pop();
+  // no scheduled backups: the first full backup of each new database still runs (slow lane)
+  const server = spawn(bin, ['serve', '--home', home, '--listen', `127.0.0.1:${port}`, '--port-range', `${lo}-${lo + N + 50}`,
+    '--pooler-listen', `127.0.0.1:${await freePort()}`, '--metrics-listen', `127.0.0.1:${metricsPort}`,
+    '--spares', String(spares), '--rate-limit', '0'], { stdio: ['ignore', log, log] });
+  closeSync(log);
+  const H = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
+  const api = async (method, path, body) => {
+    const r = await fetch(base + path, { method, headers: H, body: body ? JSON.stringify(body) : undefined });
+    const text = await r.text();
+    if (r.status >= 400) throw new Error(`${method} ${path} -> ${r.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  };
+  const metric = async (name) => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+    return line ? Number(line.split(' ')[1]) : NaN;
+  };
+  try {
+    for (let i = 0; i < 400; i++) { try { if ((await fetch(base + '/healthz')).ok) break; } catch {} await sleep(50); }
+    const { data: project } = await api('POST', '/v1/projects', { name: 'bench-create', createDatabase: false });
+    const times = [];
+    for (let i = 0; i < N; i++) {
+      // a full pool before each create: the figure is the warm path, not the refill's pace
+      for (let w = 0; spares && w < 600 && (await metric('pgfleet_spares_ready')) < spares; w++) await sleep(50);
+      const t0 = performance.now();
+      const { data } = await api('POST', '/v1/databases', { projectId: project.id, name: `c-${i}` });
+      for (;;) {
+        const { data: d } = await api('GET', `/v1/databases/${data.id}`);
+        if (d.status === 'ready') break;
+        if (d.status === 'failure') throw new Error(`database ${data.id} failed`);
+        await sleep(2);
+      }
+      times.push(performance.now() - t0);
+    }
+    const taken = await metric('pgfleet_spares_taken_total');
+    const reloads = await metric('pgfleet_pooler_reloads_total');
+    const steps = { attach: [], start: [], roles: [] };
+    for (const l of readFileSync(logPath, 'utf8').split('\n')) {
+      const m = /provision steps: attach (\d+) ms, create\+start (\d+) ms, roles (\d+) ms/.exec(l);
+      if (m) { steps.attach.push(+m[1]); steps.start.push(+m[2]); steps.roles.push(+m[3]); }
+    }
+    const made = readFileSync(logPath, 'utf8').split('\n').map((l) => /made spare \S+ in (\d+) ms/.exec(l)).filter(Boolean).map((m) => +m[1]);
+    return { times, taken, reloads, steps, made };
+  } finally {
+    server.kill('SIGTERM');
+    await new Promise((r) => server.on('exit', r));
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+const fmt = (xs) => `p50 ${pct(xs, 50).toFixed(0)} ms, p99 ${pct(xs, 99).toFixed(0)} ms`;
+const warm = await round(SPARES);
+console.log(`create-to-ready, ${N} sequential creates, --spares ${SPARES}: ${fmt(warm.times)} (max ${Math.max(...warm.times).toFixed(0)} ms); ${warm.taken} took a started spare; ${warm.reloads} PgBouncer reloads`);
+console.log(`  provision steps (server log): take spare ${fmt(warm.steps.attach)}; server create+start ${fmt(warm.steps.start)}; role create ${fmt(warm.steps.roles)}`);
+if (warm.made.length) console.log(`  making one spare in the background (copy, stanza-create, start): ${fmt(warm.made)}`);
+const cold = await round(0);
+console.log(`create-to-ready, ${N} sequential creates, --spares 0: ${fmt(cold.times)}; server create+start ${fmt(cold.steps.start)}; role create ${fmt(cold.steps.roles)}`);
+console.log(`ratio warm/cold p50: ${(pct(warm.times, 50) / pct(cold.times, 50)).toFixed(2)}`);

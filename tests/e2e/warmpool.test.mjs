@@ -1,0 +1,125 @@
+// The warm pool and the footprint (issue 11): started spares that a create takes and the
+// pool refills, spares adopted after a crash and removed when no longer wanted, the disk of
+// an empty database, PgBouncer reloads coalesced across concurrent creates, and the
+// connection budget (90 direct connections beside PgBouncer's pool).
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { useServer } from './lib/fixture.mjs';
+import { call, expectStatus, waitReady, uniq } from './lib/api.mjs';
+import { connect, closeQuietly, sql } from './lib/pg.mjs';
+import { freePort, until, instanceOf, postmasters, alive } from './lib/procs.mjs';
+import { cli } from './lib/server.mjs';
+
+const SPARES = 2;
+const metricsPort = await freePort();
+const ctx = useServer('warmpool', { extraArgs: ['--spares', String(SPARES), '--metrics-listen', `127.0.0.1:${metricsPort}`, '--backup-interval', '0'] });
+const S = {};
+
+async function metric(name) {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  assert.ok(line, `no ${name} in /metrics`);
+  return Number(line.split(' ')[1]);
+}
+const spareDirs = () => fs.readdirSync(path.join(ctx.server.home, 'instances')).filter((d) => fs.existsSync(path.join(ctx.server.home, 'instances', d, 'spare')));
+const sparePms = () => postmasters(ctx.server.home, { spares: true }).filter((p) => spareDirs().includes(p.instance));
+const fullPool = () => until(async () => (await metric('pgfleet_spares_ready')) === SPARES && sparePms().length === SPARES, { timeoutMs: 60000, intervalMs: 100 });
+async function createDb(name) {
+  const d = expectStatus(await call(ctx.c, 'POST', '/v1/databases', { body: { projectId: S.project.id, name } }), 201).data;
+  return d;
+}
+
+ctx.it('setup: a project; the pool fills with started spares that listen on their socket only', async () => {
+  S.project = expectStatus(await call(ctx.c, 'POST', '/v1/projects', { body: { name: uniq('warm'), createDatabase: false } }), 201).data;
+  assert.ok(await fullPool(), `the pool did not reach ${SPARES} started spares`);
+  for (const id of spareDirs()) {
+    const pid = fs.readFileSync(path.join(ctx.server.home, 'instances', id, 'data', 'postmaster.pid'), 'utf8').split('\n');
+    assert.equal(pid[5], '', `spare ${id} has no TCP listener (listen_addresses '')`);
+    assert.ok(fs.existsSync(path.join(ctx.server.home, 'backup', 'backup', id, 'backup.info')), `spare ${id}'s stanza is made up front`);
+  }
+  const status = await cli(['status', '--home', ctx.server.home], { full: true });
+  assert.match(status, new RegExp(`^spares: ${SPARES}$`, 'm'));
+});
+
+ctx.it('a create takes a started spare: ready, served by the spare, the pool refills', async () => {
+  const spares = new Set(spareDirs());
+  const taken0 = await metric('pgfleet_spares_taken_total');
+  const t0 = Date.now();
+  const d = await createDb('from-spare');
+  await waitReady(ctx.c, d.id);
+  const ms = Date.now() - t0;
+  const inst = instanceOf(ctx.server.home, d.id);
+  assert.ok(spares.has(inst), `the database's instance ${inst} is one of the spares ${[...spares]}`);
+  assert.equal(await metric('pgfleet_spares_taken_total'), taken0 + 1);
+  assert.match(ctx.server.log(), new RegExp(`db=${d.id} msg="attached to the warm spare ${inst}"`));
+  const cs = d.connections[0].endpoints.direct.connectionString;
+  assert.equal((await sql(cs, 'SELECT 1 AS one'))[0].one, 1);
+  assert.ok(!fs.existsSync(path.join(ctx.server.home, 'instances', inst, 'spare')), 'the taken spare is no spare any more');
+  assert.ok(await fullPool(), 'the pool was refilled');
+  assert.ok(!spareDirs().includes(inst));
+  console.log(`# create from a warm spare: ready ${ms} ms after POST`);
+  S.db = d;
+});
+
+ctx.it('an empty database costs at most 24 MiB of disk', async () => {
+  const inst = instanceOf(ctx.server.home, S.db.id);
+  const kib = Number(execFileSync('du', ['-sk', path.join(ctx.server.home, 'instances', inst)], { encoding: 'utf8' }).split('\t')[0]);
+  console.log(`# du -s of an empty database's instance: ${(kib / 1024).toFixed(1)} MiB`);
+  assert.ok(kib <= 24 * 1024, `${kib} KiB > 24 MiB`);
+});
+
+ctx.it('90 direct connections to one database at once, beside the pooled endpoint', async () => {
+  const cs = S.db.connections[0].endpoints.direct.connectionString;
+  const clients = [];
+  try {
+    for (let i = 0; i < 90; i += 15) clients.push(...(await Promise.all(Array.from({ length: 15 }, () => connect(cs, { timeoutMs: 30000 })))));
+    const rs = await Promise.all(clients.map((c, i) => c.query('SELECT $1::int AS i', [i])));
+    rs.forEach((r, i) => assert.equal(r.rows[0].i, i));
+    const pooled = await connect(S.db.connections[0].endpoints.pooled.connectionString, { timeoutMs: 30000 });
+    clients.push(pooled);
+    assert.equal((await pooled.query('SELECT 2 AS two')).rows[0].two, 2);
+  } finally {
+    await Promise.all(clients.map(closeQuietly));
+  }
+});
+
+ctx.it('20 concurrent creates cause a handful of PgBouncer reloads, not 20', async () => {
+  const r0 = await metric('pgfleet_pooler_reloads_total');
+  const ds = await Promise.all(Array.from({ length: 20 }, (_, i) => createDb(`burst-${i}`)));
+  await Promise.all(ds.map((d) => waitReady(ctx.c, d.id, { timeoutMs: 150000 })));
+  // the pooled endpoint follows ready: every database there shortly after
+  const last = ds[ds.length - 1].connections[0].endpoints.pooled.connectionString;
+  assert.ok(await until(async () => { try { await sql(last, 'SELECT 1'); return true; } catch { return false; } }, { timeoutMs: 10000, intervalMs: 100 }), 'the pooled endpoint serves the new databases');
+  const reloads = (await metric('pgfleet_pooler_reloads_total')) - r0;
+  console.log(`# 20 concurrent creates: ${reloads} PgBouncer reloads`);
+  assert.ok(reloads >= 1 && reloads <= 10, `${reloads} reloads for 20 creates`);
+  S.burst = ds;
+}, { timeout: 240000 });
+
+ctx.it('kill -9 and restart: the running spares are adopted, not started twice', async () => {
+  assert.ok(await fullPool());
+  const before = new Map(sparePms().map((p) => [p.instance, p.pid]));
+  await ctx.server.kill9();
+  await ctx.server.start();
+  assert.ok(await fullPool(), 'the pool is full again after the restart');
+  const after = new Map(sparePms().map((p) => [p.instance, p.pid]));
+  assert.deepEqual([...after].sort(), [...before].sort(), 'the same spare servers, adopted');
+  assert.match(ctx.server.log(), /adopted the running spare/);
+});
+
+ctx.it('restart with --spares 0: the spares are removed, no postmaster of theirs left', async () => {
+  const pids = sparePms().map((p) => p.pid);
+  assert.equal(pids.length, SPARES);
+  ctx.server.extraArgs = ctx.server.extraArgs.map((a, i, all) => (all[i - 1] === '--spares' ? '0' : a));
+  await ctx.server.restart();
+  assert.ok(await until(() => spareDirs().length === 0 && pids.every((p) => !alive(p)), { timeoutMs: 30000 }), `spares left: ${spareDirs()}`);
+  assert.equal(await metric('pgfleet_spares_ready'), 0);
+  // and a create still works without a pool
+  const d = await createDb('cold');
+  await waitReady(ctx.c, d.id, { timeoutMs: 60000 });
+  assert.match(ctx.server.log(), new RegExp(`db=${d.id} msg="attached to the new instance in_`));
+});
+
+ctx.itShutsDownCleanly();
