@@ -166,7 +166,7 @@ it('creates a project, waits for its database to be ready, copies the direct str
   await shot('03-database-created');
   S.cs1 = await copy('Copy Direct connection string');
   assert.equal(S.cs1, await page().inputValue('#secret-direct'));
-  // on a loopback public host the strings carry no sslmode (--tls-mode loopback-optional)
+  // a loopback public host: loopback-optional TLS, strings without sslmode (docs/tls.md)
   assert.match(S.cs1, /^postgresql:\/\/u_[^:]+:[^@]+@127\.0\.0\.1:\d+\/postgres$/);
   const pooled = await page().inputValue('#secret-pooled');
   assert.match(pooled, new RegExp(`/${S.dbId}$`));

@@ -195,26 +195,27 @@ ctx.it('a new --public-host after a kill -9: the adopted servers and PgBouncer p
   const { db, conn } = await newDatabase('rehost');
   const pmPid = postmasterPidFile(ctx.server.home, db.id);
   const bouncer = pgbouncerPid();
-  const asLocalhost = (cs) => { const u = new URL(cs); u.hostname = 'localhost'; return u.toString(); };
-  // the certificate names 127.0.0.1 only: verify-full to "localhost" fails
+  // verify-full to the name db.example.test, reached at 127.0.0.1 (hostaddr)
+  const asNamed = (cs) => { const u = new URL(cs); u.hostname = 'db.example.test'; u.search = `?hostaddr=127.0.0.1&sslmode=verify-full&sslrootcert=${S.caPath}`; return u.toString(); };
+  // the certificate names localhost, 127.0.0.1 and ::1 only: verify-full to the name fails
   for (const kind of ['direct', 'pooled']) {
-    const r = await psqlTry(verifyFull(asLocalhost(conn.endpoints[kind].connectionString)));
+    const r = await psqlTry(asNamed(conn.endpoints[kind].connectionString));
     assert.ok(!r.ok && /does not match host name|certificate/.test(r.out), `${kind}: ${r.out}`);
   }
   await ctx.server.kill9();
   const saved = ctx.server.extraArgs;
-  ctx.server.extraArgs = [...saved, '--public-host', 'localhost'];
+  ctx.server.extraArgs = [...saved, '--public-host', 'db.example.test'];
   try {
     await ctx.server.start();
     await waitReady(ctx.c, db.id);
     assert.equal(postmasterPidFile(ctx.server.home, db.id), pmPid, 'the server was adopted, not restarted');
     assert.equal(pgbouncerPid(), bouncer, 'PgBouncer was adopted, not restarted');
     const got = expectStatus(await call(ctx.c, 'GET', '/v1/connections/{id}', { params: { path: { id: conn.id } } }), 200).data;
-    assert.equal(got.endpoints.direct.host, 'localhost');
+    assert.equal(got.endpoints.direct.host, 'db.example.test');
     for (const kind of ['direct', 'pooled']) {
-      const cs = verifyFull(asLocalhost(conn.endpoints[kind].connectionString));
+      const cs = asNamed(conn.endpoints[kind].connectionString);
       assert.ok(await until(async () => (await psqlTry(cs)).ok, { timeoutMs: 10000, intervalMs: 200 }),
-        `${kind}: verify-full to localhost still fails: ${(await psqlTry(cs)).out}`);
+        `${kind}: verify-full to db.example.test still fails: ${(await psqlTry(cs)).out}`);
     }
   } finally {
     ctx.server.extraArgs = saved;
