@@ -74,10 +74,7 @@ typedef int (*http_auth_hook)(void *app, http_req *req, pf_err *e);
 
 /* HTTP_HEAVY: a handler that costs much memory or CPU (an argon2id password check: ~0.1 s
  * and 64 MiB): at most http_config.heavy_max of them run at once, the others queue. */
-/* HTTP_INLINE: a handler that only reads the catalog (a few indexed reads in WAL mode,
- * which never wait for a writer) and never waits for an op: it runs on the event thread
- * that parsed its request, without a suspend, a queue and a resume. */
-enum { HTTP_PUBLIC = 0, HTTP_AUTH = 1, HTTP_HEAVY = 2, HTTP_INLINE = 4 };
+enum { HTTP_PUBLIC = 0, HTTP_AUTH = 1, HTTP_HEAVY = 2 };
 
 typedef struct http_route {
     const char *method;  /* "GET", "POST", ... */

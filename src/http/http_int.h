@@ -92,8 +92,6 @@ void http__count_and_log(req_ctx *ctx, int status);
 /* Makes the answer of ctx from rc/e/resp (frees what resp owns), counts and logs it, and
  * resumes the connection so the event thread sends it. */
 void http__finish(req_ctx *ctx, int rc, pf_err *e);
-/* The same answer, returned (with its status) instead of resumed: an inline handler's. */
-struct MHD_Response *http__answer(req_ctx *ctx, int rc, pf_err *e, int *status);
 /* Drops one reference of ctx (freeing it with the last). */
 void http__ctx_unref(req_ctx *ctx);
 
@@ -103,10 +101,6 @@ extern pthread_mutex_t http__waits_mu;
 /* ---- work.c ---- */
 void http__pool_start(http_server *s);
 void http__pool_push(http_server *s, req_ctx *ctx, job_kind job);
-/* Runs an HTTP_INLINE route's auth hook and handler on the calling (event) thread. 1: the
- * answer is in *answer and *status, to queue now; 0: the handler waits for an event, the
- * connection was suspended and its answer comes later. */
-int http__run_inline(req_ctx *ctx, struct MHD_Response **answer, int *status);
 /* Answers every waiting request 503 and refuses new waits. */
 void http__answer_waiting(http_server *s);
 /* Runs the queued jobs to the end and joins the workers. */

@@ -181,7 +181,7 @@ void http__count_and_log(req_ctx *ctx, int status)
                 ctx->log_url, status, (long long)ms);
 }
 
-struct MHD_Response *http__answer(req_ctx *ctx, int rc, pf_err *e, int *status_out)
+void http__finish(req_ctx *ctx, int rc, pf_err *e)
 {
     http_resp *resp = &ctx->resp;
     struct MHD_Response *r;
@@ -205,14 +205,6 @@ struct MHD_Response *http__answer(req_ctx *ctx, int rc, pf_err *e, int *status_o
         http__release_resp(resp);
     }
     http__count_and_log(ctx, status);
-    *status_out = status;
-    return r;
-}
-
-void http__finish(req_ctx *ctx, int rc, pf_err *e)
-{
-    int status;
-    struct MHD_Response *r = http__answer(ctx, rc, e, &status);
     ctx->answer = r;
     ctx->status = status;
     MHD_resume_connection(ctx->c);

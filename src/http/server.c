@@ -1,7 +1,7 @@
 /* http: the libmicrohttpd listener in epoll mode with a few event threads (work.c runs the
  * handlers, guard.c the deadlines, reply.c builds and finishes answers): header checks and
  * body limits, the route table, request helpers for handlers. The event threads parse,
- * route and send; they run no handler but the HTTP_INLINE ones (catalog reads). */
+ * route and send; they never run a handler. */
 #include "http/http.h"
 
 #include <arpa/inet.h>
@@ -271,15 +271,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     ctx->req.body_len = ctx->body.len;
     ctx->dispatched = true;
     atomic_fetch_add(&s->inflight, 1);
-    if ((route->flags & HTTP_INLINE) && !(route->flags & HTTP_HEAVY)) {
-        struct MHD_Response *r = NULL;
-        int st = 0;
-        if (http__run_inline(ctx, &r, &st) == 0)
-            return MHD_YES; /* suspended: it waits for an event */
-        enum MHD_Result ret = MHD_queue_response(c, (unsigned)st, r);
-        MHD_destroy_response(r);
-        return ret;
-    }
     MHD_suspend_connection(c);
     http__pool_push(s, ctx, JOB_HANDLE);
     return MHD_YES;

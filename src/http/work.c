@@ -125,26 +125,6 @@ static void run_handle(req_ctx *ctx)
     http__finish(ctx, rc, &e);
 }
 
-int http__run_inline(req_ctx *ctx, struct MHD_Response **answer, int *status)
-{
-    http_server *s = ctx->s;
-    pf_err e;
-    err_clear(&e);
-    int rc = 0;
-    if ((ctx->route->flags & HTTP_AUTH) && s->cfg.auth)
-        rc = s->cfg.auth(s->cfg.app, &ctx->req, &e);
-    if (rc == 0)
-        rc = ctx->route->handler(s->cfg.app, &ctx->req, &ctx->resp, &e);
-    if (rc == 0 && ctx->resp.wait.arm) {
-        /* it waits after all: suspended like a dispatched request, answered by its wake */
-        MHD_suspend_connection(ctx->c);
-        start_wait(ctx);
-        return 0;
-    }
-    *answer = http__answer(ctx, rc, &e, status);
-    return 1;
-}
-
 static void run_then(req_ctx *ctx)
 {
     pf_err e;
