@@ -181,6 +181,10 @@ try {
       if (!(await trial.check(answer))) {
         lost[k]++;
         lostWhat.push(`trial ${t}: ${k} ${JSON.stringify(answer.body).slice(0, 200)}`);
+        // what the server said about it (the home is removed at the end)
+        const id = answer.body?.data?.database?.id ?? answer.body?.data?.id ?? '';
+        const lines = readFileSync(join(home, 'server.log'), 'utf8').split('\n').filter((l) => id && l.includes(id) && !l.includes('level=debug'));
+        lostWhat.push(...lines.slice(-12).map((l) => `    ${l.slice(0, 300)}`));
       }
     } else {
       unacked++;

@@ -4,7 +4,7 @@
 // Each database is a real PostgreSQL server: N is what the machine's memory and disk allow.
 //   BENCH_LIST_DBS (default 2000), BENCH_LIST_SAMPLES (default 300), PGFLEET_BIN
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, openSync, closeSync } from 'node:fs';
+import { mkdtempSync, rmSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, sleep, pct } from './lib.mjs';
@@ -73,6 +73,14 @@ try {
     page.push(await timed(`/v1/databases?limit=100&cursor=${cursor}`));
     single.push(await timed(`/v1/databases/${one}`));
   }
+  // the server's own CPU per request (utime + stime), steadier than latency on a shared machine
+  const cpuMs = () => { const f = readFileSync(`/proc/${server.pid}/stat`, 'utf8').split(') ')[1].split(' '); return (Number(f[11]) + Number(f[12])) * 1000 / 100; };
+  const c0 = cpuMs();
+  for (let i = 0; i < SAMPLES; i++) await timed(`/v1/databases/${one}`);
+  const c1 = cpuMs();
+  for (let i = 0; i < SAMPLES; i++) await timed(`/v1/databases?limit=100&cursor=${cursor}`);
+  const c2 = cpuMs();
+  console.log(`list: server CPU per request: GET /v1/databases/{id} ${((c1 - c0) / SAMPLES).toFixed(2)} ms, page of 100 ${((c2 - c1) / SAMPLES).toFixed(2)} ms; ratio ${((c2 - c1) / Math.max(1, c1 - c0)).toFixed(2)}x (background work included)`);
   const p50p = pct(page, 50);
   const p50s = pct(single, 50);
   console.log(`list: ${ids.length} databases; GET /v1/databases?limit=100 p50 ${p50p.toFixed(2)} ms (p99 ${pct(page, 99).toFixed(2)}), GET /v1/databases/{id} p50 ${p50s.toFixed(2)} ms (p99 ${pct(single, 99).toFixed(2)}); ratio ${(p50p / p50s).toFixed(2)}x per request, ${(p50p / p50s / 100).toFixed(3)}x per item (aim: at most 2x)`);
