@@ -2,11 +2,11 @@
 # runs every test; `make run` starts a server on a default home. See README.md.
 
 CC      ?= cc
-PKGS    := libmicrohttpd jansson sqlite3 libsodium libpq
+PKGS    := libmicrohttpd jansson sqlite3 libsodium libpq libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
-CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -Isrc $(WARN) $(PKG_CFLAGS) -pthread
+CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -Isrc -Ibuild/gen $(WARN) $(PKG_CFLAGS) -pthread
 LDLIBS  := $(PKG_LIBS) -pthread -lm
 
 SRCS    := $(sort $(shell find src -name '*.c' ! -name main.c))
@@ -48,7 +48,7 @@ FUZZ_SECONDS ?= 10
 PGFLEET_HOME ?= $(CURDIR)/.pgfleet
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: all build san deps deps-test unit fuzz e2e test run bench format format-check check-layers clean
+.PHONY: all build san deps deps-test unit fuzz e2e test run bench format format-check check-layers clean openapi
 
 all: build
 build: build/pgfleet
@@ -94,6 +94,7 @@ MODS_test_backup := util engine api store ops http auth
 MODS_test_form   := util http
 MODS_test_pooler := util engine
 MODS_test_ops    := util store ops
+MODS_test_cli    := util cli
 FAKES_test_ops   := tests/unit/fake_engine.c
 mods_objs = $(filter $(foreach m,$(or $(MODS_$(1)),$(notdir $(wildcard src/*))),$(SAN_DIR)/src/$(m)/%),$(SAN_OBJS))
 .SECONDEXPANSION:
@@ -105,6 +106,23 @@ $(SAN_DIR)/tests/%: tests/unit/%.c $$(FAKES_$$*) $(HARNESS_SRCS) tests/unit/harn
 	@$(CC) $(SAN_CFLAGS) -Itests/unit $(call harness_def,$*) -o $@ $< $(FAKES_$*) $(HARNESS_SRCS) $(call mods_objs,$*) $(LDLIBS) -lcmocka
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# the OpenAPI document is embedded by the assembler (.incbin), which -MMD does not see
+$(REL_DIR)/src/api/doc.o $(SAN_DIR)/src/api/doc.o $(FUZZ_DIR)/src/api/doc.o: src/api/openapi.json
+
+# regenerates src/api/openapi.json from the SDK's types and the route table (needs
+# tests/e2e/node_modules: npm ci there); tests/e2e/openapi.test.mjs checks it is current
+openapi:
+	@cd tests/e2e && node gen-schemas.mjs && node gen-openapi.mjs
+
+# The web console's files (web/, flat) compiled into the binary as a C include
+# (src/api/console.c): built from the tree, nothing fetched at build or run time.
+CONSOLE_FILES := $(sort $(wildcard web/*))
+build/gen/console_assets.inc: $(CONSOLE_FILES) scripts/embed-assets.sh
+	@mkdir -p $(dir $@)
+	@echo "  EMBED   $@"
+	@scripts/embed-assets.sh web $@
+$(REL_DIR)/src/api/console.o $(SAN_DIR)/src/api/console.o $(FUZZ_DIR)/src/api/console.o: build/gen/console_assets.inc
 
 deps:
 	@scripts/install-deps.sh build

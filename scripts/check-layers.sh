@@ -9,6 +9,7 @@
 #   auth                         store, util
 #   ops                          engine, store, util
 #   api                          http, auth, store, ops, util (never engine)
+#   cli                          util (talks to a server over its API, never the store)
 #   main.c                       everything
 set -u
 src=${1:-src}
@@ -22,7 +23,8 @@ allowed() { # layer -> the layers it may include (its own first)
     auth) echo "auth store util" ;;
     ops) echo "ops engine store util" ;;
     api) echo "api http auth store ops util" ;;
-    main) echo "main api http auth store ops engine util" ;;
+    cli) echo "cli util" ;;
+    main) echo "main cli api http auth store ops engine util" ;;
     *) return 1 ;;
   esac
 }

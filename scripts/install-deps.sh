@@ -4,11 +4,12 @@
 #   install-deps.sh test    -> that plus what `make test` and `make bench` need
 set -euo pipefail
 want=(build-essential pkg-config postgresql-15 postgresql-client-15 libpq-dev
-      libmicrohttpd-dev libjansson-dev libsqlite3-dev libsodium-dev openssl curl
-      pgbouncer pgbackrest)
+      libmicrohttpd-dev libjansson-dev libsqlite3-dev libsodium-dev libcurl4-openssl-dev openssl curl
+      pgbouncer pgbackrest
+      postgresql-15-pgextwlist postgresql-15-postgis-3 postgresql-15-hypopg postgresql-15-partman)
 if [ "${1:-build}" = test ]; then
-  want+=(libcmocka-dev nodejs npm wrk nginx-light clang-format clang libclang-rt-14-dev procps iproute2
-         chromium)
+  want+=(libcmocka-dev nodejs npm wrk nginx-light clang-format clang libclang-rt-14-dev procps iproute2 bsdutils zsh
+         chromium python3-psycopg)
 fi
 missing=()
 for p in "${want[@]}"; do

@@ -17,6 +17,7 @@
 
 #include "api/api.h"
 #include "auth/auth.h"
+#include "cli/cli.h"
 #include "engine/engine.h"
 #include "http/http.h"
 #include "ops/ops.h"
@@ -34,7 +35,9 @@ enum {
     CMD_WORKSPACE = 4,
     CMD_USER = 8,
     CMD_CLIENT = 16,
-    CMD_STATUS = 32
+    CMD_STATUS = 32,
+    CMD_REVOKE = 64,
+    CMD_CLI = 1 << 30 /* takes no option of options[] */
 };
 
 typedef enum {
@@ -72,6 +75,8 @@ typedef enum {
     O_TLS_CERT,
     O_TLS_KEY,
     O_TLS_CA,
+    O_TLS_MODE,
+    O_EXTENSIONS,
     O_HTTP_MAX_CONNECTIONS,
     O_HTTP_MAX_PER_ADDRESS,
     O_HTTP_HEADER_TIMEOUT,
@@ -82,14 +87,19 @@ typedef enum {
     O_HTTP_TLS,
     O_HTTP_TLS_CERT,
     O_HTTP_TLS_KEY,
+    O_EXPIRY_MIN,
+    O_OPERATOR,
+    O_TOKEN_ID,
     O__COUNT
 } opt_id;
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_formats[] = {"logfmt", "json", NULL};
 static const char *const tls_modes[] = {"auto", "on", "off", NULL};
+static const char *const db_tls_modes[] = {"auto", "require", "loopback-optional", NULL};
 
-#define ALL_CMDS (CMD_SERVE | CMD_TOKEN | CMD_WORKSPACE | CMD_USER | CMD_CLIENT | CMD_STATUS)
+#define ALL_CMDS                                                                                   \
+    (CMD_SERVE | CMD_TOKEN | CMD_WORKSPACE | CMD_USER | CMD_CLIENT | CMD_STATUS | CMD_REVOKE)
 #define DAY 86400L
 
 static const opt_def options[O__COUNT] = {
@@ -182,6 +192,15 @@ static const opt_def options[O__COUNT] = {
                    .help = "PEM key of --tls-cert"},
     [O_TLS_CA] = {"tls-ca", "PGFLEET_TLS_CA", OPT_PATH, NULL, .cmds = CMD_SERVE,
                   .help = "with --tls-cert: the CA certificate served at GET /v1/ca.pem"},
+    [O_TLS_MODE] = {"tls-mode", "PGFLEET_TLS_MODE", OPT_ENUM, "auto", .values = db_tls_modes,
+                    .cmds = CMD_SERVE,
+                    .help = "TLS on the database endpoints: require, or loopback-optional "
+                            "(plaintext from loopback addresses only; strings carry no sslmode); "
+                            "auto: loopback-optional when --public-host is a loopback address, "
+                            "else require"},
+    [O_EXTENSIONS] = {"extensions", "PGFLEET_EXTENSIONS", OPT_STRING, NULL, .cmds = CMD_SERVE,
+                      .help = "extensions a connection may CREATE, comma-separated (default: "
+                              "every one in docs/extensions.md)"},
     [O_HTTP_MAX_CONNECTIONS] = {"http-max-connections", "PGFLEET_HTTP_MAX_CONNECTIONS", OPT_INT,
                                 "4096", 16, 1000000, .cmds = CMD_SERVE,
                                 .help = "API connections open at once; more are refused"},
@@ -216,6 +235,14 @@ static const opt_def options[O__COUNT] = {
                                  "endpoints', HOME/tls/server.crt)"},
     [O_HTTP_TLS_KEY] = {"http-tls-key", "PGFLEET_HTTP_TLS_KEY", OPT_PATH, NULL, .cmds = CMD_SERVE,
                         .help = "PEM key of --http-tls-cert (default HOME/tls/server.key)"},
+    [O_EXPIRY_MIN] = {"expiry-min-seconds", "PGFLEET_EXPIRY_MIN_SECONDS", OPT_SECONDS, "300", 1,
+                      300, .cmds = CMD_SERVE,
+                      .help = "for tests only: the nearest expiresAt a project may take"},
+    [O_OPERATOR] = {"operator", NULL, OPT_FLAG, NULL, .cmds = CMD_TOKEN,
+                    .help = "token create: a read-only operator token for the whole fleet "
+                            "(GET /v1/fleet, the console's fleet view) instead of a workspace's"},
+    [O_TOKEN_ID] = {"id", NULL, OPT_STRING, NULL, .cmds = CMD_REVOKE,
+                    .help = "token revoke: the id (tok_...) of the token to revoke"},
 };
 
 static opt_value ov[O__COUNT];
@@ -228,7 +255,9 @@ static void usage(FILE *f)
             "Management API (v1)\n\n"
             "usage:\n"
             "  pgfleet serve [options]             run the API and the databases\n"
-            "  pgfleet token create [options]      print a new service token (last line)\n"
+            "  pgfleet token create [options]      print a new service token (last line);\n"
+            "                                      --operator: a read-only fleet token\n"
+            "  pgfleet token revoke --id ID        revoke a token (an operator token too)\n"
             "  pgfleet workspace create --name N   print a new workspace's id\n"
             "  pgfleet user create --email E       a user (password from stdin, or generated)\n"
             "                                      and a workspace; prints both ids\n"
@@ -236,8 +265,12 @@ static void usage(FILE *f)
             "                                      register an OAuth client; prints its id\n"
             "  pgfleet status                      the fleet from the catalog: databases, ops,\n"
             "                                      last backups (works beside a running serve)\n"
-            "  pgfleet version\n\noptions:\n",
+            "  pgfleet version\n\n"
+            "over the API of a running server (pgfleet COMMAND --help; docs/cli.md):\n",
             PGFLEET_VERSION);
+    cli_usage(f);
+    fprintf(f, "  exit status: 0 done, 1 refused or failed, 2 usage, 3 not found, 4 conflict,\n"
+               "               5 server or network error\n\noptions (host-side commands):\n");
     opt_help(f, options, O__COUNT);
 }
 
@@ -317,8 +350,28 @@ static int with_home(int (*work)(store *st, pf_err *e))
     return rc;
 }
 
+/* An operator token (docs/console.md): made only here, on the host; owned by the first
+ * workspace's row but acting in none. */
+static int operator_token_create(store *st, pf_err *e)
+{
+    store_workspace w;
+    if (store_workspace_first(st, &w, e) != 0)
+        return -1;
+    char value[AUTH_TOKEN_MAX];
+    store_token t;
+    if (auth_operator_token_create(st, w.id, OPT(O_NAME), value, &t, e) != 0)
+        return -1;
+    fprintf(stderr, "pgfleet: operator token %s (read-only, the whole fleet); it is shown once:\n",
+            t.id);
+    printf("%s\n", value);
+    sodium_memzero(value, sizeof value);
+    return 0;
+}
+
 static int token_create(store *st, pf_err *e)
 {
+    if (ov[O_OPERATOR].n)
+        return operator_token_create(st, e);
     store_workspace w;
     if (OPT(O_WORKSPACE) ? store_workspace_get(st, OPT(O_WORKSPACE), &w, e)
                          : store_workspace_first(st, &w, e))
@@ -335,7 +388,30 @@ static int token_create(store *st, pf_err *e)
 
 static int cmd_token_create(void)
 {
+    if (ov[O_OPERATOR].n && OPT(O_WORKSPACE)) {
+        fprintf(stderr, "pgfleet: an operator token belongs to no workspace: drop --workspace\n");
+        return 2;
+    }
     return with_home(token_create);
+}
+
+static int token_revoke(store *st, pf_err *e)
+{
+    if (store_token_revoke(st, OPT(O_TOKEN_ID), e) != 0)
+        return -1;
+    fprintf(stderr, "pgfleet: token %s revoked\n", OPT(O_TOKEN_ID));
+    return 0;
+}
+
+/* Any token by id, an operator token included (no workspace lists those). */
+static int cmd_token_revoke(void)
+{
+    const char *id = OPT(O_TOKEN_ID);
+    if (!id || strncmp(id, "tok_", 4) != 0 || strlen(id) >= PF_ID_MAX) {
+        fprintf(stderr, "pgfleet: token revoke needs --id tok_... (printed by token create)\n");
+        return 2;
+    }
+    return with_home(token_revoke);
 }
 
 static int workspace_create(store *st, pf_err *e)
@@ -570,6 +646,15 @@ static void base_url(char *out, size_t n)
 
 /* ---- serve: the parsed options wired into each layer's config ---- */
 
+/* --tls-mode: loopback-optional, or auto with a loopback public host. */
+static bool tls_loopback_optional(void)
+{
+    if (ov[O_TLS_MODE].n != 0)
+        return ov[O_TLS_MODE].n == 2;
+    const char *h = OPT(O_PUBLIC_HOST);
+    return strncmp(h, "127.", 4) == 0 || strcmp(h, "::1") == 0 || strcmp(h, "localhost") == 0;
+}
+
 static engine_config serve_engine_config(const char *home)
 {
     engine_config ec = {.home = home,
@@ -581,6 +666,8 @@ static engine_config serve_engine_config(const char *home)
                         .tls_cert = OPT(O_TLS_CERT),
                         .tls_key = OPT(O_TLS_KEY),
                         .tls_ca = OPT(O_TLS_CA),
+                        .tls_loopback_optional = tls_loopback_optional(),
+                        .extensions = OPT(O_EXTENSIONS),
                         .max_connections = (int)ov[O_MAX_CONNECTIONS].n,
                         .pool_size = (int)ov[O_POOL_SIZE].n};
     if (ov[O_POOLER_LISTEN].port > 0) {
@@ -660,10 +747,12 @@ static void serve_app(app *a, store *st, engine *en, auth_keys *keys)
     a->port_hi = (int)ov[O_PORT_RANGE].hi;
     a->op_wait_ms = 20000;
     a->backup_retention_days = (int)ov[O_BACKUP_RETENTION].n;
+    a->expiry_min_s = ov[O_EXPIRY_MIN].n;
     a->pooler_port = ov[O_POOLER_LISTEN].port;
     if (engine_tls_ca_path(en))
         snprintf(a->ca_path, sizeof a->ca_path, "%s", engine_tls_ca_path(en));
     snprintf(a->public_host, sizeof a->public_host, "%s", OPT(O_PUBLIC_HOST));
+    a->tls_loopback_optional = tls_loopback_optional();
     base_url(a->base_url, sizeof a->base_url);
 }
 
@@ -679,6 +768,50 @@ static int port_range_check(pf_err *e)
                     "(/proc/sys/net/ipv4/ip_local_port_range): choose database ports outside it, "
                     "e.g. the default 20000-29999",
                     lo, hi, elo, ehi);
+}
+
+/* The given certificate's and key's identity on disk (a renewal changes it). */
+static void given_stamp(char out[128])
+{
+    struct stat a, b;
+    out[0] = '\0';
+    if (OPT(O_TLS_CERT) && OPT(O_TLS_KEY) && stat(OPT(O_TLS_CERT), &a) == 0 &&
+        stat(OPT(O_TLS_KEY), &b) == 0)
+        snprintf(out, 128, "%lld.%ld.%lld/%lld.%ld.%lld", (long long)a.st_mtim.tv_sec,
+                 a.st_mtim.tv_nsec, (long long)a.st_size, (long long)b.st_mtim.tv_sec,
+                 b.st_mtim.tv_nsec, (long long)b.st_size);
+}
+
+/* Waits for SIGTERM or SIGINT (returned). Meanwhile SIGHUP, or a change of the given
+ * --tls-cert/--tls-key files (looked at every TLS_WATCH_MS), reloads TLS everywhere online
+ * ("tls reload"); a failed reload keeps the previous certificate and is logged. */
+#define TLS_WATCH_MS 2000
+static int serve_wait(const sigset_t *sigs, engine *en)
+{
+    char seen[128], now[128];
+    given_stamp(seen);
+    for (;;) {
+        struct timespec ts = {TLS_WATCH_MS / 1000, (TLS_WATCH_MS % 1000) * 1000000L};
+        int sig = sigtimedwait(sigs, NULL, &ts);
+        if (sig == SIGTERM || sig == SIGINT)
+            return sig;
+        given_stamp(now);
+        bool moved = strcmp(now, seen) != 0;
+        if (sig != SIGHUP && !moved)
+            continue;
+        if (sig != SIGHUP && !engine_tls_given_changed(en)) {
+            snprintf(seen, sizeof seen, "%s", now); /* touched, same content */
+            continue;
+        }
+        if (sig == SIGHUP)
+            log_info("received SIGHUP: reloading TLS");
+        pf_err e;
+        err_clear(&e);
+        bool changed = false;
+        if (engine_tls_reload(en, &changed, &e) != 0)
+            log_error("%s (the previous certificate is still served)", e.message);
+        snprintf(seen, sizeof seen, "%s", now);
+    }
 }
 
 static int cmd_serve(void)
@@ -706,6 +839,7 @@ static int cmd_serve(void)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -740,6 +874,8 @@ static int cmd_serve(void)
     serve_app(&a, st, en, &keys);
     snprintf(a.home, sizeof a.home, "%s", home);
     if (api_regions_configure(&a, OPT(O_REGIONS), &e) != 0)
+        goto out;
+    if (api_console_register(&a, &e) != 0)
         goto out;
     ops_config oc = serve_ops_config();
     if (ops_start(st, en, &oc, &op, &e) != 0)
@@ -787,8 +923,7 @@ static int cmd_serve(void)
     log_info("pgfleet %s serving %s on %s:%d (public URL %s)", PGFLEET_VERSION, home, listen->host,
              listen->port, a.base_url);
 
-    int sig = 0;
-    sigwait(&sigs, &sig);
+    int sig = serve_wait(&sigs, en);
     log_info("received %s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     rc = 0;
 out:
@@ -822,7 +957,16 @@ static int cmd_status(void)
     return with_home(fleet_status);
 }
 
-/* The commands: their word and second word (or NULL), the options they take, what runs. */
+/* The CLI's commands over the API (src/cli) parse their own arguments, from argv[1] on. */
+static int cli_argc;
+static char **cli_argv;
+static int cmd_cli(void)
+{
+    return cli_run(cli_argc - 1, cli_argv + 1);
+}
+
+/* The commands: their word and second word (or NULL), the options they take (CMD_CLI: its
+ * own, not options[]), what runs. */
 typedef struct command {
     const char *word, *sub;
     int cmd;
@@ -831,11 +975,37 @@ typedef struct command {
 static const command commands[] = {
     {"serve", NULL, CMD_SERVE, cmd_serve},
     {"token", "create", CMD_TOKEN, cmd_token_create},
+    {"token", "revoke", CMD_REVOKE, cmd_token_revoke},
     {"workspace", "create", CMD_WORKSPACE, cmd_workspace_create},
     {"user", "create", CMD_USER, cmd_user_create},
     {"oauth-client", "create", CMD_CLIENT, cmd_oauth_client_create},
     {"status", NULL, CMD_STATUS, cmd_status},
+    /* over the API (src/cli, docs/cli.md) */
+    {"login", NULL, CMD_CLI, cmd_cli},
+    {"logout", NULL, CMD_CLI, cmd_cli},
+    {"projects", NULL, CMD_CLI, cmd_cli},
+    {"databases", NULL, CMD_CLI, cmd_cli},
+    {"connections", NULL, CMD_CLI, cmd_cli},
+    {"backups", NULL, CMD_CLI, cmd_cli},
+    {"restore", NULL, CMD_CLI, cmd_cli},
+    {"usage", NULL, CMD_CLI, cmd_cli},
+    {"branches", NULL, CMD_CLI, cmd_cli},
+    {"psql", NULL, CMD_CLI, cmd_cli},
+    {"completion", NULL, CMD_CLI, cmd_cli},
 };
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+/* The host-side words, for the CLI's shell completion. */
+static const char *host_words[NCOMMANDS];
+static size_t host_words_fill(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (commands[i].cmd != CMD_CLI &&
+            (n == 0 || strcmp(host_words[n - 1], commands[i].word) != 0))
+            host_words[n++] = commands[i].word;
+    return n;
+}
 
 int main(int argc, char **argv)
 {
@@ -853,10 +1023,16 @@ int main(int argc, char **argv)
         printf("pgfleet %s\n", PGFLEET_VERSION);
         return 0;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+    cli_set_host_words(host_words, host_words_fill());
+    for (size_t i = 0; i < NCOMMANDS; i++) {
         const command *k = &commands[i];
         if (strcmp(c, k->word) != 0 || (k->sub && (argc < 3 || strcmp(argv[2], k->sub) != 0)))
             continue;
+        if (k->cmd == CMD_CLI) {
+            cli_argc = argc;
+            cli_argv = argv;
+            return k->run();
+        }
         if (parse_options(argc, argv, k->sub ? 3 : 2, k->cmd) != 0)
             return 2;
         return k->run();

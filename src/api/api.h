@@ -25,12 +25,16 @@ typedef struct app {
     ops *ops;              /* NULL in unit tests that only shape JSON */
     char base_url[256];    /* public API base URL, no trailing slash */
     char public_host[256]; /* host written into connection strings */
-    int port_lo, port_hi;  /* instance port range */
+    /* --tls-mode loopback-optional: strings carry no sslmode (a Node client then connects
+     * without TLS over loopback); else they carry sslmode=require */
+    bool tls_loopback_optional;
+    int port_lo, port_hi; /* instance port range */
     api_region regions[API_MAX_REGIONS];
     size_t nregions;
     char default_region[32];
     int op_wait_ms; /* how long credential changes wait for their op */
     int backup_retention_days;
+    long expiry_min_s; /* the nearest expiresAt allowed, in seconds (0: 300; lower in tests) */
     /* OAuth2 (docs/auth.md): signing and MAC keys (NULL: OAuth off, service tokens only)
      * and the access-token lifetime in seconds (--access-token-ttl). */
     const struct auth_keys *keys;
@@ -55,6 +59,12 @@ const http_route *api_routes(size_t *n);
 const http_route *api_metrics_routes(size_t *n);
 /* Bearer-token authentication hook for the http layer. */
 int api_auth(void *app, http_req *req, pf_err *e);
+
+/* The web console's built-in OAuth client (console.c, docs/console.md): a public client
+ * (PKCE) whose one redirect URI is <base_url>/console/callback, registered (or brought up to
+ * date with --public-url) by serve at every start. */
+#define API_CONSOLE_CLIENT_ID "cli_console"
+int api_console_register(app *a, pf_err *e);
 
 /* Fills the contract's region list: configured regions available, the contract's other
  * ids listed unavailable. spec is "id=Name,id=Name" or NULL for the default. */

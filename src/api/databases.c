@@ -170,10 +170,48 @@ HANDLER(h_project_databases_create)
     return create_common(ctx, req, req->params[0], resp, e);
 }
 
+/* What the rows of a page need, read once for the page: the connections of all its
+ * databases (by database id, oldest first) and their projects (few: read as met). */
+typedef struct db_page {
+    store_connection *conns;
+    size_t nconns;
+    store_project *projects;
+    size_t nprojects, cap;
+} db_page;
+
+static const store_project *page_project(app *a, db_page *pg, const store_database *d, pf_err *e)
+{
+    for (size_t i = 0; i < pg->nprojects; i++)
+        if (strcmp(pg->projects[i].id, d->project_id) == 0)
+            return &pg->projects[i];
+    util_grow((void **)&pg->projects, &pg->cap, pg->nprojects + 1, sizeof *pg->projects);
+    if (store_project_get(a->st, d->workspace_id, d->project_id, &pg->projects[pg->nprojects], e) !=
+        0)
+        return NULL;
+    return &pg->projects[pg->nprojects++];
+}
+
 static int database_row(app *a, const void *row, void *arg, json_t **out, pf_err *e)
 {
-    (void)arg;
-    return shape_database(a, row, NULL, NULL, false, out, e);
+    const store_database *d = row;
+    db_page *pg = arg;
+    const store_project *p = page_project(a, pg, d, e);
+    if (!p)
+        return -1;
+    /* the first connection of d: a lower bound in the sorted connections */
+    size_t lo = 0, hi = pg->nconns;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(pg->conns[mid].database_id, d->id) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t end = lo;
+    while (end < pg->nconns && strcmp(pg->conns[end].database_id, d->id) == 0)
+        end++;
+    *out = shape_database_read(a, d, p, pg->conns + lo, end - lo);
+    return 0;
 }
 
 static int list_common(app *a, http_req *req, const store_db_filter *f, http_resp *resp, pf_err *e)
@@ -189,8 +227,20 @@ static int list_common(app *a, http_req *req, const store_db_filter *f, http_res
     if (store_tx_begin_read(a->st, e) != 0)
         return -1;
     int rc = store_database_list(a->st, req->workspace_id, f, &pg, &rows, &n, &po, e);
+    db_page dp = {0};
+    if (rc == 0 && n > 0) {
+        const char **ids = xcalloc(n, sizeof *ids);
+        for (size_t i = 0; i < n; i++)
+            ids[i] = rows[i].id;
+        rc = store_connection_list_for_dbs(a->st, ids, n, &dp.conns, &dp.nconns, e);
+        free(ids);
+        if (rc != 0)
+            free(rows);
+    }
     if (rc == 0)
-        rc = api_list_reply(a, resp, rows, n, sizeof *rows, database_row, NULL, &po, e);
+        rc = api_list_reply(a, resp, rows, n, sizeof *rows, database_row, &dp, &po, e);
+    free(dp.conns);
+    free(dp.projects);
     return read_end(a, rc, resp, e);
 }
 

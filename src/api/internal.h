@@ -31,6 +31,10 @@ json_t *shape_branch(app *a, const store_branch *b, const store_project *p);
  * (apiKeys, connectionString, directConnection). */
 int shape_database(app *a, const store_database *d, const char *secret_conn,
                    const char *secret_password, bool with_keys, json_t **out, pf_err *e);
+/* The read shape of a database whose project and live connections (n, oldest first) were
+ * read already: a list page reads them for all its rows at once. */
+json_t *shape_database_read(app *a, const store_database *d, const store_project *p,
+                            const store_connection *conns, size_t n);
 /* A connection; password NULL for read shapes (no secrets, no connection strings). */
 json_t *shape_connection(app *a, const store_connection *c, const store_database *d,
                          const char *password);
@@ -167,7 +171,12 @@ HANDLER(h_metrics);
 HANDLER(h_regions_list);
 HANDLER(h_regions_postgres);
 HANDLER(h_regions_accelerate);
-HANDLER(h_ca_pem); /* ca.c */
+HANDLER(h_doc);     /* doc.c */
+HANDLER(h_ca_pem);  /* ca.c */
+HANDLER(h_fleet);   /* fleet.c */
+HANDLER(h_console); /* console.c */
+/* True for the paths an operator token may read (fleet.c). */
+bool api_fleet_path(const char *path);
 
 /* identity and OAuth2 (identity.c, oauth.c, pages.c) */
 HANDLER(h_me);

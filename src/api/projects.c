@@ -1,6 +1,6 @@
 /* Projects: list, create (with its default branch and, unless createDatabase is false, a
- * default database), get, patch (name, settings), delete, and transfer to another
- * workspace. */
+ * default database), get, patch (name, settings, expiresAt), delete, and transfer to another
+ * workspace (which ends an expiry). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +8,33 @@
 #include "api/internal.h"
 #include "auth/auth.h"
 #include "util/log.h"
+
+/* expiresAt (an extension, docs/api.md): an ISO-8601 time between the minimum (5 minutes;
+ * a->expiry_min_s when set, for tests) and 30 days ahead, as util_iso_from_ms writes it into
+ * out; null (PATCH only: allow_null) clears it (out ""). Absent: *set false. */
+#define EXPIRY_MAX_S (30L * 86400)
+static int v_expires_at(app *a, json_t *body, bool allow_null, int status, bool *set,
+                        char out[STORE_TS_MAX], pf_err *e)
+{
+    json_t *v = json_object_get(body, "expiresAt");
+    *set = v != NULL;
+    out[0] = '\0';
+    if (!v || (allow_null && json_is_null(v)))
+        return 0;
+    long min_s = a->expiry_min_s > 0 ? a->expiry_min_s : 300;
+    int64_t at = 0, now = util_wall_ms();
+    if (!json_is_string(v) || !util_iso_parse(json_string_value(v), &at))
+        return err_set(e, status, "ValidationError", "expiresAt",
+                       "The field 'expiresAt' must be an ISO-8601 date-time such as "
+                       "2026-01-02T03:04:05Z%s",
+                       allow_null ? ", or null to clear it" : "");
+    if (at < now + min_s * 1000 || at > now + EXPIRY_MAX_S * 1000)
+        return err_set(e, status, "ValidationError", "expiresAt",
+                       "The field 'expiresAt' must be between %ld seconds and 30 days from now",
+                       min_s);
+    util_iso_from_ms(at, out);
+    return 0;
+}
 
 static int project_row(app *a, const void *row, void *arg, json_t **out, pf_err *e)
 {
@@ -51,6 +78,10 @@ HANDLER(h_projects_create)
         v_string(body, "workspaceId", false, false, 64, 400, &ws_in, e) != 0 ||
         v_bool(body, "createDatabase", 400, &create_db, e) != 0)
         goto out;
+    bool exp_set;
+    char expires[STORE_TS_MAX];
+    if (v_expires_at(a, body, false, 400, &exp_set, expires, e) != 0)
+        goto out;
     if (api_region_resolve(a, region_in, &region, e) != 0)
         goto out;
     if (ws_in && strcmp(ws_in, req->workspace_id) != 0) {
@@ -65,6 +96,7 @@ HANDLER(h_projects_create)
     snprintf(p.logical_id, sizeof p.logical_id, "%s", logical_id ? logical_id : "");
     snprintf(p.default_region, sizeof p.default_region, "%s", region);
     util_now_iso(p.created_at);
+    memcpy(p.expires_at, expires, sizeof p.expires_at);
     store_branch br;
     memset(&br, 0, sizeof br);
     util_id_new("br", br.id);
@@ -167,6 +199,10 @@ HANDLER(h_project_patch)
         err_set(e, 422, "ValidationError", "settings", "The field 'settings' must be an object");
         goto out;
     }
+    bool exp_set;
+    char expires[STORE_TS_MAX];
+    if (v_expires_at(a, body, true, 422, &exp_set, expires, e) != 0)
+        goto out;
     if (store_tx_begin(a->st, e) != 0)
         goto out;
     int trc = 0;
@@ -174,10 +210,14 @@ HANDLER(h_project_patch)
         trc = store_project_update_name(a->st, req->workspace_id, p.id, name, e);
     if (trc == 0 && settings)
         trc = merge_settings(a, &p, settings, e);
+    if (trc == 0 && exp_set)
+        trc = store_project_set_expiry(a->st, req->workspace_id, p.id, expires, e);
     if (tx_end(a, trc, e) != 0)
         goto out;
     if (name)
         snprintf(p.name, sizeof p.name, "%s", name);
+    if (exp_set)
+        memcpy(p.expires_at, expires, sizeof p.expires_at);
     resp->body = json_pack("{s:o}", "data", shape_project(a, &p));
     rc = 0;
 out:

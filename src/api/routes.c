@@ -67,6 +67,12 @@ static const http_route routes[] = {
     {"GET", "/.well-known/oauth-authorization-server", h_oauth_metadata, HTTP_PUBLIC},
     {"GET", "/.well-known/jwks.json", h_oauth_jwks, HTTP_PUBLIC},
     {"GET", "/v1/ca.pem", h_ca_pem, HTTP_PUBLIC}, /* extension (ca.c) */
+    {"GET", "/v1/doc", h_doc, HTTP_PUBLIC},       /* extension: the OpenAPI document (doc.c) */
+    /* the operator's read-only view of every workspace (fleet.c, docs/console.md) */
+    {"GET", "/v1/fleet", h_fleet, HTTP_AUTH},
+    /* the web console's files (console.c), public: it signs in through /authorize */
+    {"GET", "/console", h_console, HTTP_PUBLIC},
+    {"GET", "/console/{file}", h_console, HTTP_PUBLIC},
 };
 
 const http_route *api_routes(size_t *n)
@@ -106,10 +112,11 @@ int api_auth(void *ctx, http_req *req, pf_err *e)
             if (strcmp(g.scope, scope_strings[i]) == 0)
                 req->scope = scope_strings[i];
     } else {
-        if (auth_check_bearer(a->st, h, req->workspace_id, req->actor_id, e) != 0)
+        bool op = false;
+        if (auth_check_bearer_any(a->st, h, req->workspace_id, req->actor_id, &op, e) != 0)
             return -1;
         snprintf(rate_key, sizeof rate_key, "%s", req->actor_id);
-        req->scope = AUTH_SCOPE_ADMIN;
+        req->scope = op ? AUTH_SCOPE_FLEET : AUTH_SCOPE_ADMIN;
     }
     /* the credential's bucket: a service token by its id, an OAuth sign-in by its grant */
     int wait = auth_ratelimit_take(a->ratelimit, rate_key, util_now_ms());
@@ -121,6 +128,10 @@ int api_auth(void *ctx, http_req *req, pf_err *e)
         return -1;
     }
     bool read = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+    if (strcmp(req->scope, AUTH_SCOPE_FLEET) == 0 && (!read || !api_fleet_path(req->path)))
+        return err_set(e, 403, "Forbidden", "operator",
+                       "An operator token reads the fleet (GET /v1/fleet) and nothing else; "
+                       "use a workspace's service token or sign in for this request");
     if (!read && !auth_scope_has(req->scope, AUTH_SCOPE_ADMIN))
         return err_set(e, 403, "Forbidden", "scope",
                        "This token lacks the workspace:admin scope needed to make changes");

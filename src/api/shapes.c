@@ -52,6 +52,7 @@ json_t *shape_project(app *a, const store_project *p)
                   str_or_null(p->default_region), "workspace", "id", p->workspace_id, "url",
                   url_of(a, "workspaces", p->workspace_id), "name", w.name);
     json_object_set_new(j, "settings", project_settings(a, p));
+    json_object_set_new(j, "expiresAt", str_or_null(p->expires_at));
     return j;
 }
 
@@ -64,11 +65,20 @@ json_t *shape_branch(app *a, const store_branch *b, const store_project *p)
                      "url", url_of(a, "projects", p->id), "name", p->name);
 }
 
+/* What follows a connection string's path. node-postgres (and Prisma through
+ * @prisma/adapter-pg) reads every sslmode but disable as full verification, and its
+ * `uselibpqcompat` breaks libpq and postgres.js: with loopback-optional the strings carry no
+ * sslmode, so every driver connects unchanged (psql and psycopg still prefer TLS). */
+static const char *conn_query(const app *a)
+{
+    return a->tls_loopback_optional ? "" : "?sslmode=require";
+}
+
 static char *conn_string(app *a, const store_connection *c, const store_database *d,
                          const char *password)
 {
-    return xasprintf("postgresql://%s:%s@%s:%d/postgres?sslmode=require", c->role, password,
-                     a->public_host, d->port);
+    return xasprintf("postgresql://%s:%s@%s:%d/postgres%s", c->role, password, a->public_host,
+                     d->port, conn_query(a));
 }
 
 /* ---- pooled endpoint (PgBouncer): dbname is the database id ---- */
@@ -76,8 +86,8 @@ static char *conn_string(app *a, const store_connection *c, const store_database
 static char *pooled_string(app *a, const store_connection *c, const store_database *d,
                            const char *password)
 {
-    return xasprintf("postgresql://%s:%s@%s:%d/%s?sslmode=require", c->role, password,
-                     a->public_host, a->pooler_port, d->id);
+    return xasprintf("postgresql://%s:%s@%s:%d/%s%s", c->role, password, a->public_host,
+                     a->pooler_port, d->id, conn_query(a));
 }
 
 /* The default connection string of create/rotate responses: the pooled one when there is
@@ -154,16 +164,11 @@ json_t *shape_connection_ex(app *a, const store_connection *c, const store_datab
     return j;
 }
 
-int shape_database(app *a, const store_database *d, const char *secret_conn,
-                   const char *secret_password, bool with_keys, json_t **out, pf_err *e)
+/* A database with its project and live connections, read already. */
+static json_t *database_json(app *a, const store_database *d, const store_project *p,
+                             const store_connection *conns, size_t n, const char *secret_conn,
+                             const char *secret_password, bool with_keys)
 {
-    store_project p;
-    if (store_project_get(a->st, d->workspace_id, d->project_id, &p, e) != 0)
-        return -1;
-    store_connection *conns = NULL;
-    size_t n = 0;
-    if (store_connection_list_for_db(a->st, d->id, false, &conns, &n, e) != 0)
-        return -1;
     json_t *jconns = json_array();
     json_t *keys = json_array();
     json_t *top_cs = json_null();
@@ -189,7 +194,6 @@ int shape_database(app *a, const store_database *d, const char *secret_conn,
             free(cs);
         }
     }
-    free(conns);
     const api_region *r = api_region_find(a, d->region);
     json_t *region = json_pack("{s:s, s:s}", "id", d->region, "name", r ? r->name : d->region);
     json_t *source;
@@ -205,8 +209,8 @@ int shape_database(app *a, const store_database *d, const char *secret_conn,
         "id", d->id, "type", "database", "url", url_of(a, "databases", d->id), "name", d->name,
         "status", store_db_status_name(d->status), "createdAt", d->created_at, "isDefault",
         d->is_default, "defaultConnectionId", str_or_null(d->default_connection_id), "connections",
-        jconns, "project", "id", p.id, "url", url_of(a, "projects", p.id), "name", p.name, "region",
-        region, "source", source, "branchId", str_or_null(d->branch_id), "logicalId",
+        jconns, "project", "id", p->id, "url", url_of(a, "projects", p->id), "name", p->name,
+        "region", region, "source", source, "branchId", str_or_null(d->branch_id), "logicalId",
         str_or_null(d->logical_id));
     if (with_keys) {
         json_object_set_new(j, "apiKeys", keys);
@@ -217,8 +221,28 @@ int shape_database(app *a, const store_database *d, const char *secret_conn,
         json_decref(top_cs);
         json_decref(top_dc);
     }
-    *out = j;
+    return j;
+}
+
+int shape_database(app *a, const store_database *d, const char *secret_conn,
+                   const char *secret_password, bool with_keys, json_t **out, pf_err *e)
+{
+    store_project p;
+    if (store_project_get(a->st, d->workspace_id, d->project_id, &p, e) != 0)
+        return -1;
+    store_connection *conns = NULL;
+    size_t n = 0;
+    if (store_connection_list_for_db(a->st, d->id, false, &conns, &n, e) != 0)
+        return -1;
+    *out = database_json(a, d, &p, conns, n, secret_conn, secret_password, with_keys);
+    free(conns);
     return 0;
+}
+
+json_t *shape_database_read(app *a, const store_database *d, const store_project *p,
+                            const store_connection *conns, size_t n)
+{
+    return database_json(a, d, p, conns, n, NULL, NULL, false);
 }
 
 int reply_database(app *a, const char *reread_ws, store_database *d, http_resp *resp, pf_err *e)

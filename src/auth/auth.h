@@ -17,10 +17,22 @@
 int auth_token_create(store *st, const char *ws, const char *name, const char *expires_at,
                       char value_out[AUTH_TOKEN_MAX], store_token *out, pf_err *e);
 
+/* An operator token (docs/console.md): read-only, for the whole fleet (GET /v1/fleet) and
+ * nothing else. owner_ws is only the row's owner (a token row needs a workspace); listings
+ * of that workspace never show it. Made on the host only (`pgfleet token create --operator`). */
+#define AUTH_SCOPE_FLEET "fleet:read"
+int auth_operator_token_create(store *st, const char *owner_ws, const char *name,
+                               char value_out[AUTH_TOKEN_MAX], store_token *out, pf_err *e);
+
 /* Checks an Authorization header value ("Bearer <token>"). On success fills ws_out and
- * actor_out (the token id). Any failure is 401 "Unauthorized" with a hint. */
+ * actor_out (the token id). Any failure is 401 "Unauthorized" with a hint. An operator
+ * token is refused here as if unknown (a workspace credential is wanted). */
 int auth_check_bearer(store *st, const char *authorization, char ws_out[PF_ID_MAX],
                       char actor_out[PF_ID_MAX], pf_err *e);
+/* The same check, accepting operator tokens too: *is_operator says which it was; an
+ * operator token gets ws_out "" (it acts in no workspace). */
+int auth_check_bearer_any(store *st, const char *authorization, char ws_out[PF_ID_MAX],
+                          char actor_out[PF_ID_MAX], bool *is_operator, pf_err *e);
 
 /* ---- OAuth2 and identity (jwt.c, password.c, throttle.c, oauth.c) ----
  * Access tokens are EdDSA (Ed25519) JWTs; authorization codes and refresh tokens are

@@ -1,5 +1,7 @@
 /* auth: service tokens ("pfs_…"): creation (the value shown once, its SHA-256 kept) and
- * the bearer check of every request that carries one. */
+ * the bearer check of every request that carries one. An operator token is a service token
+ * marked is_operator: it reads the fleet and nothing else (docs/console.md); the workspace
+ * bearer check refuses it like an unknown token. */
 #include "auth/auth.h"
 
 #include <stdio.h>
@@ -8,8 +10,9 @@
 
 #include "util/util.h"
 
-int auth_token_create(store *st, const char *ws, const char *name, const char *expires_at,
-                      char value_out[AUTH_TOKEN_MAX], store_token *out, pf_err *e)
+static int token_create(store *st, const char *ws, const char *name, const char *expires_at,
+                        bool is_operator, char value_out[AUTH_TOKEN_MAX], store_token *out,
+                        pf_err *e)
 {
     store_token t;
     memset(&t, 0, sizeof t);
@@ -23,6 +26,7 @@ int auth_token_create(store *st, const char *ws, const char *name, const char *e
     snprintf(t.value_hint, sizeof t.value_hint, "...%s", secret + 44);
     util_now_iso(t.created_at);
     snprintf(t.expires_at, sizeof t.expires_at, "%s", expires_at ? expires_at : "");
+    t.is_operator = is_operator;
     if (store_token_insert(st, &t, e) != 0)
         return -1;
     if (out)
@@ -30,8 +34,37 @@ int auth_token_create(store *st, const char *ws, const char *name, const char *e
     return 0;
 }
 
+int auth_token_create(store *st, const char *ws, const char *name, const char *expires_at,
+                      char value_out[AUTH_TOKEN_MAX], store_token *out, pf_err *e)
+{
+    return token_create(st, ws, name, expires_at, false, value_out, out, e);
+}
+
+int auth_operator_token_create(store *st, const char *owner_ws, const char *name,
+                               char value_out[AUTH_TOKEN_MAX], store_token *out, pf_err *e)
+{
+    return token_create(st, owner_ws, name && *name ? name : "operator token", NULL, true,
+                        value_out, out, e);
+}
+
 int auth_check_bearer(store *st, const char *authorization, char ws_out[PF_ID_MAX],
                       char actor_out[PF_ID_MAX], pf_err *e)
+{
+    bool op = false;
+    char ws[PF_ID_MAX], actor[PF_ID_MAX];
+    if (auth_check_bearer_any(st, authorization, ws, actor, &op, e) != 0)
+        return -1;
+    if (op)
+        return err_set(e, 401, "Unauthorized",
+                       "Send the header 'Authorization: Bearer <service token>'.",
+                       "Invalid authorization token");
+    snprintf(ws_out, PF_ID_MAX, "%s", ws);
+    snprintf(actor_out, PF_ID_MAX, "%s", actor);
+    return 0;
+}
+
+int auth_check_bearer_any(store *st, const char *authorization, char ws_out[PF_ID_MAX],
+                          char actor_out[PF_ID_MAX], bool *is_operator, pf_err *e)
 {
     const char *hint = "Send the header 'Authorization: Bearer <service token>'.";
     if (!authorization || !*authorization)
@@ -63,7 +96,9 @@ int auth_check_bearer(store *st, const char *authorization, char ws_out[PF_ID_MA
             return err_set(e, 401, "Unauthorized", "Create a new service token.",
                            "The authorization token has expired");
     }
-    snprintf(ws_out, PF_ID_MAX, "%s", t.workspace_id);
+    /* an operator token acts in no workspace: every workspace-scoped lookup finds nothing */
+    snprintf(ws_out, PF_ID_MAX, "%s", t.is_operator ? "" : t.workspace_id);
     snprintf(actor_out, PF_ID_MAX, "%s", t.id);
+    *is_operator = t.is_operator;
     return 0;
 }

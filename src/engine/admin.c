@@ -15,13 +15,14 @@ static void quiet_notice(void *arg, const char *message)
     log_debug("server notice: %s", message);
 }
 
-int engine__admin_connect(const char *sockdir, int port, PGconn **out, pf_err *e)
+int engine__admin_connect_db(const char *sockdir, int port, const char *dbname, PGconn **out,
+                             pf_err *e)
 {
     char portstr[16];
     snprintf(portstr, sizeof portstr, "%d", port);
     const char *keys[] = {"host", "port", "user", "dbname", "connect_timeout", "application_name",
                           NULL};
-    const char *vals[] = {sockdir, portstr, PGFLEET_ADMIN_ROLE, "postgres", "10", "pgfleet", NULL};
+    const char *vals[] = {sockdir, portstr, PGFLEET_ADMIN_ROLE, dbname, "10", "pgfleet", NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 0);
     if (!c || PQstatus(c) != CONNECTION_OK) {
         err_internal(e, "admin connection: %s", c ? PQerrorMessage(c) : "out of memory");
@@ -30,8 +31,13 @@ int engine__admin_connect(const char *sockdir, int port, PGconn **out, pf_err *e
         return -1;
     }
     PQsetNoticeProcessor(c, quiet_notice, NULL);
-    /* statements carry SCRAM verifiers: keep them out of the server log, even on error */
-    PGresult *r = PQexec(c, "SET log_min_error_statement = panic; SET log_statement = 'none'");
+    /* statements carry SCRAM verifiers: keep them out of the server log, even on error, and
+     * out of what a connection role sees (pg_read_all_stats): pg_stat_activity's query
+     * column and pg_stat_statements, which keeps utility statements verbatim */
+    PGresult *r = PQexec(c, "SET log_min_error_statement = panic; SET log_statement = 'none'; "
+                            "SET track_activities = off; "
+                            "SET pg_stat_statements.track_utility = off; "
+                            "SET pg_stat_statements.track = 'none'");
     bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     PQclear(r);
     if (!ok) {
@@ -42,6 +48,11 @@ int engine__admin_connect(const char *sockdir, int port, PGconn **out, pf_err *e
     }
     *out = c;
     return 0;
+}
+
+int engine__admin_connect(const char *sockdir, int port, PGconn **out, pf_err *e)
+{
+    return engine__admin_connect_db(sockdir, port, "postgres", out, e);
 }
 
 int engine__admin_connect_running(engine *en, const char *db_id, PGconn **out, pf_err *e)

@@ -21,6 +21,13 @@ int engine_open(const engine_config *cfg, engine **out, pf_err *e)
     pthread_mutex_init(&en->mu, NULL);
     pthread_mutex_init(&en->pooler_mu, NULL);
     pthread_mutex_init(&en->spares_mu, NULL);
+    pthread_mutex_init(&en->tls_mu, NULL);
+    if (engine_extensions_check(cfg->extensions, e) < 0) {
+        free(en);
+        return -1;
+    }
+    en->extensions = xstrdup(cfg->extensions ? cfg->extensions : engine_extensions_default());
+    en->tls_loopback_optional = cfg->tls_loopback_optional;
     en->home = xstrdup(cfg->home);
     en->bindir = xstrdup(cfg->pg_bindir);
     en->listen = xstrdup(cfg->listen_addr ? cfg->listen_addr : "127.0.0.1");
@@ -78,6 +85,8 @@ void engine_close(engine *en)
         return;
     engine__backup_close(en);
     pthread_mutex_destroy(&en->mu);
+    pthread_mutex_destroy(&en->tls_mu);
+    free(en->extensions);
     engine__tls_free(en);
     engine__pooler_free(en);
     free(en->procs);
@@ -129,4 +138,33 @@ void engine_stop_all(engine *en)
         }
     }
     free(snap);
+}
+
+int engine_tls_reload(engine *en, bool *changed, pf_err *e)
+{
+    bool ch = false;
+    int ret = -1;
+    pthread_mutex_lock(&en->tls_mu);
+    int64_t t0 = util_now_ms();
+    if (engine__tls_refresh(en, &ch, e) < 0)
+        goto out;
+    /* a postmaster reloads its certificate on SIGHUP and keeps its sessions */
+    size_t n = 0, sent = 0;
+    engine_proc *snap = engine__tracked_all(en, &n);
+    for (size_t i = 0; i < n; i++)
+        if (!proc_reap(snap[i].pid) && kill(snap[i].pid, SIGHUP) == 0)
+            sent++;
+    free(snap);
+    if (engine__pooler_reload(en, e) < 0)
+        goto out;
+    log_sub(LOG_INFO, "tls", "reloaded%s: %zu server(s) signalled, pooler reloaded in %lld ms",
+            ch ? " a new certificate" : "", sent, (long long)(util_now_ms() - t0));
+    ret = 0;
+out:
+    pthread_mutex_unlock(&en->tls_mu);
+    if (changed)
+        *changed = ch;
+    if (ret < 0)
+        err_prefix(e, "while reloading TLS: ");
+    return ret;
 }

@@ -57,6 +57,12 @@ typedef struct engine_config {
     const char *tls_host;           /* SAN of the generated server certificate (the public host) */
     const char *tls_cert, *tls_key; /* a given PEM certificate and key, or NULL: generate */
     const char *tls_ca;             /* with tls_cert: the CA to publish (optional) */
+    /* Loopback clients may connect without TLS (--tls-mode loopback-optional); TLS stays
+     * required from every other address. false: TLS from everywhere (require). */
+    bool tls_loopback_optional;
+    /* extensions a connection role may CREATE (comma-separated names); NULL: the default
+     * allowlist (engine_extensions_default) */
+    const char *extensions;
     /* pooler (pooler.c): NULL pooler_bin = no pooled endpoint */
     const char *pooler_bin;  /* e.g. /usr/sbin/pgbouncer */
     const char *pooler_host; /* PgBouncer's listen_addr, e.g. "127.0.0.1" */
@@ -274,6 +280,24 @@ void engine_restore_cleanup(engine *en, const char *db_id);
 /* The CA certificate clients verify the servers with, or NULL when unknown (a given
  * certificate without --tls-ca). */
 const char *engine_tls_ca_path(engine *en);
+
+/* "tls reload": copies the given certificate and key again (when they changed) and reloads
+ * every running server (SIGHUP to its postmaster) and PgBouncer (RELOAD) online: open
+ * sessions stay, new ones get the new certificate. *changed (optional) tells whether the
+ * files differed. A failure leaves the previous certificate served. */
+int engine_tls_reload(engine *en, bool *changed, pf_err *e);
+
+/* True when the given --tls-cert/--tls-key files differ from what is served (a renewal
+ * that engine_tls_reload would pick up); false without given files. */
+bool engine_tls_given_changed(engine *en);
+
+/* ---- extensions (golden.c) ---- */
+
+/* The default allowlist, comma-separated (docs/extensions.md explains each). */
+const char *engine_extensions_default(void);
+/* A valid allowlist: comma-separated names of packaged extensions that pgfleet knows how to
+ * offer (ERR_INVALID naming the first that is not). */
+int engine_extensions_check(const char *list, pf_err *e);
 
 /* ---- pooler: one PgBouncer for every database (pooler.c) ----
  * Transaction pooling; database name = pgfleet database id; clients authenticate with

@@ -25,6 +25,12 @@
 
 #define ENGINE_ID_MAX 64
 #define ENGINE_GOLDEN_LABEL ".golden" /* socket dir name of the temporary golden server */
+/* A file in the golden (and so in every data directory copied from it) naming what the
+ * golden holds; a golden with another version is made again (and its spares dropped), and a
+ * data directory without the current one gets no pgextwlist (its databases lack the event
+ * triggers that guard it: golden.c). */
+#define ENGINE_GOLDEN_MARK "pgfleet.golden"
+#define ENGINE_GOLDEN_VERSION "2 extensions-guard template1\n"
 /* instances/<id>/<this> exists while the data of <id> is partly restored (restore.c) */
 #define ENGINE_OVERWRITING_MARK "restore.overwriting"
 /* instances/<id>/<this> marks a spare that no database has taken yet (spares.c) */
@@ -74,6 +80,10 @@ struct engine {
     char *tls_dir;            /* home/tls (keys/ is pgfleet's own, root-only OAuth keys) */
     char *tls_cert, *tls_key; /* what the servers and PgBouncer load */
     char *tls_ca;             /* published CA, or NULL */
+    char *tls_given_cert, *tls_given_key; /* --tls-cert/--tls-key, or NULL (generated) */
+    bool tls_loopback_optional;           /* plaintext TCP from loopback addresses allowed */
+    pthread_mutex_t tls_mu;               /* one reload at a time */
+    char *extensions;                     /* the allowlist, comma-separated */
     /* pooler (pooler.c) */
     char *pooler_bin, *pooler_dir, *pooler_host; /* pooler_bin NULL: disabled */
     int pooler_port;
@@ -182,6 +192,8 @@ char *engine__conf_quote(const char *s);
  * engine__archive_conf) and its pg_hba.conf, each only if it changed. */
 int engine__write_conf(engine *en, const char *datadir, const char *sockdir, const char *listen,
                        int port, const char *archive, pf_err *e);
+/* True when datadir was copied from a golden of ENGINE_GOLDEN_VERSION (golden.c). */
+bool engine__golden_current(const char *datadir);
 /* Rewrites pg_hba.conf of datadir if it differs from the generated one. */
 int engine__write_hba(engine *en, const char *datadir, pf_err *e);
 
@@ -190,11 +202,19 @@ int engine__write_hba(engine *en, const char *datadir, pf_err *e);
 /* Makes or checks home/tls; fills en->tls_*. */
 int engine__tls_ensure(engine *en, const engine_config *cfg, pf_err *e);
 void engine__tls_free(engine *en);
+/* With a given certificate: copies it and its key into tls/ again when they changed
+ * (checked to belong together first); *changed tells if they did. */
+int engine__tls_refresh(engine *en, bool *changed, pf_err *e);
 
 /* ---- 2. admin.c: the admin connection ---- */
 
-/* Connects as the admin role over the socket in sockdir; quiets statement logging. */
+/* Connects as the admin role over the socket in sockdir to the `postgres` database; quiets
+ * statement logging and keeps its statements out of pg_stat_activity and
+ * pg_stat_statements (they carry SCRAM verifiers). */
 int engine__admin_connect(const char *sockdir, int port, PGconn **out, pf_err *e);
+/* The same, to database dbname. */
+int engine__admin_connect_db(const char *sockdir, int port, const char *dbname, PGconn **out,
+                             pf_err *e);
 
 /* Connects as the admin role to db_id's running server (ERR_CONFLICT when it is not
  * running, ERR_INVALID for a bad id). */
@@ -206,7 +226,7 @@ int engine__exec(PGconn *c, const char *sql, int nparams, const char *const *par
 
 /* ---- 3. golden.c ---- */
 
-/* Makes home/golden if it is not complete. */
+/* Makes home/golden if it is not complete or not of ENGINE_GOLDEN_VERSION. */
 int engine__golden_ensure(engine *en, pf_err *e);
 
 /* ---- 3. roles.c ---- */
@@ -252,12 +272,15 @@ typedef struct engine__pooler_params {
     const char *run_dir;    /* instances' socket dirs are run_dir/<id> */
     const char *pooler_dir; /* ini, auth file, hba, log, pid, admin socket */
     const char *tls_cert, *tls_key;
-    int pool_size; /* server connections per database (<= 0: ENGINE_POOL_SIZE_DEFAULT) */
+    bool loopback_optional; /* plaintext clients allowed (hba then limits them to loopback) */
+    int pool_size;          /* server connections per database (<= 0: ENGINE_POOL_SIZE_DEFAULT) */
 } engine__pooler_params;
 
 char *engine__pooler_ini(const engine__pooler_params *p, const engine_pool_db *dbs, size_t n);
 char *engine__pooler_auth(const engine_pool_user *users, size_t n);
-char *engine__pooler_hba(void);
+char *engine__pooler_hba(bool loopback_optional);
+/* RELOAD on PgBouncer's console when it runs (SIGHUP if the console does not answer). */
+int engine__pooler_reload(engine *en, pf_err *e);
 
 /* ---- 4. instance.c ---- */
 

@@ -75,6 +75,14 @@ static int role_ensure_on(PGconn *c, const char *role, const char *verifier, boo
         goto out;
     if (exists && exec_for_role(c, "GRANT " PGFLEET_OWNER_ROLE " TO %s", ident, e) < 0)
         goto out;
+    /* what the owner role (every session's current role) may do within its own server:
+     * see and signal every session but the superuser's (pgfleet's own), and create and
+     * drop databases of its own; kept here, not in the golden only, so servers made
+     * from an older golden get them on their next role change */
+    if (engine__exec(c, "GRANT pg_read_all_stats, pg_signal_backend TO " PGFLEET_OWNER_ROLE, 0,
+                     NULL, NULL, e) < 0 ||
+        engine__exec(c, "ALTER ROLE " PGFLEET_OWNER_ROLE " CREATEDB", 0, NULL, NULL, e) < 0)
+        goto out;
     if (exec_for_role(c, "ALTER ROLE %s SET role = '" PGFLEET_OWNER_ROLE "'", ident, e) < 0 ||
         exec_for_role(c, "GRANT CONNECT ON DATABASE postgres TO %s", ident, e) < 0 ||
         engine__exec(c, "COMMIT", 0, NULL, NULL, e) < 0)

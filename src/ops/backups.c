@@ -134,6 +134,19 @@ static int restore_into(ops_run *r, store_database *db, const char *source_id, c
     if (ops__attach_instance(o, db, false, e) != 0)
         return -1;
     const char *inst = ops__inst(db);
+    if (db->status == DB_READY) {
+        /* The API moved the database to recovering with this op, and only this op makes
+         * it ready: ready means a kill came after the swap was recorded and before the op
+         * was. Restoring again would throw away what was written since (and its move from
+         * ready to ready would fail the database): the op is done once its server runs. */
+        log_op(LOG_INFO, r->op->id, db->id, NULL,
+               "the restore was made ready before an interruption: nothing to restore again");
+        if (engine_instance_start(o->en, inst, db->port, o->cfg.start_timeout_ms, e) != 0)
+            return -1;
+        ops__server_started(o, db);
+        engine_restore_cleanup(o->en, inst);
+        return 0;
+    }
     store_connection *conns = NULL;
     engine_role *roles = NULL;
     size_t n = 0;

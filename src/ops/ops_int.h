@@ -7,6 +7,7 @@
  *               credential kinds;
  *  backups.c    the backup, restore and clone kinds;
  *  reconcile.c  the startup and periodic reconcile, orphans, the backup schedule, pruning;
+ *  expiry.c     below reconcile.c: the reaper of expired projects;
  *  supervise.c  the restart intensity of supervised processes (servers, PgBouncer);
  *  pooler.c     the pooled endpoint: sync from the catalog and supervision of PgBouncer;
  *  samplers.c   the usage sampler and the spares refill.
@@ -121,6 +122,9 @@ int ops__work_one(ops *o, ops_lane_id lane);
  * OPS_RETRY_MAX_MS; base.c). */
 #define OPS_RETRY_MAX_MS (30 * 1000)
 int64_t ops__retry_backoff_ms(const ops_config *cfg, int attempts);
+
+/* ---- expiry.c: deletes the projects whose expiry passed (each pass of the reconciler) ---- */
+void ops__reap_expired(ops *o);
 
 /* ---- reconcile.c ---- */
 void ops__reconcile(ops *o, bool startup);

@@ -7,6 +7,7 @@
  *    restarted with a backoff. PgBouncer is supervised the same way (pooler.c);
  *  - the backup schedule: a backup of each ready, idle database every backup_interval_s
  *    when it had writes (full, differential or incremental: ops_scheduled_type);
+ *  - projects whose expiry passed are deleted (expiry.c);
  *  - finished ops older than a week are deleted. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -284,6 +285,7 @@ void *ops__reconciler_main(void *arg)
             break;
         ops__reconcile(o, false);
         ops__schedule_backups(o);
+        ops__reap_expired(o);
         ops__pooler_supervise(o, false);
         if (util_now_ms() - pruned_at >= OPS_PRUNE_EVERY_MS) {
             ops__prune(o);

@@ -1,5 +1,7 @@
 /* store/connections: a database's credentials (a role and its SCRAM verifier; the password
  * is never stored). The workspace-scoped calls also hide connections of deleting databases. */
+#include <string.h>
+
 #include "store/sql.h"
 
 #define CONN_COLS                                                                                  \
@@ -31,6 +33,11 @@ static sql_stmt q_seq = SQL("SELECT seq FROM connections WHERE id = ?1 AND works
 static sql_stmt q_for_db =
     SQL("SELECT " CONN_COLS " FROM connections c"
         " WHERE c.database_id = ?1 AND (?2 OR c.deleting = 0) ORDER BY c.seq");
+/* ?1: a JSON array of database ids (built here from ids of rows, never from request text) */
+static sql_stmt q_for_dbs =
+    SQL("SELECT " CONN_COLS " FROM connections c"
+        " WHERE c.database_id IN (SELECT value FROM json_each(?1)) AND c.deleting = 0"
+        " ORDER BY c.database_id, c.seq");
 static sql_stmt q_set_verifier =
     SQL("UPDATE connections SET verifier = ?2, updated_at = ?3 WHERE id = ?1");
 static sql_stmt q_mark_deleting =
@@ -72,6 +79,35 @@ int store_connection_list_for_db(store *s, const char *database_id, bool include
 {
     return sql_all(s, &q_for_db, ARGS(TXT(database_id), INT(include_deleting ? 1 : 0)),
                    &store__row_connection, (void **)out, n, 0, NULL, e);
+}
+
+int store_connection_list_for_dbs(store *s, const char *const *ids, size_t nids,
+                                  store_connection **out, size_t *n, pf_err *e)
+{
+    *out = NULL;
+    *n = 0;
+    if (nids == 0)
+        return 0;
+    util_buf arr = {0};
+    util_buf_add(&arr, "[", 1);
+    for (size_t i = 0; i < nids; i++) {
+        /* ids are ours (letters, digits, '_'): anything else would not be one */
+        for (const char *p = ids[i]; *p; p++)
+            if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) {
+                util_buf_free(&arr);
+                return err_internal(e, "store: not an id: %s", ids[i]);
+            }
+        if (i)
+            util_buf_add(&arr, ",", 1);
+        util_buf_add(&arr, "\"", 1);
+        util_buf_add(&arr, ids[i], strlen(ids[i]));
+        util_buf_add(&arr, "\"", 1);
+    }
+    util_buf_add(&arr, "]", 1);
+    int rc = sql_all(s, &q_for_dbs, ARGS(TXT(arr.s)), &store__row_connection, (void **)out, n, 0,
+                     NULL, e);
+    util_buf_free(&arr);
+    return rc;
 }
 
 int store_connection_set_verifier(store *s, const char *id, const char *verifier, pf_err *e)

@@ -80,6 +80,10 @@ static sql_stmt q_user_workspaces =
         " JOIN memberships m ON m.workspace_id = w.id WHERE m.user_id = ?1 ORDER BY w.seq");
 static sql_stmt q_client_insert = SQL_REF("INSERT INTO oauth_clients (id, name, redirect_uris,"
                                           " created_at) VALUES (?1, ?2, ?3, ?4)");
+static sql_stmt q_client_upsert =
+    SQL("INSERT INTO oauth_clients (id, name, redirect_uris, created_at) VALUES (?1, ?2, ?3, ?4)"
+        " ON CONFLICT (id) DO UPDATE SET name = excluded.name,"
+        " redirect_uris = excluded.redirect_uris");
 static sql_stmt q_client_get =
     SQL("SELECT id, name, redirect_uris, created_at FROM oauth_clients WHERE id = ?1");
 static sql_stmt q_itg_by_client = SQL("SELECT " ITG_COLS " FROM integrations i"
@@ -171,6 +175,12 @@ int store_user_workspaces(store *s, const char *user_id, store_workspace **out, 
 int store_oauth_client_insert(store *s, const store_oauth_client *c, pf_err *e)
 {
     return sql_run(s, &q_client_insert,
+                   ARGS(TXT(c->id), TXT(c->name), TXT(c->redirect_uris), TXT(c->created_at)), e);
+}
+
+int store_oauth_client_upsert(store *s, const store_oauth_client *c, pf_err *e)
+{
+    return sql_run(s, &q_client_upsert,
                    ARGS(TXT(c->id), TXT(c->name), TXT(c->redirect_uris), TXT(c->created_at)), e);
 }
 

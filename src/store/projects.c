@@ -5,7 +5,8 @@
 
 #include "store/sql.h"
 
-#define PROJ_COLS "p.id, p.workspace_id, p.name, p.logical_id, p.default_region, p.created_at"
+#define PROJ_COLS                                                                                  \
+    "p.id, p.workspace_id, p.name, p.logical_id, p.default_region, p.created_at, p.expires_at"
 static const sql_col proj_cols[] = {
     COL_TEXT(store_project, id),
     COL_TEXT(store_project, workspace_id),
@@ -13,6 +14,7 @@ static const sql_col proj_cols[] = {
     COL_TEXT(store_project, logical_id),
     COL_TEXT(store_project, default_region),
     COL_TEXT(store_project, created_at),
+    COL_TEXT(store_project, expires_at),
 };
 static const sql_row proj_row = SQL_ROW(store_project, proj_cols);
 
@@ -35,7 +37,7 @@ static const sql_row br_row = SQL_ROW(store_branch, br_cols);
 
 static sql_stmt q_proj_insert =
     SQL_FK("INSERT INTO projects (id, workspace_id, name, logical_id, default_region,"
-           " created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+           " created_at, updated_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
            "workspaceId", "The project's workspace");
 static sql_stmt q_proj_get =
     SQL("SELECT " PROJ_COLS " FROM projects p WHERE p.id = ?1 AND p.workspace_id = ?2");
@@ -55,9 +57,17 @@ static sql_stmt q_proj_move_conns =
         " WHERE database_id IN (SELECT id FROM databases WHERE project_id = ?1)");
 static sql_stmt q_proj_move_dbs =
     SQL("UPDATE databases SET workspace_id = ?2, updated_at = ?3 WHERE project_id = ?1");
-static sql_stmt q_proj_move = SQL_FK("UPDATE projects SET workspace_id = ?3, updated_at = ?4"
+/* a transfer is a claim: the new owner keeps the project, so its expiry ends */
+static sql_stmt q_proj_move = SQL_FK("UPDATE projects SET workspace_id = ?3, updated_at = ?4,"
+                                     " expires_at = NULL"
                                      " WHERE id = ?1 AND workspace_id = ?2",
                                      "recipientAccessToken", "The recipient workspace");
+static sql_stmt q_proj_set_expiry = SQL("UPDATE projects SET expires_at = ?3, updated_at = ?4"
+                                        " WHERE id = ?1 AND workspace_id = ?2");
+/* ISO-8601 UTC texts of one format (util_iso_from_ms) compare as times */
+static sql_stmt q_proj_expired = SQL("SELECT " PROJ_COLS " FROM projects p"
+                                     " WHERE p.expires_at IS NOT NULL AND p.expires_at <= ?1"
+                                     " ORDER BY p.expires_at LIMIT ?2");
 static sql_stmt q_proj_del_branches = SQL("DELETE FROM branches WHERE project_id = ?1");
 static sql_stmt q_proj_delete = SQL("DELETE FROM projects WHERE id = ?1 AND workspace_id = ?2");
 
@@ -96,7 +106,7 @@ int store_project_insert(store *s, const store_project *p, pf_err *e)
 {
     return sql_run(s, &q_proj_insert,
                    ARGS(TXT(p->id), TXT(p->workspace_id), TXT(p->name), OPT(p->logical_id),
-                        OPT(p->default_region), TXT(p->created_at)),
+                        OPT(p->default_region), TXT(p->created_at), OPT(p->expires_at)),
                    e);
 }
 
@@ -157,6 +167,23 @@ int store_project_set_settings(store *s, const char *ws, const char *id, const c
     util_now_iso(now);
     return sql_touch(s, &q_proj_set_settings, ARGS(TXT(id), TXT(ws), OPT(json), TXT(now)),
                      "projectId", "Project", id, e);
+}
+
+int store_project_set_expiry(store *s, const char *ws, const char *id, const char *expires_at,
+                             pf_err *e)
+{
+    char now[STORE_TS_MAX];
+    util_now_iso(now);
+    return sql_touch(s, &q_proj_set_expiry, ARGS(TXT(id), TXT(ws), OPT(expires_at), TXT(now)),
+                     "projectId", "Project", id, e);
+}
+
+int store_project_expired(store *s, const char *now, store_project **out, size_t *n, size_t max,
+                          pf_err *e)
+{
+    bool more = false;
+    return sql_all(s, &q_proj_expired, ARGS(TXT(now), INT(max)), &proj_row, (void **)out, n, max,
+                   &more, e);
 }
 
 int store_project_transfer(store *s, const char *from, const char *id, const char *to, pf_err *e)

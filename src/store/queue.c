@@ -75,6 +75,11 @@ static sql_stmt q_cancel = SQL("UPDATE ops SET state = 'failed', error = ?3, upd
                                " WHERE database_id = ?1 AND kind = ?2 AND state = 'pending'");
 static sql_stmt q_prune =
     SQL("DELETE FROM ops WHERE state IN ('done', 'failed') AND updated_at < ?1");
+/* the fleet view (docs/console.md): what is in flight, oldest first; what failed, newest first */
+static sql_stmt q_fleet_active =
+    SQL("SELECT " OP_COLS " FROM ops o WHERE o.state IN ('pending', 'running') ORDER BY o.seq");
+static sql_stmt q_fleet_failed =
+    SQL("SELECT " OP_COLS " FROM ops o WHERE o.state = 'failed' ORDER BY o.seq DESC");
 
 const char *store_op_kind_name(store_op_kind k)
 {
@@ -205,4 +210,11 @@ int store_op_cancel_pending(store *s, const char *database_id, store_op_kind kin
                                   TXT(reason ? reason : ""), TXT(now)),
                              e),
                    count);
+}
+
+int store_op_list_fleet(store *s, bool failed, size_t max, store_op **out, size_t *n, bool *more,
+                        pf_err *e)
+{
+    return sql_all(s, failed ? &q_fleet_failed : &q_fleet_active, NOARGS, &op_row, (void **)out, n,
+                   max, more, e);
 }

@@ -276,18 +276,32 @@ static const char MIGRATION_3[] =
     "UPDATE branches SET role = 'production' WHERE is_default = 1;\n"                              \
     "ALTER TABLE projects ADD COLUMN settings TEXT;\n"
 
-/* Version 7: a database's server is an instance with an id of its own (its directories and
+/* Version 7: a project's expiry (ISO-8601 UTC, NULL = never): the reaper (ops/expiry.c)
+ * deletes the project, its databases and their backups once it passes. */
+#define MIGRATION_7                                                                                \
+    "ALTER TABLE projects ADD COLUMN expires_at TEXT;\n"                                           \
+    "CREATE INDEX projects_expiry ON projects (expires_at) WHERE expires_at IS NOT NULL;\n"
+
+/* Version 8: operator tokens (docs/console.md). A service token marked is_operator reads the
+ * whole fleet (GET /v1/fleet) and nothing else; its workspace_id is only the row's owner (the
+ * first workspace), never a scope it acts in. Workspace token lists never show it. */
+#define MIGRATION_8                                                                                \
+    "ALTER TABLE tokens ADD COLUMN is_operator INTEGER NOT NULL DEFAULT 0\n"                       \
+    "    CHECK (is_operator IN (0, 1));\n"
+
+/* Version 9: a database's server is an instance with an id of its own (its directories and
  * pgBackRest stanza), mapped here, so a server started before its database existed (a
  * warm spare) can become the database's without moving. NULL until a provision attaches
  * one; existing databases keep theirs, named by their own id. */
-#define MIGRATION_7                                                                                \
+#define MIGRATION_9                                                                                \
     "ALTER TABLE databases ADD COLUMN instance_id TEXT;\n"                                         \
     "UPDATE databases SET instance_id = id;\n"                                                     \
     "CREATE UNIQUE INDEX databases_instance ON databases (instance_id);\n"
 
 /* Applied in order; migration i is schema version i + 1. Append only, never edit. */
 static const char *const migrations[] = {
-    MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6, MIGRATION_7,
+    MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5,
+    MIGRATION_6, MIGRATION_7, MIGRATION_8, MIGRATION_9,
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 

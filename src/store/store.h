@@ -79,6 +79,7 @@ typedef struct store_token {
     char value_hint[16]; /* last few chars of the value, shown after creation */
     char created_at[STORE_TS_MAX];
     char expires_at[STORE_TS_MAX]; /* "" = never */
+    bool is_operator;              /* reads the whole fleet, nothing else (schema version 8) */
 } store_token;
 
 int store_token_insert(store *s, const store_token *t, pf_err *e);
@@ -93,6 +94,7 @@ typedef struct store_project {
     char logical_id[STORE_NAME_MAX]; /* "" = null */
     char default_region[32];         /* "" = null */
     char created_at[STORE_TS_MAX];
+    char expires_at[STORE_TS_MAX]; /* "" = never (schema version 7): the project is deleted then */
 } store_project;
 
 int store_project_insert(store *s, const store_project *p,
@@ -118,6 +120,14 @@ int store_project_set_settings(store *s, const char *ws, const char *id, const c
  * too) and their connections. 404 when from has no such project; 409 (hint logicalId) when
  * to already has a project with its logicalId. One transaction. */
 int store_project_transfer(store *s, const char *from, const char *id, const char *to, pf_err *e);
+/* A project's expiry (ISO-8601 UTC as util_iso_from_ms writes it; NULL or "" clears it). A
+ * transfer clears it too. */
+int store_project_set_expiry(store *s, const char *ws, const char *id, const char *expires_at,
+                             pf_err *e);
+/* At most max projects of any workspace whose expiry is at or before now (ISO-8601 UTC),
+ * soonest first, into a new array (caller frees). */
+int store_project_expired(store *s, const char *now, store_project **out, size_t *n, size_t max,
+                          pf_err *e);
 
 /* ---- branches ---- */
 typedef struct store_branch {
@@ -261,6 +271,10 @@ int store_connection_list(store *s, const char *ws, const char *database_id, con
 /* All live connections of a database, oldest first, no paging (for the database shape). */
 int store_connection_list_for_db(store *s, const char *database_id, bool include_deleting,
                                  store_connection **out, size_t *n, pf_err *e);
+/* The live connections of the databases ids[0..nids) in one read, by database id then
+ * oldest first (for a page of databases). */
+int store_connection_list_for_dbs(store *s, const char *const *ids, size_t nids,
+                                  store_connection **out, size_t *n, pf_err *e);
 int store_connection_set_verifier(store *s, const char *id, const char *verifier, pf_err *e);
 int store_connection_mark_deleting(store *s, const char *id, pf_err *e);
 int store_connection_delete_row(store *s, const char *id, pf_err *e);
@@ -330,6 +344,10 @@ int store_op_prune(store *s, const char *before, int *count, pf_err *e);
 int store_op_count_active(store *s, const char *database_id, int *count, pf_err *e);
 /* Ends every pending op of `kind` of the database as failed with `reason` (a delete cancels
  * the database's queued backups); *count (when asked) gets how many. */
+/* Every workspace's ops for the operator's fleet view: the pending and running ones (oldest
+ * first), or the failed ones still kept (newest first); at most max (caller frees *out). */
+int store_op_list_fleet(store *s, bool failed, size_t max, store_op **out, size_t *n, bool *more,
+                        pf_err *e);
 int store_op_cancel_pending(store *s, const char *database_id, store_op_kind kind,
                             const char *reason, int *count, pf_err *e);
 
@@ -453,6 +471,9 @@ typedef struct store_oauth_client {
 
 int store_oauth_client_insert(store *s, const store_oauth_client *c, pf_err *e);
 int store_oauth_client_get(store *s, const char *id, store_oauth_client *out, pf_err *e);
+/* Inserts the client, or updates the name and redirect URIs of the one with its id (the
+ * console's built-in client follows --public-url across restarts). */
+int store_oauth_client_upsert(store *s, const store_oauth_client *c, pf_err *e);
 
 typedef struct store_integration {
     char id[PF_ID_MAX]; /* itg_... */
@@ -522,5 +543,7 @@ int store_token_list(store *s, const char *ws, const store_page *pg, store_token
                      store_page_out *po, pf_err *e);
 int store_token_get(store *s, const char *ws, const char *id, store_token *out, pf_err *e);
 int store_token_delete(store *s, const char *ws, const char *id, pf_err *e);
+/* Deletes a token of any workspace or kind by id (the host's `pgfleet token revoke`). */
+int store_token_revoke(store *s, const char *id, pf_err *e);
 
 #endif

@@ -33,6 +33,9 @@ void opt_expect(const opt_def *o, char *out, size_t n)
     case OPT_STRING:
         snprintf(out, n, "text");
         break;
+    case OPT_FLAG:
+        snprintf(out, n, "a flag without a value");
+        break;
     }
 }
 
@@ -41,7 +44,7 @@ void opt_help(FILE *f, const opt_def *defs, size_t n)
     for (size_t i = 0; i < n; i++) {
         const opt_def *o = &defs[i];
         fprintf(f, "  --%-21s %s", o->name, o->help);
-        if (o->type != OPT_STRING && o->type != OPT_PATH) {
+        if (o->type != OPT_STRING && o->type != OPT_PATH && o->type != OPT_FLAG) {
             char expect[160];
             opt_expect(o, expect, sizeof expect);
             fprintf(f, ": %s", expect);
@@ -83,6 +86,9 @@ bool opt_check(const opt_def *o, opt_value *v)
     switch (o->type) {
     case OPT_STRING:
         return true;
+    case OPT_FLAG:
+        v->n = strcmp(s, "1") == 0;
+        return v->n || strcmp(s, "0") == 0;
     case OPT_PATH:
         return s[0] != '\0';
     case OPT_INT:
@@ -151,7 +157,13 @@ int opt_parse(const opt_def *defs, size_t n, opt_value *vals, int cmd, int argc,
                      (int)nlen, name);
             goto out;
         }
-        if (eq) {
+        if (defs[found].type == OPT_FLAG) {
+            if (eq) {
+                err_kind(e, ERR_INVALID, NULL, "--%s takes no value", defs[found].name);
+                goto out;
+            }
+            vals[found].s = "1";
+        } else if (eq) {
             vals[found].s = eq + 1;
         } else if (i + 1 < argc) {
             vals[found].s = argv[++i];

@@ -20,7 +20,8 @@ typedef enum {
     OPT_SECONDS,  /* the same, a duration in seconds */
     OPT_HOSTPORT, /* HOST:PORT with a numeric address ([v6]:port too); "off" when off_ok */
     OPT_RANGE,    /* LO-HI with min <= LO <= HI <= max */
-    OPT_ENUM      /* one of values[] */
+    OPT_ENUM,     /* one of values[] */
+    OPT_FLAG      /* no value: given or not (s "1" when given; n 1) */
 } opt_type;
 
 typedef struct opt_def {

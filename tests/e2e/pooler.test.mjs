@@ -13,7 +13,8 @@ import { call, expectStatus, waitReady, uniq } from './lib/api.mjs';
 import { connect, closeQuietly, psql, connectFails, passwordOf } from './lib/pg.mjs';
 import { until, postmasterPidFile } from './lib/procs.mjs';
 
-const ctx = useServer('pooler');
+// --tls-mode require: strings carry sslmode=require and plaintext is refused from everywhere
+const ctx = useServer('pooler', { extraArgs: ['--tls-mode', 'require'] });
 const S = { clients: [] };
 after(async () => { for (const c of S.clients) await closeQuietly(c); });
 

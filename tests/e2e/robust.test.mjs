@@ -67,6 +67,26 @@ ctx.it('cursor probing: a cursor holding another workspace\'s id answers exactly
   assert.deepEqual(diffs, [], 'lists where a foreign cursor differs from an unknown one');
 });
 
+// A page reads its rows' connections and projects once for the page: every item must
+// still be exactly the database's own GET (its connections, oldest first, and its project).
+ctx.it('a list page item equals the single GET of that database, across projects and connections', async () => {
+  const p2 = expectStatus(await call(A.c, 'POST', '/v1/projects', { body: { name: uniq('robust-p2') } }), 201).data;
+  const extra = expectStatus(await call(A.c, 'POST', '/v1/connections', { body: { databaseId: p2.database.id, name: uniq('c') } }), 201).data;
+  await waitReady(A.c, p2.database.id, { timeoutMs: 60000 });
+  const page = expectStatus(await call(A.c, 'GET', '/v1/databases', { params: { query: { limit: 100 } } }), 200).data;
+  const byId = new Map(page.map((d) => [d.id, d]));
+  assert.ok(byId.has(A.db.id) && byId.has(p2.database.id), 'both projects\' databases are listed');
+  assert.equal(byId.get(p2.database.id).connections.length, 2, 'the second database lists its two connections');
+  assert.ok(byId.get(p2.database.id).connections.some((c) => c.id === extra.id));
+  for (const d of page) {
+    const one = expectStatus(await call(A.c, 'GET', '/v1/databases/{databaseId}', { params: { path: { databaseId: d.id } } }), 200).data;
+    assert.deepEqual(d, one, `list item ${d.id} differs from its GET`);
+  }
+  // the nested list of a project: the same items
+  const nested = expectStatus(await call(A.c, 'GET', '/v1/projects/{projectId}/databases', { params: { path: { projectId: p2.id } } }), 200).data;
+  assert.deepEqual(nested, [byId.get(p2.database.id)]);
+});
+
 ctx.it('lists during concurrent deletes never answer 404 (or any error)', async () => {
   const ids = [];
   const made = await Promise.all(Array.from({ length: 8 }, (_, i) => call(A.c, 'POST', '/v1/databases', { body: { projectId: A.project.id, name: `victim-${i}` } })));

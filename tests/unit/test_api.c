@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "api/internal.h"
+#include "auth/auth.h"
 #include "harness.h"
 
 static json_t *parse(const char *text)
@@ -418,6 +419,121 @@ static void test_list_reply(void **state)
     json_decref(resp.body);
 }
 
+/* GET /v1/fleet: an operator's credential only; counts, in-flight ops and failures with
+ * their reasons across workspaces. */
+static void test_fleet(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    store_database bad = f->d;
+    snprintf(bad.id, sizeof bad.id, "db_two");
+    snprintf(bad.name, sizeof bad.name, "broken");
+    bad.status = DB_FAILURE;
+    snprintf(bad.status_reason, sizeof bad.status_reason, "initdb failed");
+    bad.is_default = false;
+    bad.port = 5556;
+    assert_int_equal(store_database_insert(f->a.st, &bad, &e), 0);
+    store_op run, failed;
+    ops_op_init(&run, OP_DB_BACKUP, "db_one", NULL);
+    ops_op_init(&failed, OP_DB_RESTORE, "db_two", NULL);
+    assert_int_equal(store_op_insert(f->a.st, &run, &e), 0);
+    assert_int_equal(store_op_insert(f->a.st, &failed, &e), 0);
+    assert_int_equal(store_op_finish(f->a.st, failed.id, OPS_FAILED, "WAL ends too early", &e), 0);
+
+    http_req req;
+    http_resp resp;
+    memset(&req, 0, sizeof req);
+    memset(&resp, 0, sizeof resp);
+    req.method = "GET";
+    req.path = "/v1/fleet";
+    req.scope = AUTH_SCOPE_ADMIN;
+    assert_int_equal(h_fleet(&f->a, &req, &resp, &e), -1);
+    assert_int_equal(e.status, 403);
+    assert_string_equal(e.hint, "operator");
+    assert_null(resp.body);
+
+    req.scope = AUTH_SCOPE_FLEET;
+    assert_int_equal(h_fleet(&f->a, &req, &resp, &e), 0);
+    json_t *d = json_object_get(resp.body, "data");
+    json_t *by = json_object_get(json_object_get(d, "databases"), "byStatus");
+    assert_int_equal(json_integer_value(json_object_get(by, "ready")), 1);
+    assert_int_equal(json_integer_value(json_object_get(by, "failure")), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(d, "ops"), "pending")), 1);
+    assert_int_equal(json_array_size(json_object_get(d, "list")), 2);
+    assert_string_equal(sget(d, "inFlight.0.id"), run.id);
+    assert_string_equal(sget(d, "inFlight.0.kind"), "db_backup");
+    assert_string_equal(sget(d, "inFlight.0.workspaceId"), "wksp_one");
+    json_t *fl = json_object_get(d, "failures");
+    assert_int_equal(json_array_size(fl), 2);
+    assert_string_equal(sget(fl, "0.kind"), "database");
+    assert_string_equal(sget(fl, "0.reason"), "initdb failed");
+    assert_string_equal(sget(fl, "1.kind"), "op");
+    assert_string_equal(sget(fl, "1.reason"), "WAL ends too early");
+    assert_string_equal(sget(fl, "1.databaseName"), "broken");
+    assert_null(json_object_get(d, "servers")); /* no op workers here */
+    json_decref(resp.body);
+
+    assert_true(api_fleet_path("/v1/fleet"));
+    assert_true(api_fleet_path("/v1/fleet/"));
+    assert_false(api_fleet_path("/v1/fleets"));
+    assert_false(api_fleet_path("/v1/projects"));
+}
+
+static const char *resp_header(const http_resp *r, const char *name)
+{
+    for (int i = 0; i < r->nheaders; i++)
+        if (strcmp(r->headers[i].name, name) == 0)
+            return r->headers[i].value;
+    return NULL;
+}
+
+static void resp_clear(http_resp *r)
+{
+    for (int i = 0; i < r->nheaders; i++) {
+        free(r->headers[i].name);
+        free(r->headers[i].value);
+    }
+    free(r->raw);
+    json_decref(r->body);
+    memset(r, 0, sizeof *r);
+}
+
+/* The console's files: the page for /console and its callback, the CSP on every answer,
+ * a 404 for anything else. */
+static void test_console_files(void **state)
+{
+    (void)state;
+    pf_err e;
+    http_req req;
+    http_resp resp;
+    memset(&req, 0, sizeof req);
+    memset(&resp, 0, sizeof resp);
+    assert_int_equal(h_console(NULL, &req, &resp, &e), 0);
+    assert_int_equal(resp.status, 200);
+    assert_string_equal(resp.content_type, "text/html; charset=utf-8");
+    assert_non_null(memmem(resp.raw, resp.raw_len, "/console/app.js", 15));
+    assert_non_null(strstr(resp_header(&resp, "Content-Security-Policy"), "default-src 'self'"));
+    assert_string_equal(resp_header(&resp, "X-Frame-Options"), "DENY");
+    size_t index_len = resp.raw_len;
+    resp_clear(&resp);
+    const char *names[] = {"callback", "app.js", "style.css", "nope.js", "..", "index.html.bak"};
+    const int want[] = {200, 200, 200, 404, 404, 404};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        req.params[0] = names[i];
+        req.nparams = 1;
+        assert_int_equal(h_console(NULL, &req, &resp, &e), 0);
+        assert_int_equal(resp.status, want[i]);
+        assert_non_null(resp_header(&resp, "Content-Security-Policy"));
+        if (i == 0)
+            assert_int_equal(resp.raw_len, index_len);
+        if (i == 1)
+            assert_string_equal(resp.content_type, "text/javascript; charset=utf-8");
+        if (want[i] == 404)
+            assert_string_equal(sget(resp.body, "error.code"), "NotFound");
+        resp_clear(&resp);
+    }
+}
+
 int main(void)
 {
     util_init();
@@ -433,6 +549,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shape_project_and_branch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_reply, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fleet, setup, teardown),
+        cmocka_unit_test(test_console_files),
     };
     return HARNESS_RUN("api", tests, NULL, NULL);
 }

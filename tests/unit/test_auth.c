@@ -365,6 +365,46 @@ static void code_for(fixture *f, const char *verifier, char code[AUTH_SECRET_MAX
                      0);
 }
 
+/* An operator token passes only the check that accepts it, acts in no workspace and is
+ * in no workspace's token list; a workspace token passes both checks. */
+static void test_operator_token(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char val[AUTH_TOKEN_MAX], ws[PF_ID_MAX], actor[PF_ID_MAX], hdr[AUTH_TOKEN_MAX + 16];
+    store_token t;
+    assert_int_equal(auth_operator_token_create(f->s, f->ws, NULL, val, &t, &e), 0);
+    assert_true(t.is_operator);
+    assert_string_equal(t.name, "operator token");
+    snprintf(hdr, sizeof hdr, "Bearer %s", val);
+    assert_int_equal(auth_check_bearer(f->s, hdr, ws, actor, &e), -1);
+    assert_int_equal(e.status, 401);
+    bool op = false;
+    assert_int_equal(auth_check_bearer_any(f->s, hdr, ws, actor, &op, &e), 0);
+    assert_true(op);
+    assert_string_equal(ws, "");
+    assert_string_equal(actor, t.id);
+    /* the owner workspace neither lists, reads nor deletes it */
+    store_token *list = NULL, got;
+    size_t n = 9;
+    store_page_out po;
+    assert_int_equal(store_token_list(f->s, f->ws, NULL, &list, &n, &po, &e), 0);
+    assert_int_equal(n, 0);
+    free(list);
+    assert_int_equal(store_token_get(f->s, f->ws, t.id, &got, &e), -1);
+    assert_int_equal(e.status, 404);
+    assert_int_equal(store_token_delete(f->s, f->ws, t.id, &e), -1);
+    assert_int_equal(e.status, 404);
+    /* a workspace token: both checks, not an operator */
+    assert_int_equal(auth_token_create(f->s, f->ws, "ci", NULL, val, &t, &e), 0);
+    snprintf(hdr, sizeof hdr, "Bearer %s", val);
+    assert_int_equal(auth_check_bearer(f->s, hdr, ws, actor, &e), 0);
+    assert_string_equal(ws, f->ws);
+    assert_int_equal(auth_check_bearer_any(f->s, hdr, ws, actor, &op, &e), 0);
+    assert_false(op);
+    sodium_memzero(val, sizeof val);
+}
+
 static void test_code_exchange_and_replay(void **state)
 {
     fixture *f = *state;
@@ -473,6 +513,7 @@ int main(void)
         cmocka_unit_test(test_throttle_backs_off),
         cmocka_unit_test(test_ratelimit_bucket),
         cmocka_unit_test_setup_teardown(test_pkce_scope_redirect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_operator_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_code_exchange_and_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh_rotation_and_reuse, setup, teardown),
     };

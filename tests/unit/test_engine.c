@@ -210,7 +210,10 @@ static void test_roles_and_security(void **state)
     assert_false(sql_ok(c1, "SELECT pg_read_file('/etc/passwd')"));
     assert_false(sql_ok(c1, "COPY t(v) FROM '/etc/passwd'"));
     assert_false(sql_ok(c1, "ALTER SYSTEM SET fsync = off"));
-    assert_false(sql_ok(c1, "CREATE DATABASE other"));
+    /* databases of its own (prisma migrate dev's shadow database), dropped again */
+    assert_true(sql_ok(c1, "CREATE DATABASE other"));
+    assert_true(sql_ok(c1, "DROP DATABASE other"));
+    assert_false(sql_ok(c1, "DROP DATABASE postgres"));
     assert_false(sql_ok(c1, "CREATE ROLE sneaky"));
     char *super = sql_value(c1, "SELECT rolsuper::text FROM pg_roles WHERE rolname = 'app_one'");
     assert_string_equal(super, "false");

@@ -744,6 +744,37 @@ static void test_resume_restore(void **state)
     resume_at_every_step(world_restore);
 }
 
+/* A kill -9 after a restore made its database ready and before its op's end was recorded:
+ * the op runs again after the restart, finds the database ready, and ends done without
+ * restoring again (what was written since stays) or failing the database. */
+static void test_restore_resume_after_ready(void **state)
+{
+    (void)state;
+    fixture *f = fx_new();
+    char db[PF_ID_MAX];
+    world_restore(f, db);
+    pf_err e;
+    store_op claimed;
+    assert_int_equal(store_op_claim(f->st, ops__lane(OPS_LANE_SLOW), &claimed, &e), 1);
+    assert_int_equal(claimed.kind, OP_DB_RESTORE);
+    /* what the op had done before the kill: the swap, and ready recorded */
+    assert_int_equal(store_database_transition(f->st, db, DB_RECOVERING, DB_READY, "", &e), 0);
+    int restores = fake_calls(f->en, FAKE_RESTORE);
+    ops_stop(f->o);
+    ops_config cfg = test_cfg();
+    mk_ops(f, &cfg);
+    int reset = 0;
+    assert_int_equal(store_op_reset_running(f->st, &reset, &e), 0);
+    assert_int_equal(reset, 1);
+    ops__reconcile(f->o, true);
+    drain(f);
+    assert_int_equal(get_op(f, claimed.id).state, OPS_DONE);
+    assert_int_equal(get_db(f, db).status, DB_READY);
+    assert_true(engine_instance_running(f->en, inst_of(f, db)));
+    assert_int_equal(fake_calls(f->en, FAKE_RESTORE), restores);
+    fx_free(f);
+}
+
 static void test_resume_delete(void **state)
 {
     (void)state;
@@ -1071,6 +1102,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_clone_run_and_give_up, setup, teardown),
         cmocka_unit_test(test_resume_provision),
         cmocka_unit_test(test_resume_restore),
+        cmocka_unit_test(test_restore_resume_after_ready),
         cmocka_unit_test(test_resume_delete),
         cmocka_unit_test_setup_teardown(test_lanes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_passes_and_cancels_backups, setup, teardown),

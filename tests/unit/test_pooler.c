@@ -133,23 +133,49 @@ static void test_auth_file_skips_bad_roles_and_plaintext(void **state)
 static void test_hba_refuses_plaintext_and_admin_over_tcp(void **state)
 {
     (void)state;
-    char *hba = engine__pooler_hba();
+    char *hba = engine__pooler_hba(false);
     /* first match wins: the admin console only over the socket; no plaintext TCP */
-    const char *admin = strstr(hba, "local    pgbouncer  " PGFLEET_ADMIN_ROLE "  trust");
-    const char *nossl = strstr(hba, "hostnossl  all      all            0.0.0.0/0  reject");
-    const char *admin_tcp =
-        strstr(hba, "hostssl  all        " PGFLEET_ADMIN_ROLE "  0.0.0.0/0  reject");
-    const char *console_tcp = strstr(hba, "hostssl  pgbouncer  all            0.0.0.0/0  reject");
-    const char *scram = strstr(hba, "hostssl  all        all            0.0.0.0/0  scram-sha-256");
+    const char *admin = strstr(hba, "local      pgbouncer  " PGFLEET_ADMIN_ROLE "  trust");
+    const char *admin_tcp = strstr(hba, "host       all        " PGFLEET_ADMIN_ROLE "  0.0.0.0/0");
+    const char *console_tcp =
+        strstr(hba, "host       pgbouncer  all            0.0.0.0/0     reject");
+    const char *nossl = strstr(hba, "hostnossl  all        all            0.0.0.0/0     reject");
+    const char *scram =
+        strstr(hba, "hostssl    all        all            0.0.0.0/0     scram-sha-256");
     assert_non_null(admin);
     assert_non_null(nossl);
     assert_non_null(admin_tcp);
     assert_non_null(console_tcp);
     assert_non_null(scram);
-    assert_true(admin < nossl && nossl < admin_tcp && admin_tcp < console_tcp &&
-                console_tcp < scram);
+    assert_true(admin < admin_tcp && admin_tcp < console_tcp && console_tcp < nossl &&
+                nossl < scram);
     assert_null(strstr(hba, "trust\nhost"));
+    assert_null(strstr(hba, "hostnossl  all        all            127.0.0.0/8"));
     free(hba);
+}
+
+static void test_hba_loopback_optional_lets_plaintext_in_from_loopback_only(void **state)
+{
+    (void)state;
+    char *hba = engine__pooler_hba(true);
+    const char *console_tcp =
+        strstr(hba, "host       pgbouncer  all            ::/0          reject");
+    const char *lo4 =
+        strstr(hba, "hostnossl  all        all            127.0.0.0/8   scram-sha-256");
+    const char *lo6 =
+        strstr(hba, "hostnossl  all        all            ::1/128       scram-sha-256");
+    const char *nossl = strstr(hba, "hostnossl  all        all            0.0.0.0/0     reject");
+    assert_non_null(console_tcp);
+    assert_non_null(lo4);
+    assert_non_null(lo6);
+    assert_non_null(nossl);
+    assert_true(console_tcp < lo4 && lo4 < lo6 && lo6 < nossl);
+    free(hba);
+    engine__pooler_params p = params;
+    p.loopback_optional = true;
+    char *ini = engine__pooler_ini(&p, NULL, 0);
+    assert_non_null(strstr(ini, "client_tls_sslmode = allow\n"));
+    free(ini);
 }
 
 /* ---- tls.c, with the real openssl ---- */
@@ -162,7 +188,7 @@ static int verify(const char *dir, const char *host)
     char *crt = xasprintf("%s/tls/server.crt", dir);
     const char *argv[] = {"/usr/bin/openssl", "verify", "-CAfile", ca,
                           "-verify_hostname", host,     crt,       NULL};
-    if (strchr(host, '.') && strspn(host, "0123456789.") == strlen(host))
+    if (strchr(host, ':') || (strchr(host, '.') && strspn(host, "0123456789.") == strlen(host)))
         argv[4] = "-verify_ip";
     proc_opts o = {.argv = argv};
     char out[1024];
@@ -192,7 +218,11 @@ static void test_tls_makes_ca_and_server_cert_once(void **state)
     err_clear(&e);
     assert_int_equal(engine__tls_ensure(&en, &cfg, &e), 0);
     assert_non_null(engine_tls_ca_path(&en));
+    /* the names a local client uses: localhost, both loopback addresses */
     assert_int_equal(verify(tmpl, "127.0.0.1"), 0);
+    assert_int_equal(verify(tmpl, "localhost"), 0);
+    assert_int_equal(verify(tmpl, "::1"), 0);
+    assert_int_not_equal(verify(tmpl, "db.example.test"), 0);
     struct stat st;
     assert_int_equal(stat(en.tls_key, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
@@ -220,6 +250,7 @@ static void test_tls_makes_ca_and_server_cert_once(void **state)
     assert_int_equal(stat(ca_key, &ca2), 0);
     assert_int_equal(ca1.st_ino, ca2.st_ino);
     assert_int_equal(verify(tmpl, "db.example.test"), 0);
+    assert_int_equal(verify(tmpl, "localhost"), 0);
     engine__tls_free(&en);
 
     /* a host that cannot name a certificate is refused */
@@ -231,6 +262,34 @@ static void test_tls_makes_ca_and_server_cert_once(void **state)
     harness_home_remove(tmpl);
 }
 
+/* A self-signed pair made with the openssl CLI at crt and key. */
+static void make_pair(const char *crt, const char *key, const char *cn)
+{
+    char *subj = xasprintf("/CN=%s", cn);
+    const char *argv[] = {"/usr/bin/openssl",
+                          "req",
+                          "-x509",
+                          "-newkey",
+                          "ec",
+                          "-pkeyopt",
+                          "ec_paramgen_curve:prime256v1",
+                          "-nodes",
+                          "-keyout",
+                          key,
+                          "-out",
+                          crt,
+                          "-days",
+                          "2",
+                          "-subj",
+                          subj,
+                          NULL};
+    proc_opts o = {.argv = argv};
+    char out[2048];
+    pf_err e;
+    assert_int_equal(proc_run(&o, out, sizeof out, 30000, &e), 0);
+    free(subj);
+}
+
 static void test_tls_uses_given_cert(void **state)
 {
     (void)state;
@@ -239,21 +298,53 @@ static void test_tls_uses_given_cert(void **state)
     fake_engine(&en, tmpl);
     char *crt = xasprintf("%s/given.crt", tmpl);
     char *key = xasprintf("%s/given.key", tmpl);
-    fs_write_atomic(crt, "CERT\n", 5, 0644, NULL, NULL);
-    fs_write_atomic(key, "KEY\n", 4, 0600, NULL, NULL);
+    char *crt2 = xasprintf("%s/other.crt", tmpl);
+    char *key2 = xasprintf("%s/other.key", tmpl);
+    make_pair(crt, key, "one.example.test");
+    make_pair(crt2, key2, "two.example.test");
     engine_config cfg = {.tls_host = "127.0.0.1", .tls_cert = crt, .tls_key = key};
     pf_err e;
     assert_int_equal(engine__tls_ensure(&en, &cfg, &e), 0);
     assert_null(engine_tls_ca_path(&en)); /* no CA given: none to publish */
+    char *want = fs_read_file(key, NULL);
     char *got = fs_read_file(en.tls_key, NULL);
-    assert_string_equal(got, "KEY\n");
+    assert_string_equal(got, want);
     free(got);
+    free(want);
+    assert_false(engine_tls_given_changed(&en));
+    bool changed = true;
+    assert_int_equal(engine__tls_refresh(&en, &changed, &e), 0);
+    assert_false(changed);
+
+    /* a renewal half written (a new certificate, the old key) is not taken */
+    size_t len = 0;
+    char *text = fs_read_file(crt2, &len);
+    fs_write_atomic(crt, text, len, 0644, NULL, NULL);
+    free(text);
+    assert_true(engine_tls_given_changed(&en));
+    assert_int_equal(engine__tls_refresh(&en, &changed, &e), -1);
+    assert_non_null(strstr(e.message, "does not belong"));
+    /* the key arrives: both are taken */
+    text = fs_read_file(key2, &len);
+    fs_write_atomic(key, text, len, 0600, NULL, NULL);
+    free(text);
+    assert_int_equal(engine__tls_refresh(&en, &changed, &e), 0);
+    assert_true(changed);
+    assert_false(engine_tls_given_changed(&en));
     engine__tls_free(&en);
+
     cfg.tls_key = NULL; /* one without the other */
     assert_int_equal(engine__tls_ensure(&en, &cfg, &e), -1);
     engine__tls_free(&en);
+    cfg.tls_key = key2;
+    cfg.tls_cert = xasprintf("%s/missing.crt", tmpl);
+    assert_int_equal(engine__tls_ensure(&en, &cfg, &e), -1);
+    engine__tls_free(&en);
+    free((char *)cfg.tls_cert);
     free(crt);
     free(key);
+    free(crt2);
+    free(key2);
     free(en.home);
     harness_home_remove(tmpl);
 }
@@ -268,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_auth_file_holds_verifiers_only),
         cmocka_unit_test(test_auth_file_skips_bad_roles_and_plaintext),
         cmocka_unit_test(test_hba_refuses_plaintext_and_admin_over_tcp),
+        cmocka_unit_test(test_hba_loopback_optional_lets_plaintext_in_from_loopback_only),
         cmocka_unit_test(test_tls_makes_ca_and_server_cert_once),
         cmocka_unit_test(test_tls_uses_given_cert),
     };

@@ -180,7 +180,7 @@ static void assert_err(const pf_err *e, int status, const char *code, const char
 
 /* ---- schema ---- */
 
-#define SCHEMA_LATEST 7 /* the number of migrations */
+#define SCHEMA_LATEST 9 /* the number of migrations */
 
 static void test_migrations_idempotent(void **state)
 {
@@ -1451,7 +1451,7 @@ static void test_migration_from_v5(void **state)
     assert_string_equal(settings, "");
 }
 
-/* Migration 7: databases made before it are served by an instance named by their own id;
+/* Migration 9: databases made before it are served by an instance named by their own id;
  * a new one has none until one is attached, once. */
 static void test_instances(void **state)
 {
@@ -1468,7 +1468,7 @@ static void test_instances(void **state)
     assert_int_equal(sqlite3_exec(raw,
                                   "DROP INDEX databases_instance;"
                                   "ALTER TABLE databases DROP COLUMN instance_id;"
-                                  "DELETE FROM schema_migrations WHERE version = 7;",
+                                  "DELETE FROM schema_migrations WHERE version = 9;",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(raw);
@@ -1489,6 +1489,39 @@ static void test_instances(void **state)
     assert_string_equal(d.instance_id, "in_one");
     /* one instance serves one database */
     assert_int_equal(store_database_set_instance(f->s, old, "in_one", &e), -1);
+}
+
+/* Version 8 from version 7: every existing token is a workspace's, none an operator's. */
+static void test_migration_from_v7(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    store_token t = {0};
+    util_id_new("tok", t.id);
+    memcpy(t.workspace_id, ws, PF_ID_MAX);
+    snprintf(t.name, sizeof t.name, "ci");
+    util_sha256_hex("v6-token", t.hash);
+    snprintf(t.value_hint, sizeof t.value_hint, "oken");
+    now(t.created_at);
+    assert_int_equal(store_token_insert(f->s, &t, &e), 0);
+    store_close(f->s);
+    f->s = NULL;
+    sqlite3 *raw = NULL;
+    assert_int_equal(sqlite3_open(f->path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw,
+                                  "ALTER TABLE tokens DROP COLUMN is_operator;"
+                                  "DELETE FROM schema_migrations WHERE version = 8;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(raw);
+    assert_int_equal(store_open(f->path, &f->s, &e), 0);
+    assert_int_equal(store_schema_version(f->s), SCHEMA_LATEST);
+    store_token got;
+    assert_int_equal(store_token_by_hash(f->s, t.hash, &got, &e), 0);
+    assert_false(got.is_operator);
+    assert_int_equal(store_token_get(f->s, ws, t.id, &got, &e), 0);
 }
 
 /* The first branch of a project is its production branch and its default, whatever the
@@ -1599,6 +1632,42 @@ static void test_project_transfer(void **state)
 
 /* One conflict table for every resource: each unique violation names its own field, and a
  * write naming a missing row answers 404 (identity) or with its parent's field. */
+/* A project's expiry (schema version 7): set, listed once due (soonest first), cleared by
+ * NULL and by a transfer. */
+static void test_project_expiry(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char a[PF_ID_MAX], b[PF_ID_MAX], p1[PF_ID_MAX], p2[PF_ID_MAX], p3[PF_ID_MAX];
+    mk_ws(f->s, a, "a");
+    mk_ws(f->s, b, "b");
+    mk_project(f->s, a, NULL, p1);
+    mk_project(f->s, a, NULL, p2);
+    mk_project(f->s, a, NULL, p3);
+    assert_int_equal(store_project_set_expiry(f->s, a, p1, "2026-01-02T00:00:00.000Z", &e), 0);
+    assert_int_equal(store_project_set_expiry(f->s, a, p2, "2026-01-01T00:00:00.000Z", &e), 0);
+    assert_int_equal(store_project_set_expiry(f->s, a, p3, "2026-06-01T00:00:00.000Z", &e), 0);
+    assert_int_equal(store_project_set_expiry(f->s, b, p1, NULL, &e), -1); /* not b's */
+    assert_err(&e, 404, "NotFound", "projectId");
+    store_project *due = NULL;
+    size_t n = 0;
+    assert_int_equal(store_project_expired(f->s, "2026-03-01T00:00:00.000Z", &due, &n, 10, &e), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(due[0].id, p2);
+    assert_string_equal(due[1].id, p1);
+    assert_string_equal(due[1].expires_at, "2026-01-02T00:00:00.000Z");
+    free(due);
+    assert_int_equal(store_project_set_expiry(f->s, a, p1, NULL, &e), 0);
+    assert_int_equal(store_project_transfer(f->s, a, p2, b, &e), 0);
+    store_project p;
+    assert_int_equal(store_project_get(f->s, b, p2, &p, &e), 0);
+    assert_string_equal(p.expires_at, "");
+    assert_int_equal(store_project_expired(f->s, "2027-01-01T00:00:00.000Z", &due, &n, 10, &e), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(due[0].id, p3);
+    free(due);
+}
+
 static void test_conflicts_and_references(void **state)
 {
     fixture *f = *state;
@@ -2095,10 +2164,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pool_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_v4, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_v5, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_from_v7, setup, teardown),
         cmocka_unit_test_setup_teardown(test_instances, setup, teardown),
         cmocka_unit_test_setup_teardown(test_branch_roles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_project_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_project_transfer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_project_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflicts_and_references, setup, teardown),
         cmocka_unit_test_setup_teardown(test_op_claim_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),

@@ -441,6 +441,28 @@ static void test_opt_defaults_env_argv(void **state)
     unsetenv("PF_TEST_COLOUR");
 }
 
+/* A flag takes no value: given is 1, absent 0, "--flag=x" is refused. */
+static void test_opt_flag(void **state)
+{
+    (void)state;
+    static const opt_def fdefs[] = {
+        {"operator", NULL, OPT_FLAG, NULL, .cmds = C_A, .help = "a flag"},
+        {"name", NULL, OPT_STRING, NULL, .cmds = C_A, .help = "a name"},
+    };
+    opt_value v[2];
+    pf_err e;
+    err_clear(&e);
+    assert_int_equal(opt_parse(fdefs, 2, v, C_A, 0, NULL, 0, &e), 0);
+    assert_null(v[0].s);
+    char *argv[] = {"--operator", "--name", "x"};
+    assert_int_equal(opt_parse(fdefs, 2, v, C_A, 3, argv, 0, &e), 0);
+    assert_int_equal(v[0].n, 1);
+    assert_string_equal(v[1].s, "x");
+    char *bad[] = {"--operator=yes"};
+    assert_int_equal(opt_parse(fdefs, 2, v, C_A, 1, bad, 0, &e), -1);
+    assert_string_equal(e.message, "--operator takes no value");
+}
+
 static void test_opt_rejects_with_the_tables_texts(void **state)
 {
     (void)state;
@@ -521,6 +543,7 @@ int main(void)
         cmocka_unit_test(test_log_levels),
         cmocka_unit_test(test_opt_defaults_env_argv),
         cmocka_unit_test(test_opt_rejects_with_the_tables_texts),
+        cmocka_unit_test(test_opt_flag),
         cmocka_unit_test(test_opt_help_from_the_table),
     };
     return HARNESS_RUN("util", tests, NULL, NULL);
