@@ -143,8 +143,10 @@ int engine_instance_unalias(engine *en, const char *alias, pf_err *e);
 
 /* Makes one started spare (~ a copy of golden, a stanza-create and a start); its id into
  * id_out (idsz bytes; may be NULL). A failure removes what was made (ERR_TRANSIENT
- * "DiskFull" on a full disk). */
-int engine_spare_make(engine *en, char *id_out, size_t idsz, pf_err *e);
+ * "DiskFull" on a full disk). stop (may be NULL) is asked between the steps: when it says
+ * true the half-made spare is removed and the call fails with ERR_TRANSIENT "Stopping". */
+int engine_spare_make(engine *en, bool (*stop)(void *), void *arg, char *id_out, size_t idsz,
+                      pf_err *e);
 /* Claims a running spare (atomic: two callers never get the same one) and writes its id;
  * false when none is ready. The caller owns the instance from here: a crash before it
  * records it leaves an instance with no mark, which the orphan sweep removes. */

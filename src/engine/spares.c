@@ -69,7 +69,17 @@ static int spare_conf(engine *en, const char *data, const char *sock, pf_err *e)
     return rc;
 }
 
-int engine_spare_make(engine *en, char *id_out, size_t idsz, pf_err *e)
+/* Between two steps of a make: a stop asked meanwhile ends it. */
+static bool stop_asked(bool (*stop)(void *), void *arg, pf_err *e)
+{
+    if (!stop || !stop(arg))
+        return false;
+    err_kind(e, ERR_TRANSIENT, "Stopping", "stopping");
+    return true;
+}
+
+int engine_spare_make(engine *en, bool (*stop)(void *), void *arg, char *id_out, size_t idsz,
+                      pf_err *e)
 {
     char id[PF_ID_MAX];
     util_id_new("in", id);
@@ -86,7 +96,8 @@ int engine_spare_make(engine *en, char *id_out, size_t idsz, pf_err *e)
     if (engine__own_dir(en, dir, e) < 0 || engine__own_dir(en, sock, e) < 0 ||
         fs_write_atomic(mark, "", 0, 0600, NULL, e) < 0)
         goto out;
-    if (fs_copy_tree(en->golden_dir, tmp, &en->user, e) < 0 || fs_sync_fs(tmp, e) < 0)
+    if (fs_copy_tree(en->golden_dir, tmp, &en->user, e) < 0 || stop_asked(stop, arg, e) ||
+        fs_sync_fs(tmp, e) < 0 || stop_asked(stop, arg, e))
         goto out;
     if (rename(tmp, data) < 0) {
         err_internal(e, "rename %s: %s", tmp, strerror(errno));
@@ -95,7 +106,8 @@ int engine_spare_make(engine *en, char *id_out, size_t idsz, pf_err *e)
     if (fs_fsync_dir(dir, e) < 0 || spare_conf(en, data, sock, e) < 0)
         goto out;
     t_copy = util_now_ms();
-    if (en->pgbr && engine_backup_stanza_ensure(en, id, e) < 0)
+    if (stop_asked(stop, arg, e) || (en->pgbr && engine_backup_stanza_ensure(en, id, e) < 0) ||
+        stop_asked(stop, arg, e))
         goto out;
     t_stanza = util_now_ms();
     if (engine__launch(en, id, "spare server", data, sock, log, ENGINE_SOCKET_PORT,

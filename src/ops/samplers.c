@@ -67,6 +67,11 @@ void *ops__usage_main(void *arg)
  * a refill does not cut the backoff short. */
 #define SPARES_BACKOFF_MAX_S 60
 
+static bool stop_cb(void *arg)
+{
+    return ops__stopping(arg);
+}
+
 /* The spares thread: adopts (or removes) the spares a previous run left, then keeps
  * cfg.spares started spares, one at a time, checking for a stop between two; a provision
  * that took one wakes it. It never holds what a request waits for (no catalog write, no
@@ -91,7 +96,9 @@ void *ops__spares_main(void *arg)
             if (ready >= o->cfg.spares || ops__stopping(o))
                 break;
             err_clear(&e);
-            if (engine_spare_make(o->en, NULL, 0, &e) != 0) {
+            if (engine_spare_make(o->en, stop_cb, o, NULL, 0, &e) != 0) {
+                if (ops__stopping(o))
+                    break;
                 failed = true;
                 break;
             }

@@ -11,8 +11,8 @@ import { procsMatching, until, sleep, instanceOf } from './lib/procs.mjs';
 const SPARES = 12; // a refill (each spare a copy, a stanza-create and a start) far longer than the test waits for a stop
 const ctx = useServer('shutdown', { extraArgs: ['--spares', String(SPARES), '--backup-interval', '0'] });
 
-const instances = path.join(ctx.server.home, 'instances');
-const readySpares = () => fs.readdirSync(instances).filter((n) => fs.existsSync(path.join(instances, n, 'spare')) && fs.existsSync(path.join(instances, n, 'data', 'postmaster.pid'))).length;
+const instances = () => path.join(ctx.server.home, 'instances');
+const readySpares = () => fs.readdirSync(instances()).filter((n) => fs.existsSync(path.join(instances(), n, 'spare')) && fs.existsSync(path.join(instances(), n, 'data', 'postmaster.pid'))).length;
 const backupProcs = (id) => procsMatching(`--stanza=${id}`).filter((p) => p.argv.some((a) => /pgbackrest/.test(a)));
 const logTime = (line) => Date.parse(/ts=(\S+)/.exec(line)?.[1] ?? '');
 

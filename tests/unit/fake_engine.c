@@ -278,9 +278,12 @@ int engine_instance_unalias(engine *en, const char *alias, pf_err *e)
 }
 
 /* no spares: every create makes its instance */
-int engine_spare_make(engine *en, char *id_out, size_t idsz, pf_err *e)
+int engine_spare_make(engine *en, bool (*stop)(void *), void *arg, char *id_out, size_t idsz,
+                      pf_err *e)
 {
     (void)en;
+    (void)stop;
+    (void)arg;
     (void)id_out;
     (void)idsz;
     return err_internal(e, "the fake engine makes no spares");

@@ -436,7 +436,7 @@ static void test_create_start_timing(void **state)
     int64_t t0 = util_now_ms();
     char first[PF_ID_MAX];
     for (int i = 0; i < N; i++)
-        assert_int_equal(engine_spare_make(en, i ? NULL : first, sizeof first, &e), 0);
+        assert_int_equal(engine_spare_make(en, NULL, NULL, i ? NULL : first, sizeof first, &e), 0);
     printf("made %d started spares in %lld ms\n", N, (long long)(util_now_ms() - t0));
     int ready = 0;
     engine_spares_stats(en, &ready, NULL);
@@ -454,8 +454,8 @@ static void test_create_start_timing(void **state)
     assert_false(engine_spare_take(en, none, sizeof none)); /* all were used */
     /* a spare whose server stopped is started again by the next adopt; one beyond keep goes */
     char a[PF_ID_MAX], b[PF_ID_MAX];
-    assert_int_equal(engine_spare_make(en, a, sizeof a, &e), 0);
-    assert_int_equal(engine_spare_make(en, b, sizeof b, &e), 0);
+    assert_int_equal(engine_spare_make(en, NULL, NULL, a, sizeof a, &e), 0);
+    assert_int_equal(engine_spare_make(en, NULL, NULL, b, sizeof b, &e), 0);
     engine_stop_all(en);
     assert_false(engine_instance_running(en, a));
     assert_int_equal(engine_spares_adopt(en, 1, &e), 1);
