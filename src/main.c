@@ -925,6 +925,7 @@ static int cmd_serve(void)
 
     int sig = serve_wait(&sigs, en);
     log_info("received %s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    ops_interrupt(op); /* running backups end now, not after the HTTP drain */
     rc = 0;
 out:
     if (rc != 0)

@@ -112,6 +112,27 @@ static bool pgbr_matches(const char *const *argv, size_t argc, void *p)
     return hit && !(m->keep_archive && archive);
 }
 
+/* pgBackRest processes of a backup: the `backup` command and its `backup:local` helpers */
+static bool pgbr_backup_matches(const char *const *argv, size_t argc, void *p)
+{
+    bool backup = false;
+    for (size_t i = 0; i < argc; i++)
+        backup = backup || strcmp(argv[i], "backup") == 0 || strncmp(argv[i], "backup:", 7) == 0;
+    return backup && pgbr_matches(argv, argc, p);
+}
+
+void engine_backups_interrupt(engine *en)
+{
+    if (!en->pgbr)
+        return;
+    char *arg = xasprintf("--config=%s", en->pgbr_conf);
+    pgbr_match m = {arg, true};
+    int n = proc_kill_matching("pgbackrest", pgbr_backup_matches, &m);
+    if (n > 0)
+        log_sub(LOG_INFO, "backup", "interrupted %d pgBackRest process(es) of running backups", n);
+    free(arg);
+}
+
 void engine__pgbr_kill(const char *arg, bool keep_archive)
 {
     pgbr_match m = {arg, keep_archive};

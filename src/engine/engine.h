@@ -213,6 +213,11 @@ int engine_backup_expire(engine *en, const char *db_id, pf_err *e);
  * fails. Nothing to do (0) when the stanza is idle. */
 int engine_backup_stop(engine *en, const char *db_id, pf_err *e);
 
+/* Interrupts every running backup of this home (SIGTERM to its pgBackRest processes, SIGKILL
+ * after 5 s; archive-push and restores are left alone): for serve's stop. Each interrupted
+ * engine_backup_run returns an error; pgBackRest's next backup of the stanza cleans up. */
+void engine_backups_interrupt(engine *en);
+
 /* Removes the stanza: every backup and archived WAL of the database, and its lock, stop,
  * log and spool files. Stops the stanza first. No error if missing. */
 int engine_backup_remove(engine *en, const char *db_id, pf_err *e);

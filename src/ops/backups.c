@@ -97,8 +97,16 @@ int ops__run_backup(ops_run *r, pf_err *e)
                             "the database is gone or failed", &le);
         return 0;
     }
-    if (!engine_instance_running(o->en, ops__inst(&db)))
-        return err_kind(e, ERR_TRANSIENT, NULL, "the server of %s is not running", db.id);
+    /* the server of a ready database does not run: after a restart, before its provision op
+     * (queued behind this one) adopted it, or it died. The backup starts it, as the
+     * provision would (an instance already running is adopted). */
+    if (!engine_instance_running(o->en, ops__inst(&db))) {
+        if (db.status != DB_READY)
+            return err_kind(e, ERR_TRANSIENT, NULL, "the server of %s is not running", db.id);
+        if (engine_instance_start(o->en, ops__inst(&db), db.port, o->cfg.start_timeout_ms, e) != 0)
+            return -1;
+        ops__server_started(o, &db);
+    }
     return take_backup(o, &db, bkp_id, arg_type(r->op), e);
 }
 

@@ -49,6 +49,13 @@ int ops__work_one(ops *o, ops_lane_id lane)
         rc = ops__pooler_wait(&r, &e);
     else if (rc == 0 && (k->flags & OPS_KIND_POOLED))
         ops__pooler_ask(&r);
+    /* a backup that serve's stop interrupted (ops_interrupt) is not a failure: the op stays
+     * running in the catalog, and the next start puts it back in the queue, as after a kill */
+    if (rc != 0 && k && (k->flags & OPS_KIND_STOPPABLE) && ops__stopping(o)) {
+        log_op(LOG_INFO, op.id, op.database_id, conn,
+               "%s: interrupted by the stop; it runs again after the restart", kname);
+        return 1;
+    }
     /* a full disk heals once space is freed: retried (with the capped backoff) without
      * running out of attempts */
     bool heals = rc != 0 && strcmp(e.code, "DiskFull") == 0;
@@ -249,17 +256,29 @@ void ops_stats_get(ops *o, ops_stats *out)
 
 /* ---- stop ---- */
 
-void ops_stop(ops *o)
+void ops_interrupt(ops *o)
 {
     if (!o)
         return;
     pthread_mutex_lock(&o->mu);
+    bool first = !o->stopping;
     o->stopping = true;
     pthread_cond_broadcast(&o->wake);
     pthread_cond_broadcast(&o->refill);
     pthread_cond_broadcast(&o->usage_cv);
     pthread_cond_broadcast(&o->pooler_cv);
     pthread_mutex_unlock(&o->mu);
+    /* a running backup would hold the stop for as long as it takes: it is interrupted (its
+     * op runs again after the restart) */
+    if (first && o->nslow)
+        engine_backups_interrupt(o->en);
+}
+
+void ops_stop(ops *o)
+{
+    if (!o)
+        return;
+    ops_interrupt(o);
     for (int i = 0; i < o->nworkers; i++)
         pthread_join(o->workers[i], NULL);
     for (int i = 0; i < o->nslow; i++)

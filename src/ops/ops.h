@@ -89,7 +89,13 @@ void ops_stats_get(ops *o, ops_stats *out);
 /* The mean duration of an attempt of kind since start (0: none yet); cheap (no catalog read). */
 int64_t ops_mean_attempt_ms(ops *o, store_op_kind kind);
 
-/* Stops the threads (the op in progress finishes first). Does not stop instances. */
+/* The start of a stop: no op is claimed any more, background loops end after their step in
+ * progress, and running backups are interrupted (their ops run again after the restart).
+ * Returns at once; serve calls it on SIGTERM, before the HTTP listeners drain. */
+void ops_interrupt(ops *o);
+
+/* Stops the threads (ops_interrupt, then the op in progress of each worker finishes). Does
+ * not stop instances. */
 void ops_stop(ops *o);
 
 /* Fills a new pending op (fresh id, timestamps) for the caller to insert in its own

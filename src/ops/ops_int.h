@@ -68,6 +68,7 @@ enum {
     OPS_KIND_PASSABLE = 1u << 1,    /* ... which may be passed */
     OPS_KIND_POOLED = 1u << 2,      /* changes what the pooled endpoint serves: a sync is asked */
     OPS_KIND_POOLED_WAIT = 1u << 3, /* ... and the op ends once that sync is in force */
+    OPS_KIND_STOPPABLE = 1u << 4,   /* a stop of serve interrupts it; it runs again after */
 };
 
 typedef struct ops_kind {

@@ -268,11 +268,15 @@ int proc_run(const proc_opts *o, char *out, size_t outsz, int timeout_ms, pf_err
 
     int64_t deadline = timeout_ms > 0 ? util_now_ms() + timeout_ms : INT64_MAX;
     int status = 0;
-    bool exited = false;
+    bool exited = false, lost = false;
     for (;;) {
         pid_t w = waitpid(pid, &status, WNOHANG);
         if (w == pid)
             exited = true;
+        /* reaped by another thread (proc_signal_wait on this child, e.g. a stop interrupting
+         * it): it is gone, its status unknown */
+        if (w < 0 && errno == ECHILD)
+            exited = lost = true;
         if (rd >= 0) {
             /* drain what is there; after exit only what is already buffered (a grandchild
              * may keep the pipe open) */
@@ -317,7 +321,10 @@ int proc_run(const proc_opts *o, char *out, size_t outsz, int timeout_ms, pf_err
             nanosleep(&ts, NULL);
         }
     }
-    if (WIFEXITED(status)) {
+    if (lost) {
+        err_internal(e, "%s was stopped (its status went to the thread that stopped it)",
+                     o->argv[0]);
+    } else if (WIFEXITED(status)) {
         ret = WEXITSTATUS(status);
     } else {
         err_internal(e, "%s killed by signal %d", o->argv[0],

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +105,50 @@ static void test_run_timeout_kills(void **state)
     int64_t dt = util_now_ms() - t0;
     assert_true(dt >= 190 && dt < 2000);
     assert_non_null(strstr(e.message, "timed out"));
+}
+
+/* proc_run in one thread, and another thread stops (and so reaps) that child by its command
+ * line, as a stop of serve interrupts a running backup: proc_run returns an error at once,
+ * instead of waiting for a status that is gone until its timeout. */
+typedef struct run_arg {
+    int rc;
+    int64_t took_ms;
+    pf_err e;
+} run_arg;
+
+static void *run_long_sleep(void *p)
+{
+    run_arg *ra = p;
+    const char *argv[] = {"/bin/sleep", "37.25", NULL};
+    proc_opts o = {.argv = argv};
+    int64_t t0 = util_now_ms();
+    ra->rc = proc_run(&o, NULL, 0, 60000, &ra->e);
+    ra->took_ms = util_now_ms() - t0;
+    return NULL;
+}
+
+static bool is_long_sleep(const char *const *argv, size_t argc, void *arg)
+{
+    (void)arg;
+    return argc == 2 && strcmp(argv[1], "37.25") == 0;
+}
+
+static void test_run_child_reaped_elsewhere(void **state)
+{
+    (void)state;
+    run_arg ra = {0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, run_long_sleep, &ra), 0);
+    int stopped = 0;
+    for (int i = 0; i < 200 && stopped == 0; i++) {
+        usleep(10000);
+        stopped = proc_kill_matching("sleep", is_long_sleep, NULL);
+    }
+    assert_int_equal(stopped, 1);
+    pthread_join(t, NULL);
+    assert_int_equal(ra.rc, -1);
+    assert_true(ra.took_ms < 10000);
+    assert_non_null(strstr(ra.e.message, "stopped"));
 }
 
 static void test_no_fd_leak(void **state)
@@ -268,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_run_minimal_env_and_cwd),
         cmocka_unit_test(test_run_errors),
         cmocka_unit_test(test_run_timeout_kills),
+        cmocka_unit_test(test_run_child_reaped_elsewhere),
         cmocka_unit_test(test_no_fd_leak),
         cmocka_unit_test(test_start_session_signal_reap),
         cmocka_unit_test(test_switch_user),
