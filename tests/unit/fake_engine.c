@@ -410,6 +410,12 @@ int engine_backup_stop(engine *en, const char *db_id, pf_err *e)
     return enter(en, FAKE_BACKUP_STOP, true, e);
 }
 
+/* the fake's backups run no process: a stop has nothing to interrupt */
+void engine_backups_interrupt(engine *en)
+{
+    (void)en;
+}
+
 int engine_backup_remove(engine *en, const char *db_id, pf_err *e)
 {
     if (enter(en, FAKE_BACKUP_REMOVE, true, e) != 0)
