@@ -4,7 +4,7 @@
 #   install-deps.sh test    -> that plus what `make test` and `make bench` need
 set -euo pipefail
 want=(build-essential pkg-config postgresql-15 postgresql-client-15 libpq-dev
-      libmicrohttpd-dev libjansson-dev libsqlite3-dev libsodium-dev openssl curl
+      libmicrohttpd-dev libjansson-dev libsqlite3-dev libsodium-dev libssl-dev openssl curl
       pgbouncer pgbackrest)
 if [ "${1:-build}" = test ]; then
   want+=(libcmocka-dev nodejs npm wrk nginx-light clang-format clang libclang-rt-14-dev procps iproute2

@@ -17,12 +17,14 @@
 
 #include "api/api.h"
 #include "auth/auth.h"
+#include "datapath/datapath.h"
 #include "engine/engine.h"
 #include "http/http.h"
 #include "ops/ops.h"
 #include "store/store.h"
 #include "util/log.h"
 #include "util/opt.h"
+#include "util/ctlmsg.h"
 #include "util/proc.h"
 #include "util/util.h"
 
@@ -34,7 +36,8 @@ enum {
     CMD_WORKSPACE = 4,
     CMD_USER = 8,
     CMD_CLIENT = 16,
-    CMD_STATUS = 32
+    CMD_STATUS = 32,
+    CMD_DATAPATH = 64 /* hidden: the data path process, started by serve */
 };
 
 typedef enum {
@@ -80,6 +83,7 @@ typedef enum {
     O_HTTP_TLS,
     O_HTTP_TLS_CERT,
     O_HTTP_TLS_KEY,
+    O_SUSPEND_AFTER,
     O__COUNT
 } opt_id;
 
@@ -87,7 +91,8 @@ static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL}
 static const char *const log_formats[] = {"logfmt", "json", NULL};
 static const char *const tls_modes[] = {"auto", "on", "off", NULL};
 
-#define ALL_CMDS (CMD_SERVE | CMD_TOKEN | CMD_WORKSPACE | CMD_USER | CMD_CLIENT | CMD_STATUS)
+#define ALL_CMDS                                                                                   \
+    (CMD_SERVE | CMD_TOKEN | CMD_WORKSPACE | CMD_USER | CMD_CLIENT | CMD_STATUS | CMD_DATAPATH)
 #define DAY 86400L
 
 static const opt_def options[O__COUNT] = {
@@ -207,6 +212,10 @@ static const opt_def options[O__COUNT] = {
                                  "endpoints', HOME/tls/server.crt)"},
     [O_HTTP_TLS_KEY] = {"http-tls-key", "PGFLEET_HTTP_TLS_KEY", OPT_PATH, NULL, .cmds = CMD_SERVE,
                         .help = "PEM key of --http-tls-cert (default HOME/tls/server.key)"},
+    [O_SUSPEND_AFTER] = {"suspend-after", "PGFLEET_SUSPEND_AFTER", OPT_SECONDS, "300", 0, 365 * DAY,
+                         .cmds = CMD_SERVE,
+                         .help = "a database with no client for this long sleeps (its server "
+                                 "stops; the next connection wakes it); 0: never"},
 };
 
 static opt_value ov[O__COUNT];
@@ -560,11 +569,24 @@ static void base_url(char *out, size_t n)
 
 /* ---- serve: the parsed options wired into each layer's config ---- */
 
+/* Plaintext from loopback clients: --tls-mode sets it; until then a test hook. */
+static bool tls_loopback_optional(void)
+{
+    const char *v = getenv("PGFLEET_TEST_TLS_LOOPBACK_OPTIONAL");
+    return v && !strcmp(v, "1");
+}
+
 static engine_config serve_engine_config(const char *home)
 {
+    static char dp_dir[4200];
+    snprintf(dp_dir, sizeof dp_dir, "%s/" CTLMSG_DIR, home);
     engine_config ec = {.home = home,
                         .pg_bindir = OPT(O_PG_BINDIR),
-                        .listen_addr = "*",
+                        /* the data path holds the public ports: servers have no TCP port */
+                        .listen_addr = "",
+                        .datapath_dir = dp_dir,
+                        .datapath_route_port = CTLMSG_ROUTE_PORT,
+                        .tls_loopback_optional = tls_loopback_optional(),
                         .backup_repo = OPT(O_BACKUP_REPO),
                         .backup_retention_days = (int)ov[O_BACKUP_RETENTION].n,
                         .tls_host = OPT(O_PUBLIC_HOST),
@@ -579,9 +601,27 @@ static engine_config serve_engine_config(const char *home)
     return ec;
 }
 
-static ops_config serve_ops_config(void)
+/* Direct connections the data path lets in per database: what the server allows, less its
+ * superuser slots (pgfleet's admin connections), PgBouncer's pool and two spare. */
+#define SERVER_MAX_CONNECTIONS 20
+#define SERVER_RESERVED_CONNECTIONS 3
+#define POOL_CONNECTIONS 10
+static int datapath_cap(void)
 {
-    return (ops_config){.workers = (int)ov[O_WORKERS].n,
+    int cap = SERVER_MAX_CONNECTIONS - SERVER_RESERVED_CONNECTIONS - POOL_CONNECTIONS - 2;
+    return cap < 1 ? 1 : cap;
+}
+
+static ops_config serve_ops_config(const char *home)
+{
+    static char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[n > 0 ? n : 0] = '\0';
+    return (ops_config){.datapath_exe = n > 0 ? self : NULL,
+                        .home = home,
+                        .datapath_cap = datapath_cap(),
+                        .suspend_after_s = (int)ov[O_SUSPEND_AFTER].n,
+                        .workers = (int)ov[O_WORKERS].n,
                         .port_lo = (int)ov[O_PORT_RANGE].n,
                         .port_hi = (int)ov[O_PORT_RANGE].hi,
                         .start_timeout_ms = 30000,
@@ -727,7 +767,7 @@ static int cmd_serve(void)
     snprintf(a.home, sizeof a.home, "%s", home);
     if (api_regions_configure(&a, OPT(O_REGIONS), &e) != 0)
         goto out;
-    ops_config oc = serve_ops_config();
+    ops_config oc = serve_ops_config(home);
     if (ops_start(st, en, &oc, &op, &e) != 0)
         goto out;
     a.ops = op;
@@ -784,7 +824,15 @@ out:
     http_stop(srv);
     auth_ratelimit_free(a.ratelimit);
     a.ratelimit = NULL;
+    pid_t dp_pid = (pid_t)ops_datapath_pid(op);
     ops_stop(op);
+    if (dp_pid > 0) {
+        /* clients first: the data path closes every connection, then the servers stop */
+        if (!proc_signal_wait(dp_pid, SIGTERM, 5000))
+            proc_signal_wait(dp_pid, SIGKILL, 2000);
+        proc_reap(dp_pid);
+        log_sub(LOG_INFO, "datapath", "stopped the data path pid=%d", (int)dp_pid);
+    }
     if (en) {
         engine_pooler_stop(en);
         engine_stop_all(en);
@@ -808,6 +856,15 @@ static int cmd_status(void)
     return with_home(fleet_status);
 }
 
+/* The data path (src/datapath): serve starts it with the absolute home. Tests may name one
+ * IPv4 loopback address that it treats as a remote client's (PGFLEET_TEST_REMOTE_ADDR). */
+static int cmd_datapath(void)
+{
+    log_set_level(LOG_INFO);
+    dp_options o = {.home = OPT(O_HOME), .remote_test_addr = getenv("PGFLEET_TEST_REMOTE_ADDR")};
+    return datapath_main(&o);
+}
+
 /* The commands: their word and second word (or NULL), the options they take, what runs. */
 typedef struct command {
     const char *word, *sub;
@@ -821,6 +878,7 @@ static const command commands[] = {
     {"user", "create", CMD_USER, cmd_user_create},
     {"oauth-client", "create", CMD_CLIENT, cmd_oauth_client_create},
     {"status", NULL, CMD_STATUS, cmd_status},
+    {"datapath", NULL, CMD_DATAPATH, cmd_datapath},
 };
 
 int main(int argc, char **argv)

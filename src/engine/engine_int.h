@@ -65,6 +65,9 @@ struct engine {
     char *tls_dir;            /* home/tls (keys/ is pgfleet's own, root-only OAuth keys) */
     char *tls_cert, *tls_key; /* what the servers and PgBouncer load */
     char *tls_ca;             /* published CA, or NULL */
+    bool tls_loopback_optional;
+    char *dp_dir; /* the data path's directory, or NULL (no data path) */
+    int dp_port;
     /* pooler (pooler.c) */
     char *pooler_bin, *pooler_dir, *pooler_host; /* pooler_bin NULL: disabled */
     int pooler_port;
@@ -241,6 +244,8 @@ typedef struct engine__pooler_params {
     const char *run_dir;    /* instances' socket dirs are run_dir/<id> */
     const char *pooler_dir; /* ini, auth file, hba, log, pid, admin socket */
     const char *tls_cert, *tls_key;
+    const char *dp_dir; /* non-NULL: one fallback `*` database through the data path */
+    int dp_port;
 } engine__pooler_params;
 
 char *engine__pooler_ini(const engine__pooler_params *p, const engine_pool_db *dbs, size_t n);

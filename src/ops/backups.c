@@ -97,6 +97,8 @@ int ops__run_backup(ops_run *r, pf_err *e)
                             "the database is gone or failed", &le);
         return 0;
     }
+    if (ops__ensure_awake(o, db.id, e) != 0)
+        return -1;
     if (!engine_instance_running(o->en, db.id))
         return err_kind(e, ERR_TRANSIENT, NULL, "the server of %s is not running", db.id);
     return take_backup(o, &db, bkp_id, arg_type(r->op), e);
@@ -195,6 +197,9 @@ int ops__run_clone(ops_run *r, pf_err *e)
         return -1;
     if (src.status == DB_DELETING)
         return err_kind(e, ERR_CONFLICT, "SourceGone", "the source database is gone");
+    /* the clone copies the running source: a sleeping one wakes */
+    if (ops__ensure_awake(o, src.id, e) != 0)
+        return -1;
     if (!engine_instance_running(o->en, src.id))
         return err_kind(e, ERR_TRANSIENT, NULL, "the server of the source %s is not running",
                         src.id);

@@ -135,8 +135,13 @@ static int run_provision(ops_run *r, pf_err *e)
     /* what a restore interrupted after its swap left (no restore runs now: ops of one
      * database run in order) */
     engine_restore_cleanup(o->en, db.id);
+    if (ops_port_hold(o, db.id, db.port, e) != 0)
+        return -1;
     if (engine_instance_create(o->en, db.id, db.port, e) != 0)
         return -1;
+    /* a sleeping database stays asleep (a restart of serve wakes nothing) */
+    if (db.status == DB_READY && engine_instance_asleep(o->en, db.id, NULL))
+        return 0;
     if (engine_instance_start(o->en, db.id, db.port, o->cfg.start_timeout_ms, e) != 0)
         return -1;
     ops__server_started(o, &db);
@@ -195,6 +200,8 @@ static int run_delete(ops_run *r, pf_err *e)
         log_db_info(id, "delete: %d queued backup(s) cancelled", cancelled);
     if (engine_backup_stop(o->en, id, &le) != 0)
         log_db_warn(id, "%s", le.message);
+    /* the data path lets go of its connections and the port: no wake can start it now */
+    ops__port_release(o, id);
     if (engine_instance_destroy(o->en, id, e) != 0)
         return -1;
     engine_restore_cleanup(o->en, id);
@@ -237,6 +244,9 @@ static int run_conn_sync(ops_run *r, pf_err *e)
         return 0;
     if (db.status == DB_FAILURE)
         return err_kind(e, ERR_CONFLICT, "DatabaseFailed", "database %s is in failure", db.id);
+    /* a sleeping database wakes for it: the next connection finds the new credential */
+    if (ops__ensure_awake(o, db.id, e) != 0)
+        return -1;
     if (!engine_instance_running(o->en, db.id))
         return err_kind(e, ERR_TRANSIENT, NULL, "the server of %s is not running", db.id);
     return role_change(o, db.id, engine_role_ensure(o->en, db.id, c.role, c.verifier, e), e);
@@ -251,6 +261,9 @@ static int run_conn_drop(ops_run *r, pf_err *e)
         return has;
     store_database db;
     pf_err le;
+    if (store_database_get_internal(o->st, c.database_id, &db, &le) == 0 &&
+        db.status != DB_DELETING && ops__ensure_awake(o, db.id, e) != 0)
+        return -1;
     if (store_database_get_internal(o->st, c.database_id, &db, &le) == 0 &&
         db.status != DB_DELETING && engine_instance_running(o->en, db.id)) {
         if (role_change(o, db.id, engine_role_drop(o->en, db.id, c.role, e), e) != 0)

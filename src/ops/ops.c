@@ -174,6 +174,11 @@ int ops_start(store *st, engine *en, const ops_config *cfg, ops **out, pf_err *e
     }
     if (reset)
         log_sub(LOG_WARN, "reconcile", "%d operation(s) were interrupted; they run again", reset);
+    /* the ports first: the data path holds them before any server starts */
+    if (ops__dp_start(o, e) != 0) {
+        ops_stop(o);
+        return -1;
+    }
     ops__reconcile(o, true);
     o->workers = start_workers(o, OPS_LANE_FAST, o->cfg.workers);
     o->nworkers = o->cfg.workers;
@@ -230,7 +235,7 @@ void ops_stats_get(ops *o, ops_stats *out)
                 continue;
             if (engine_instance_running(o->en, dbs[i].id))
                 out->servers_up++;
-            else
+            else if (!engine_instance_asleep(o->en, dbs[i].id, NULL))
                 out->servers_down++;
         }
         free(dbs);
@@ -260,6 +265,7 @@ void ops_stop(ops *o)
         pthread_join(o->spares, NULL);
     if (o->usage_started)
         pthread_join(o->usage, NULL);
+    ops__dp_detach(o);
     ops__watch_stop(o);
     free(o->workers);
     free(o->slow);
