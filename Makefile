@@ -94,6 +94,7 @@ MODS_test_backup := util engine api store ops http auth
 MODS_test_form   := util http
 MODS_test_pooler := util engine
 MODS_test_ops    := util store ops
+MODS_test_datapath := util datapath
 FAKES_test_ops   := tests/unit/fake_engine.c
 mods_objs = $(filter $(foreach m,$(or $(MODS_$(1)),$(notdir $(wildcard src/*))),$(SAN_DIR)/src/$(m)/%),$(SAN_OBJS))
 .SECONDEXPANSION:

@@ -621,6 +621,8 @@ static ops_config serve_ops_config(const char *home)
                         .home = home,
                         .datapath_cap = datapath_cap(),
                         .suspend_after_s = (int)ov[O_SUSPEND_AFTER].n,
+                        /* tests: one IPv4 loopback address that counts as a remote client's */
+                        .remote_test_addr = getenv("PGFLEET_TEST_REMOTE_ADDR"),
                         .workers = (int)ov[O_WORKERS].n,
                         .port_lo = (int)ov[O_PORT_RANGE].n,
                         .port_hi = (int)ov[O_PORT_RANGE].hi,
@@ -856,12 +858,11 @@ static int cmd_status(void)
     return with_home(fleet_status);
 }
 
-/* The data path (src/datapath): serve starts it with the absolute home. Tests may name one
- * IPv4 loopback address that it treats as a remote client's (PGFLEET_TEST_REMOTE_ADDR). */
+/* The data path (src/datapath): serve starts it with the absolute home. */
 static int cmd_datapath(void)
 {
     log_set_level(LOG_INFO);
-    dp_options o = {.home = OPT(O_HOME), .remote_test_addr = getenv("PGFLEET_TEST_REMOTE_ADDR")};
+    dp_options o = {.home = OPT(O_HOME)};
     return datapath_main(&o);
 }
 

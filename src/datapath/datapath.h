@@ -50,8 +50,7 @@ uint8_t *dp_error_build(const char *code, const char *message, size_t *n);
 /* ---- the process (loop.c) ---- */
 
 typedef struct dp_options {
-    const char *home;             /* the pgfleet home: control socket and route socket under run/ */
-    const char *remote_test_addr; /* tests: this IPv4 loopback address counts as remote */
+    const char *home; /* the pgfleet home: control socket and route socket under run/ */
 } dp_options;
 
 /* Runs the data path until SIGTERM/SIGINT (or an unrecoverable error). Exit status. */

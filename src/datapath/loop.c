@@ -95,7 +95,7 @@ typedef struct dp {
     char cert[PATH_MAX], key[PATH_MAX];
     bool tls_loopback_optional;
     int cap;
-    const char *remote_test_addr;
+    char remote_test[64]; /* tests: this IPv4 loopback address counts as remote */
     bool stop;
     uint64_t accepted;
 } dp;
@@ -378,7 +378,7 @@ static bool addr_loopback(dp *d, const struct sockaddr_storage *ss, char *out, s
     if (ss->ss_family == AF_INET) {
         const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
         inet_ntop(AF_INET, &a->sin_addr, out, (socklen_t)n);
-        if (d->remote_test_addr && !strcmp(out, d->remote_test_addr))
+        if (d->remote_test[0] && !strcmp(out, d->remote_test))
             return false;
         return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
     }
@@ -389,7 +389,7 @@ static bool addr_loopback(dp *d, const struct sockaddr_storage *ss, char *out, s
             return true;
         if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
             const char *v4 = strrchr(out, ':') + 1;
-            if (d->remote_test_addr && !strcmp(v4, d->remote_test_addr))
+            if (d->remote_test[0] && !strcmp(v4, d->remote_test))
                 return false;
             return a->sin6_addr.s6_addr[12] == 127;
         }
@@ -735,6 +735,8 @@ static void ctl_message(dp *d, char *msg, int fd)
                 d->tls_loopback_optional = !strcmp(kv + 15, "1");
             else if (!strncmp(kv, "cap=", 4) && util_parse_int(kv + 4, 1, 100000, &v))
                 d->cap = (int)v;
+            else if (!strncmp(kv, "remote_test=", 12))
+                snprintf(d->remote_test, sizeof d->remote_test, "%s", kv + 12);
         }
         if (d->cert[0] && d->key[0])
             tls_load(d);
@@ -943,7 +945,6 @@ static int listen_unix_stream(const char *path)
 int datapath_main(const dp_options *opt)
 {
     dp d = {.ep = -1, .sigfd = -1, .ctl_lfd = -1, .ctl = -1, .route_fd = -1, .cap = 100};
-    d.remote_test_addr = opt->remote_test_addr;
     int rc = 1;
     char *dir = xasprintf("%s/" CTLMSG_DIR, opt->home);
     char *ctl_path = xasprintf("%s/ctl", dir);

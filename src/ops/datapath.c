@@ -229,8 +229,10 @@ connected:
     bool plain = false;
     engine_tls_files(o->en, &cert, &key, &plain);
     char msg[CTLMSG_MAX];
-    snprintf(msg, sizeof msg, "CONFIG cert=%s key=%s loopback_plain=%d cap=%d", cert ? cert : "",
-             key ? key : "", plain ? 1 : 0, o->cfg.datapath_cap > 0 ? o->cfg.datapath_cap : 100);
+    snprintf(msg, sizeof msg, "CONFIG cert=%s key=%s loopback_plain=%d cap=%d remote_test=%s",
+             cert ? cert : "", key ? key : "", plain ? 1 : 0,
+             o->cfg.datapath_cap > 0 ? o->cfg.datapath_cap : 100,
+             o->cfg.remote_test_addr ? o->cfg.remote_test_addr : "");
     ops__dp_send(d, msg, -1);
     pthread_mutex_lock(&d->mu);
     for (size_t i = 0; i < d->n; i++)

@@ -48,8 +48,10 @@ typedef struct ops_config {
      * listener, nothing sleeps) */
     const char *datapath_exe; /* this program, run as `datapath --home HOME` */
     const char *home;
-    int datapath_cap;    /* direct connections per database */
-    int suspend_after_s; /* idle seconds before a database sleeps (<= 0: never) */
+    int datapath_cap;             /* direct connections per database */
+    int suspend_after_s;          /* idle seconds before a database sleeps (<= 0: never) */
+    const char *remote_test_addr; /* tests: an IPv4 loopback address the data path takes
+                                   * for a remote client's */
 } ops_config;
 
 /* Holds db_id's public port from now to its delete (a listening socket, handed to the data
