@@ -139,6 +139,7 @@ typedef struct ops_dp_db {
     bool busy;        /* a sleep or a wake runs */
     bool waking;      /* a wake thread is queued or runs */
     int sleep_answer; /* the data path's answer to SLEEP: 0 none yet, 1 ok, 2 busy */
+    int pins;         /* ops of other databases that need it awake (a clone's source) */
     int direct, pooled, held;
     int64_t idle_ms;
     uint64_t stat_gen; /* the STATS round it was counted in (+1) */
@@ -174,6 +175,8 @@ int ops__wake(ops *o, const char *db_id, pf_err *e);
 void ops__wake_async(ops *o, const char *db_id);
 /* For ops that need the server (credentials, backups, clone sources). */
 int ops__ensure_awake(ops *o, const char *db_id, pf_err *e);
+/* Keeps db_id awake while an op of another database uses it (pin before the wake). */
+void ops__pin(ops *o, const char *db_id, int delta);
 
 /* ---- base.c: below every other file of src/ops ---- */
 /* Waits ms (cv wakes it only to check for stopping); true when ops is stopping. */

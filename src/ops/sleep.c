@@ -137,6 +137,18 @@ int ops__ensure_awake(ops *o, const char *db_id, pf_err *e)
     return ops__wake(o, db_id, e);
 }
 
+void ops__pin(ops *o, const char *db_id, int delta)
+{
+    ops_dp *d = o->dp;
+    if (!d)
+        return;
+    pthread_mutex_lock(&d->mu);
+    ops_dp_db *b = ops__dp_find(d, db_id);
+    if (b)
+        b->pins += delta;
+    pthread_mutex_unlock(&d->mu);
+}
+
 /* One database that the data path finds idle: asleep unless something still needs it. */
 static void try_sleep(ops *o, const char *id)
 {
@@ -154,7 +166,7 @@ static void try_sleep(ops *o, const char *id)
         return;
     pthread_mutex_lock(&d->mu);
     ops_dp_db *b = ops__dp_find(d, id);
-    if (!b || b->busy || b->asleep || d->stopping) {
+    if (!b || b->busy || b->asleep || b->pins > 0 || d->stopping) {
         pthread_mutex_unlock(&d->mu);
         return;
     }
@@ -235,7 +247,7 @@ static void *sleeper_main(void *arg)
         size_t n = 0, cap = 0;
         for (size_t i = 0; d->stats_gen > gen && i < d->n; i++) {
             ops_dp_db *b = &d->dbs[i];
-            if (b->asleep || b->busy || b->stat_gen != gen + 1 || b->direct || b->held ||
+            if (b->asleep || b->busy || b->pins || b->stat_gen != gen + 1 || b->direct || b->held ||
                 b->idle_ms < (int64_t)o->cfg.suspend_after_s * 1000)
                 continue;
             util_grow((void **)&ids, &cap, n + 1, sizeof *ids);
