@@ -79,6 +79,14 @@ bool ops__pause_or_stop(ops *o, pthread_cond_t *cv, int ms)
     return stop;
 }
 
+bool ops__stopping(ops *o)
+{
+    pthread_mutex_lock(&o->mu);
+    bool stop = o->stopping;
+    pthread_mutex_unlock(&o->mu);
+    return stop;
+}
+
 int64_t ops__now_ms(ops *o)
 {
     return o->clock_ms ? o->clock_ms() : util_now_ms();

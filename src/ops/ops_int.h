@@ -181,6 +181,9 @@ void ops__pin(ops *o, const char *db_id, int delta);
 /* ---- base.c: below every other file of src/ops ---- */
 /* Waits ms (cv wakes it only to check for stopping); true when ops is stopping. */
 bool ops__pause_or_stop(ops *o, pthread_cond_t *cv, int ms);
+/* True once ops_stop began: a background loop checks it between steps, so a stop waits for
+ * at most the step in progress. */
+bool ops__stopping(ops *o);
 /* The clock of restart intensity and backoffs (monotonic ms; tests may replace it). */
 int64_t ops__now_ms(ops *o);
 /* ts = the realtime clock ms from now, for pthread_cond_timedwait. */

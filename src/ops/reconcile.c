@@ -88,7 +88,7 @@ void ops__reconcile(ops *o, bool startup)
         return;
     }
     int queued = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && !ops__stopping(o); i++) {
         const store_database *db = &dbs[i];
         int active = 0;
         if (store_op_count_active(o->st, db->id, &active, &e) != 0)
@@ -217,7 +217,7 @@ void ops__schedule_backups(ops *o)
     if (store_database_list_internal(o->st, &dbs, &n, &e) != 0)
         return;
     int64_t now_s = (int64_t)time(NULL);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && !ops__stopping(o); i++) {
         int active = 0;
         if (dbs[i].status != DB_READY ||
             store_op_count_active(o->st, dbs[i].id, &active, &e) != 0 || active > 0)

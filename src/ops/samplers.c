@@ -44,7 +44,7 @@ void *ops__usage_main(void *arg)
         }
         int64_t t0 = util_now_ms();
         int sampled = 0;
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n && !ops__stopping(o); i++)
             if (dbs[i].status == DB_READY) {
                 ops__sample_usage(o, dbs[i].id, false);
                 sampled++;
@@ -65,6 +65,21 @@ void *ops__usage_main(void *arg)
  * a refill does not cut the backoff short. */
 #define SPARES_BACKOFF_MAX_S 60
 
+/* Fills the spares one copy at a time (engine_spares_fill makes copies up to `want`): each
+ * copy ends with a syncfs that a busy disk can stretch to seconds, so a stop waits for the
+ * copy in progress only, not for the whole refill. */
+static int spares_fill(ops *o, pf_err *e)
+{
+    int made = 0;
+    for (int want = 1; want <= o->cfg.spares && !ops__stopping(o); want++) {
+        int m = engine_spares_fill(o->en, want, e);
+        if (m < 0)
+            return -1;
+        made += m;
+    }
+    return made;
+}
+
 void *ops__spares_main(void *arg)
 {
     ops *o = arg;
@@ -73,7 +88,7 @@ void *ops__spares_main(void *arg)
         pf_err e;
         err_clear(&e);
         int64_t t0 = util_now_ms();
-        int made = engine_spares_fill(o->en, o->cfg.spares, &e);
+        int made = spares_fill(o, &e);
         if (made < 0) {
             log_sub(backoff_s ? LOG_DEBUG : LOG_WARN, "spares",
                     "%s (tried again with a backoff of up to %d s)", e.message,

@@ -1,0 +1,49 @@
+// A stop is bounded: SIGTERM while a backup runs and the spare-copy thread refills (each
+// copy ends with a syncfs, seconds on a busy disk) ends the server soon after the backup's
+// op, not after the whole refill. Every background loop checks for the stop between steps.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { useServer } from './lib/fixture.mjs';
+import { call, raw, expectStatus, waitReady, uniq } from './lib/api.mjs';
+import { procsMatching, until, sleep } from './lib/procs.mjs';
+
+const SPARES = 40; // a refill far longer than the test waits for a stop
+const ctx = useServer('shutdown', { extraArgs: ['--spares', String(SPARES), '--backup-interval', '0'] });
+
+const readySpares = () => fs.readdirSync(path.join(ctx.server.home, 'spare')).filter((n) => n.startsWith('ready-')).length;
+const backupProcs = (id) => procsMatching(`--stanza=${id}`).filter((p) => p.argv.some((a) => /pgbackrest/.test(a)));
+const logTime = (line) => Date.parse(/ts=(\S+)/.exec(line)?.[1] ?? '');
+
+ctx.it('SIGTERM during a backup and a spares refill: exit 0 within seconds of the last op', async () => {
+  const { data: project } = expectStatus(await call(ctx.c, 'POST', '/v1/projects', { body: { name: uniq('stop'), createDatabase: false } }), 201);
+  const d = expectStatus(await call(ctx.c, 'POST', '/v1/databases', { body: { projectId: project.id, name: 'stop' } }), 201).data;
+  await waitReady(ctx.c, d.id, { timeoutMs: 90000 });
+  let caught = false;
+  for (let attempt = 0; attempt < 3 && !caught; attempt++) {
+    const r = await raw(ctx.server, 'POST', `/v1/databases/${d.id}/backups`, { json: { type: 'full' } });
+    assert.equal(r.status, 202, JSON.stringify(r.body));
+    caught = await until(() => backupProcs(d.id).some((p) => p.argv.includes('backup')), { timeoutMs: 30000, intervalMs: 20 });
+  }
+  assert.ok(caught, 'a pgBackRest backup of the database was seen running');
+  const spares = readySpares();
+  assert.ok(spares < SPARES - 2, `the refill still runs at SIGTERM (${spares} of ${SPARES} spares ready)`);
+  const t0 = Date.now();
+  const ex = await ctx.server.stop({ graceMs: 60000 });
+  const took = Date.now() - t0;
+  assert.equal(ex.code, 0);
+  // what the stop waited for: the ops that ran at SIGTERM (their end is logged), then the
+  // servers; the refill adds one copy at most
+  const log = ctx.server.log().split('\n');
+  const term = log.findLastIndex((l) => l.includes('received SIGTERM'));
+  const after = log.slice(term);
+  const lastOp = after.filter((l) => /: (done in|failed)/.test(l)).map(logTime).filter(Number.isFinite);
+  const stopped = logTime(after.find((l) => l.includes('msg=stopped')) ?? '');
+  const from = lastOp.length ? Math.max(...lastOp) : logTime(after[0]);
+  console.log(`# stop: ${took} ms after SIGTERM, ${stopped - from} ms after the last op; ${spares} spares ready at SIGTERM, ${readySpares()} after`);
+  assert.ok(Number.isFinite(stopped) && stopped - from < 8000,
+    `stopped ${stopped - from} ms after the last op ended (total ${took} ms, ${readySpares()} spares ready):\n${after.slice(0, 40).join('\n')}`);
+  let left = ctx.server.processes();
+  for (let i = 0; i < 20 && left.length; i++) { await sleep(100); left = ctx.server.processes(); }
+  assert.deepEqual(left.map((p) => `${p.pid} ${p.argv.join(' ')}`), [], 'processes of this home still running after the server exited');
+}, { timeout: 240000 });
