@@ -526,19 +526,30 @@ static int fleet_status(store *st, pf_err *e)
         free(dbs);
         return -1;
     }
+    /* awake or asleep from the engine's mark (instances/<id>/asleep): read without waking */
+    bool *sleeping = xcalloc(n ? n : 1, sizeof *sleeping);
+    size_t nasleep = 0;
+    for (size_t i = 0; i < n; i++) {
+        char *mark = xasprintf("%s/instances/%s/asleep", OPT(O_HOME), dbs[i].id);
+        sleeping[i] = fs_exists(mark);
+        nasleep += sleeping[i];
+        free(mark);
+    }
+    printf("servers: %zu awake, %zu asleep\n", n - nasleep, nasleep);
     if (n)
-        printf("\n%-28s %-12s %-6s %-24s %s\n", "DATABASE", "STATUS", "PORT", "LAST BACKUP",
-               "NAME");
+        printf("\n%-28s %-12s %-6s %-6s %-24s %s\n", "DATABASE", "STATUS", "STATE", "PORT",
+               "LAST BACKUP", "NAME");
     for (size_t i = 0; i < n; i++) {
         const char *last = "-";
         for (size_t j = 0; j < nlb; j++)
             if (strcmp(lb[j].database_id, dbs[i].id) == 0 && lb[j].stopped_at[0])
                 last = lb[j].stopped_at;
-        printf("%-28s %-12s %-6d %-24s %s\n", dbs[i].id, store_db_status_name(dbs[i].status),
-               dbs[i].port, last, dbs[i].name);
+        printf("%-28s %-12s %-6s %-6d %-24s %s\n", dbs[i].id, store_db_status_name(dbs[i].status),
+               sleeping[i] ? "asleep" : "awake", dbs[i].port, last, dbs[i].name);
         if (dbs[i].unhealthy[0])
             printf("%-28s unhealthy: %s\n", "", dbs[i].unhealthy);
     }
+    free(sleeping);
     free(dbs);
     free(lb);
     return 0;

@@ -11,10 +11,15 @@ import net from 'node:net';
 import path from 'node:path';
 import { execFile, spawn } from 'node:child_process';
 import { useServer } from './lib/fixture.mjs';
+import { cli } from './lib/server.mjs';
 import { call, expectStatus, raw, waitReady, uniq } from './lib/api.mjs';
 import { connect, closeQuietly, psql, sql, connectFails } from './lib/pg.mjs';
 import { freePort, postmasters, until, sleep, procsMatching } from './lib/procs.mjs';
 
+// Plaintext is allowed from loopback clients here (what --tls-mode sets), and 127.0.0.2
+// counts as a remote client's address (a test hook of the data path): TLS is required of it.
+process.env.PGFLEET_TEST_TLS_LOOPBACK_OPTIONAL = '1';
+process.env.PGFLEET_TEST_REMOTE_ADDR = '127.0.0.2';
 const metricsPort = await freePort();
 const ctx = useServer('sleep', {
   extraArgs: ['--suspend-after', '1', '--usage-interval', '1', '--metrics-listen', `127.0.0.1:${metricsPort}`],
@@ -84,6 +89,8 @@ ctx.it('the usage sampler, /metrics and `pgfleet status` leave it asleep', async
   assert.ok(m.get('pgfleet_databases_asleep') >= 1, 'asleep gauge');
   await sleep(2500); // two passes of the 1 s usage sampler
   await metrics();
+  const status = await cli(['status', '--home', ctx.server.home], { full: true });
+  assert.match(status, new RegExp(`^${S.db.id}\\s+ready\\s+asleep\\s`, 'm'), status);
   assert.ok(asleep(S.db.id), 'still asleep after the sampler and /metrics');
 });
 
@@ -226,6 +233,42 @@ ctx.it('a killed data path is started again and gets the ports back', async () =
   const ok = await until(async () => (await psqlTry(direct(S.conn))).ok, { timeoutMs: 30000, intervalMs: 250 });
   assert.ok(ok, 'the database is reachable through the new data path');
   assert.equal(await bindFails(S.conn.endpoints.direct.port), 'EADDRINUSE');
+});
+
+// The first byte the data path answers a plaintext StartupMessage (or an SSLRequest) with,
+// from a given local address: 'R' (authentication asked), 'E' (an error) or 'S'.
+function firstAnswer(port, localAddress, { ssl = false } = {}) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ port, host: '127.0.0.1', localAddress });
+    let got = Buffer.alloc(0);
+    s.setTimeout(20000, () => { s.destroy(); reject(new Error('no answer')); });
+    s.on('error', reject);
+    s.on('data', (d) => {
+      got = Buffer.concat([got, d]);
+      if (ssl || got.length > 5) { s.destroy(); resolve(got); }
+    });
+    s.on('connect', () => {
+      if (ssl) return s.write(Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]));
+      const body = Buffer.from(`user\0${new URL(direct(S.conn)).username}\0database\0postgres\0\0`);
+      const head = Buffer.alloc(8);
+      head.writeUInt32BE(body.length + 8, 0);
+      head.writeUInt32BE(196608, 4);
+      s.write(Buffer.concat([head, body]));
+    });
+    s.on('close', () => resolve(got));
+  });
+}
+
+ctx.it('TLS is required from a non-loopback client address; plaintext from loopback where allowed', async () => {
+  const port = S.conn.endpoints.direct.port;
+  const local = await firstAnswer(port, '127.0.0.1');
+  assert.equal(String.fromCharCode(local[0]), 'R', 'loopback plaintext reaches authentication');
+  const remote = await firstAnswer(port, '127.0.0.2');
+  assert.equal(String.fromCharCode(remote[0]), 'E', 'a remote plaintext client gets an error');
+  assert.match(remote.toString('latin1'), /SSL required/);
+  const tls = await firstAnswer(port, '127.0.0.2', { ssl: true });
+  assert.equal(String.fromCharCode(tls[0]), 'S', 'a remote client may ask for TLS');
+  assert.match(fs.readFileSync(path.join(ctx.server.home, 'datapath.log'), 'utf8'), /refused a plaintext connection from 127\.0\.0\.2/);
 });
 
 ctx.itShutsDownCleanly();
