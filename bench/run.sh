@@ -10,7 +10,11 @@
 # nginx serving a static file of the same size; killtrials.mjs prints acknowledged and lost ops
 # over randomized kill -9 trials (BENCH_KILL_TRIALS, default 100); list.mjs prints the p50 of a
 # page of 100 next to a single GET with BENCH_LIST_DBS databases (default 2000: each a real
-# server, so size it to the machine). BENCH_ONLY=name[,name] runs only those scripts.
+# server, so size it to the machine); wake.mjs prints wake p50/p99 through the direct and the
+# pooled endpoint beside the server's own start time; datapath.mjs prints pgbench TPS with
+# TLS through the data path against TLS straight to a server of the same configuration, the
+# microseconds added per query and new-connection latency both ways. BENCH_ONLY=name[,name]
+# runs only those scripts.
 set -euo pipefail
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 cd "$(dirname "$0")/.."
@@ -22,3 +26,5 @@ if want backup; then node bench/backup.mjs; fi
 if want http; then node bench/http.mjs; fi
 if want killtrials; then node bench/killtrials.mjs; fi
 if want list; then node bench/list.mjs; fi
+if want wake; then node bench/wake.mjs; fi
+if want datapath; then node bench/datapath.mjs; fi

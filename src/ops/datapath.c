@@ -382,7 +382,13 @@ void ops__dp_detach(ops *o)
     o->dp = NULL;
 }
 
-pid_t ops_datapath_pid(ops *o)
+void ops_datapath_reload(ops *o)
+{
+    if (o && o->dp && ops__dp_send(o->dp, "RELOAD", -1) != 0)
+        log_sub(LOG_WARN, "datapath", "the data path did not get the reload");
+}
+
+int ops_datapath_pid(ops *o)
 {
     return o && o->dp ? o->dp->pid : 0;
 }

@@ -62,6 +62,9 @@ int ops_port_hold(ops *o, const char *db_id, int port, pf_err *e);
 /* The data path's pid (0: none): serve's shutdown stops it after ops_stop. */
 int ops_datapath_pid(ops *o);
 
+/* The data path loads the endpoint certificate and key again (after they changed: SIGHUP). */
+void ops_datapath_reload(ops *o);
+
 /* Sleep and wake figures (metrics). dbs: one per held port; the caller frees it. */
 #define OPS_WAKE_BUCKETS 9
 extern const int ops_wake_buckets_ms[OPS_WAKE_BUCKETS]; /* upper bounds; then +Inf */
