@@ -268,7 +268,7 @@ ctx.it('TLS is required from a non-loopback client address; plaintext from loopb
   assert.match(remote.toString('latin1'), /SSL required/);
   const tls = await firstAnswer(port, '127.0.0.2', { ssl: true });
   assert.equal(String.fromCharCode(tls[0]), 'S', 'a remote client may ask for TLS');
-  assert.match(fs.readFileSync(path.join(ctx.server.home, 'datapath.log'), 'utf8'), /refused a plaintext connection from 127\.0\.0\.2/);
+  assert.match(fs.readFileSync(path.join(ctx.server.home, 'datapath.log'), 'utf8'), /refused a plaintext connection from (::ffff:)?127\.0\.0\.2/);
 });
 
 ctx.itShutsDownCleanly();
