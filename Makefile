@@ -2,7 +2,7 @@
 # runs every test; `make run` starts a server on a default home. See README.md.
 
 CC      ?= cc
-PKGS    := libmicrohttpd jansson sqlite3 libsodium libpq libcurl
+PKGS    := libmicrohttpd jansson sqlite3 libsodium libpq libcurl openssl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
@@ -95,6 +95,7 @@ MODS_test_form   := util http
 MODS_test_pooler := util engine
 MODS_test_ops    := util store ops
 MODS_test_cli    := util cli
+MODS_test_datapath := util datapath
 FAKES_test_ops   := tests/unit/fake_engine.c
 mods_objs = $(filter $(foreach m,$(or $(MODS_$(1)),$(notdir $(wildcard src/*))),$(SAN_DIR)/src/$(m)/%),$(SAN_OBJS))
 .SECONDEXPANSION:

@@ -15,7 +15,12 @@
 # steps (spare taken, server start, role create) from the same run, and the same without
 # spares; density.mjs prints memory, disk, API latency, idle CPU and the first backups' cost
 # with BENCH_DENSITY_DBS databases (default 500) and a projection for 10,000
-# (docs/density.md). BENCH_ONLY=name[,name] runs only those scripts.
+# (docs/density.md).
+# wake.mjs prints wake p50/p99 through the direct and the
+# pooled endpoint beside the server's own start time; datapath.mjs prints pgbench TPS with
+# TLS through the data path against TLS straight to a server of the same configuration, the
+# microseconds added per query and new-connection latency both ways. BENCH_ONLY=name[,name]
+# runs only those scripts.
 set -euo pipefail
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 cd "$(dirname "$0")/.."
@@ -29,3 +34,5 @@ if want killtrials; then node bench/killtrials.mjs; fi
 if want list; then node bench/list.mjs; fi
 if want create; then node bench/create.mjs; fi
 if want density; then node bench/density.mjs; fi
+if want wake; then node bench/wake.mjs; fi
+if want datapath; then node bench/datapath.mjs; fi

@@ -7,6 +7,7 @@
 #   http                         util
 #   store, engine                util
 #   auth                         store, util
+#   datapath                     util (the data path process)
 #   ops                          engine, store, util
 #   api                          http, auth, store, ops, util (never engine)
 #   cli                          util (talks to a server over its API, never the store)
@@ -21,10 +22,11 @@ allowed() { # layer -> the layers it may include (its own first)
     store) echo "store util" ;;
     engine) echo "engine util" ;;
     auth) echo "auth store util" ;;
+    datapath) echo "datapath util" ;;
     ops) echo "ops engine store util" ;;
     api) echo "api http auth store ops util" ;;
     cli) echo "cli util" ;;
-    main) echo "main cli api http auth store ops engine util" ;;
+    main) echo "main cli api http auth store ops engine datapath util" ;;
     *) return 1 ;;
   esac
 }

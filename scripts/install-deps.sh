@@ -4,7 +4,7 @@
 #   install-deps.sh test    -> that plus what `make test` and `make bench` need
 set -euo pipefail
 want=(build-essential pkg-config postgresql-15 postgresql-client-15 libpq-dev
-      libmicrohttpd-dev libjansson-dev libsqlite3-dev libsodium-dev libcurl4-openssl-dev openssl curl
+      libmicrohttpd-dev libjansson-dev libsqlite3-dev libsodium-dev libcurl4-openssl-dev libssl-dev openssl curl
       pgbouncer pgbackrest
       postgresql-15-pgextwlist postgresql-15-postgis-3 postgresql-15-hypopg postgresql-15-partman)
 if [ "${1:-build}" = test ]; then

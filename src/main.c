@@ -18,12 +18,14 @@
 #include "api/api.h"
 #include "auth/auth.h"
 #include "cli/cli.h"
+#include "datapath/datapath.h"
 #include "engine/engine.h"
 #include "http/http.h"
 #include "ops/ops.h"
 #include "store/store.h"
 #include "util/log.h"
 #include "util/opt.h"
+#include "util/ctlmsg.h"
 #include "util/proc.h"
 #include "util/util.h"
 
@@ -37,7 +39,8 @@ enum {
     CMD_CLIENT = 16,
     CMD_STATUS = 32,
     CMD_REVOKE = 64,
-    CMD_CLI = 1 << 30 /* takes no option of options[] */
+    CMD_DATAPATH = 128, /* hidden: the data path process, started by serve */
+    CMD_CLI = 1 << 30   /* takes no option of options[] */
 };
 
 typedef enum {
@@ -90,6 +93,7 @@ typedef enum {
     O_EXPIRY_MIN,
     O_OPERATOR,
     O_TOKEN_ID,
+    O_SUSPEND_AFTER,
     O__COUNT
 } opt_id;
 
@@ -99,7 +103,8 @@ static const char *const tls_modes[] = {"auto", "on", "off", NULL};
 static const char *const db_tls_modes[] = {"auto", "require", "loopback-optional", NULL};
 
 #define ALL_CMDS                                                                                   \
-    (CMD_SERVE | CMD_TOKEN | CMD_WORKSPACE | CMD_USER | CMD_CLIENT | CMD_STATUS | CMD_REVOKE)
+    (CMD_SERVE | CMD_TOKEN | CMD_WORKSPACE | CMD_USER | CMD_CLIENT | CMD_STATUS | CMD_REVOKE |     \
+     CMD_DATAPATH)
 #define DAY 86400L
 
 static const opt_def options[O__COUNT] = {
@@ -243,6 +248,10 @@ static const opt_def options[O__COUNT] = {
                             "(GET /v1/fleet, the console's fleet view) instead of a workspace's"},
     [O_TOKEN_ID] = {"id", NULL, OPT_STRING, NULL, .cmds = CMD_REVOKE,
                     .help = "token revoke: the id (tok_...) of the token to revoke"},
+    [O_SUSPEND_AFTER] = {"suspend-after", "PGFLEET_SUSPEND_AFTER", OPT_SECONDS, "300", 0, 365 * DAY,
+                         .cmds = CMD_SERVE,
+                         .help = "a database with no client for this long sleeps (its server "
+                                 "stops; the next connection wakes it); 0: never"},
 };
 
 static opt_value ov[O__COUNT];
@@ -603,19 +612,31 @@ static int fleet_status(store *st, pf_err *e)
         free(dbs);
         return -1;
     }
+    /* awake or asleep from the engine's mark (instances/<id>/asleep): read without waking */
+    bool *sleeping = xcalloc(n ? n : 1, sizeof *sleeping);
+    size_t nasleep = 0;
+    for (size_t i = 0; i < n; i++) {
+        char *mark = xasprintf("%s/instances/%s/asleep", OPT(O_HOME), dbs[i].id);
+        sleeping[i] = fs_exists(mark);
+        nasleep += sleeping[i];
+        free(mark);
+    }
+    printf("servers: %zu awake, %zu asleep\n", n - nasleep, nasleep);
     if (n)
-        printf("\n%-28s %-12s %-6s %-24s %-28s %s\n", "DATABASE", "STATUS", "PORT", "LAST BACKUP",
-               "INSTANCE", "NAME");
+        printf("\n%-28s %-12s %-6s %-6s %-24s %-28s %s\n", "DATABASE", "STATUS", "STATE", "PORT",
+               "LAST BACKUP", "INSTANCE", "NAME");
     for (size_t i = 0; i < n; i++) {
         const char *last = "-";
         for (size_t j = 0; j < nlb; j++)
             if (strcmp(lb[j].database_id, dbs[i].id) == 0 && lb[j].stopped_at[0])
                 last = lb[j].stopped_at;
-        printf("%-28s %-12s %-6d %-24s %-28s %s\n", dbs[i].id, store_db_status_name(dbs[i].status),
-               dbs[i].port, last, dbs[i].instance_id[0] ? dbs[i].instance_id : "-", dbs[i].name);
+        printf("%-28s %-12s %-6s %-6d %-24s %-28s %s\n", dbs[i].id,
+               store_db_status_name(dbs[i].status), sleeping[i] ? "asleep" : "awake", dbs[i].port,
+               last, dbs[i].instance_id[0] ? dbs[i].instance_id : "-", dbs[i].name);
         if (dbs[i].unhealthy[0])
             printf("%-28s unhealthy: %s\n", "", dbs[i].unhealthy);
     }
+    free(sleeping);
     free(dbs);
     free(lb);
     return 0;
@@ -657,9 +678,14 @@ static bool tls_loopback_optional(void)
 
 static engine_config serve_engine_config(const char *home)
 {
+    static char dp_dir[4200];
+    snprintf(dp_dir, sizeof dp_dir, "%s/" CTLMSG_DIR, home);
     engine_config ec = {.home = home,
                         .pg_bindir = OPT(O_PG_BINDIR),
-                        .listen_addr = "*",
+                        /* the data path holds the public ports: servers have no TCP port */
+                        .listen_addr = "",
+                        .datapath_dir = dp_dir,
+                        .datapath_route_port = CTLMSG_ROUTE_PORT,
                         .backup_repo = OPT(O_BACKUP_REPO),
                         .backup_retention_days = (int)ov[O_BACKUP_RETENTION].n,
                         .tls_host = OPT(O_PUBLIC_HOST),
@@ -678,9 +704,17 @@ static engine_config serve_engine_config(const char *home)
     return ec;
 }
 
-static ops_config serve_ops_config(void)
+static ops_config serve_ops_config(const char *home)
 {
-    return (ops_config){.workers = (int)ov[O_WORKERS].n,
+    static char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[n > 0 ? n : 0] = '\0';
+    return (ops_config){.datapath_exe = n > 0 ? self : NULL,
+                        .home = home,
+                        .suspend_after_s = (int)ov[O_SUSPEND_AFTER].n,
+                        /* tests: one IPv4 loopback address that counts as a remote client's */
+                        .remote_test_addr = getenv("PGFLEET_TEST_REMOTE_ADDR"),
+                        .workers = (int)ov[O_WORKERS].n,
                         .port_lo = (int)ov[O_PORT_RANGE].n,
                         .port_hi = (int)ov[O_PORT_RANGE].hi,
                         .start_timeout_ms = 30000,
@@ -877,7 +911,7 @@ static int cmd_serve(void)
         goto out;
     if (api_console_register(&a, &e) != 0)
         goto out;
-    ops_config oc = serve_ops_config();
+    ops_config oc = serve_ops_config(home);
     if (ops_start(st, en, &oc, &op, &e) != 0)
         goto out;
     a.ops = op;
@@ -934,7 +968,15 @@ out:
     http_stop(srv);
     auth_ratelimit_free(a.ratelimit);
     a.ratelimit = NULL;
+    pid_t dp_pid = (pid_t)ops_datapath_pid(op);
     ops_stop(op);
+    if (dp_pid > 0) {
+        /* clients first: the data path closes every connection, then the servers stop */
+        if (!proc_signal_wait(dp_pid, SIGTERM, 5000))
+            proc_signal_wait(dp_pid, SIGKILL, 2000);
+        proc_reap(dp_pid);
+        log_sub(LOG_INFO, "datapath", "stopped the data path pid=%d", (int)dp_pid);
+    }
     if (en) {
         engine_pooler_stop(en);
         engine_stop_all(en);
@@ -966,6 +1008,14 @@ static int cmd_cli(void)
     return cli_run(cli_argc - 1, cli_argv + 1);
 }
 
+/* The data path (src/datapath): serve starts it with the absolute home. */
+static int cmd_datapath(void)
+{
+    log_set_level(LOG_INFO);
+    dp_options o = {.home = OPT(O_HOME)};
+    return datapath_main(&o);
+}
+
 /* The commands: their word and second word (or NULL), the options they take (CMD_CLI: its
  * own, not options[]), what runs. */
 typedef struct command {
@@ -993,6 +1043,7 @@ static const command commands[] = {
     {"branches", NULL, CMD_CLI, cmd_cli},
     {"psql", NULL, CMD_CLI, cmd_cli},
     {"completion", NULL, CMD_CLI, cmd_cli},
+    {"datapath", NULL, CMD_DATAPATH, cmd_datapath},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -136,6 +136,12 @@ int action_create_database(app *a, const char *ws, const db_create_req *r, store
                     "No free port is left in %d-%d for a new database", a->port_lo, a->port_hi);
         return -1;
     }
+    /* the port is pgfleet's from now on (the data path holds it): the response names it */
+    if (ops_port_hold(a->ops, db->id, db->port, e) != 0) {
+        if (e && !e->status)
+            err_set(e, 503, "PortBusy", "port", "Port %d was taken meanwhile; try again", db->port);
+        return -1;
+    }
     if (store_database_insert(a->st, db, e) != 0)
         return -1;
     if (action_new_connection(ws, db->id, "default", conn, password, e) != 0)

@@ -31,6 +31,41 @@ static int64_t rss_bytes(void)
     return got == 2 ? (int64_t)resident * sysconf(_SC_PAGESIZE) : 0;
 }
 
+/* Sleep and wake, and the data path's connections per database. */
+static void datapath_metrics(FILE *b, const ops_dp_stats *ds)
+{
+    head(b, "pgfleet_databases_awake", "gauge", "Databases whose server runs (data path view).");
+    fprintf(b, "pgfleet_databases_awake %lld\n", (long long)ds->awake);
+    head(b, "pgfleet_databases_asleep", "gauge",
+         "Databases asleep: no server process; the next connection wakes them.");
+    fprintf(b, "pgfleet_databases_asleep %lld\n", (long long)ds->asleep);
+    head(b, "pgfleet_wakes_total", "counter", "Sleeping databases woken since start.");
+    fprintf(b, "pgfleet_wakes_total %llu\n", (unsigned long long)ds->wakes);
+    head(b, "pgfleet_wake_failures_total", "counter", "Wakes whose server did not start.");
+    fprintf(b, "pgfleet_wake_failures_total %llu\n", (unsigned long long)ds->wake_failures);
+    head(b, "pgfleet_sleeps_total", "counter", "Idle databases put to sleep since start.");
+    fprintf(b, "pgfleet_sleeps_total %llu\n", (unsigned long long)ds->sleeps);
+    head(b, "pgfleet_wake_seconds", "histogram", "Time from a wake request to a ready server.");
+    uint64_t cum = 0;
+    for (int k = 0; k < OPS_WAKE_BUCKETS; k++) {
+        cum += ds->wake_hist[k];
+        fprintf(b, "pgfleet_wake_seconds_bucket{le=\"%.3f\"} %llu\n",
+                ops_wake_buckets_ms[k] / 1000.0, (unsigned long long)cum);
+    }
+    cum += ds->wake_hist[OPS_WAKE_BUCKETS];
+    fprintf(b, "pgfleet_wake_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+    fprintf(b, "pgfleet_wake_seconds_sum %.3f\n", (double)ds->wake_ms_sum / 1000.0);
+    fprintf(b, "pgfleet_wake_seconds_count %llu\n", (unsigned long long)ds->wakes);
+    head(b, "pgfleet_database_connections", "gauge",
+         "Connections through the data path by database: direct clients, and PgBouncer's "
+         "server connections (pooled).");
+    for (size_t i = 0; i < ds->n; i++)
+        fprintf(b,
+                "pgfleet_database_connections{database=\"%s\",endpoint=\"direct\"} %d\n"
+                "pgfleet_database_connections{database=\"%s\",endpoint=\"pooled\"} %d\n",
+                ds->dbs[i].id, ds->dbs[i].direct, ds->dbs[i].id, ds->dbs[i].pooled);
+}
+
 static const char *const outcomes[OPS_STAT__COUNT] = {"done", "failed", "retried"};
 
 HANDLER(h_metrics)
@@ -40,6 +75,7 @@ HANDLER(h_metrics)
     store_stats ss;
     if (store_stats_get(a->st, &ss, e) != 0)
         return -1;
+
     store_last_backup *lb = NULL;
     size_t nlb = 0;
     if (store_stats_last_backups(a->st, &lb, &nlb, e) != 0)
@@ -93,6 +129,11 @@ HANDLER(h_metrics)
         fprintf(b, "pgfleet_usage_pass_seconds %.3f\n", (double)os.usage_pass_ms / 1000.0);
         head(b, "pgfleet_usage_pass_databases", "gauge", "Databases that last pass sampled.");
         fprintf(b, "pgfleet_usage_pass_databases %lld\n", (long long)os.usage_pass_dbs);
+        ops_dp_stats ds;
+        ops_datapath_stats(a->ops, &ds);
+        if (ds.enabled)
+            datapath_metrics(b, &ds);
+        free(ds.dbs);
         head(b, "pgfleet_op_attempts_total", "counter",
              "Op attempts since start by kind and outcome (done, failed for good, retried).");
         for (int k = 0; k < OP__COUNT; k++)

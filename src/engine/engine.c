@@ -32,6 +32,9 @@ int engine_open(const engine_config *cfg, engine **out, pf_err *e)
     en->bindir = xstrdup(cfg->pg_bindir);
     en->listen = xstrdup(cfg->listen_addr ? cfg->listen_addr : "127.0.0.1");
     en->user = cfg->user;
+    en->tls_loopback_optional = cfg->tls_loopback_optional;
+    en->dp_dir = cfg->datapath_dir ? xstrdup(cfg->datapath_dir) : NULL;
+    en->dp_port = cfg->datapath_route_port;
     en->golden_dir = xasprintf("%s/golden", en->home);
     en->instances_dir = xasprintf("%s/instances", en->home);
     en->run_dir = xasprintf("%s/run", en->home);
@@ -61,6 +64,9 @@ int engine_open(const engine_config *cfg, engine **out, pf_err *e)
     }
     if (fs_mkdirs(en->instances_dir, 0711, NULL, e) < 0 ||
         fs_mkdirs(en->run_dir, 0711, NULL, e) < 0 || fs_mkdirs(en->spare_dir, 0700, NULL, e) < 0)
+        goto fail;
+    /* the data path's sockets: only the servers' user (PgBouncer) and root reach them */
+    if (en->dp_dir && engine__own_dir(en, en->dp_dir, e) < 0)
         goto fail;
     /* the golden's configuration already names the certificate */
     if (engine__tls_ensure(en, cfg, e) < 0 || engine__pooler_init(en, cfg, e) < 0)
@@ -95,6 +101,7 @@ void engine_close(engine *en)
     free(en->home);
     free(en->bindir);
     free(en->listen);
+    free(en->dp_dir);
     free(en->golden_dir);
     free(en->instances_dir);
     free(en->run_dir);

@@ -63,6 +63,10 @@ typedef struct engine_config {
     /* extensions a connection role may CREATE (comma-separated names); NULL: the default
      * allowlist (engine_extensions_default) */
     const char *extensions;
+    /* non-NULL: the data path (HOME/run/dp) holds the public ports; servers listen on their
+     * Unix socket only (listen_addr "") and PgBouncer reaches every database through it */
+    const char *datapath_dir;
+    int datapath_route_port;
     /* pooler (pooler.c): NULL pooler_bin = no pooled endpoint */
     const char *pooler_bin;  /* e.g. /usr/sbin/pgbouncer */
     const char *pooler_host; /* PgBouncer's listen_addr, e.g. "127.0.0.1" */
@@ -164,6 +168,26 @@ int engine_spares_on_disk(const char *home);
 
 /* Fast shutdown of every instance this engine started or adopted, in parallel. */
 void engine_stop_all(engine *en);
+
+/* ---- sleep (instance.c): a sleeping database has no server process ---- */
+
+/* What the data path needs of db_id: the server's socket file and its postmaster.pid. */
+void engine_instance_endpoint(engine *en, const char *db_id, int port, char *sock, size_t nsock,
+                              char *pidfile, size_t npid);
+
+/* The files the data path serves TLS with, and whether loopback clients may skip TLS. */
+void engine_tls_files(engine *en, const char **cert, const char **key, bool *loopback_optional);
+
+/* Puts the running server of db_id to sleep: reads its write mark, switches the WAL and
+ * waits until it is archived, checkpoints, stops it cleanly and writes the asleep mark
+ * (instances/<id>/asleep, holding the write mark) once it is stopped. The next
+ * engine_instance_start removes the mark. A kill between the stop and the mark leaves a
+ * stopped server without the mark: the reconciler starts it again (never half-stopped). */
+int engine_instance_suspend(engine *en, const char *db_id, int port, pf_err *e);
+
+/* True when db_id sleeps (the mark is there and no server runs); mark (32 bytes, may be
+ * NULL) gets the write mark it was put to sleep with. */
+bool engine_instance_asleep(engine *en, const char *db_id, char *mark);
 
 /* ---- roles (run over the private socket as PGFLEET_ADMIN_ROLE) ---- */
 
@@ -343,5 +367,15 @@ bool engine_pooler_running(engine *en);
 
 /* Immediate shutdown of PgBouncer (SIGTERM, then SIGKILL). */
 void engine_pooler_stop(engine *en);
+
+/* Server connections of db_id's pool in use by a client (in a transaction): SHOW POOLS'
+ * sv_active. 0 when PgBouncer knows no such pool or is disabled. */
+int engine_pooler_active(engine *en, const char *db_id, int *active, pf_err *e);
+
+/* PAUSE db_id (waits for its running queries, closes its server connections; new queries
+ * wait) within timeout_ms, else RESUME and ERR_TRANSIENT. 0 when the pool does not exist. */
+int engine_pooler_pause(engine *en, const char *db_id, int timeout_ms, pf_err *e);
+/* RESUME db_id; 0 when it was not paused. */
+int engine_pooler_resume(engine *en, const char *db_id, pf_err *e);
 
 #endif

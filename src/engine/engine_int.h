@@ -84,6 +84,8 @@ struct engine {
     bool tls_loopback_optional;           /* plaintext TCP from loopback addresses allowed */
     pthread_mutex_t tls_mu;               /* one reload at a time */
     char *extensions;                     /* the allowlist, comma-separated */
+    char *dp_dir;                         /* the data path's directory, or NULL (no data path) */
+    int dp_port;
     /* pooler (pooler.c) */
     char *pooler_bin, *pooler_dir, *pooler_host; /* pooler_bin NULL: disabled */
     int pooler_port;
@@ -274,6 +276,8 @@ typedef struct engine__pooler_params {
     const char *tls_cert, *tls_key;
     bool loopback_optional; /* plaintext clients allowed (hba then limits them to loopback) */
     int pool_size;          /* server connections per database (<= 0: ENGINE_POOL_SIZE_DEFAULT) */
+    const char *dp_dir;     /* non-NULL: one fallback `*` database through the data path */
+    int dp_port;
 } engine__pooler_params;
 
 char *engine__pooler_ini(const engine__pooler_params *p, const engine_pool_db *dbs, size_t n);

@@ -17,6 +17,8 @@
 #include "util/log.h"
 #include "util/util.h"
 
+#define ASLEEP_MARK "asleep"
+
 /* ---- an instance's paths and directories ---- */
 
 typedef struct inst_paths {
@@ -246,7 +248,8 @@ launch:
         goto out;
     if (write_conf(en, p.data, p.sock, port, e) < 0)
         goto out;
-    if (util_port_busy(port)) {
+    /* with the data path, the server has no TCP listener: the port only names its socket */
+    if (en->listen[0] && util_port_busy(port)) {
         err_kind(e, ERR_TRANSIENT, "PortBusy", "port %d is already in use", port);
         goto out;
     }
@@ -255,6 +258,12 @@ launch:
     engine__track(en, db_id, pid, true);
     ret = 0;
 out:
+    if (ret == 0) {
+        /* running: awake (also for a server adopted after a kill in the middle of a wake) */
+        char *mark = xasprintf("%s/" ASLEEP_MARK, p.dir);
+        unlink(mark);
+        free(mark);
+    }
     if (ret < 0) {
         engine__disk_full_is_transient(e);
         err_prefix(e, "while starting %s: ", db_id);
@@ -404,4 +413,76 @@ bool engine_restore_overwriting(engine *en, const char *db_id)
     bool yes = fs_exists(mark);
     free(mark);
     return yes;
+}
+
+/* ---- sleep ---- */
+
+void engine_instance_endpoint(engine *en, const char *db_id, int port, char *sock, size_t nsock,
+                              char *pidfile, size_t npid)
+{
+    snprintf(sock, nsock, "%s/%s/.s.PGSQL.%d", en->run_dir, db_id, port);
+    snprintf(pidfile, npid, "%s/%s/data/postmaster.pid", en->instances_dir, db_id);
+}
+
+void engine_tls_files(engine *en, const char **cert, const char **key, bool *loopback_optional)
+{
+    *cert = en->tls_cert;
+    *key = en->tls_key;
+    *loopback_optional = en->tls_loopback_optional;
+}
+
+int engine_instance_suspend(engine *en, const char *db_id, int port, pf_err *e)
+{
+    if (engine__check_id(db_id, e) < 0 || check_port(port, e) < 0)
+        return -1;
+    int ret = -1;
+    inst_paths p;
+    paths_make(en, db_id, &p);
+    char *mark_path = xasprintf("%s/" ASLEEP_MARK, p.dir);
+    int64_t t0 = util_now_ms();
+    char mark[32] = "";
+    PGconn *c = NULL;
+    /* the counter of writes it sleeps with: a backup is due later only if it differs */
+    if (engine_write_mark(en, db_id, mark, e) < 0)
+        goto out;
+    /* the last WAL segment reaches the archive, so a point-in-time restore reaches now */
+    if (engine_backup_flush_wal(en, db_id, port, e) < 0)
+        goto out;
+    if (engine__admin_connect_running(en, db_id, &c, e) < 0 ||
+        engine__exec(c, "CHECKPOINT", 0, NULL, NULL, e) < 0)
+        goto out;
+    PQfinish(c);
+    c = NULL;
+    if (stop_with(en, db_id, SIGINT, ENGINE_STOP_FAST_MS, e) < 0)
+        goto out;
+    if (fs_write_atomic(mark_path, mark, strlen(mark), 0600, NULL, e) < 0 ||
+        fs_fsync_dir(p.dir, e) < 0)
+        goto out;
+    log_db_info(db_id, "asleep: WAL archived, checkpointed and stopped in %lld ms",
+                (long long)(util_now_ms() - t0));
+    ret = 0;
+out:
+    PQfinish(c);
+    if (ret < 0)
+        err_prefix(e, "while putting %s to sleep: ", db_id);
+    free(mark_path);
+    paths_free(&p);
+    return ret;
+}
+
+bool engine_instance_asleep(engine *en, const char *db_id, char *mark)
+{
+    if (!engine__valid_id(db_id))
+        return false;
+    inst_paths p;
+    paths_make(en, db_id, &p);
+    char *mark_path = xasprintf("%s/" ASLEEP_MARK, p.dir);
+    char *text = fs_read_file(mark_path, NULL);
+    bool asleep = text && engine__live_postmaster(p.data) <= 0;
+    if (mark)
+        snprintf(mark, 32, "%s", text ? text : "");
+    free(text);
+    free(mark_path);
+    paths_free(&p);
+    return asleep;
 }

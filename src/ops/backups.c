@@ -97,6 +97,8 @@ int ops__run_backup(ops_run *r, pf_err *e)
                             "the database is gone or failed", &le);
         return 0;
     }
+    if (ops__ensure_awake(o, db.id, e) != 0)
+        return -1;
     /* the server of a ready database does not run: after a restart, before its provision op
      * (queued behind this one) adopted it, or it died. The backup starts it, as the
      * provision would (an instance already running is adopted). */
@@ -208,11 +210,13 @@ int ops__run_restore(ops_run *r, pf_err *e)
     return restore_into(r, &db, src_inst, label, pitr, 0, e);
 }
 
+static int clone_from(ops_run *r, store_database *db, const store_database *src_db,
+                      const char *bkp_id, pf_err *e);
+
 int ops__run_clone(ops_run *r, pf_err *e)
 {
     ops *o = r->o;
     store_database db, src;
-    pf_err le;
     int has = ops__op_database(r, &db, e);
     if (has <= 0)
         return has;
@@ -223,6 +227,22 @@ int ops__run_clone(ops_run *r, pf_err *e)
         return -1;
     if (src.status == DB_DELETING)
         return err_kind(e, ERR_CONFLICT, "SourceGone", "the source database is gone");
+    /* the clone copies the running source: a sleeping one wakes, and stays awake until the
+     * copy is made */
+    ops__pin(o, src.id, +1);
+    int rc = ops__ensure_awake(o, src.id, e);
+    if (rc == 0)
+        rc = clone_from(r, &db, &src, bkp_id, e);
+    ops__pin(o, src.id, -1);
+    return rc;
+}
+
+static int clone_from(ops_run *r, store_database *db, const store_database *src_db,
+                      const char *bkp_id, pf_err *e)
+{
+    ops *o = r->o;
+    store_database src = *src_db;
+    pf_err le;
     if (!engine_instance_running(o->en, ops__inst(&src)))
         return err_kind(e, ERR_TRANSIENT, NULL, "the server of the source %s is not running",
                         src.id);
@@ -234,7 +254,7 @@ int ops__run_clone(ops_run *r, pf_err *e)
                             "not taken: the clone copied the live source", &le);
     /* pg_basebackup of the running source (an immediate checkpoint, then a copy that never
      * blocks its writers), recovered and swapped in like a restore */
-    return restore_into(r, &db, ops__inst(&src), "", NULL, src.port, e);
+    return restore_into(r, db, ops__inst(&src), "", NULL, src.port, e);
 }
 
 /* A failed restore leaves an existing database as it was (ready again, its server

@@ -108,3 +108,14 @@ void ops_notify(ops *o)
     pthread_cond_broadcast(&o->wake);
     pthread_mutex_unlock(&o->mu);
 }
+
+const char *ops__inst_of(ops *o, const char *db_id, char out[PF_ID_MAX])
+{
+    store_database db;
+    pf_err e;
+    if (store_database_get_internal(o->st, db_id, &db, &e) == 0 && db.instance_id[0])
+        snprintf(out, PF_ID_MAX, "%s", db.instance_id);
+    else
+        snprintf(out, PF_ID_MAX, "%s", db_id);
+    return out;
+}

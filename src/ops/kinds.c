@@ -179,8 +179,14 @@ static int run_provision(ops_run *r, pf_err *e)
     if (had)
         engine_restore_cleanup(o->en, inst);
     int64_t t_attach = util_now_ms();
+    if (ops_port_hold(o, db.id, db.port, e) != 0)
+        return -1;
     if (engine_instance_create(o->en, inst, db.port, e) != 0)
         return -1;
+    /* a sleeping database stays asleep (a restart of serve wakes nothing) */
+    if (db.status == DB_READY && engine_instance_asleep(o->en, inst, NULL))
+        return 0;
+    return -1;
     if (engine_instance_start(o->en, inst, db.port, o->cfg.start_timeout_ms, e) != 0)
         return -1;
     int64_t t_start = util_now_ms();
@@ -252,6 +258,8 @@ static int run_delete(ops_run *r, pf_err *e)
         log_db_info(id, "delete: %d queued backup(s) cancelled", cancelled);
     if (engine_backup_stop(o->en, inst, &le) != 0)
         log_db_warn(id, "%s", le.message);
+    /* the data path lets go of its connections and the port: no wake can start it now */
+    ops__port_release(o, id);
     if (engine_instance_destroy(o->en, inst, e) != 0 ||
         engine_instance_unalias(o->en, db.id, e) != 0)
         return -1;
@@ -295,6 +303,9 @@ static int run_conn_sync(ops_run *r, pf_err *e)
         return 0;
     if (db.status == DB_FAILURE)
         return err_kind(e, ERR_CONFLICT, "DatabaseFailed", "database %s is in failure", db.id);
+    /* a sleeping database wakes for it: the next connection finds the new credential */
+    if (ops__ensure_awake(o, db.id, e) != 0)
+        return -1;
     const char *inst = ops__inst(&db);
     if (!engine_instance_running(o->en, inst))
         return err_kind(e, ERR_TRANSIENT, NULL, "the server of %s is not running", db.id);
@@ -310,6 +321,9 @@ static int run_conn_drop(ops_run *r, pf_err *e)
         return has;
     store_database db;
     pf_err le;
+    if (store_database_get_internal(o->st, c.database_id, &db, &le) == 0 &&
+        db.status != DB_DELETING && ops__ensure_awake(o, db.id, e) != 0)
+        return -1;
     if (store_database_get_internal(o->st, c.database_id, &db, &le) == 0 &&
         db.status != DB_DELETING && engine_instance_running(o->en, ops__inst(&db))) {
         if (role_change(o, ops__inst(&db), engine_role_drop(o->en, ops__inst(&db), c.role, e), e) !=

@@ -179,6 +179,11 @@ int ops_start(store *st, engine *en, const ops_config *cfg, ops **out, pf_err *e
     }
     if (reset)
         log_sub(LOG_WARN, "reconcile", "%d operation(s) were interrupted; they run again", reset);
+    /* the ports first: the data path holds them before any server starts */
+    if (ops__dp_start(o, e) != 0) {
+        ops_stop(o);
+        return -1;
+    }
     ops__reconcile(o, true);
     /* before the workers: their ops ask it for syncs */
     if (pthread_create(&o->pooler_thr, NULL, ops__pooler_main, o) != 0)
@@ -244,7 +249,7 @@ void ops_stats_get(ops *o, ops_stats *out)
                 continue;
             if (engine_instance_running(o->en, ops__inst(&dbs[i])))
                 out->servers_up++;
-            else
+            else if (!engine_instance_asleep(o->en, dbs[i].id, NULL))
                 out->servers_down++;
         }
         free(dbs);
@@ -289,6 +294,7 @@ void ops_stop(ops *o)
         pthread_join(o->spares, NULL);
     if (o->usage_started)
         pthread_join(o->usage, NULL);
+    ops__dp_detach(o);
     if (o->pooler_started)
         pthread_join(o->pooler_thr, NULL);
     ops__watch_stop(o);

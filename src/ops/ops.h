@@ -47,7 +47,43 @@ typedef struct ops_config {
     int backup_diff_interval_s; /* else differential when the last full or diff is older,
                                  * else incremental (<= 0: never incremental) */
     int usage_interval_s;       /* usage samples of every ready database (<= 0: none) */
+    /* the data path (datapath.c, sleep.c); NULL datapath_exe: none (servers keep their own
+     * listener, nothing sleeps) */
+    const char *datapath_exe; /* this program, run as `datapath --home HOME` */
+    const char *home;
+    int suspend_after_s;          /* idle seconds before a database sleeps (<= 0: never) */
+    const char *remote_test_addr; /* tests: an IPv4 loopback address the data path takes
+                                   * for a remote client's */
 } ops_config;
+
+/* Holds db_id's public port from now to its delete (a listening socket, handed to the data
+ * path). Idempotent. ERR_TRANSIENT "PortBusy" when another process has it. No-op without a
+ * data path. */
+int ops_port_hold(ops *o, const char *db_id, int port, pf_err *e);
+
+/* The data path's pid (0: none): serve's shutdown stops it after ops_stop. */
+int ops_datapath_pid(ops *o);
+
+/* The data path loads the endpoint certificate and key again (after they changed: SIGHUP). */
+void ops_datapath_reload(ops *o);
+
+/* Sleep and wake figures (metrics). dbs: one per held port; the caller frees it. */
+#define OPS_WAKE_BUCKETS 9
+extern const int ops_wake_buckets_ms[OPS_WAKE_BUCKETS]; /* upper bounds; then +Inf */
+typedef struct ops_dp_count {
+    char id[PF_ID_MAX];
+    int direct, pooled; /* client connections, PgBouncer's server connections */
+    bool asleep;
+} ops_dp_count;
+typedef struct ops_dp_stats {
+    bool enabled;
+    uint64_t wakes, wake_failures, sleeps, wake_ms_sum;
+    uint64_t wake_hist[OPS_WAKE_BUCKETS + 1];
+    int64_t awake, asleep;
+    ops_dp_count *dbs;
+    size_t n;
+} ops_dp_stats;
+void ops_datapath_stats(ops *o, ops_dp_stats *out);
 
 /* The type of a scheduled backup, given the start (unix seconds, -1: none) of the last
  * completed full backup and of the last completed full or differential one: full when the

@@ -92,6 +92,9 @@ static inline const char *ops__inst(const store_database *db)
 {
     return db->instance_id[0] ? db->instance_id : db->id;
 }
+/* The instance id of database db_id into out (the catalog's mapping; the id itself when the
+ * row is gone or has none): for the engine calls of code that holds only a database id. */
+const char *ops__inst_of(ops *o, const char *db_id, char out[PF_ID_MAX]);
 /* Gives db an instance if it has none yet: a started spare (use_spare, when one is
  * ready) or a fresh id, recorded in the catalog and in db->instance_id. The one place a
  * database is attached to its instance (the data path's routing hooks in here). */
@@ -155,6 +158,53 @@ void ops__sample_usage(ops *o, const store_database *db, bool baseline);
 void *ops__usage_main(void *arg);
 void *ops__spares_main(void *arg);
 
+/* ---- datapath.c, sleep.c: the data path, sleep and wake ---- */
+typedef struct ops_dp_db {
+    char id[PF_ID_MAX];
+    int port, fd;     /* the public listening socket (a copy is the data path's) */
+    bool asleep;      /* the engine's mark, as last seen */
+    bool busy;        /* a sleep or a wake runs */
+    bool waking;      /* a wake thread is queued or runs */
+    int sleep_answer; /* the data path's answer to SLEEP: 0 none yet, 1 ok, 2 busy */
+    int pins;         /* ops of other databases that need it awake (a clone's source) */
+    int direct, pooled, held;
+    int64_t idle_ms;
+    uint64_t stat_gen; /* the STATS round it was counted in (+1) */
+} ops_dp_db;
+typedef struct ops_dp {
+    pthread_mutex_t mu;      /* guards all but sock */
+    pthread_mutex_t send_mu; /* guards sock */
+    pthread_cond_t cv;
+    int sock;
+    pid_t pid;
+    bool child, stopping, reader_started, sleeper_started;
+    char *ctl_path;
+    ops_dp_db *dbs;
+    size_t n, cap;
+    pthread_t reader, sleeper;
+    uint64_t stats_gen;
+    int wake_threads;
+    uint64_t wakes, wake_failures, sleeps, wake_ms_sum, wake_hist[OPS_WAKE_BUCKETS + 1];
+} ops_dp;
+/* Starts or adopts the data path and hands it every database's port; then the sleeper. */
+int ops__dp_start(ops *o, pf_err *e);
+/* Leaves the data path running (serve stops; a kill -9 leaves it too); frees o->dp. */
+void ops__dp_detach(ops *o);
+ops_dp_db *ops__dp_find(ops_dp *d, const char *id);
+int ops__dp_send(ops_dp *d, const char *text, int fd);
+/* The database is deleted: its port is closed (after a wake or sleep of it ends). */
+void ops__port_release(ops *o, const char *db_id);
+int ops__sleep_start(ops *o, pf_err *e);
+void ops__sleep_stop(ops *o);
+/* Starts db_id's server if it sleeps (waiting for a sleep of it in progress); the data
+ * path is told (AWAKE / WAKEFAIL). 0 when it runs or never slept. */
+int ops__wake(ops *o, const char *db_id, pf_err *e);
+void ops__wake_async(ops *o, const char *db_id);
+/* For ops that need the server (credentials, backups, clone sources). */
+int ops__ensure_awake(ops *o, const char *db_id, pf_err *e);
+/* Keeps db_id awake while an op of another database uses it (pin before the wake). */
+void ops__pin(ops *o, const char *db_id, int delta);
+
 /* ---- base.c: below every other file of src/ops ---- */
 /* Waits ms (cv wakes it only to check for stopping); true when ops is stopping. */
 bool ops__pause_or_stop(ops *o, pthread_cond_t *cv, int ms);
@@ -180,6 +230,7 @@ ops *ops__new(store *st, engine *en, const ops_config *cfg);
 struct ops {
     store *st;
     engine *en;
+    ops_dp *dp; /* NULL: no data path */
     ops_config cfg;
     int64_t (*clock_ms)(void); /* util_now_ms unless a test sets it */
     pthread_t *workers;        /* the fast lane's */

@@ -97,11 +97,13 @@ ctx.it('pgfleet status, beside the running server, reads the same fleet from the
   const lines = stdout.split('\n');
   assert.match(lines[0], new RegExp(`^databases: 0 provisioning, ${m.get('pgfleet_databases{status="ready"}')} ready, 0 recovering, 0 failure, 0 deleting$`));
   assert.match(lines[1], /^ops: \d+ pending, \d+ running$/);
+  assert.match(lines[2], /^servers: \d+ awake, \d+ asleep$/);
   const row = lines.find((l) => l.startsWith(S.db));
   assert.ok(row, `no line for ${S.db}: ${stdout}`);
-  const [, status, port, last, instance, name] = row.split(/\s+/);
+  const [, status, state, port, last, instance, name] = row.split(/\s+/);
   assert.match(instance, /^in_[a-z0-9]+$/, 'the database is served by an instance of its own id');
   assert.equal(status, 'ready');
+  assert.equal(state, 'awake');
   assert.ok(Number(port) >= ctx.server.portLo && Number(port) <= ctx.server.portHi, row);
   const t = m.get(`pgfleet_database_last_backup_time_seconds{database="${S.db}"}`);
   assert.ok(Math.abs(Date.parse(last) / 1000 - t) <= 1, `${last} vs ${t}`);

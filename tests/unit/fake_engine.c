@@ -16,7 +16,7 @@ typedef struct fake_role {
 
 typedef struct fake_inst {
     char id[PF_ID_MAX];
-    bool exists, running, overwriting;
+    bool exists, running, overwriting, asleep;
     int port;
     fake_role roles[FAKE_MAX];
     int nroles;
@@ -203,6 +203,7 @@ int engine_instance_start(engine *en, const char *db_id, int port, int timeout_m
         return err_kind(e, ERR_CONFLICT, NULL, "%s is being overwritten", db_id);
     in->port = port;
     in->running = true;
+    in->asleep = false;
     return 0;
 }
 
@@ -543,4 +544,59 @@ int engine_pooler_ensure(engine *en, int timeout_ms, pf_err *e)
 bool engine_pooler_running(engine *en)
 {
     return en->pooler_running;
+}
+
+/* ---- sleep (the fake sleeps: its server stops and it is marked asleep) ---- */
+
+void engine_instance_endpoint(engine *en, const char *db_id, int port, char *sock, size_t nsock,
+                              char *pidfile, size_t npid)
+{
+    (void)en;
+    snprintf(sock, nsock, "/nonexistent/%s/.s.PGSQL.%d", db_id, port);
+    snprintf(pidfile, npid, "/nonexistent/%s/postmaster.pid", db_id);
+}
+
+void engine_tls_files(engine *en, const char **cert, const char **key, bool *loopback_optional)
+{
+    (void)en;
+    *cert = *key = NULL;
+    *loopback_optional = false;
+}
+
+int engine_instance_suspend(engine *en, const char *db_id, int port, pf_err *e)
+{
+    (void)port;
+    fake_inst *in = find(en, db_id, false);
+    if (!in || !in->running)
+        return err_kind(e, ERR_CONFLICT, "NotRunning", "not running");
+    in->running = false;
+    in->asleep = true;
+    return 0;
+}
+
+bool engine_instance_asleep(engine *en, const char *db_id, char *mark)
+{
+    fake_inst *in = find(en, db_id, false);
+    if (mark)
+        mark[0] = '\0';
+    return in && in->asleep && !in->running;
+}
+
+int engine_pooler_active(engine *en, const char *db_id, int *active, pf_err *e)
+{
+    (void)en, (void)db_id, (void)e;
+    *active = 0;
+    return 0;
+}
+
+int engine_pooler_pause(engine *en, const char *db_id, int timeout_ms, pf_err *e)
+{
+    (void)en, (void)db_id, (void)timeout_ms, (void)e;
+    return 0;
+}
+
+int engine_pooler_resume(engine *en, const char *db_id, pf_err *e)
+{
+    (void)en, (void)db_id, (void)e;
+    return 0;
 }

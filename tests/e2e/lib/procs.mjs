@@ -53,7 +53,7 @@ function statusMap(home) {
   }
   for (const line of out.split('\n')) {
     const f = line.split(/\s+/);
-    if (/^db_/.test(f[0]) && /^in_|^db_/.test(f[4] || '')) instanceCache.set(`${home}\0${f[0]}`, f[4]);
+    if (/^db_/.test(f[0]) && /^in_|^db_/.test(f[5] || '')) instanceCache.set(`${home}\0${f[0]}`, f[5]);
   }
 }
 // The instance id of database dbId (its own id for a database made before instances had ids,
