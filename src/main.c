@@ -820,7 +820,7 @@ static void given_stamp(char out[128])
  * --tls-cert/--tls-key files (looked at every TLS_WATCH_MS), reloads TLS everywhere online
  * ("tls reload"); a failed reload keeps the previous certificate and is logged. */
 #define TLS_WATCH_MS 2000
-static int serve_wait(const sigset_t *sigs, engine *en)
+static int serve_wait(const sigset_t *sigs, engine *en, ops *op)
 {
     char seen[128], now[128];
     given_stamp(seen);
@@ -844,6 +844,8 @@ static int serve_wait(const sigset_t *sigs, engine *en)
         bool changed = false;
         if (engine_tls_reload(en, &changed, &e) != 0)
             log_error("%s (the previous certificate is still served)", e.message);
+        else
+            ops_datapath_reload(op); /* the data path ends TLS of the direct endpoint */
         snprintf(seen, sizeof seen, "%s", now);
     }
 }
@@ -957,7 +959,7 @@ static int cmd_serve(void)
     log_info("pgfleet %s serving %s on %s:%d (public URL %s)", PGFLEET_VERSION, home, listen->host,
              listen->port, a.base_url);
 
-    int sig = serve_wait(&sigs, en);
+    int sig = serve_wait(&sigs, en, op);
     log_info("received %s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     ops_interrupt(op); /* running backups end now, not after the HTTP drain */
     rc = 0;
