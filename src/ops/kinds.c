@@ -186,7 +186,6 @@ static int run_provision(ops_run *r, pf_err *e)
     /* a sleeping database stays asleep (a restart of serve wakes nothing) */
     if (db.status == DB_READY && engine_instance_asleep(o->en, inst, NULL))
         return 0;
-    return -1;
     if (engine_instance_start(o->en, inst, db.port, o->cfg.start_timeout_ms, e) != 0)
         return -1;
     int64_t t_start = util_now_ms();
