@@ -91,8 +91,12 @@ int ops_port_hold(ops *o, const char *db_id, int port, pf_err *e)
     pthread_mutex_lock(&d->mu);
     ops_dp_db *b = ops__dp_find(d, db_id);
     int ret = 0;
-    if (b && b->port == port)
+    /* held already (since the create's transaction): the data path gets the endpoint again,
+     * now that the provision attached the database's instance (its pid file's path) */
+    if (b && b->port == port) {
+        send_db(o, b);
         goto out;
+    }
     int fd = bind_port(port, e);
     if (fd < 0) {
         ret = -1;
