@@ -616,7 +616,8 @@ static int fleet_status(store *st, pf_err *e)
     bool *sleeping = xcalloc(n ? n : 1, sizeof *sleeping);
     size_t nasleep = 0;
     for (size_t i = 0; i < n; i++) {
-        char *mark = xasprintf("%s/instances/%s/asleep", OPT(O_HOME), dbs[i].id);
+        const char *inst = dbs[i].instance_id[0] ? dbs[i].instance_id : dbs[i].id;
+        char *mark = xasprintf("%s/instances/%s/asleep", OPT(O_HOME), inst);
         sleeping[i] = fs_exists(mark);
         nasleep += sleeping[i];
         free(mark);

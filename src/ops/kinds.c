@@ -152,7 +152,8 @@ int ops__attach_instance(ops *o, store_database *db, bool use_spare, pf_err *e)
         pthread_mutex_unlock(&o->mu);
     }
     log_db_info(db->id, "attached to %s %s", spare ? "the warm spare" : "the new instance", inst);
-    return 0;
+    /* the data path waits on the instance's pid file: it gets the endpoint again */
+    return ops_port_hold(o, db->id, db->port, e);
 }
 
 /* Makes the server exist, run and carry every live credential; a new or recovering

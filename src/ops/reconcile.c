@@ -143,7 +143,7 @@ void ops__reconcile(ops *o, bool startup)
         else if (engine_instance_running(o->en, ops__inst(db))) {
             ops__running(o, db->id);
             continue;
-        } else if (engine_instance_asleep(o->en, db->id, NULL))
+        } else if (engine_instance_asleep(o->en, ops__inst(db), NULL))
             continue; /* asleep: the first connection wakes it */
         else if (restart_due(o, db))
             kind = OP_DB_PROVISION;
@@ -204,7 +204,7 @@ static void schedule_one(ops *o, const store_database *db, int64_t now_s)
     bool due = !last || now_s - iso_unix(last->started_at) >= o->cfg.backup_interval_s;
     char mark[32] = "";
     /* a sleeping server is not woken to read its mark: it slept with it */
-    bool asleep = engine_instance_asleep(o->en, db->id, mark);
+    bool asleep = engine_instance_asleep(o->en, ops__inst(db), mark);
     if (due && last_ok && last_ok->write_mark[0] &&
         (asleep ? mark[0] != '\0' : engine_write_mark(o->en, ops__inst(db), mark, &e) == 0) &&
         !strcmp(mark, last_ok->write_mark)) {

@@ -14,7 +14,7 @@ import { useServer } from './lib/fixture.mjs';
 import { cli } from './lib/server.mjs';
 import { call, expectStatus, raw, waitReady, uniq } from './lib/api.mjs';
 import { connect, closeQuietly, psql, sql, connectFails } from './lib/pg.mjs';
-import { freePort, postmasters, until, sleep, procsMatching } from './lib/procs.mjs';
+import { freePort, postmasters, until, sleep, procsMatching, instanceDir } from './lib/procs.mjs';
 
 // Plaintext is allowed from loopback clients here (--tls-mode loopback-optional, the default
 // with a loopback public host), and 127.0.0.2 counts as a remote client's address (a test
@@ -31,7 +31,7 @@ after(async () => { for (const c of S.clients) await closeQuietly(c); });
 const direct = (conn) => conn.endpoints.direct.connectionString;
 const pooled = (conn) => conn.endpoints.pooled.connectionString;
 const running = (id) => postmasters(ctx.server.home).some((p) => p.dbId === id);
-const marked = (id) => fs.existsSync(path.join(ctx.server.home, 'instances', id, 'asleep'));
+const marked = (id) => fs.existsSync(path.join(instanceDir(ctx.server.home, id), 'asleep'));
 const asleep = (id) => !running(id) && marked(id);
 
 async function waitAsleep(id, what = id) {
@@ -183,7 +183,7 @@ ctx.it('backup, restore, clone and delete of a sleeping database', async () => {
   await waitAsleep(clone.id, 'the clone');
   expectStatus(await call(ctx.c, 'DELETE', '/v1/databases/{databaseId}', { params: { path: { databaseId: clone.id } } }), 204);
   assert.equal(await bindFails(clone.connections[0].endpoints.direct.port), 'bound', 'a deleted database frees its port');
-  assert.ok(!fs.existsSync(path.join(ctx.server.home, 'instances', clone.id)));
+  assert.ok(!fs.existsSync(instanceDir(ctx.server.home, clone.id)));
 });
 
 ctx.it('a cancel request reaches the right server', async () => {
