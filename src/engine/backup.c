@@ -127,7 +127,11 @@ void engine_backups_interrupt(engine *en)
         return;
     char *arg = xasprintf("--config=%s", en->pgbr_conf);
     pgbr_match m = {arg, true};
-    int n = proc_kill_matching("pgbackrest", pgbr_backup_matches, &m);
+    /* again until none is left: a backup's local processes can outlive its main one for a
+     * moment (or be started while the first pass ran) */
+    int n = 0, got = 0;
+    for (int pass = 0; pass < 5 && (pass == 0 || got > 0); pass++)
+        n += got = proc_kill_matching("pgbackrest", pgbr_backup_matches, &m);
     if (n > 0)
         log_sub(LOG_INFO, "backup", "interrupted %d pgBackRest process(es) of running backups", n);
     free(arg);
