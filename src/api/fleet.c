@@ -54,6 +54,7 @@ static int fleet_read(app *a, json_t *data, pf_err *e)
     store_op *active = NULL, *failed = NULL;
     size_t ndb = 0, nlb = 0, nact = 0, nfail = 0;
     bool more_act = false, more_fail = false;
+    ops_dp_stats ds = {0};
     int rc = -1;
     if (store_stats_get(a->st, &ss, e) != 0 || store_database_list_internal(a->st, &dbs, &ndb, e) ||
         store_stats_last_backups(a->st, &lb, &nlb, e) != 0 ||
@@ -79,16 +80,22 @@ static int fleet_read(app *a, json_t *data, pf_err *e)
     json_object_set_new(
         data, "ops",
         json_pack("{s:I, s:I}", "pending", (json_int_t)pending, "running", (json_int_t)running));
+    /* awake and asleep from the data path's table (read without waking anything) */
     if (a->ops) {
         ops_stats os;
         ops_stats_get(a->ops, &os);
-        json_object_set_new(data, "servers",
-                            json_pack("{s:I, s:I, s:I, s:s}", "running", (json_int_t)os.servers_up,
-                                      "stopped", (json_int_t)os.servers_down, "unhealthy",
-                                      (json_int_t)os.unhealthy, "pooler",
-                                      os.pooler < 0 ? "off"
-                                      : os.pooler   ? "up"
-                                                    : "down"));
+        ops_datapath_stats(a->ops, &ds);
+        json_t *sv =
+            json_pack("{s:I, s:I, s:I, s:s}", "running", (json_int_t)os.servers_up, "stopped",
+                      (json_int_t)os.servers_down, "unhealthy", (json_int_t)os.unhealthy, "pooler",
+                      os.pooler < 0 ? "off"
+                      : os.pooler   ? "up"
+                                    : "down");
+        if (ds.enabled) {
+            json_object_set_new(sv, "awake", json_integer((json_int_t)ds.awake));
+            json_object_set_new(sv, "asleep", json_integer((json_int_t)ds.asleep));
+        }
+        json_object_set_new(data, "servers", sv);
     }
 
     json_t *list = json_array(), *failures = json_array();
@@ -108,6 +115,9 @@ static int fleet_read(app *a, json_t *data, pf_err *e)
             json_object_set_new(r, "unhealthy",
                                 d->unhealthy[0] ? json_string(d->unhealthy) : json_null());
             json_object_set_new(r, "lastBackupAt", last[0] ? json_string(last) : json_null());
+            for (size_t j = 0; ds.enabled && j < ds.n; j++)
+                if (strcmp(ds.dbs[j].id, d->id) == 0)
+                    json_object_set_new(r, "awake", json_boolean(!ds.dbs[j].asleep));
             json_array_append_new(list, r);
         }
         if (d->status == DB_FAILURE)
@@ -140,6 +150,7 @@ static int fleet_read(app *a, json_t *data, pf_err *e)
     json_object_set_new(data, "failures", failures);
     rc = 0;
 out:
+    free(ds.dbs);
     free(dbs);
     free(lb);
     free(active);

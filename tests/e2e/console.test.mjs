@@ -299,6 +299,10 @@ it('the operator token is read-only and for the fleet only; workspace credential
   assert.equal(fleet.status, 200);
   assert.ok(fleet.body.data.list.some((d) => d.id === S.dbId));
   assert.ok(fleet.body.data.databases.byStatus.ready >= 1);
+  // awake and asleep come from the data path (no database sleeps here: --suspend-after 300)
+  const sv = fleet.body.data.servers;
+  assert.equal(sv.awake + sv.asleep, fleet.body.data.list.filter((d) => 'awake' in d).length, JSON.stringify(sv));
+  assert.equal(fleet.body.data.list.find((d) => d.id === S.dbId).awake, true);
   for (const [method, p, json] of [['POST', '/v1/projects', { name: 'nope' }], ['DELETE', `/v1/databases/${S.dbId}`], ['POST', `/v1/databases/${S.dbId}/backups`, {}], ['GET', '/v1/projects'], ['GET', `/v1/databases/${S.dbId}`]]) {
     const r = await raw(S.server, method, p, { ...op, json });
     assert.equal(r.status, 403, `${method} ${p} with the operator token: ${r.text}`);
