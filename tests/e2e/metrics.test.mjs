@@ -97,7 +97,8 @@ ctx.it('pgfleet status, beside the running server, reads the same fleet from the
   const lines = stdout.split('\n');
   assert.match(lines[0], new RegExp(`^databases: 0 provisioning, ${m.get('pgfleet_databases{status="ready"}')} ready, 0 recovering, 0 failure, 0 deleting$`));
   assert.match(lines[1], /^ops: \d+ pending, \d+ running$/);
-  assert.match(lines[2], /^servers: \d+ awake, \d+ asleep$/);
+  assert.match(lines[2], /^spares: \d+$/);
+  assert.match(lines[3], /^servers: \d+ awake, \d+ asleep$/);
   const row = lines.find((l) => l.startsWith(S.db));
   assert.ok(row, `no line for ${S.db}: ${stdout}`);
   const [, status, state, port, last, instance, name] = row.split(/\s+/);
