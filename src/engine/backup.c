@@ -390,7 +390,7 @@ static const char *const type_opt[] = {
     [ENGINE_BACKUP_INCR] = "--type=incr",
 };
 
-int engine_backup_run(engine *en, const char *db_id, int port, engine_backup_type type,
+int engine_backup_run(engine *en, const char *db_id, int port, engine_backup_type type, bool online,
                       engine_backup *out, pf_err *e)
 {
     if (engine__check_id(db_id, e) < 0)
@@ -399,7 +399,15 @@ int engine_backup_run(engine *en, const char *db_id, int port, engine_backup_typ
         return -1;
     pg1_opts p;
     pg1_make(en, db_id, port, &p);
-    const char *args[] = {p.stanza, p.path, p.sock, p.port, p.user, type_opt[type], "backup", NULL};
+    const char *args[] = {p.stanza,
+                          p.path,
+                          p.sock,
+                          p.port,
+                          p.user,
+                          type_opt[type],
+                          online ? "--online" : "--no-online",
+                          "backup",
+                          NULL};
     int64_t t0 = util_now_ms();
     stanza_lock(en, db_id);
     int rc = pgbr_run_timeout(en, args, NULL, 0, PGBR_LONG_TIMEOUT_MS, e);
@@ -419,8 +427,9 @@ int engine_backup_run(engine *en, const char *db_id, int port, engine_backup_typ
     }
     *out = list[n - 1];
     free(list);
-    log_db_info(db_id, "backup %s (%s, %lld bytes in the repository) in %lld ms", out->label,
-                type_opt[out->type] + 7, (long long)out->size, (long long)(util_now_ms() - t0));
+    log_db_info(db_id, "backup %s (%s%s, %lld bytes in the repository) in %lld ms", out->label,
+                type_opt[out->type] + 7, online ? "" : ", offline", (long long)out->size,
+                (long long)(util_now_ms() - t0));
     return 0;
 }
 
@@ -580,7 +589,8 @@ int engine_backup_remove(engine *en, const char *db_id, pf_err *e)
 
 int engine_backup_flush_wal(engine *en, const char *db_id, int port, pf_err *e)
 {
-    if (engine__check_id(db_id, e) < 0)
+    /* a database that sleeps before its first backup: its archive has no stanza yet */
+    if (engine__check_id(db_id, e) < 0 || engine_backup_stanza_ensure(en, db_id, e) < 0)
         return -1;
     pg1_opts p;
     pg1_make(en, db_id, port, &p);

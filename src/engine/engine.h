@@ -219,10 +219,12 @@ typedef struct engine_backup {
 /* Creates the database's stanza if missing (idempotent; the server need not run). */
 int engine_backup_stanza_ensure(engine *en, const char *db_id, pf_err *e);
 
-/* Takes an online backup of the running server (immediate checkpoint, never blocks its
- * writers) and fills *out with it. Backups of one stanza never overlap. A pgBackRest
- * failure has the kind of its exit code (see engine_restore). */
-int engine_backup_run(engine *en, const char *db_id, int port, engine_backup_type type,
+/* Takes a backup and fills *out with it: online, of the running server (immediate
+ * checkpoint, never blocks its writers), or with online false of the stopped server (a
+ * sleeping one: pgBackRest's --no-online copies the cleanly shut down data directory; the
+ * caller keeps it from starting until this returns). Backups of one stanza never overlap. A
+ * pgBackRest failure has the kind of its exit code (see engine_restore). */
+int engine_backup_run(engine *en, const char *db_id, int port, engine_backup_type type, bool online,
                       engine_backup *out, pf_err *e);
 
 /* The stanza's backups, oldest first (none when the stanza does not exist). Caller frees. */
@@ -246,7 +248,8 @@ void engine_backups_interrupt(engine *en);
  * log and spool files. Stops the stanza first. No error if missing. */
 int engine_backup_remove(engine *en, const char *db_id, pf_err *e);
 
-/* Forces a WAL switch on the running server and waits until it is archived, so a
+/* Forces a WAL switch on the running server and waits until it is archived (creating the
+ * stanza first if it has none yet), so a
  * point-in-time restore can reach the present. */
 int engine_backup_flush_wal(engine *en, const char *db_id, int port, pf_err *e);
 

@@ -56,21 +56,27 @@ static int sync_backups(ops *o, const store_database *db, pf_err *e)
     return rc;
 }
 
-/* Takes the backup of row bkp_id (if not taken yet), then expires and syncs. */
+/* Takes the backup of row bkp_id (if not taken yet), then expires and syncs. Online, the
+ * write counter is read from the server; offline (asleep), it is the one the server slept
+ * with (sleep_mark). */
 static int take_backup(ops *o, const store_database *db, const char *bkp_id,
-                       engine_backup_type type, pf_err *e)
+                       engine_backup_type type, const char *sleep_mark, pf_err *e)
 {
     store_backup b;
     if (store_backup_get(o->st, db->id, bkp_id, &b, e) != 0)
         return -1;
     if (b.status == BACKUP_COMPLETED && b.label[0])
         return 0;
-    char mark[32];
+    char mark[32] = "";
     pf_err le;
-    if (engine_write_mark(o->en, ops__inst(db), mark, &le) == 0)
+    if (sleep_mark)
+        snprintf(mark, sizeof mark, "%s", sleep_mark);
+    else
+        engine_write_mark(o->en, ops__inst(db), mark, &le);
+    if (mark[0])
         store_backup_set_mark(o->st, b.id, mark, &le);
     engine_backup out;
-    if (engine_backup_run(o->en, ops__inst(db), db->port, type, &out, e) != 0)
+    if (engine_backup_run(o->en, ops__inst(db), db->port, type, !sleep_mark, &out, e) != 0)
         return -1;
     char stopped[STORE_TS_MAX];
     util_iso_from_ms(out.stop * 1000, stopped);
@@ -82,6 +88,33 @@ static int take_backup(ops *o, const store_database *db, const char *bkp_id,
     if (sync_backups(o, db, &le) != 0)
         log_db_warn(db->id, "backup list not synced: %s", le.message);
     return 0;
+}
+
+static int backup_asleep(ops *o, const store_database *db, const char *bkp_id,
+                         engine_backup_type type, pf_err *e)
+{
+    char mark[32] = "";
+    if (!engine_instance_asleep(o->en, ops__inst(db), mark))
+        return err_kind(e, ERR_TRANSIENT, NULL, "%s is no longer asleep", db->id);
+    return take_backup(o, db, bkp_id, type, mark, e);
+}
+
+static int backup_awake(ops *o, const store_database *db, const char *bkp_id,
+                        engine_backup_type type, pf_err *e)
+{
+    if (ops__ensure_awake(o, db->id, e) != 0)
+        return -1;
+    /* the server of a ready database does not run: after a restart, before its provision op
+     * (queued behind this one) adopted it, or it died. The backup starts it, as the
+     * provision would (an instance already running is adopted). */
+    if (!engine_instance_running(o->en, ops__inst(db))) {
+        if (db->status != DB_READY)
+            return err_kind(e, ERR_TRANSIENT, NULL, "the server of %s is not running", db->id);
+        if (engine_instance_start(o->en, ops__inst(db), db->port, o->cfg.start_timeout_ms, e) != 0)
+            return -1;
+        ops__server_started(o, db);
+    }
+    return take_backup(o, db, bkp_id, type, NULL, e);
 }
 
 int ops__run_backup(ops_run *r, pf_err *e)
@@ -97,19 +130,14 @@ int ops__run_backup(ops_run *r, pf_err *e)
                             "the database is gone or failed", &le);
         return 0;
     }
-    if (ops__ensure_awake(o, db.id, e) != 0)
-        return -1;
-    /* the server of a ready database does not run: after a restart, before its provision op
-     * (queued behind this one) adopted it, or it died. The backup starts it, as the
-     * provision would (an instance already running is adopted). */
-    if (!engine_instance_running(o->en, ops__inst(&db))) {
-        if (db.status != DB_READY)
-            return err_kind(e, ERR_TRANSIENT, NULL, "the server of %s is not running", db.id);
-        if (engine_instance_start(o->en, ops__inst(&db), db.port, o->cfg.start_timeout_ms, e) != 0)
-            return -1;
-        ops__server_started(o, &db);
-    }
-    return take_backup(o, &db, bkp_id, arg_type(r->op), e);
+    /* a sleeping server is backed up offline and stays stopped meanwhile (a connection that
+     * comes is held until the backup ends, then wakes it); an awake one does not go to sleep
+     * during its backup */
+    bool asleep = ops__hold(o, db.id);
+    int rc = asleep ? backup_asleep(o, &db, bkp_id, arg_type(r->op), e)
+                    : backup_awake(o, &db, bkp_id, arg_type(r->op), e);
+    ops__unhold(o, db.id, asleep);
+    return rc;
 }
 
 void ops__give_up_backup(ops_run *r, const pf_err *why)

@@ -202,6 +202,11 @@ int ops__wake(ops *o, const char *db_id, pf_err *e);
 void ops__wake_async(ops *o, const char *db_id);
 /* For ops that need the server (credentials, backups, clone sources). */
 int ops__ensure_awake(ops *o, const char *db_id, pf_err *e);
+/* Keeps db_id as it is until ops__unhold: true when it sleeps (after a sleep of it in
+ * progress ends), and no wake starts its server meanwhile (the data path holds the clients
+ * that come); false when it is awake, and it does not go to sleep meanwhile. */
+bool ops__hold(ops *o, const char *db_id);
+void ops__unhold(ops *o, const char *db_id, bool asleep);
 /* Keeps db_id awake while an op of another database uses it (pin before the wake). */
 void ops__pin(ops *o, const char *db_id, int delta);
 

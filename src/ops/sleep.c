@@ -139,6 +139,41 @@ int ops__ensure_awake(ops *o, const char *db_id, pf_err *e)
     return ops__wake(o, db_id, e);
 }
 
+bool ops__hold(ops *o, const char *db_id)
+{
+    ops_dp *d = o->dp;
+    if (!d)
+        return false;
+    pthread_mutex_lock(&d->mu);
+    ops_dp_db *b = ops__dp_find(d, db_id);
+    while (b && b->busy && !d->stopping) {
+        timed_wait(d, 200);
+        b = ops__dp_find(d, db_id);
+    }
+    bool asleep = b && b->asleep && !d->stopping;
+    if (asleep)
+        b->busy = true; /* a wake waits for ops__unhold */
+    else if (b)
+        b->pins++; /* it does not sleep meanwhile */
+    pthread_mutex_unlock(&d->mu);
+    return asleep;
+}
+
+void ops__unhold(ops *o, const char *db_id, bool asleep)
+{
+    ops_dp *d = o->dp;
+    if (!d)
+        return;
+    pthread_mutex_lock(&d->mu);
+    ops_dp_db *b = ops__dp_find(d, db_id);
+    if (b && asleep)
+        b->busy = false;
+    else if (b)
+        b->pins--;
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+}
+
 void ops__pin(ops *o, const char *db_id, int delta)
 {
     ops_dp *d = o->dp;
@@ -160,7 +195,7 @@ static void try_sleep(ops *o, const char *id)
     store_database db;
     int active = 0, sv = 0;
     if (store_database_get_internal(o->st, id, &db, &e) != 0 || db.status != DB_READY ||
-        store_op_count_active(o->st, id, &active, &e) != 0 || active > 0 ||
+        store_op_count_needing_server(o->st, id, &active, &e) != 0 || active > 0 ||
         !engine_instance_running(o->en, ops__inst(&db)))
         return;
     /* a pooled client inside a transaction holds a server connection */

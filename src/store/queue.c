@@ -71,6 +71,10 @@ static sql_stmt q_reset =
     SQL("UPDATE ops SET state = 'pending', updated_at = ?1 WHERE state = 'running'");
 static sql_stmt q_count_active =
     SQL("SELECT COUNT(*) FROM ops WHERE database_id = ?1 AND state IN ('pending', 'running')");
+/* what keeps a database awake: a backup waiting in the queue does not (it runs offline) */
+static sql_stmt q_count_awake =
+    SQL("SELECT COUNT(*) FROM ops WHERE database_id = ?1 AND (state = 'running' OR"
+        " (state = 'pending' AND kind <> 'db_backup'))");
 static sql_stmt q_cancel = SQL("UPDATE ops SET state = 'failed', error = ?3, updated_at = ?4"
                                " WHERE database_id = ?1 AND kind = ?2 AND state = 'pending'");
 static sql_stmt q_prune =
@@ -195,6 +199,15 @@ int store_op_count_active(store *s, const char *database_id, int *count, pf_err 
 {
     int64_t v = 0;
     if (sql_int(s, &q_count_active, ARGS(TXT(database_id)), &v, e) < 0)
+        return -1;
+    *count = (int)v;
+    return 0;
+}
+
+int store_op_count_needing_server(store *s, const char *database_id, int *count, pf_err *e)
+{
+    int64_t v = 0;
+    if (sql_int(s, &q_count_awake, ARGS(TXT(database_id)), &v, e) < 0)
         return -1;
     *count = (int)v;
     return 0;

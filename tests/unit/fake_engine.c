@@ -365,14 +365,15 @@ int engine_role_drop(engine *en, const char *db_id, const char *role, pf_err *e)
 /* ---- backups and restore ---- */
 
 int engine_backup_run(engine *en, const char *db_id, int port, engine_backup_type type,
-                      engine_backup *out, pf_err *e)
+                      bool online, engine_backup *out, pf_err *e)
 {
     (void)port;
     if (enter(en, FAKE_BACKUP_RUN, true, e) != 0)
         return -1;
     fake_inst *in = find(en, db_id, false);
-    if (!in || !in->running)
-        return err_kind(e, ERR_TRANSIENT, NULL, "the server of %s is not running", db_id);
+    if (!in || in->running != online)
+        return err_kind(e, ERR_TRANSIENT, NULL, "the server of %s is %s", db_id,
+                        online ? "not running" : "running (offline backup)");
     memset(out, 0, sizeof *out);
     int64_t t = en->clock_s++;
     snprintf(out->label, sizeof out->label, "%lld%c", (long long)t,
