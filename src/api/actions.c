@@ -22,6 +22,15 @@ int tx_end(app *a, int rc, pf_err *e)
     return 0;
 }
 
+int tx_end_create(app *a, int rc, const store_database *db, pf_err *e)
+{
+    if (tx_end(a, rc, e) == 0)
+        return 0;
+    if (a->ops && db->id[0])
+        ops_port_release(a->ops, db->id);
+    return -1;
+}
+
 int read_end(app *a, int rc, http_resp *resp, pf_err *e)
 {
     if (rc == 0 && store_tx_commit(a->st, e) == 0)
@@ -105,12 +114,12 @@ int action_room_check(app *a, pf_err *e)
 int action_create_database(app *a, const char *ws, const db_create_req *r, store_database *db,
                            store_connection *conn, char password[64], pf_err *e)
 {
+    memset(db, 0, sizeof *db);
     if (action_room_check(a, e) != 0)
         return -1;
     store_branch br;
     if (action_resolve_branch(a, ws, r->project_id, r->branch_id, r->branch_git_name, &br, e) != 0)
         return -1;
-    memset(db, 0, sizeof *db);
     util_id_new("db", db->id);
     snprintf(db->workspace_id, sizeof db->workspace_id, "%s", ws);
     snprintf(db->project_id, sizeof db->project_id, "%s", r->project_id);

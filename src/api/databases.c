@@ -133,8 +133,8 @@ static int create_body(app *a, http_req *req, json_t *body, const char *project_
     char password[64] = "";
     if (store_tx_begin(a->st, e) != 0)
         return -1;
-    if (tx_end(a, action_create_database(a, req->workspace_id, &r, &db, &conn, password, e), e) !=
-        0)
+    if (tx_end_create(a, action_create_database(a, req->workspace_id, &r, &db, &conn, password, e),
+                      &db, e) != 0)
         return -1;
     json_t *j = NULL;
     if (shape_database(a, &db, conn.id, password, with_keys, &j, e) != 0)

@@ -128,6 +128,9 @@ int api_list_reply(app *a, http_resp *resp, void *rows, size_t n, size_t size, a
 
 /* Commit helper: commits, or rolls back and returns -1 if rc != 0 or the commit fails. */
 int tx_end(app *a, int rc, pf_err *e);
+/* tx_end for a transaction that ran action_create_database into db: a create rolled back
+ * (refused, failed or not committed) gives its port back. */
+int tx_end_create(app *a, int rc, const store_database *db, pf_err *e);
 /* Ends a read begun with store_tx_begin_read: 0, or -1 when rc != 0 or the end fails (the
  * body already set is dropped then). A list and the rows its items need are one read. */
 int read_end(app *a, int rc, http_resp *resp, pf_err *e);

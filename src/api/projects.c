@@ -106,7 +106,7 @@ HANDLER(h_projects_create)
     memcpy(br.created_at, p.created_at, sizeof br.created_at);
     memcpy(br.updated_at, p.created_at, sizeof br.updated_at);
 
-    store_database db;
+    store_database db = {0};
     store_connection conn;
     char password[64] = "";
     if (store_tx_begin(a->st, e) != 0)
@@ -118,7 +118,7 @@ HANDLER(h_projects_create)
         db_create_req r = {.project_id = p.id, .name = name, .region = region, .is_default = true};
         trc = action_create_database(a, req->workspace_id, &r, &db, &conn, password, e);
     }
-    if (tx_end(a, trc, e) != 0)
+    if (tx_end_create(a, trc, &db, e) != 0)
         goto out;
     json_t *jp = shape_project(a, &p);
     if (create_db != 0) {

@@ -1,6 +1,6 @@
 /* datapath: serve's side of the data path process (src/datapath). It holds every
  * database's public listening socket from the moment its port is allocated until its delete
- * (ops_port_hold, ops__port_release) and hands a copy of each to the data path over its
+ * (ops_port_hold, ops_port_release) and hands a copy of each to the data path over its
  * control socket (SCM_RIGHTS); it starts the data path, or adopts the one that outlived a
  * crash of serve (its control socket answers), and starts it again when it dies, giving it
  * the sockets back. A reader thread takes the data path's messages: wake requests (sleep.c
@@ -104,9 +104,9 @@ out:
     return ret;
 }
 
-void ops__port_release(ops *o, const char *db_id)
+void ops_port_release(ops *o, const char *db_id)
 {
-    ops_dp *d = o->dp;
+    ops_dp *d = o ? o->dp : NULL;
     if (!d)
         return;
     pthread_mutex_lock(&d->mu);

@@ -259,7 +259,7 @@ static int run_delete(ops_run *r, pf_err *e)
     if (engine_backup_stop(o->en, inst, &le) != 0)
         log_db_warn(id, "%s", le.message);
     /* the data path lets go of its connections and the port: no wake can start it now */
-    ops__port_release(o, id);
+    ops_port_release(o, id);
     if (engine_instance_destroy(o->en, inst, e) != 0 ||
         engine_instance_unalias(o->en, db.id, e) != 0)
         return -1;

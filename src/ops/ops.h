@@ -60,6 +60,9 @@ typedef struct ops_config {
  * path). Idempotent. ERR_TRANSIENT "PortBusy" when another process has it. No-op without a
  * data path. */
 int ops_port_hold(ops *o, const char *db_id, int port, pf_err *e);
+/* Closes db_id's port (the data path drops it): the database is deleted, or its create was
+ * rolled back. No-op when it holds none. */
+void ops_port_release(ops *o, const char *db_id);
 
 /* The data path's pid (0: none): serve's shutdown stops it after ops_stop. */
 int ops_datapath_pid(ops *o);

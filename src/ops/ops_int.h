@@ -192,8 +192,6 @@ int ops__dp_start(ops *o, pf_err *e);
 void ops__dp_detach(ops *o);
 ops_dp_db *ops__dp_find(ops_dp *d, const char *id);
 int ops__dp_send(ops_dp *d, const char *text, int fd);
-/* The database is deleted: its port is closed (after a wake or sleep of it ends). */
-void ops__port_release(ops *o, const char *db_id);
 int ops__sleep_start(ops *o, pf_err *e);
 void ops__sleep_stop(ops *o);
 /* Starts db_id's server if it sleeps (waiting for a sleep of it in progress); the data

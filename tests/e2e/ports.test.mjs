@@ -1,13 +1,27 @@
 // Database ports and the kernel's ephemeral range: a --port-range that overlaps
-// /proc/sys/net/ipv4/ip_local_port_range is refused at start with both ranges named.
+// /proc/sys/net/ipv4/ip_local_port_range is refused at start with both ranges named; a
+// create that is refused after its port was taken gives the port back at once.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { execFile } from 'node:child_process';
+import net from 'node:net';
 import { BIN, SANITIZER_ENV, binaryAvailable } from './lib/server.mjs';
 import { freePort } from './lib/procs.mjs';
+import { useServer } from './lib/fixture.mjs';
+import { call, expectStatus, waitReady, uniq } from './lib/api.mjs';
+
+const ctx = useServer('ports', { extraArgs: ['--spares', '0'] });
+
+function bindable(port) {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen({ port, host: '127.0.0.1', exclusive: true }, () => srv.close(() => resolve(true)));
+  });
+}
 
 function ephemeral() {
   try {
@@ -52,3 +66,24 @@ test('the default --port-range is 20000-29999, below the usual ephemeral range',
     (err, stdout, stderr) => resolve(stdout + stderr)));
   assert.match(r, /port-range[^\n]*20000-29999/, r);
 });
+
+ctx.it('a create refused after its port was taken (a duplicate logicalId) releases the port; the next create gets one', async () => {
+  const { data: p } = expectStatus(await call(ctx.c, 'POST', '/v1/projects', { body: { name: uniq('ports'), createDatabase: false } }), 201);
+  const { data: br } = expectStatus(await call(ctx.c, 'GET', '/v1/projects/{projectId}/branches', { params: { path: { projectId: p.id } } }), 200);
+  const branchId = br[0].id;
+  const a = expectStatus(await call(ctx.c, 'POST', '/v1/databases', { body: { projectId: p.id, logicalId: 'dup', branchId } }), 201).data;
+  const held = new Set([a.connections[0].endpoints.direct.port]);
+  for (let i = 0; i < 3; i++) {
+    const refused = await call(ctx.c, 'POST', '/v1/databases', { body: { projectId: p.id, logicalId: 'dup', branchId } });
+    assert.equal(refused.response.status, 409, `a duplicate logicalId is refused: ${JSON.stringify(refused.error ?? refused.data)}`);
+  }
+  // every port of the range but the database's is free again (no socket of pgfleet on it)
+  const taken = [];
+  for (let port = ctx.server.portLo; port <= ctx.server.portHi; port++) {
+    if (!held.has(port) && !(await bindable(port))) taken.push(port);
+  }
+  assert.deepEqual(taken, [], 'ports still held after refused creates');
+  const b = expectStatus(await call(ctx.c, 'POST', '/v1/databases', { body: { projectId: p.id, name: 'after' } }), 201).data;
+  await waitReady(ctx.c, b.id);
+  assert.ok(!held.has(b.connections[0].endpoints.direct.port));
+}, { timeout: 120000 });
