@@ -65,14 +65,19 @@ static char *conf_hba(const engine *en)
                       "local      all          all            scram-sha-256\n"
                       "host       all          " PGFLEET_ADMIN_ROLE "  0.0.0.0/0     reject\n"
                       "host       all          " PGFLEET_ADMIN_ROLE "  ::/0          reject\n");
-    if (en->tls_loopback_optional)
-        util_buf_puts(&b, "hostnossl  all          all            127.0.0.0/8   scram-sha-256\n"
-                          "hostnossl  all          all            ::1/128       scram-sha-256\n");
-    util_buf_puts(&b, "hostnossl  all          all            0.0.0.0/0     reject\n"
-                      "hostnossl  all          all            ::/0          reject\n"
-                      "hostssl    all          all            0.0.0.0/0     scram-sha-256\n"
-                      "hostssl    all          all            ::/0          scram-sha-256\n");
+    engine__hba_tls_rules(&b, en->tls_loopback_optional);
     return util_buf_take(&b);
+}
+
+void engine__hba_tls_rules(util_buf *b, bool loopback_optional)
+{
+    if (loopback_optional)
+        util_buf_puts(b, "hostnossl  all        all            127.0.0.0/8   scram-sha-256\n"
+                         "hostnossl  all        all            ::1/128       scram-sha-256\n");
+    util_buf_puts(b, "hostnossl  all        all            0.0.0.0/0     reject\n"
+                     "hostnossl  all        all            ::/0          reject\n"
+                     "hostssl    all        all            0.0.0.0/0     scram-sha-256\n"
+                     "hostssl    all        all            ::/0          scram-sha-256\n");
 }
 
 bool engine__golden_current(const char *datadir)

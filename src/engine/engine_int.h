@@ -22,6 +22,7 @@
 #include <sys/types.h>
 
 #include "engine/engine.h"
+#include "util/util.h"
 
 #define ENGINE_ID_MAX 64
 #define ENGINE_GOLDEN_LABEL ".golden" /* socket dir name of the temporary golden server */
@@ -205,6 +206,10 @@ int engine__write_conf(engine *en, const char *datadir, const char *sockdir, con
                        int port, const char *archive, pf_err *e);
 /* True when datadir was copied from a golden of ENGINE_GOLDEN_VERSION (golden.c). */
 bool engine__golden_current(const char *datadir);
+/* The TCP rules that end a pg_hba.conf or PgBouncer's hba.conf (one syntax): SCRAM over TLS
+ * from any address; without TLS from loopback addresses only when loopback_optional, else
+ * refused. */
+void engine__hba_tls_rules(util_buf *b, bool loopback_optional);
 /* Rewrites pg_hba.conf of datadir if it differs from the generated one. */
 int engine__write_hba(engine *en, const char *datadir, pf_err *e);
 
