@@ -165,6 +165,12 @@ static void ctl_read(dp *d)
             epoll_ctl(d->ep, EPOLL_CTL_DEL, d->ctl, NULL);
             close(d->ctl);
             d->ctl = -1;
+            /* a sleep it asked for ends with it (killed mid-sleep: no ASLEEP or AWAKE comes):
+             * awake again, so held clients ask the next serve for a wake, and are passed
+             * only once the server's pid file says ready */
+            for (dpdb *b = d->dbs; b; b = b->next)
+                if (b->state == DB_SLEEPING)
+                    b->state = DB_AWAKE;
             return;
         }
         ctl_message(d, msg, fd);
