@@ -97,8 +97,20 @@ const pidStatus = (id) => {
   try { return fs.readFileSync(path.join(instanceDir(ctx.server.home, id), 'data', 'postmaster.pid'), 'utf8').split('\n')[7]?.trim(); } catch { return null; }
 };
 
-ctx.it('kill -9 of serve mid-wake (its postmaster started, not ready yet): one postmaster after the restart, the held client served', async () => {
-  await killAt('killwake', (id) => running(id) && pidStatus(id) !== 'ready', { wakeFirst: true });
+const dpConnections = (id) => fs.readFileSync(path.join(ctx.server.home, 'datapath.log'), 'utf8').split('\n')
+  .filter((l) => l.includes(`db=${id} `) && l.includes('connection from')).length;
+
+ctx.it('kill -9 of serve mid-wake (its postmaster starting, not ready yet): one postmaster after the restart, the held client served', async () => {
+  await killAt('killwake', (id) => pidStatus(id) === 'starting', { wakeFirst: true });
+}, { timeout: 240000 });
+
+ctx.it('kill -9 of serve as a connection to a sleeping database is held (before its server starts)', async () => {
+  let seen = -1;
+  await killAt('killheld', (id) => {
+    const n = dpConnections(id);
+    if (seen < 0 || !asleep(id)) { seen = n; return false; }
+    return n > seen && !running(id);
+  }, { wakeFirst: true });
 }, { timeout: 240000 });
 
 ctx.it('kill -9 of serve mid-sleep (its WAL being archived, the pool paused): after the restart it works and sleeps again', async () => {
