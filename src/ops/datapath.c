@@ -26,9 +26,7 @@
 static void send_db(ops *o, ops_dp_db *b)
 {
     char sock[400], pid[400], msg[CTLMSG_MAX];
-    char inst[PF_ID_MAX];
-    engine_instance_endpoint(o->en, ops__inst_of(o, b->id, inst), b->port, sock, sizeof sock, pid,
-                             sizeof pid);
+    engine_instance_endpoint(o->en, b->inst, b->port, sock, sizeof sock, pid, sizeof pid);
     snprintf(msg, sizeof msg, "DB %s %d %s %s %s", b->id, b->port, sock, pid,
              b->asleep ? "asleep" : "awake");
     if (ops__dp_send(o->dp, msg, b->fd) < 0)
@@ -78,6 +76,7 @@ int ops_port_hold(ops *o, const char *db_id, int port, pf_err *e)
     /* held already (since the create's transaction): the data path gets the endpoint again,
      * now that the provision attached the database's instance (its pid file's path) */
     if (b && b->port == port) {
+        ops__inst_of(o, db_id, b->inst);
         send_db(o, b);
         goto out;
     }
@@ -96,8 +95,7 @@ int ops_port_hold(ops *o, const char *db_id, int port, pf_err *e)
     }
     b->fd = fd;
     b->port = port;
-    char inst[PF_ID_MAX];
-    b->asleep = engine_instance_asleep(o->en, ops__inst_of(o, db_id, inst), NULL);
+    b->asleep = engine_instance_asleep(o->en, ops__inst_of(o, db_id, b->inst), NULL);
     send_db(o, b);
 out:
     pthread_mutex_unlock(&d->mu);
@@ -136,7 +134,6 @@ static pid_t peer_pid(int sock)
 static int take_back(ops *o, int s)
 {
     ops_dp *d = o->dp;
-    char inst[PF_ID_MAX];
     struct timeval tv = {.tv_sec = 5}, none = {0};
     setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     int ret = ops__dp_send(d, "FDS", -1);
@@ -168,7 +165,7 @@ static int take_back(ops *o, int s)
             snprintf(b->id, sizeof b->id, "%s", id);
             b->fd = fd;
             b->port = (int)pv;
-            b->asleep = engine_instance_asleep(o->en, ops__inst_of(o, id, inst), NULL);
+            b->asleep = engine_instance_asleep(o->en, ops__inst_of(o, id, b->inst), NULL);
         } else {
             close(fd);
         }

@@ -161,12 +161,13 @@ void *ops__spares_main(void *arg);
 /* ---- datapath.c, sleep.c: the data path, sleep and wake ---- */
 typedef struct ops_dp_db {
     char id[PF_ID_MAX];
-    int port, fd;     /* the public listening socket (a copy is the data path's) */
-    bool asleep;      /* the engine's mark, as last seen */
-    bool busy;        /* a sleep or a wake runs */
-    bool waking;      /* a wake thread is queued or runs */
-    int sleep_answer; /* the data path's answer to SLEEP: 0 none yet, 1 ok, 2 busy */
-    int pins;         /* ops of other databases that need it awake (a clone's source) */
+    char inst[PF_ID_MAX]; /* its instance (read from the catalog when the port is held) */
+    int port, fd;         /* the public listening socket (a copy is the data path's) */
+    bool asleep;          /* the engine's mark, as last seen */
+    bool busy;            /* a sleep or a wake runs */
+    bool waking;          /* a wake thread is queued or runs */
+    int sleep_answer;     /* the data path's answer to SLEEP: 0 none yet, 1 ok, 2 busy */
+    int pins;             /* ops of other databases that need it awake (a clone's source) */
     int direct, pooled, held;
     int64_t idle_ms;
     uint64_t stat_gen; /* the STATS round it was counted in (+1) */

@@ -48,13 +48,13 @@ int ops__wake(ops *o, const char *db_id, pf_err *e)
         return 0;
     }
     int port = b->port;
+    char inst[PF_ID_MAX];
+    snprintf(inst, sizeof inst, "%s", b->inst);
     b->busy = true;
     pthread_mutex_unlock(&d->mu);
     int ret = 0;
     bool woke = false;
     int64_t t0 = util_now_ms();
-    char inst[PF_ID_MAX];
-    ops__inst_of(o, db_id, inst);
     if (engine_instance_asleep(o->en, inst, NULL)) {
         ret = engine_instance_start(o->en, inst, port, o->cfg.start_timeout_ms, e);
         woke = ret == 0;
@@ -302,11 +302,10 @@ int ops__sleep_start(ops *o, pf_err *e)
 {
     (void)e;
     ops_dp *d = o->dp;
-    char inst[PF_ID_MAX];
     /* what the engine says sleeps (a restart of serve keeps them asleep) */
     pthread_mutex_lock(&d->mu);
     for (size_t i = 0; i < d->n; i++)
-        d->dbs[i].asleep = engine_instance_asleep(o->en, ops__inst_of(o, d->dbs[i].id, inst), NULL);
+        d->dbs[i].asleep = engine_instance_asleep(o->en, d->dbs[i].inst, NULL);
     pthread_mutex_unlock(&d->mu);
     if (o->cfg.suspend_after_s <= 0)
         return 0;
