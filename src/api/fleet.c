@@ -13,6 +13,11 @@
 #define FLEET_OPS_MAX 100
 #define FLEET_FAILED_MAX 50
 
+static int count_cmp(const void *x, const void *y)
+{
+    return strcmp(((const ops_dp_count *)x)->id, ((const ops_dp_count *)y)->id);
+}
+
 bool api_fleet_path(const char *path)
 {
     return strncmp(path, "/v1/fleet", 9) == 0 && (path[9] == '\0' || path[9] == '/');
@@ -92,6 +97,9 @@ static int fleet_read(app *a, json_t *data, pf_err *e)
                       : os.pooler   ? "up"
                                     : "down");
         if (ds.enabled) {
+            /* by id, for the lookup of each database below */
+            if (ds.n > 1)
+                qsort(ds.dbs, ds.n, sizeof *ds.dbs, count_cmp);
             json_object_set_new(sv, "awake", json_integer((json_int_t)ds.awake));
             json_object_set_new(sv, "asleep", json_integer((json_int_t)ds.asleep));
         }
@@ -115,9 +123,12 @@ static int fleet_read(app *a, json_t *data, pf_err *e)
             json_object_set_new(r, "unhealthy",
                                 d->unhealthy[0] ? json_string(d->unhealthy) : json_null());
             json_object_set_new(r, "lastBackupAt", last[0] ? json_string(last) : json_null());
-            for (size_t j = 0; ds.enabled && j < ds.n; j++)
-                if (strcmp(ds.dbs[j].id, d->id) == 0)
-                    json_object_set_new(r, "awake", json_boolean(!ds.dbs[j].asleep));
+            ops_dp_count key;
+            snprintf(key.id, sizeof key.id, "%s", d->id);
+            const ops_dp_count *c =
+                ds.enabled && ds.n ? bsearch(&key, ds.dbs, ds.n, sizeof *ds.dbs, count_cmp) : NULL;
+            if (c)
+                json_object_set_new(r, "awake", json_boolean(!c->asleep));
             json_array_append_new(list, r);
         }
         if (d->status == DB_FAILURE)
