@@ -54,8 +54,16 @@ async function api(method, path, body) {
   return text ? JSON.parse(text) : null;
 }
 async function metrics() {
-  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-  return text.split('\n').filter((l) => l && !l.startsWith('#'));
+  // a kept-alive socket the server closed meanwhile fails one fetch (EPIPE): asked again
+  for (let i = 0; ; i++) {
+    try {
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      return text.split('\n').filter((l) => l && !l.startsWith('#'));
+    } catch (e) {
+      if (i >= 4) throw e;
+      await sleep(200);
+    }
+  }
 }
 const gauge = (m, name) => Number((m.find((l) => l.startsWith(name + ' ') || l.startsWith(name + '{')) ?? ' NaN').split(' ').pop());
 async function timed(path) {
