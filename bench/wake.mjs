@@ -4,7 +4,7 @@
 // 30), then through the pooled one; prints p50/p99 of each beside the server's own start time
 // in the same run (serve's log: "awake: the server started in N ms"). Run through `make bench`.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, openSync, readFileSync, existsSync, readdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, openSync, readFileSync, existsSync, readdirSync, readlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -42,7 +42,11 @@ function postmasterRuns(id) {
   }
   return false;
 }
-async function waitAsleep(id) {
+// a database's server is an instance of a neutral id: run/<database id> links to its socket
+// directory run/<instance id>
+const instanceOf = (id) => { try { return readlinkSync(join(home, 'run', id)); } catch { return id; } };
+async function waitAsleep(dbId) {
+  const id = instanceOf(dbId);
   for (let i = 0; i < 1200; i++) {
     if (existsSync(join(home, 'instances', id, 'asleep')) && !postmasterRuns(id)) return;
     await sleep(25);
