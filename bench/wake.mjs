@@ -18,12 +18,14 @@ const N = Number(process.env.BENCH_WAKES ?? 30);
 const home = mkdtempSync(join(tmpdir(), 'pgfleet-bench-wake-'));
 const port = await freePort();
 const poolerPort = await freePort();
-const lo = 20000 + Math.floor(Math.random() * 200) * 50;
+// one database, in 50 ports above the default range (20000-29999, where other runs' databases
+// are) and below the kernel's ephemeral ports (32768)
+const lo = 30000 + Math.floor(Math.random() * 54) * 50;
 const base = `http://127.0.0.1:${port}`;
 const logPath = join(home, 'server.log');
 const log = openSync(logPath, 'a');
 const token = execFileSync(bin, ['token', 'create', '--home', home], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n').pop();
-const server = spawn(bin, ['serve', '--home', home, '--listen', `127.0.0.1:${port}`, '--port-range', `${lo}-${lo + 9}`,
+const server = spawn(bin, ['serve', '--home', home, '--listen', `127.0.0.1:${port}`, '--port-range', `${lo}-${lo + 49}`,
   '--pooler-listen', `127.0.0.1:${poolerPort}`, '--suspend-after', '1', '--backup-interval', '0', '--usage-interval', '0'],
 { stdio: ['ignore', log, log] });
 const H = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
