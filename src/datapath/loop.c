@@ -288,7 +288,7 @@ int datapath_main(const dp_options *opt)
                     dp__conn_close(&d, c);
                     break;
                 }
-                dp__pump(&d, c);
+                dp__pump_event(&d, c, t->type == T_SERVER);
                 break;
             }
             }
