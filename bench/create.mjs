@@ -20,7 +20,9 @@ async function round(spares) {
   const port = await freePort();
   const metricsPort = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const lo = 20000 + Math.floor(Math.random() * 40) * 250;
+  // above the default range (20000-29999, where other runs' databases are), below the
+  // kernel's ephemeral ports (32768)
+  const lo = 30000 + Math.floor(Math.random() * 10) * 250;
   const logPath = join(home, 'server.log');
   const log = openSync(logPath, 'a');
   const token = execFileSync(bin, ['token', 'create', '--home', home], { encoding: 'utf8' }).trim().split('\n').pop();
