@@ -145,10 +145,9 @@ int ops__attach_instance(ops *o, store_database *db, bool use_spare, pf_err *e)
      * database created meanwhile) without waiting for the instance */
     if (engine_instance_alias(o->en, inst, db->id, e) != 0)
         return -1;
-    if (spare) {
+    if (spare) { /* the refill starts once the provision is done (refill_kick) */
         pthread_mutex_lock(&o->mu);
         o->spares_wanted = true;
-        pthread_cond_signal(&o->refill);
         pthread_mutex_unlock(&o->mu);
     }
     log_db_info(db->id, "attached to %s %s", spare ? "the warm spare" : "the new instance", inst);
@@ -156,10 +155,21 @@ int ops__attach_instance(ops *o, store_database *db, bool use_spare, pf_err *e)
     return ops_port_hold(o, db->id, db->port, e);
 }
 
+/* Wakes the spares refill when a provision took a spare. Not before the provision ends: a
+ * refill copies the golden and syncs its file system, which the role create's commit (an
+ * fsync) would wait behind. */
+static void refill_kick(ops *o)
+{
+    pthread_mutex_lock(&o->mu);
+    if (o->spares_wanted)
+        pthread_cond_signal(&o->refill);
+    pthread_mutex_unlock(&o->mu);
+}
+
 /* Makes the server exist, run and carry every live credential; a new or recovering
  * database becomes ready. The port is the one the catalog gave the database when it was
  * created: it never moves (a port that is busy now is a transient error of the start). */
-static int run_provision(ops_run *r, pf_err *e)
+static int provision_steps(ops_run *r, pf_err *e)
 {
     ops *o = r->o;
     store_database db;
@@ -208,6 +218,13 @@ static int run_provision(ops_run *r, pf_err *e)
     if (db.status == DB_PROVISIONING || db.status == DB_RECOVERING)
         return ops__set_ready(r, &db, db.status == DB_PROVISIONING, e);
     return 0;
+}
+
+static int run_provision(ops_run *r, pf_err *e)
+{
+    int rc = provision_steps(r, e);
+    refill_kick(r->o);
+    return rc;
 }
 
 /* A first provision (or the restart after a failed restore) that runs out of attempts
