@@ -11,6 +11,7 @@
 #   ops                          engine, store, util
 #   api                          http, auth, store, ops, util (never engine)
 #   cli                          util (talks to a server over its API, never the store)
+#   serve                        api http auth store ops engine datapath util (serve's run)
 #   main.c                       everything
 set -u
 src=${1:-src}
@@ -26,7 +27,8 @@ allowed() { # layer -> the layers it may include (its own first)
     ops) echo "ops engine store util" ;;
     api) echo "api http auth store ops util" ;;
     cli) echo "cli util" ;;
-    main) echo "main cli api http auth store ops engine datapath util" ;;
+    serve) echo "serve api http auth store ops engine datapath util" ;;
+    main) echo "main serve cli api http auth store ops engine datapath util" ;;
     *) return 1 ;;
   esac
 }

@@ -6,8 +6,6 @@
  * from it through util/opt.h (README's options table follows it). */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +20,7 @@
 #include "engine/engine.h"
 #include "http/http.h"
 #include "ops/ops.h"
+#include "serve/serve.h"
 #include "store/store.h"
 #include "util/log.h"
 #include "util/opt.h"
@@ -744,48 +743,17 @@ static http_limits serve_http_limits(void)
                          .workers = (int)ov[O_HTTP_WORKERS].n};
 }
 
-/* With HTTPS: the API's certificate and key as text (the database endpoints' by default). */
-static int serve_tls_pem(const char *home, char **cert, char **key, pf_err *e)
-{
-    *cert = *key = NULL;
-    if (!api_tls())
-        return 0;
-    char *cp =
-        OPT(O_HTTP_TLS_CERT) ? xstrdup(OPT(O_HTTP_TLS_CERT)) : xasprintf("%s/tls/server.crt", home);
-    char *kp =
-        OPT(O_HTTP_TLS_KEY) ? xstrdup(OPT(O_HTTP_TLS_KEY)) : xasprintf("%s/tls/server.key", home);
-    *cert = fs_read_file(cp, NULL);
-    *key = fs_read_file(kp, NULL);
-    int rc = 0;
-    if (!*cert || !*key) {
-        rc = err_internal(e, "HTTPS on the API: cannot read %s", !*cert ? cp : kp);
-        free(*cert);
-        free(*key);
-        *cert = *key = NULL;
-    }
-    free(cp);
-    free(kp);
-    return rc;
-}
-
-/* The API's state, but for started_ms and the regions (configured by the caller: that can
- * fail). */
-static void serve_app(app *a, store *st, engine *en, auth_keys *keys)
+/* The API's settings from the options (serve adds the catalog, keys, ops, CA path). */
+static void serve_api_settings(app *a)
 {
     a->version = PGFLEET_VERSION;
-    a->keys = keys;
     a->access_ttl_s = (int)ov[O_ACCESS_TTL].n;
-    /* about 4096 buckets (~300 KiB): credentials active within a burst's refill time */
-    a->ratelimit = auth_ratelimit_new((double)ov[O_RATE_LIMIT].n, (double)ov[O_RATE_BURST].n, 4096);
-    a->st = st;
     a->port_lo = (int)ov[O_PORT_RANGE].n;
     a->port_hi = (int)ov[O_PORT_RANGE].hi;
     a->op_wait_ms = 20000;
     a->backup_retention_days = (int)ov[O_BACKUP_RETENTION].n;
     a->expiry_min_s = ov[O_EXPIRY_MIN].n;
     a->pooler_port = ov[O_POOLER_LISTEN].port;
-    if (engine_tls_ca_path(en))
-        snprintf(a->ca_path, sizeof a->ca_path, "%s", engine_tls_ca_path(en));
     snprintf(a->public_host, sizeof a->public_host, "%s", OPT(O_PUBLIC_HOST));
     a->tls_loopback_optional = tls_loopback_optional();
     base_url(a->base_url, sizeof a->base_url);
@@ -805,197 +773,63 @@ static int port_range_check(pf_err *e)
                     lo, hi, elo, ehi);
 }
 
-/* The given certificate's and key's identity on disk (a renewal changes it). */
-static void given_stamp(char out[128])
-{
-    struct stat a, b;
-    out[0] = '\0';
-    if (OPT(O_TLS_CERT) && OPT(O_TLS_KEY) && stat(OPT(O_TLS_CERT), &a) == 0 &&
-        stat(OPT(O_TLS_KEY), &b) == 0)
-        snprintf(out, 128, "%lld.%ld.%lld/%lld.%ld.%lld", (long long)a.st_mtim.tv_sec,
-                 a.st_mtim.tv_nsec, (long long)a.st_size, (long long)b.st_mtim.tv_sec,
-                 b.st_mtim.tv_nsec, (long long)b.st_size);
-}
-
-/* Waits for SIGTERM or SIGINT (returned). Meanwhile SIGHUP, or a change of the given
- * --tls-cert/--tls-key files (looked at every TLS_WATCH_MS), reloads TLS everywhere online
- * ("tls reload"); a failed reload keeps the previous certificate and is logged. */
-#define TLS_WATCH_MS 2000
-static int serve_wait(const sigset_t *sigs, engine *en, ops *op)
-{
-    char seen[128], now[128];
-    given_stamp(seen);
-    for (;;) {
-        struct timespec ts = {TLS_WATCH_MS / 1000, (TLS_WATCH_MS % 1000) * 1000000L};
-        int sig = sigtimedwait(sigs, NULL, &ts);
-        if (sig == SIGTERM || sig == SIGINT)
-            return sig;
-        given_stamp(now);
-        bool moved = strcmp(now, seen) != 0;
-        if (sig != SIGHUP && !moved)
-            continue;
-        if (sig != SIGHUP && !engine_tls_given_changed(en)) {
-            snprintf(seen, sizeof seen, "%s", now); /* touched, same content */
-            continue;
-        }
-        if (sig == SIGHUP)
-            log_info("received SIGHUP: reloading TLS");
-        pf_err e;
-        err_clear(&e);
-        bool changed = false;
-        if (engine_tls_reload(en, &changed, &e) != 0)
-            log_error("%s (the previous certificate is still served)", e.message);
-        else
-            ops_datapath_reload(op); /* the data path ends TLS of the direct endpoint */
-        snprintf(seen, sizeof seen, "%s", now);
-    }
-}
-
+/* The home locked, the API (and metrics) port bound, then the rest is serve's
+ * (src/serve): a second pgfleet on the home or a busy port fails before initdb. */
 static int cmd_serve(void)
 {
-    int rc = 1;
     char home[4096];
     store *st = NULL;
-    engine *en = NULL;
-    ops *op = NULL;
-    http_server *srv = NULL, *msrv = NULL;
     int lockfd = -1, listen_fd = -1, metrics_fd = -1;
     const opt_value *listen = &ov[O_LISTEN], *metrics = &ov[O_METRICS_LISTEN];
-    static auth_keys keys; /* lives as long as the server */
     pf_err e;
     err_clear(&e);
-    app a;
-    memset(&a, 0, sizeof a);
-    a.started_ms = util_wall_ms();
     log_set_level((log_level)ov[O_LOG_LEVEL].n); /* log_levels[] is in log_level order */
     log_set_format((log_format)ov[O_LOG_FORMAT].n);
 
-    /* Signals are handled by this thread alone (sigwait); every thread created from here
-     * on inherits the blocked mask. */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
     if (port_range_check(&e) != 0)
-        goto out;
-    /* the API port is ours from the start: a busy port fails now, not after initdb */
+        goto fail;
     if (http_listen(listen->host, listen->port, &listen_fd, &e) != 0)
-        goto out;
+        goto fail;
     if (metrics->port > 0 && http_listen(metrics->host, metrics->port, &metrics_fd, &e) != 0)
-        goto out;
+        goto fail;
     if (open_home(home, sizeof home, &st, &e) != 0)
-        goto out;
+        goto fail;
     char *lockpath = xasprintf("%s/pgfleet.lock", home);
     lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     free(lockpath);
     if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
         err_internal(&e, "another pgfleet serves %s already", home);
-        goto out;
+        goto fail;
     }
 
-    engine_config ec = serve_engine_config(home);
-    if (proc_user_resolve(OPT(O_RUN_AS), &ec.user, &e) != 0)
-        goto out;
-    int64_t t0 = util_now_ms();
-    if (engine_open(&ec, &en, &e) != 0)
-        goto out;
-    log_info("engine ready in %lld ms (home %s, servers run as %s)",
-             (long long)(util_now_ms() - t0), home, ec.user.name);
-
-    if (auth_keys_load(home, &keys, &e) != 0)
-        goto out;
-    serve_app(&a, st, en, &keys);
-    snprintf(a.home, sizeof a.home, "%s", home);
-    if (api_regions_configure(&a, OPT(O_REGIONS), &e) != 0)
-        goto out;
-    if (api_console_register(&a, &e) != 0)
-        goto out;
-    ops_config oc = serve_ops_config(home);
-    if (ops_start(st, en, &oc, &op, &e) != 0)
-        goto out;
-    a.ops = op;
-
-    size_t nroutes = 0;
-    const http_route *routes = api_routes(&nroutes);
-    char *tls_cert = NULL, *tls_key = NULL;
-    if (serve_tls_pem(home, &tls_cert, &tls_key, &e) != 0)
-        goto out;
-    http_config hc = {.host = listen->host,
-                      .port = listen->port,
-                      .listen_fd = listen_fd,
-                      .routes = routes,
-                      .nroutes = nroutes,
-                      .auth = api_auth,
-                      .app = &a,
-                      .limits = serve_http_limits(),
-                      .tls_cert_pem = tls_cert,
-                      .tls_key_pem = tls_key};
-    listen_fd = -1; /* http_start owns it now, even on failure */
-    int hrc = http_start(&hc, &srv, &e);
-    if (tls_key)
-        sodium_memzero(tls_key, strlen(tls_key));
-    free(tls_cert);
-    free(tls_key);
-    if (hrc != 0)
-        goto out;
-    a.api_server = srv;
-    if (metrics_fd >= 0) {
-        size_t nm = 0;
-        const http_route *mroutes = api_metrics_routes(&nm);
-        http_config mc = {.host = metrics->host,
-                          .port = metrics->port,
-                          .listen_fd = metrics_fd,
-                          .routes = mroutes,
-                          .nroutes = nm,
-                          .app = &a};
-        metrics_fd = -1;
-        if (http_start(&mc, &msrv, &e) != 0)
-            goto out;
-        log_info("metrics at http://%s:%d/metrics", metrics->host, metrics->port);
-    }
-    log_info("pgfleet %s serving %s on %s:%d (public URL %s)", PGFLEET_VERSION, home, listen->host,
-             listen->port, a.base_url);
-
-    int sig = serve_wait(&sigs, en, op);
-    log_info("received %s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    ops_interrupt(op); /* running backups end now, not after the HTTP drain */
-    rc = 0;
-out:
-    if (rc != 0)
-        log_error("%s", e.message);
-    http_stop(msrv);
-    http_stop(srv);
-    auth_ratelimit_free(a.ratelimit);
-    a.ratelimit = NULL;
-    pid_t dp_pid = (pid_t)ops_datapath_pid(op);
-    ops_stop(op);
-    if (dp_pid > 0) {
-        /* clients first: the data path closes every connection, then the servers stop */
-        if (!proc_signal_wait(dp_pid, SIGTERM, 5000))
-            proc_signal_wait(dp_pid, SIGKILL, 2000);
-        proc_reap(dp_pid);
-        log_sub(LOG_INFO, "datapath", "stopped the data path pid=%d", (int)dp_pid);
-    }
-    if (en) {
-        engine_pooler_stop(en);
-        engine_stop_all(en);
-        engine_close(en);
-    }
-    if (st)
-        store_close(st);
+    static serve_config c; /* the app inside is large */
+    c = (serve_config){.home = home,
+                       .run_as = OPT(O_RUN_AS),
+                       .regions = OPT(O_REGIONS),
+                       .engine = serve_engine_config(home),
+                       .ops = serve_ops_config(home),
+                       .limits = serve_http_limits(),
+                       .listen_host = listen->host,
+                       .listen_port = listen->port,
+                       .metrics_host = metrics->host,
+                       .metrics_port = metrics->port,
+                       .api_tls = api_tls(),
+                       .api_tls_cert = OPT(O_HTTP_TLS_CERT),
+                       .api_tls_key = OPT(O_HTTP_TLS_KEY),
+                       .rate_limit = (double)ov[O_RATE_LIMIT].n,
+                       .rate_burst = (double)ov[O_RATE_BURST].n};
+    serve_api_settings(&c.api);
+    return serve_run(&c, st, lockfd, listen_fd, metrics_fd);
+fail:
+    log_error("%s", e.message);
+    store_close(st);
     if (lockfd >= 0)
         close(lockfd);
     if (listen_fd >= 0)
         close(listen_fd);
     if (metrics_fd >= 0)
         close(metrics_fd);
-    if (rc == 0)
-        log_info("stopped");
-    return rc;
+    return 1;
 }
 
 static int cmd_status(void)

@@ -22,22 +22,6 @@
 
 #define DP_START_WAIT_MS 5000
 
-ops_dp_db *ops__dp_find(ops_dp *d, const char *id)
-{
-    for (size_t i = 0; i < d->n; i++)
-        if (!strcmp(d->dbs[i].id, id))
-            return &d->dbs[i];
-    return NULL;
-}
-
-int ops__dp_send(ops_dp *d, const char *text, int fd)
-{
-    pthread_mutex_lock(&d->send_mu);
-    int rc = d->sock >= 0 ? ctlmsg_send(d->sock, text, fd) : -1;
-    pthread_mutex_unlock(&d->send_mu);
-    return rc;
-}
-
 /* The DB message of one database (mu held). */
 static void send_db(ops *o, ops_dp_db *b)
 {
