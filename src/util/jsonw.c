@@ -24,14 +24,39 @@ static size_t utf8_len(const unsigned char *p)
     return n;
 }
 
-/* The escaped form of s: runs that need no escape are copied whole; a byte that does not
- * start well-formed UTF-8 becomes U+FFFD, so the text is always valid JSON. */
+/* Room for n more bytes and the NUL in b (doubling, as util_buf does). */
+static char *room(util_buf *b, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *ns = realloc(b->s, cap);
+        if (!ns)
+            abort();
+        b->s = ns;
+        b->cap = cap;
+    }
+    return b->s + b->len;
+}
+
+static void put(util_buf *b, const char *s, size_t n)
+{
+    memcpy(room(b, n), s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+/* The escaped form of s: room for the worst case (6 bytes a byte) once, runs that need no
+ * escape copied whole; a byte that does not start well-formed UTF-8 becomes U+FFFD, so the
+ * text is always valid JSON. */
 static void put_string(util_buf *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
-    util_buf_add(b, "\"", 1);
-    const char *run = s;
-    const unsigned char *p = (const unsigned char *)s;
+    size_t len = strlen(s);
+    char *o = room(b, len * 6 + 2), *start = o;
+    *o++ = '"';
+    const unsigned char *p = (const unsigned char *)s, *run = p;
     while (*p) {
         if (*p >= 0x20 && *p != '"' && *p != '\\' && *p < 0x80) {
             p++;
@@ -42,48 +67,59 @@ static void put_string(util_buf *b, const char *s)
             p += u;
             continue;
         }
-        util_buf_add(b, run, (size_t)((const char *)p - run));
-        char esc[7] = {'\\', (char)*p, 0};
-        size_t n = 2;
+        memcpy(o, run, (size_t)(p - run));
+        o += p - run;
+        *o++ = '\\';
         if (*p >= 0x80) {
-            util_buf_add(b, "\\ufffd", 6);
-            n = 0;
-        } else if (*p == '\n')
-            esc[1] = 'n';
+            memcpy(o, "ufffd", 5);
+            o += 5;
+        } else if (*p == '"' || *p == '\\')
+            *o++ = (char)*p;
+        else if (*p == '\n')
+            *o++ = 'n';
         else if (*p == '\r')
-            esc[1] = 'r';
+            *o++ = 'r';
         else if (*p == '\t')
-            esc[1] = 't';
-        else if (*p < 0x20) {
-            memcpy(esc, "\\u00", 4);
-            esc[4] = hex[*p >> 4];
-            esc[5] = hex[*p & 15];
-            n = 6;
+            *o++ = 't';
+        else {
+            memcpy(o, "u00", 3);
+            o[3] = hex[*p >> 4];
+            o[4] = hex[*p & 15];
+            o += 5;
         }
-        util_buf_add(b, esc, n);
-        p++;
-        run = (const char *)p;
+        run = ++p;
     }
-    util_buf_puts(b, run);
-    util_buf_add(b, "\"", 1);
+    memcpy(o, run, (size_t)(p - run));
+    o += p - run;
+    *o++ = '"';
+    *o = '\0';
+    b->len += (size_t)(o - start);
 }
 
-/* the comma before a value that is not its container's first, and its key */
+/* The comma before a value that is not its container's first, and its key: a name this
+ * program writes, which needs no escape. */
 static void member(jsonw *w, const char *key)
 {
+    size_t kl = key ? strlen(key) : 0;
+    char *o = room(&w->b, kl + 4), *start = o;
     if (w->more[w->depth])
-        util_buf_add(&w->b, ",", 1);
+        *o++ = ',';
     w->more[w->depth] = true;
     if (key) {
-        put_string(&w->b, key);
-        util_buf_add(&w->b, ":", 1);
+        *o++ = '"';
+        memcpy(o, key, kl);
+        o += kl;
+        *o++ = '"';
+        *o++ = ':';
     }
+    *o = '\0';
+    w->b.len += (size_t)(o - start);
 }
 
 static void open_with(jsonw *w, const char *key, char open, char close)
 {
     member(w, key);
-    util_buf_add(&w->b, &open, 1);
+    put(&w->b, &open, 1);
     if (++w->depth >= JSONW_DEPTH)
         abort(); /* a shape deeper than any this program writes */
     w->more[w->depth] = false;
@@ -104,7 +140,7 @@ void jsonw_end(jsonw *w)
 {
     if (w->depth <= 0)
         abort();
-    util_buf_add(&w->b, &w->close[w->depth], 1);
+    put(&w->b, &w->close[w->depth], 1);
     w->depth--;
 }
 
@@ -148,23 +184,23 @@ void jsonw_int(jsonw *w, const char *key, int64_t v)
     member(w, key);
     char num[24];
     int n = snprintf(num, sizeof num, "%" PRId64, v);
-    util_buf_add(&w->b, num, (size_t)n);
+    put(&w->b, num, (size_t)n);
 }
 
 void jsonw_bool(jsonw *w, const char *key, bool v)
 {
     member(w, key);
-    util_buf_add(&w->b, v ? "true" : "false", v ? 4 : 5);
+    put(&w->b, v ? "true" : "false", v ? 4 : 5);
 }
 
 void jsonw_null(jsonw *w, const char *key)
 {
     member(w, key);
-    util_buf_add(&w->b, "null", 4);
+    put(&w->b, "null", 4);
 }
 
 void jsonw_raw(jsonw *w, const char *key, const char *json, size_t len)
 {
     member(w, key);
-    util_buf_add(&w->b, json, len);
+    put(&w->b, json, len);
 }

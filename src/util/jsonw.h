@@ -1,7 +1,8 @@
-/* util/jsonw: writes JSON text straight into a growing buffer, for the shapes that a read
- * answers many times over (a page of 100 databases): no tree of nodes to build, dump and
- * free. Values go in order; each member of an object names its key, an array's items pass
- * NULL. Strings are escaped as JSON wants them (UTF-8 passes through as it is). */
+/* util/jsonw: writes JSON text straight into a growing buffer (a util_buf), for the shapes
+ * that a read answers many times over (a page of 100 databases): no tree of nodes to build,
+ * dump and free. Values go in order; each member of an object names its key (a name of this
+ * program, written as it is), an array's items pass NULL. String values are escaped as JSON
+ * wants them: well-formed UTF-8 passes through, a byte that starts none becomes U+FFFD. */
 #ifndef PF_UTIL_JSONW_H
 #define PF_UTIL_JSONW_H
 
