@@ -281,8 +281,10 @@ static void w_database(app *a, jsonw *w, const char *key, const store_database *
     jsonw_end(w);
 }
 
-int shape_database(app *a, const store_database *d, const char *secret_conn,
-                   const char *secret_password, bool with_keys, json_t **out, pf_err *e)
+/* Writes d with its project and live connections, read now, as the member key of w. */
+static int w_database_read_now(app *a, jsonw *w, const char *key, const store_database *d,
+                               const char *secret_conn, const char *secret_password, bool with_keys,
+                               pf_err *e)
 {
     store_project p;
     if (store_project_get(a->st, d->workspace_id, d->project_id, &p, e) != 0)
@@ -291,9 +293,19 @@ int shape_database(app *a, const store_database *d, const char *secret_conn,
     size_t n = 0;
     if (store_connection_list_for_db(a->st, d->id, false, &conns, &n, e) != 0)
         return -1;
-    jsonw w = {0};
-    w_database(a, &w, NULL, d, &p, conns, n, secret_conn, secret_password, with_keys);
+    w_database(a, w, key, d, &p, conns, n, secret_conn, secret_password, with_keys);
     free(conns);
+    return 0;
+}
+
+int shape_database(app *a, const store_database *d, const char *secret_conn,
+                   const char *secret_password, bool with_keys, json_t **out, pf_err *e)
+{
+    jsonw w = {0};
+    if (w_database_read_now(a, &w, NULL, d, secret_conn, secret_password, with_keys, e) != 0) {
+        util_buf_free(&w.b);
+        return -1;
+    }
     *out = tree_of(&w);
     return 0;
 }
@@ -315,18 +327,13 @@ int reply_database(app *a, const char *reread_ws, store_database *d, http_resp *
 {
     if (reread_ws && store_database_get(a->st, reread_ws, d->id, d, e) != 0)
         return -1;
-    store_project p;
-    if (store_project_get(a->st, d->workspace_id, d->project_id, &p, e) != 0)
-        return -1;
-    store_connection *conns = NULL;
-    size_t n = 0;
-    if (store_connection_list_for_db(a->st, d->id, false, &conns, &n, e) != 0)
-        return -1;
     jsonw w = {0};
     jsonw_obj(&w, NULL);
-    w_database(a, &w, "data", d, &p, conns, n, NULL, NULL, false);
+    if (w_database_read_now(a, &w, "data", d, NULL, NULL, false, e) != 0) {
+        util_buf_free(&w.b);
+        return -1;
+    }
     jsonw_end(&w);
-    free(conns);
     api_reply_text(resp, &w);
     return 0;
 }

@@ -24,25 +24,9 @@ static size_t utf8_len(const unsigned char *p)
     return n;
 }
 
-/* Room for n more bytes and the NUL in b (doubling, as util_buf does). */
-static char *room(util_buf *b, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *ns = realloc(b->s, cap);
-        if (!ns)
-            abort();
-        b->s = ns;
-        b->cap = cap;
-    }
-    return b->s + b->len;
-}
-
 static void put(util_buf *b, const char *s, size_t n)
 {
-    memcpy(room(b, n), s, n);
+    memcpy(util_buf_room(b, n), s, n);
     b->len += n;
     b->s[b->len] = '\0';
 }
@@ -54,7 +38,7 @@ static void put_string(util_buf *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
     size_t len = strlen(s);
-    char *o = room(b, len * 6 + 2), *start = o;
+    char *o = util_buf_room(b, len * 6 + 2), *start = o;
     *o++ = '"';
     const unsigned char *p = (const unsigned char *)s, *run = p;
     while (*p) {
@@ -101,7 +85,7 @@ static void put_string(util_buf *b, const char *s)
 static void member(jsonw *w, const char *key)
 {
     size_t kl = key ? strlen(key) : 0;
-    char *o = room(&w->b, kl + 4), *start = o;
+    char *o = util_buf_room(&w->b, kl + 4), *start = o;
     if (w->more[w->depth])
         *o++ = ',';
     w->more[w->depth] = true;
