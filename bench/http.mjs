@@ -72,7 +72,7 @@ function wrk(url, conns, headers = []) {
 // binary has neither flag)
 const server = await benchServer({ name: 'http', ports: 20, unlimited: true,
   flags: ['--spares', '1', ...(takes('--http-max-per-address') ? ['--http-max-per-address', '0', '--http-max-connections', '8192'] : [])] });
-const { home, port, base, token } = server;
+const { home, port, base, token, H } = server;
 const api = (method, path, body) => server.api(method, path, body);
 let nginx;
 
