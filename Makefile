@@ -10,6 +10,8 @@ CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -Isrc -Ibuild/gen $(WARN) $(PKG_CFLAGS) 
 LDLIBS  := $(PKG_LIBS) -pthread -lm
 
 SRCS    := $(sort $(shell find src -name '*.c' ! -name main.c))
+# pgfleet's PostgreSQL server module: built with PGXS by its own Makefile (`make deps`)
+PGMODULE_SRCS := $(wildcard pgmodule/*.c)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 
 # release build
@@ -161,10 +163,11 @@ check-layers:
 	@scripts/check-layers.sh src
 
 format:
-	clang-format -i $(SRCS) src/main.c $(UNIT_SRCS) $(HARNESS_SRCS) $(FUZZ_SRCS) $(shell find src tests/unit -name '*.h')
+	clang-format -i $(SRCS) src/main.c $(PGMODULE_SRCS) $(UNIT_SRCS) $(HARNESS_SRCS) $(FUZZ_SRCS) $(shell find src tests/unit -name '*.h')
 
 format-check:
-	@clang-format --dry-run --Werror $(SRCS) src/main.c $(UNIT_SRCS) $(HARNESS_SRCS) $(FUZZ_SRCS) $(shell find src tests/unit -name '*.h')
+	@clang-format --dry-run --Werror $(SRCS) src/main.c $(PGMODULE_SRCS) $(UNIT_SRCS) $(HARNESS_SRCS) $(FUZZ_SRCS) $(shell find src tests/unit -name '*.h')
 
 clean:
 	rm -rf build
+	@$(MAKE) --no-print-directory -s -C pgmodule clean

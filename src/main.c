@@ -55,6 +55,7 @@ typedef enum {
     O_SPARES,
     O_MAX_CONNECTIONS,
     O_POOL_SIZE,
+    O_DATABASES_PER_SERVER,
     O_LOG_LEVEL,
     O_LOG_FORMAT,
     O_BACKUP_REPO,
@@ -135,6 +136,10 @@ static const opt_def options[O__COUNT] = {
                                    "--pool-size and 3 admin slots"},
     [O_POOL_SIZE] = {"pool-size", "PGFLEET_POOL_SIZE", OPT_INT, "20", 1, 1000, .cmds = CMD_SERVE,
                      .help = "PgBouncer's server connections per database (the pooled endpoint)"},
+    [O_DATABASES_PER_SERVER] = {"databases-per-server", "PGFLEET_DATABASES_PER_SERVER", OPT_INT,
+                                "16", 1, 10000, .cmds = CMD_SERVE,
+                                .help = "databases a server's users may make with CREATE DATABASE "
+                                        "(docs/extensions.md)"},
     [O_LOG_LEVEL] = {"log-level", "PGFLEET_LOG_LEVEL", OPT_ENUM, "info", .values = log_levels,
                      .cmds = CMD_SERVE, .help = "the lowest level logged"},
     [O_LOG_FORMAT] = {"log-format", "PGFLEET_LOG_FORMAT", OPT_ENUM, "logfmt", .values = log_formats,
@@ -695,7 +700,8 @@ static engine_config serve_engine_config(const char *home)
                         .tls_loopback_optional = tls_loopback_optional(),
                         .extensions = OPT(O_EXTENSIONS),
                         .max_connections = (int)ov[O_MAX_CONNECTIONS].n,
-                        .pool_size = (int)ov[O_POOL_SIZE].n};
+                        .pool_size = (int)ov[O_POOL_SIZE].n,
+                        .databases_per_server = (int)ov[O_DATABASES_PER_SERVER].n};
     if (ov[O_POOLER_LISTEN].port > 0) {
         ec.pooler_bin = OPT(O_PGBOUNCER);
         ec.pooler_host = ov[O_POOLER_LISTEN].host;

@@ -287,8 +287,19 @@ function secretPanel(dbId) {
   return panel;
 }
 
-function template(host, port, dbname) {
-  return `postgresql://USER:PASSWORD@${host}:${port}/${dbname}?sslmode=require`;
+// what this server's connection strings end with (its TLS mode: `?sslmode=require`, or
+// nothing), read once from /console/settings.json
+let settingsPromise = null;
+function consoleSettings() {
+  settingsPromise ??= fetch('/console/settings.json').then(async (r) => {
+    if (!r.ok) throw new Error(`console settings: HTTP ${r.status}`);
+    return r.json();
+  }).catch((e) => { settingsPromise = null; throw e; });
+  return settingsPromise;
+}
+
+function template(host, port, dbname, query) {
+  return `postgresql://USER:PASSWORD@${host}:${port}/${dbname}${query}`;
 }
 
 async function usagePanel(dbId) {
@@ -334,10 +345,11 @@ function restoreDialogExtra(backup) {
 
 async function databaseScreen(id) {
   const path = `/v1/databases/${encodeURIComponent(id)}`;
-  const [dbr, conns, backups] = await Promise.all([
+  const [dbr, conns, backups, settings] = await Promise.all([
     api('GET', path),
     listAll(`${path}/connections`),
     api('GET', `${path}/backups`),
+    consoleSettings(),
   ]);
   let d = dbr.data;
   const statusCell = h('span', { id: 'db-status', 'aria-live': 'polite' }, badge(d.status));
@@ -483,8 +495,8 @@ async function databaseScreen(id) {
       h('dt', {}, 'Source'), h('dd', {}, d.source ? `${d.source.type}${d.source.backupId ? ` ${d.source.backupId}` : ''}` : 'empty')),
     section('Connection strings',
       h('p', { class: 'muted' }, 'USER and PASSWORD are a connection\'s; its password is shown once, when it is created or rotated.'),
-      direct ? copyField(`Direct (${direct.host}:${direct.port})`, template(direct.host, direct.port, 'postgres'), 'tpl-direct') : null,
-      pooled ? copyField(`Pooled, PgBouncer (${pooled.host}:${pooled.port})`, template(pooled.host, pooled.port, d.id), 'tpl-pooled') : null),
+      direct ? copyField(`Direct (${direct.host}:${direct.port})`, template(direct.host, direct.port, 'postgres', settings.connectionQuery), 'tpl-direct') : null,
+      pooled ? copyField(`Pooled, PgBouncer (${pooled.host}:${pooled.port})`, template(pooled.host, pooled.port, d.id, settings.connectionQuery), 'tpl-pooled') : null),
     section('Connections', h('table', { id: 'connections' }, h('caption', { class: 'sr-only' }, 'Connections'),
       h('thead', {}, h('tr', {}, ['Name', 'Id', 'Created', 'Actions'].map((x) => h('th', { scope: 'col' }, x)))), connBody), connForm),
     section('Backups', h('p', {}, takeBackup), h('table', { id: 'backups' }, h('caption', { class: 'sr-only' }, 'Backups'),

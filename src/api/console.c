@@ -3,7 +3,9 @@
  * nothing is read from disk or fetched elsewhere at run time. Every answer, a 404 included,
  * carries a Content-Security-Policy that allows only this origin and no inline script, and
  * refuses framing. /console, /console/ and /console/callback (the OAuth redirect of the
- * built-in client) are the one page, index.html; its script routes by the URL's hash. */
+ * built-in client) are the one page, index.html; its script routes by the URL's hash.
+ * /console/settings.json is made here: what the page needs to know of this server (how its
+ * connection strings end, for the templates it shows). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,12 +61,17 @@ static void security_headers(http_resp *resp)
 
 HANDLER(h_console)
 {
-    (void)ctx;
+    app *a = ctx;
     const char *want = req->nparams > 0 ? req->params[0] : "index.html";
     if (strcmp(want, "callback") == 0)
         want = "index.html";
     const struct console_file *f = find(want);
     security_headers(resp);
+    if (strcmp(want, "settings.json") == 0) {
+        resp->status = 200;
+        resp->body = json_pack("{s:s}", "connectionQuery", api_conn_query(a));
+        return 0;
+    }
     if (!f) {
         /* answered here, not as a failed handler, so the headers above go with it */
         pf_err nf;

@@ -25,6 +25,9 @@ int v_422(int rc, pf_err *e);
 
 /* ---- shapes ---- */
 json_t *shape_workspace(app *a, const store_workspace *w);
+/* What follows the path of every connection string this server prints: "?sslmode=require",
+ * or "" with the TLS mode loopback-optional. */
+const char *api_conn_query(const app *a);
 json_t *shape_project(app *a, const store_project *p);
 json_t *shape_branch(app *a, const store_branch *b, const store_project *p);
 /* A database with its connections. secret_conn/secret_password: the one connection whose

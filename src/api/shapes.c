@@ -65,11 +65,11 @@ json_t *shape_branch(app *a, const store_branch *b, const store_project *p)
                      "url", url_of(a, "projects", p->id), "name", p->name);
 }
 
-/* What follows a connection string's path. node-postgres (and Prisma through
- * @prisma/adapter-pg) reads every sslmode but disable as full verification, and its
- * `uselibpqcompat` breaks libpq and postgres.js: with loopback-optional the strings carry no
- * sslmode, so every driver connects unchanged (psql and psycopg still prefer TLS). */
-static const char *conn_query(const app *a)
+/* node-postgres (and Prisma through @prisma/adapter-pg) reads every sslmode but disable as
+ * full verification, and its `uselibpqcompat` breaks libpq and postgres.js: with
+ * loopback-optional the strings carry no sslmode, so every driver connects unchanged (psql
+ * and psycopg still prefer TLS). */
+const char *api_conn_query(const app *a)
 {
     return a->tls_loopback_optional ? "" : "?sslmode=require";
 }
@@ -78,7 +78,7 @@ static char *conn_string(app *a, const store_connection *c, const store_database
                          const char *password)
 {
     return xasprintf("postgresql://%s:%s@%s:%d/postgres%s", c->role, password, a->public_host,
-                     d->port, conn_query(a));
+                     d->port, api_conn_query(a));
 }
 
 /* ---- pooled endpoint (PgBouncer): dbname is the database id ---- */
@@ -87,7 +87,7 @@ static char *pooled_string(app *a, const store_connection *c, const store_databa
                            const char *password)
 {
     return xasprintf("postgresql://%s:%s@%s:%d/%s%s", c->role, password, a->public_host,
-                     a->pooler_port, d->id, conn_query(a));
+                     a->pooler_port, d->id, api_conn_query(a));
 }
 
 /* The default connection string of create/rotate responses: the pooled one when there is

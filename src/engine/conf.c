@@ -1,13 +1,16 @@
 /* conf: the generated server configuration. postgresql.conf and pg_hba.conf of every
- * instance are written here and only here, whole, on create and on every start, so a
- * new pgfleet version changes the settings of existing databases on their next start.
+ * instance are written here and only here, whole, on create, on every start and when
+ * pgfleet adopts a running server (then reloaded), so a new pgfleet version changes the
+ * settings of existing databases on their next start or adoption.
  * ALTER SYSTEM (postgresql.auto.conf) is superuser-only and not ours to use. The archive
  * settings are the caller's (backup.c makes them): this file calls no other. */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "engine/engine_int.h"
 #include "util/util.h"
@@ -62,14 +65,19 @@ static char *conf_hba(const engine *en)
                       "local      all          all            scram-sha-256\n"
                       "host       all          " PGFLEET_ADMIN_ROLE "  0.0.0.0/0     reject\n"
                       "host       all          " PGFLEET_ADMIN_ROLE "  ::/0          reject\n");
-    if (en->tls_loopback_optional)
-        util_buf_puts(&b, "hostnossl  all          all            127.0.0.0/8   scram-sha-256\n"
-                          "hostnossl  all          all            ::1/128       scram-sha-256\n");
-    util_buf_puts(&b, "hostnossl  all          all            0.0.0.0/0     reject\n"
-                      "hostnossl  all          all            ::/0          reject\n"
-                      "hostssl    all          all            0.0.0.0/0     scram-sha-256\n"
-                      "hostssl    all          all            ::/0          scram-sha-256\n");
+    engine__hba_tls_rules(&b, en->tls_loopback_optional);
     return util_buf_take(&b);
+}
+
+void engine__hba_tls_rules(util_buf *b, bool loopback_optional)
+{
+    if (loopback_optional)
+        util_buf_puts(b, "hostnossl  all        all            127.0.0.0/8   scram-sha-256\n"
+                         "hostnossl  all        all            ::1/128       scram-sha-256\n");
+    util_buf_puts(b, "hostnossl  all        all            0.0.0.0/0     reject\n"
+                     "hostnossl  all        all            ::/0          reject\n"
+                     "hostssl    all        all            0.0.0.0/0     scram-sha-256\n"
+                     "hostssl    all        all            ::/0          scram-sha-256\n");
 }
 
 bool engine__golden_current(const char *datadir)
@@ -82,20 +90,56 @@ bool engine__golden_current(const char *datadir)
     return ok;
 }
 
-/* What every connection gets: pg_stat_statements (about 1000 statements, ~1 MiB of shared
- * memory), the extension allowlist (pgextwlist runs an allowlisted CREATE EXTENSION as the
- * superuser; golden.c's event triggers guard it), and the `extensions` schema, where
- * extensions go, on the search path. */
+/* The libraries every server preloads: pg_stat_statements, and pgfleet's own module
+ * (pgmodule/pgfleet_limits.c: the CREATE DATABASE limit). A server loads them when it
+ * starts only; see engine__conf_preloads_current. */
+#define CONF_MODULE "pgfleet_limits"
+#define CONF_PRELOAD "shared_preload_libraries = 'pg_stat_statements," CONF_MODULE "'\n"
+
+int engine__module_check(const engine *en, pf_err *e)
+{
+    /* PostgreSQL finds its libraries beside its programs: bindir/../lib (Debian's layout) */
+    char *bin = xstrdup(en->bindir);
+    char *slash = strrchr(bin, '/');
+    if (slash)
+        *slash = '\0';
+    char *so = xasprintf("%s/lib/" CONF_MODULE ".so", bin);
+    int rc = 0;
+    if (access(so, R_OK) != 0)
+        rc = err_kind(e, ERR_INVALID, NULL,
+                      "%s: %s; it is pgfleet's PostgreSQL module (pgmodule/), which `make deps` "
+                      "builds and installs",
+                      so, strerror(errno));
+    free(so);
+    free(bin);
+    return rc;
+}
+
+bool engine__conf_preloads_current(const char *datadir)
+{
+    char *path = xasprintf("%s/postgresql.conf", datadir);
+    char *text = fs_read_file(path, NULL);
+    bool ok = text && strstr(text, "\n" CONF_PRELOAD) != NULL;
+    free(text);
+    free(path);
+    return ok;
+}
+
+/* What every connection gets: the CREATE DATABASE limit, pg_stat_statements (about 1000
+ * statements, ~1 MiB of shared memory), the extension allowlist (pgextwlist runs an allowlisted
+ * CREATE EXTENSION as the superuser; golden.c's event triggers guard it), and the `extensions`
+ * schema, where extensions go, on the search path. */
 static char *conf_extensions(const engine *en, const char *datadir)
 {
     char *qlist = engine__conf_quote(en->extensions ? en->extensions : "");
     /* a data directory from an older golden lacks the guard: no allowlist there */
     bool guarded = engine__golden_current(datadir);
-    char *text = xasprintf("shared_preload_libraries = 'pg_stat_statements'\n"
+    char *text = xasprintf("%s" CONF_MODULE ".databases_per_server = %d\n"
                            "pg_stat_statements.max = 1000\n"
                            "pg_stat_statements.track = top\n"
                            "%s%s%s"
                            "search_path = '\"$user\", public, extensions'\n",
+                           CONF_PRELOAD, en->databases_per_server,
                            guarded ? "session_preload_libraries = 'pgextwlist'\n"
                                      "extwlist.extensions = "
                                    : "",

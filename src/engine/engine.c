@@ -42,6 +42,8 @@ int engine_open(const engine_config *cfg, engine **out, pf_err *e)
     en->max_connections =
         cfg->max_connections > 0 ? cfg->max_connections : ENGINE_MAX_CONNECTIONS_DEFAULT;
     en->pool_size = cfg->pool_size > 0 ? cfg->pool_size : ENGINE_POOL_SIZE_DEFAULT;
+    en->databases_per_server = cfg->databases_per_server > 0 ? cfg->databases_per_server
+                                                             : ENGINE_DATABASES_PER_SERVER_DEFAULT;
     if (engine_direct_cap(en->max_connections, en->pool_size) < 1) {
         err_kind(e, ERR_INVALID, NULL,
                  "max_connections %d leaves no direct connection beside a pool of %d and %d "
@@ -50,7 +52,7 @@ int engine_open(const engine_config *cfg, engine **out, pf_err *e)
         goto fail;
     }
 
-    if (fs_mkdirs(en->home, 0711, NULL, e) < 0)
+    if (engine__module_check(en, e) < 0 || fs_mkdirs(en->home, 0711, NULL, e) < 0)
         goto fail;
     if (en->user.switch_user) {
         /* the servers' user must be able to traverse home to reach its directories */

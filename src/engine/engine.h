@@ -77,9 +77,13 @@ typedef struct engine_config {
      * (engine_direct_cap) */
     int max_connections;
     int pool_size;
+    /* databases a server's users may make with CREATE DATABASE (<= 0: 16), enforced in the
+     * server by pgfleet's module pgfleet_limits (pgmodule/; docs/extensions.md) */
+    int databases_per_server;
 } engine_config;
 
 #define ENGINE_MAX_CONNECTIONS_DEFAULT 120
+#define ENGINE_DATABASES_PER_SERVER_DEFAULT 16
 #define ENGINE_POOL_SIZE_DEFAULT 20
 /* superuser_reserved_connections: slots only pgfleet's admin role (a superuser) may take, so
  * role changes, usage samples and backups always get in */

@@ -22,6 +22,7 @@
 #include <sys/types.h>
 
 #include "engine/engine.h"
+#include "util/util.h"
 
 #define ENGINE_ID_MAX 64
 #define ENGINE_GOLDEN_LABEL ".golden" /* socket dir name of the temporary golden server */
@@ -90,6 +91,7 @@ struct engine {
     char *pooler_bin, *pooler_dir, *pooler_host; /* pooler_bin NULL: disabled */
     int pooler_port;
     int max_connections, pool_size; /* the connection budget (engine_config) */
+    int databases_per_server;       /* CREATE DATABASE budget (engine_config) */
     pthread_mutex_t pooler_mu;      /* guards the pooler's files and pid */
     pid_t pooler_pid;
     bool pooler_child;
@@ -190,12 +192,24 @@ int engine__write_if_changed(engine *en, const char *path, const char *text, int
 /* s as a configuration string value: in single quotes, quotes doubled. Caller frees. */
 char *engine__conf_quote(const char *s);
 
+/* Whether pgfleet's server module (pgfleet_limits.so) is installed beside PostgreSQL's own
+ * (ERR_INVALID, naming the file, when it is not). */
+int engine__module_check(const engine *en, pf_err *e);
+/* Whether datadir's postgresql.conf preloads what the generated one does. It is rewritten
+ * only right before its server starts, or when it preloads that already, so a running
+ * server whose file does not preload it was started without it (by an older pgfleet) and
+ * must restart to get it: a reload does not load libraries. */
+bool engine__conf_preloads_current(const char *datadir);
 /* Writes the whole postgresql.conf of datadir (with `archive`, the archive settings of
  * engine__archive_conf) and its pg_hba.conf, each only if it changed. */
 int engine__write_conf(engine *en, const char *datadir, const char *sockdir, const char *listen,
                        int port, const char *archive, pf_err *e);
 /* True when datadir was copied from a golden of ENGINE_GOLDEN_VERSION (golden.c). */
 bool engine__golden_current(const char *datadir);
+/* The TCP rules that end a pg_hba.conf or PgBouncer's hba.conf (one syntax): SCRAM over TLS
+ * from any address; without TLS from loopback addresses only when loopback_optional, else
+ * refused. */
+void engine__hba_tls_rules(util_buf *b, bool loopback_optional);
 /* Rewrites pg_hba.conf of datadir if it differs from the generated one. */
 int engine__write_hba(engine *en, const char *datadir, pf_err *e);
 

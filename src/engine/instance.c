@@ -215,10 +215,19 @@ int engine_instance_start(engine *en, const char *db_id, int port, int timeout_m
         engine__read_pidfile(p.data, &pid, &run_port);
         if (run_port <= 0)
             run_port = port;
-        if (listener_differs(en, p.data, run_port, port)) {
-            /* a spare handed to its database: a fast restart to listen on the port */
-            log_db_info(db_id, "the server pid=%d listens on port %d, not %d: restarting it",
-                        (int)pid, run_port, port);
+        /* a server started by an older pgfleet, without the preloaded libraries of this
+         * one (pgfleet_limits, the CREATE DATABASE limit): a fast restart loads them */
+        bool stale = !engine__conf_preloads_current(p.data);
+        if (stale || listener_differs(en, p.data, run_port, port)) {
+            /* else a spare handed to its database: a fast restart to listen on the port */
+            if (stale)
+                log_db_info(db_id,
+                            "the server pid=%d lacks pgfleet's preloaded libraries: "
+                            "restarting it",
+                            (int)pid);
+            else
+                log_db_info(db_id, "the server pid=%d listens on port %d, not %d: restarting it",
+                            (int)pid, run_port, port);
             if (stop_with(en, db_id, SIGINT, ENGINE_STOP_FAST_MS, e) < 0)
                 goto out;
             goto launch;
@@ -226,8 +235,11 @@ int engine_instance_start(engine *en, const char *db_id, int port, int timeout_m
         engine__track(en, db_id, pid, false);
         if (engine__wait_ready(p.sock, run_port, 0, timeout_ms, e) < 0)
             goto out;
-        /* a reload: TLS files remade at this start (a new --public-host or given files)
-         * reach a server that outlived the last pgfleet */
+        /* a reload: this pgfleet's settings (e.g. --databases-per-server) and TLS files
+         * remade at this start (a new --public-host or given files) reach a server that
+         * outlived the last pgfleet */
+        if (write_conf(en, p.data, p.sock, port, e) < 0)
+            goto out;
         if (kill(pid, SIGHUP) != 0)
             log_db_warn(db_id, "cannot reload the server pid=%d: %s", (int)pid, strerror(errno));
         log_db_info(db_id, "adopted the running server pid=%d", (int)pid);

@@ -117,13 +117,7 @@ char *engine__pooler_hba(bool loopback_optional)
                       "host       all        " PGFLEET_ADMIN_ROLE "  ::/0          reject\n"
                       "host       pgbouncer  all            0.0.0.0/0     reject\n"
                       "host       pgbouncer  all            ::/0          reject\n");
-    if (loopback_optional)
-        util_buf_puts(&b, "hostnossl  all        all            127.0.0.0/8   scram-sha-256\n"
-                          "hostnossl  all        all            ::1/128       scram-sha-256\n");
-    util_buf_puts(&b, "hostnossl  all        all            0.0.0.0/0     reject\n"
-                      "hostnossl  all        all            ::/0          reject\n"
-                      "hostssl    all        all            0.0.0.0/0     scram-sha-256\n"
-                      "hostssl    all        all            ::/0          scram-sha-256\n");
+    engine__hba_tls_rules(&b, loopback_optional);
     return util_buf_take(&b);
 }
 

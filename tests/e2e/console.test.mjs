@@ -170,6 +170,10 @@ it('creates a project, waits for its database to be ready, copies the direct str
   assert.match(S.cs1, /^postgresql:\/\/u_[^:]+:[^@]+@127\.0\.0\.1:\d+\/postgres$/);
   const pooled = await page().inputValue('#secret-pooled');
   assert.match(pooled, new RegExp(`/${S.dbId}$`));
+  // the templates end as the strings the server prints do (here: no sslmode)
+  const port = new URL(S.cs1).port;
+  assert.equal(await page().inputValue('#tpl-direct'), `postgresql://USER:PASSWORD@127.0.0.1:${port}/postgres`);
+  assert.equal(await page().inputValue('#tpl-pooled'), `postgresql://USER:PASSWORD@127.0.0.1:${new URL(pooled).port}/${S.dbId}`);
   await psql(S.cs1, "CREATE TABLE marks (v text); INSERT INTO marks VALUES ('before')");
   assert.equal(await psql(S.cs1, 'SELECT count(*) FROM marks'), '1');
   // shown once: neither a later visit in the page nor a reload shows the password again

@@ -116,16 +116,16 @@ if (missing.length) {
 // ---- components: the schemas used, with their references moved under components
 const components = { schemas: {}, securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'a service token (pfs_...) or an OAuth2 access token' } } };
 Object.assign(schema.definitions, ext.schemas ?? {});
-const todo = [...used];
+const pending = [...used];
 const seen = new Set();
-while (todo.length) {
-  const name = todo.pop();
+while (pending.length) {
+  const name = pending.pop();
   if (seen.has(name)) continue;
   seen.add(name);
   const def = schema.definitions[name];
   if (!def) throw new Error(`gen-openapi: no schema ${name}`);
   const text = JSON.stringify(def).replaceAll('#/definitions/', '#/components/schemas/');
-  for (const m of text.matchAll(/"#\/components\/schemas\/([^"]+)"/g)) todo.push(decodeURIComponent(m[1]));
+  for (const m of text.matchAll(/"#\/components\/schemas\/([^"]+)"/g)) pending.push(decodeURIComponent(m[1]));
   components.schemas[name] = JSON.parse(text);
 }
 components.schemas = Object.fromEntries(Object.entries(components.schemas).sort(([a], [b]) => a.localeCompare(b)));

@@ -65,6 +65,10 @@ ctx.it('connection objects carry endpoints.pooled; every string has sslmode=requ
   checkEndpoint(made.endpoints.pooled, true, 'created pooled');
   assert.equal(made.connectionString, made.endpoints.pooled.connectionString, 'deprecated connectionString is the pooled one');
   assert.equal(made.host, `127.0.0.1:${conn.endpoints.direct.port}`, 'deprecated host stays the direct one');
+  // the console's templates end as the strings do
+  const r = await fetch(`${ctx.server.baseUrl}/console/settings.json`);
+  assert.equal(r.status, 200);
+  assert.deepEqual(await r.json(), { connectionQuery: '?sslmode=require' });
 });
 
 ctx.it('psql and pg through both endpoints with require and verify-full; plaintext refused', async () => {

@@ -239,6 +239,52 @@ static void test_mark_new_timeline(void **state)
     assert_int_equal(harness_home_remove(dir), 0);
 }
 
+/* postgresql.conf preloads pgfleet's module and carries the CREATE DATABASE limit; a file
+ * that does not preload it (written by an older pgfleet) is told apart, so its running
+ * server is restarted on adoption; the module must be installed beside PostgreSQL's. */
+static void test_conf_limit_and_preloads(void **state)
+{
+    (void)state;
+    char dir[HARNESS_PATH_MAX];
+    assert_int_equal(harness_home_make(dir, "test-conf"), 0);
+    engine en;
+    fake_engine(&en, dir);
+    en.databases_per_server = 5;
+    en.extensions = xstrdup("citext");
+    char *data = xasprintf("%s/instances/db_x/data", dir);
+    char *conf = xasprintf("%s/postgresql.conf", data);
+    pf_err e;
+    assert_int_equal(fs_mkdirs(data, 0700, NULL, &e), 0);
+    assert_false(engine__conf_preloads_current(data)); /* no file */
+    assert_int_equal(engine__write_conf(&en, data, dir, "", 5432, "archive_mode = off\n", &e), 0);
+    char *t = fs_read_file(conf, NULL);
+    assert_non_null(
+        strstr(t, "\nshared_preload_libraries = 'pg_stat_statements,pgfleet_limits'\n"));
+    assert_non_null(strstr(t, "\npgfleet_limits.databases_per_server = 5\n"));
+    assert_true(engine__conf_preloads_current(data));
+    free(t);
+    const char *old = "max_connections = 120\nshared_preload_libraries = 'pg_stat_statements'\n";
+    assert_int_equal(fs_write_atomic(conf, old, strlen(old), 0600, NULL, &e), 0);
+    assert_false(engine__conf_preloads_current(data));
+
+    en.bindir = xasprintf("%s/pg/bin", dir);
+    assert_int_equal(engine__module_check(&en, &e), -1);
+    assert_int_equal(e.kind, ERR_INVALID);
+    assert_non_null(strstr(e.message, "/pg/lib/pgfleet_limits.so"));
+    char *lib = xasprintf("%s/pg/lib", dir), *so = xasprintf("%s/pgfleet_limits.so", lib);
+    assert_int_equal(fs_mkdirs(lib, 0700, NULL, &e), 0);
+    assert_int_equal(fs_write_atomic(so, "", 0, 0600, NULL, &e), 0);
+    assert_int_equal(engine__module_check(&en, &e), 0);
+    free(lib);
+    free(so);
+    free(en.bindir);
+    free(en.extensions);
+    free(data);
+    free(conf);
+    free_engine(&en);
+    assert_int_equal(harness_home_remove(dir), 0);
+}
+
 int main(void)
 {
     util_init();
@@ -246,6 +292,7 @@ int main(void)
         cmocka_unit_test(test_conf_text),
         cmocka_unit_test(test_archive_conf),
         cmocka_unit_test(test_conf_quote_and_disk_full),
+        cmocka_unit_test(test_conf_limit_and_preloads),
         cmocka_unit_test(test_parse_info),
         cmocka_unit_test(test_time_parse),
         cmocka_unit_test(test_mark_new_timeline),

@@ -1387,6 +1387,22 @@ static void test_pool_list(void **state)
     free(conns);
 }
 
+/* Takes the catalog back to what an older version wrote (sql: the columns and the
+ * schema_migrations rows it did not have), then opens it again, which migrates it to the
+ * latest version. */
+static void rewind_migration(fixture *f, const char *sql)
+{
+    pf_err e;
+    store_close(f->s);
+    f->s = NULL;
+    sqlite3 *raw = NULL;
+    assert_int_equal(sqlite3_open(f->path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(raw);
+    assert_int_equal(store_open(f->path, &f->s, &e), 0);
+    assert_int_equal(store_schema_version(f->s), SCHEMA_LATEST);
+}
+
 /* A catalog at version 4 (no unhealthy, no run_after) migrates to 5 with its rows. */
 static void test_migration_from_v4(void **state)
 {
@@ -1397,21 +1413,9 @@ static void test_migration_from_v4(void **state)
     mk_project(f->s, ws, NULL, proj);
     mk_db(f->s, ws, proj, NULL, "main", 17100, db);
     mk_op(f->s, OP_DB_PROVISION, db, op);
-    store_close(f->s);
-    f->s = NULL;
-    /* back to what version 4 wrote */
-    sqlite3 *raw = NULL;
-    assert_int_equal(sqlite3_open(f->path, &raw), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(raw,
-                                  "ALTER TABLE databases DROP COLUMN unhealthy;"
-                                  "ALTER TABLE ops DROP COLUMN run_after;"
-                                  "DELETE FROM schema_migrations WHERE version = 5;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(raw);
-
-    assert_int_equal(store_open(f->path, &f->s, &e), 0);
-    assert_int_equal(store_schema_version(f->s), SCHEMA_LATEST);
+    rewind_migration(f, "ALTER TABLE databases DROP COLUMN unhealthy;"
+                        "ALTER TABLE ops DROP COLUMN run_after;"
+                        "DELETE FROM schema_migrations WHERE version = 5;");
     store_database d;
     assert_int_equal(store_database_get(f->s, ws, db, &d, &e), 0);
     assert_int_equal(d.port, 17100);
@@ -1434,20 +1438,9 @@ static void test_migration_from_v5(void **state)
     mk_branch(f->s, proj, "main", false, main_br);
     mk_branch(f->s, proj, "dev", false, dev);
     assert_int_equal(store_branch_set_default(f->s, dev, &e), 0);
-    store_close(f->s);
-    f->s = NULL;
-    sqlite3 *raw = NULL;
-    assert_int_equal(sqlite3_open(f->path, &raw), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(raw,
-                                  "ALTER TABLE branches DROP COLUMN role;"
-                                  "ALTER TABLE projects DROP COLUMN settings;"
-                                  "DELETE FROM schema_migrations WHERE version = 6;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(raw);
-
-    assert_int_equal(store_open(f->path, &f->s, &e), 0);
-    assert_int_equal(store_schema_version(f->s), SCHEMA_LATEST);
+    rewind_migration(f, "ALTER TABLE branches DROP COLUMN role;"
+                        "ALTER TABLE projects DROP COLUMN settings;"
+                        "DELETE FROM schema_migrations WHERE version = 6;");
     store_branch b;
     assert_int_equal(store_branch_get(f->s, ws, dev, &b, &e), 0);
     assert_true(b.is_default);
@@ -1469,19 +1462,9 @@ static void test_instances(void **state)
     mk_ws(f->s, ws, "default");
     mk_project(f->s, ws, NULL, proj);
     mk_db(f->s, ws, proj, NULL, NULL, 15101, old);
-    store_close(f->s);
-    f->s = NULL;
-    sqlite3 *raw = NULL;
-    assert_int_equal(sqlite3_open(f->path, &raw), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(raw,
-                                  "DROP INDEX databases_instance;"
-                                  "ALTER TABLE databases DROP COLUMN instance_id;"
-                                  "DELETE FROM schema_migrations WHERE version = 9;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(raw);
-    assert_int_equal(store_open(f->path, &f->s, &e), 0);
-    assert_int_equal(store_schema_version(f->s), SCHEMA_LATEST);
+    rewind_migration(f, "DROP INDEX databases_instance;"
+                        "ALTER TABLE databases DROP COLUMN instance_id;"
+                        "DELETE FROM schema_migrations WHERE version = 9;");
     store_database d;
     assert_int_equal(store_database_get_internal(f->s, old, &d, &e), 0);
     assert_string_equal(d.instance_id, old);
@@ -1514,18 +1497,8 @@ static void test_migration_from_v7(void **state)
     snprintf(t.value_hint, sizeof t.value_hint, "oken");
     now(t.created_at);
     assert_int_equal(store_token_insert(f->s, &t, &e), 0);
-    store_close(f->s);
-    f->s = NULL;
-    sqlite3 *raw = NULL;
-    assert_int_equal(sqlite3_open(f->path, &raw), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(raw,
-                                  "ALTER TABLE tokens DROP COLUMN is_operator;"
-                                  "DELETE FROM schema_migrations WHERE version = 8;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(raw);
-    assert_int_equal(store_open(f->path, &f->s, &e), 0);
-    assert_int_equal(store_schema_version(f->s), SCHEMA_LATEST);
+    rewind_migration(f, "ALTER TABLE tokens DROP COLUMN is_operator;"
+                        "DELETE FROM schema_migrations WHERE version = 8;");
     store_token got;
     assert_int_equal(store_token_by_hash(f->s, t.hash, &got, &e), 0);
     assert_false(got.is_operator);
