@@ -9,38 +9,22 @@
 // From these, per-database costs and a projection for 10,000 databases (docs/density.md).
 //   BENCH_DENSITY_DBS (default 500), BENCH_IDLE_S (default 30), BENCH_SAMPLES (default 300),
 //   BENCH_BACKUP_WAIT_S (default 600: the first backups are timed over what is done by then)
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, openSync, closeSync, readFileSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, sleep, pct } from './lib.mjs';
+import { benchServer, sleep, pct } from './lib.mjs';
 
-const bin = process.env.PGFLEET_BIN ?? 'build/pgfleet';
 const N = Number(process.env.BENCH_DENSITY_DBS ?? 500);
 const IDLE_S = Number(process.env.BENCH_IDLE_S ?? 30);
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 300);
 const BACKUP_WAIT_S = Number(process.env.BENCH_BACKUP_WAIT_S ?? 600);
 const SPARES = 4;
 
-const home = mkdtempSync(join(tmpdir(), 'pgfleet-bench-density-'));
-const port = await freePort();
-const metricsPort = await freePort();
-const base = `http://127.0.0.1:${port}`;
-const lo = 20000;
-const hi = 29999; // others on this host hold ports in the range too: the allocator skips them
-const log = openSync(join(home, 'server.log'), 'a');
-const token = execFileSync(bin, ['token', 'create', '--home', home], { encoding: 'utf8' }).trim().split('\n').pop();
-const server = spawn(bin, ['serve', '--home', home, '--listen', `127.0.0.1:${port}`, '--port-range', `${lo}-${hi}`,
-  '--pooler-listen', `127.0.0.1:${await freePort()}`, '--metrics-listen', `127.0.0.1:${metricsPort}`,
-  '--backup-interval', '0', '--workers', '4', '--spares', String(SPARES), '--rate-limit', '0'], { stdio: ['ignore', log, log] });
-closeSync(log);
-const H = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
-async function api(method, path, body) {
-  const r = await fetch(base + path, { method, headers: H, body: body ? JSON.stringify(body) : undefined });
-  const text = await r.text();
-  if (r.status >= 400) throw new Error(`${method} ${path} -> ${r.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
+// others on this host hold ports in the range too: the allocator skips them
+const server = await benchServer({ name: 'density', range: [20000, 29999], metrics: true, unlimited: true,
+  flags: ['--backup-interval', '0', '--workers', '4', '--spares', String(SPARES)] });
+const { home, base, H } = server;
+const api = (method, path, body) => server.api(method, path, body);
 async function metrics() {
   const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   return text.split('\n').filter((l) => l && !l.startsWith('#'));
@@ -76,7 +60,7 @@ const duKiB = (p) => Number(execFileSync('du', ['-sk', p], { encoding: 'utf8' })
 const MiB = (kib) => (kib / 1024).toFixed(1);
 
 try {
-  for (let i = 0; i < 400; i++) { try { if ((await fetch(base + '/healthz')).ok) break; } catch {} await sleep(50); }
+  await server.start();
   console.log(`density: df of the home's filesystem before: ${execFileSync('df', ['-h', home], { encoding: 'utf8' }).trim().split('\n').pop()}`);
   const empty = fleet();
   const baseKiB = empty.reduce((s, p) => s + pssKiB(p.pid), 0);
@@ -138,7 +122,6 @@ try {
   console.log(`density: idle fleet CPU over ${IDLE_S} s: ${cpuPct.toFixed(1)}% of one core (${(cpuPct / N * 1000).toFixed(2)} milli-% per database)`);
   console.log(`density: projection for 10,000 awake databases: memory ${((totalKiB - baseKiB) / (N + SPARES) * 10000 / 1048576).toFixed(1)} GiB PSS, disk ${(instKiB / (N + SPARES) * 10000 / 1048576).toFixed(1)} GiB, idle CPU ${(cpuPct / N * 10000).toFixed(0)}% of one core, first backups ${(perBackupMs * 10000 / 3600000).toFixed(1)} h, backups ${(repoKiB / Math.max(1, done) * 10000 / 1048576).toFixed(1)} GiB`);
 } finally {
-  server.kill('SIGTERM');
-  await new Promise((r) => server.on('exit', r));
+  await server.stop();
   if (!process.env.BENCH_KEEP) rmSync(home, { recursive: true, force: true });
 }

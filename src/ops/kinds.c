@@ -167,7 +167,8 @@ static void refill_kick(ops *o)
 }
 
 /* Makes the server exist, run and carry every live credential; a new or recovering
- * database becomes ready. The port is the one the catalog gave the database when it was
+ * database becomes ready (a recovering one only when no restore or clone of it is queued:
+ * that op's own). The port is the one the catalog gave the database when it was
  * created: it never moves (a port that is busy now is a transient error of the start). */
 static int provision_steps(ops_run *r, pf_err *e)
 {
@@ -215,6 +216,17 @@ static int provision_steps(ops_run *r, pf_err *e)
     log_db_info(db.id, "provision steps: attach %lld ms, create+start %lld ms, roles %lld ms",
                 (long long)(t_attach - t0), (long long)(t_start - t_attach),
                 (long long)(util_now_ms() - t_start));
+    if (db.status == DB_RECOVERING) {
+        /* recovering with a restore or clone queued behind this provision (one a start or a
+         * restart queued before the restore was asked): that op makes it ready, and a
+         * ready database would tell it that it had run before an interruption */
+        int queued = 0;
+        if (store_op_count_pending(o->st, db.id, 1u << OP_DB_RESTORE | 1u << OP_DB_CLONE, &queued,
+                                   e) != 0)
+            return -1;
+        if (queued > 0)
+            return 0;
+    }
     if (db.status == DB_PROVISIONING || db.status == DB_RECOVERING)
         return ops__set_ready(r, &db, db.status == DB_PROVISIONING, e);
     return 0;

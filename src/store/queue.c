@@ -71,6 +71,8 @@ static sql_stmt q_reset =
     SQL("UPDATE ops SET state = 'pending', updated_at = ?1 WHERE state = 'running'");
 static sql_stmt q_count_active =
     SQL("SELECT COUNT(*) FROM ops WHERE database_id = ?1 AND state IN ('pending', 'running')");
+static sql_stmt q_count_pending = SQL("SELECT COUNT(*) FROM ops o WHERE o.database_id = ?1"
+                                      " AND o.state = 'pending' AND " IN_LIST("?2", "o.kind"));
 static sql_stmt q_cancel = SQL("UPDATE ops SET state = 'failed', error = ?3, updated_at = ?4"
                                " WHERE database_id = ?1 AND kind = ?2 AND state = 'pending'");
 static sql_stmt q_prune =
@@ -195,6 +197,17 @@ int store_op_count_active(store *s, const char *database_id, int *count, pf_err 
 {
     int64_t v = 0;
     if (sql_int(s, &q_count_active, ARGS(TXT(database_id)), &v, e) < 0)
+        return -1;
+    *count = (int)v;
+    return 0;
+}
+
+int store_op_count_pending(store *s, const char *database_id, uint32_t kinds, int *count, pf_err *e)
+{
+    char list[160];
+    kind_list(kinds, list, sizeof list);
+    int64_t v = 0;
+    if (sql_int(s, &q_count_pending, ARGS(TXT(database_id), TXT(list)), &v, e) < 0)
         return -1;
     *count = (int)v;
     return 0;
