@@ -5,41 +5,20 @@
 //   restore        POST /v1/databases/{id}/restore (that backup, in place) until ready,
 //                  right after the backup, then again after 5 s of pgbench writes
 //   clone          POST /v1/databases {"source":{"type":"database"}} until ready (pg_basebackup)
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, openSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, sleep } from './lib.mjs';
+import { benchServer, sleep } from './lib.mjs';
 
-const bin = process.env.PGFLEET_BIN ?? 'build/pgfleet';
 const SCALE = Number(process.env.BENCH_BACKUP_SCALE ?? 70);
 const PGBIN = '/usr/lib/postgresql/15/bin';
 
 const secs = (ms) => (ms / 1000).toFixed(1);
 
-const home = mkdtempSync(join(tmpdir(), 'pgfleet-bench-backup-'));
-execFileSync('chmod', ['711', home]);
-const port = await freePort();
-const lo = 20000 + Math.floor(Math.random() * 200) * 50; // below the ephemeral range (pgfleet refuses an overlap)
-const base = `http://127.0.0.1:${port}`;
-const log = openSync(join(home, 'server.log'), 'a');
-const token = execFileSync(bin, ['token', 'create', '--home', home], { encoding: 'utf8' }).trim().split('\n').pop();
-const server = spawn(bin, ['serve', '--home', home, '--listen', `127.0.0.1:${port}`, '--port-range', `${lo}-${lo + 20}`, '--backup-interval', '0'], { stdio: ['ignore', log, log] });
-const H = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
-async function api(method, path, body) {
-  const r = await fetch(base + path, { method, headers: H, body: body ? JSON.stringify(body) : undefined });
-  const text = await r.text();
-  if (r.status >= 400) throw new Error(`${method} ${path} -> ${r.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
-async function waitReady(id) {
-  for (;;) {
-    const { data } = await api('GET', `/v1/databases/${id}`);
-    if (data.status === 'ready') return;
-    if (data.status === 'failure') throw new Error(`database ${id} failed`);
-    await sleep(20);
-  }
-}
+const server = await benchServer({ name: 'backup', ports: 20, pooler: false, flags: ['--backup-interval', '0'] });
+const { home } = server;
+const api = (method, path, body) => server.api(method, path, body);
+const waitReady = (id) => server.waitReady(id);
 async function waitBackups(id, backupId) {
   for (;;) {
     const { data } = await api('GET', `/v1/databases/${id}/backups`);
@@ -53,7 +32,7 @@ async function waitBackups(id, backupId) {
 }
 
 try {
-  for (let i = 0; i < 400; i++) { try { if ((await fetch(base + '/healthz')).ok) break; } catch {} await sleep(50); }
+  await server.start();
   const p = await api('POST', '/v1/projects', { name: 'bench-backup' });
   const db = p.data.database.id;
   const cs = p.data.database.connections[0].endpoints.direct.connectionString;
@@ -104,8 +83,7 @@ try {
   const cloneMs = Date.now() - t;
   console.log(`clone (pg_basebackup + recovery):       ${secs(cloneMs)} s  (${(cloneMs / cpMs).toFixed(2)}x cp -a)`);
 } finally {
-  server.kill('SIGTERM');
-  await new Promise((r) => server.once('exit', r));
+  await server.stop();
   if (!process.env.BENCH_KEEP_HOME) rmSync(home, { recursive: true, force: true });
   else console.log(`kept ${home}`);
 }

@@ -2,36 +2,19 @@
 // Prints: create-to-ready p50/p99 over 30 sequential creates; GET /v1/databases/{id}
 // requests/s with wrk (32 keep-alive connections, 2 threads, 10 s); server RSS with 100
 // databases, the PSS of their PostgreSQL servers, and the usage sampler's pass over them.
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, openSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, sleep, pct } from './lib.mjs';
+import { benchServer, sleep, pct } from './lib.mjs';
 
-const bin = process.env.PGFLEET_BIN ?? 'build/pgfleet';
 const N_CREATE = Number(process.env.BENCH_CREATES ?? 30);
 const N_DENSE = Number(process.env.BENCH_DENSE ?? 100);
 
 const rssKiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
 
-const home = mkdtempSync(join(tmpdir(), 'pgfleet-bench-'));
-const port = await freePort();
-const lo = 20000 + Math.floor(Math.random() * 200) * 50; // below the ephemeral range (pgfleet refuses an overlap)
-const base = `http://127.0.0.1:${port}`;
-const log = openSync(join(home, 'server.log'), 'a');
-const token = execFileSync(bin, ['token', 'create', '--home', home], { encoding: 'utf8' }).trim().split('\n').pop();
-const metricsPort = await freePort();
-// wrk sends thousands of requests a second with one token: no per-credential limit (a binary
-// from before rate limits has no such flag)
-const noLimit = execFileSync(bin, ['serve', '--help'], { encoding: 'utf8' }).includes('--rate-limit') ? ['--rate-limit', '0'] : [];
-const server = spawn(bin, ['serve', '--home', home, '--listen', `127.0.0.1:${port}`, '--port-range', `${lo}-${lo + N_DENSE + 40}`,
-  '--pooler-listen', `127.0.0.1:${await freePort()}`, '--metrics-listen', `127.0.0.1:${metricsPort}`, ...noLimit],
-  { stdio: ['ignore', log, log] });
-async function metrics() {
-  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-  return new Map(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => { const i = l.lastIndexOf(' '); return [l.slice(0, i), Number(l.slice(i + 1))]; }));
-}
-// PSS (shared pages split between their users) of every postmaster of the fleet and its children
+const server = await benchServer({ name: 'all', ports: N_DENSE + 40, metrics: true, unlimited: true });
+const { home, base, token } = server;
+const metrics = () => server.metrics();
 function fleetPssKiB(ids) {
   const set = new Set(ids.map((id) => Number(readFileSync(join(home, 'instances', id, 'data', 'postmaster.pid'), 'utf8').split('\n')[0])));
   for (const line of execFileSync('ps', ['-eo', 'pid=,ppid='], { encoding: 'utf8' }).trim().split('\n')) {
@@ -44,24 +27,11 @@ function fleetPssKiB(ids) {
   }
   return { pss, procs: set.size };
 }
-const H = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
-async function api(method, path, body) {
-  const r = await fetch(base + path, { method, headers: H, body: body ? JSON.stringify(body) : undefined });
-  const text = await r.text();
-  if (r.status >= 400) throw new Error(`${method} ${path} -> ${r.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
-async function waitReady(id) {
-  for (;;) {
-    const { data } = await api('GET', `/v1/databases/${id}`);
-    if (data.status === 'ready') return;
-    if (data.status === 'failure') throw new Error(`database ${id} failed`);
-    await sleep(5);
-  }
-}
+const api = (method, path, body) => server.api(method, path, body);
+const waitReady = (id) => server.waitReady(id, 5);
 
 try {
-  for (let i = 0; i < 200; i++) { try { if ((await fetch(base + '/healthz')).ok) break; } catch {} await sleep(50); }
+  await server.start();
   const { data: project } = await api('POST', '/v1/projects', { name: 'bench', createDatabase: false });
   const ids = [];
 
@@ -123,7 +93,5 @@ try {
   await metrics();
   console.log(`usage sampler pass over ${m.get('pgfleet_usage_pass_databases')} databases: ${(m.get('pgfleet_usage_pass_seconds') * 1000).toFixed(0)} ms; GET /metrics: ${(performance.now() - t0).toFixed(0)} ms`);
 } finally {
-  server.kill('SIGTERM');
-  await new Promise((r) => server.on('exit', r));
-  rmSync(home, { recursive: true, force: true });
+  await server.close();
 }

@@ -5,44 +5,20 @@
 // how many creates took a started spare. Then the same with --spares 0 (a copy of the golden
 // and a cold start per create) for the ratio.
 //   BENCH_CREATES (default 100), BENCH_SPARES (default 4), PGFLEET_BIN
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, openSync, closeSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { freePort, sleep, pct } from './lib.mjs';
+import { readFileSync } from 'node:fs';
+import { benchServer, sleep, pct } from './lib.mjs';
 
-const bin = process.env.PGFLEET_BIN ?? 'build/pgfleet';
 const N = Number(process.env.BENCH_CREATES ?? 100);
 const SPARES = Number(process.env.BENCH_SPARES ?? 4);
 
 async function round(spares) {
-  const home = mkdtempSync(join(tmpdir(), 'pgfleet-bench-create-'));
-  const port = await freePort();
-  const metricsPort = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const lo = 20000 + Math.floor(Math.random() * 40) * 250;
-  const logPath = join(home, 'server.log');
-  const log = openSync(logPath, 'a');
-  const token = execFileSync(bin, ['token', 'create', '--home', home], { encoding: 'utf8' }).trim().split('\n').pop();
   // no scheduled backups: the first full backup of each new database still runs (slow lane)
-  const server = spawn(bin, ['serve', '--home', home, '--listen', `127.0.0.1:${port}`, '--port-range', `${lo}-${lo + N + 50}`,
-    '--pooler-listen', `127.0.0.1:${await freePort()}`, '--metrics-listen', `127.0.0.1:${metricsPort}`,
-    '--spares', String(spares), '--rate-limit', '0'], { stdio: ['ignore', log, log] });
-  closeSync(log);
-  const H = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
-  const api = async (method, path, body) => {
-    const r = await fetch(base + path, { method, headers: H, body: body ? JSON.stringify(body) : undefined });
-    const text = await r.text();
-    if (r.status >= 400) throw new Error(`${method} ${path} -> ${r.status} ${text}`);
-    return text ? JSON.parse(text) : null;
-  };
-  const metric = async (name) => {
-    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-    return line ? Number(line.split(' ')[1]) : NaN;
-  };
+  const server = await benchServer({ name: 'create', ports: N + 50, metrics: true, unlimited: true, flags: ['--spares', String(spares)] });
+  const { logPath } = server;
+  const api = (method, path, body) => server.api(method, path, body);
+  const metric = async (name) => (await server.metrics()).get(name) ?? NaN;
   try {
-    for (let i = 0; i < 400; i++) { try { if ((await fetch(base + '/healthz')).ok) break; } catch {} await sleep(50); }
+    await server.start();
     const { data: project } = await api('POST', '/v1/projects', { name: 'bench-create', createDatabase: false });
     const times = [];
     for (let i = 0; i < N; i++) {
@@ -68,9 +44,7 @@ async function round(spares) {
     const made = readFileSync(logPath, 'utf8').split('\n').map((l) => /made spare \S+ in (\d+) ms/.exec(l)).filter(Boolean).map((m) => +m[1]);
     return { times, taken, reloads, steps, made };
   } finally {
-    server.kill('SIGTERM');
-    await new Promise((r) => server.on('exit', r));
-    rmSync(home, { recursive: true, force: true });
+    await server.close();
   }
 }
 

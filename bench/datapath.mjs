@@ -9,15 +9,12 @@
 // microseconds the data path adds per query (pgbench's average latency, through minus
 // straight), and new-connection latency (TLS + SCRAM + SELECT 1 + close) p50/p99 both ways.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, openSync, readFileSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
+import { openSync, readFileSync, writeFileSync, mkdirSync, readlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { freePort, sleep, pct } from './lib.mjs';
+import { join } from 'node:path';
+import { benchServer, freePort, root, sleep, pct } from './lib.mjs';
 
-const root = resolve(import.meta.dirname, '..');
 const pg = createRequire(join(root, 'tests/e2e/package.json'))('pg');
-const bin = process.env.PGFLEET_BIN ?? join(root, 'build/pgfleet');
 const pgbin = process.env.BENCH_PG_BINDIR ?? '/usr/lib/postgresql/15/bin';
 const CLIENTS = Number(process.env.BENCH_PGBENCH_CLIENTS ?? 16);
 const SECONDS = Number(process.env.BENCH_PGBENCH_SECONDS ?? 10);
@@ -27,25 +24,10 @@ const N_CONNECT = Number(process.env.BENCH_CONNECTS ?? 100);
 const asRoot = process.getuid() === 0;
 const asPg = (argv) => (asRoot ? ['runuser', ['-u', 'postgres', '--', ...argv]] : [argv[0], argv.slice(1)]);
 
-const home = mkdtempSync(join(tmpdir(), 'pgfleet-bench-dp-'));
-chmodSync(home, 0o711);
-const port = await freePort();
-const poolerPort = await freePort();
+const server = await benchServer({ name: 'dp', ports: 10, flags: ['--suspend-after', '0', '--backup-interval', '0', '--usage-interval', '0'] });
+const { home } = server;
 const refPort = await freePort();
-const lo = 20000 + Math.floor(Math.random() * 200) * 50;
-const base = `http://127.0.0.1:${port}`;
-const log = openSync(join(home, 'server.log'), 'a');
-const token = execFileSync(bin, ['token', 'create', '--home', home], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n').pop();
-const server = spawn(bin, ['serve', '--home', home, '--listen', `127.0.0.1:${port}`, '--port-range', `${lo}-${lo + 9}`,
-  '--pooler-listen', `127.0.0.1:${poolerPort}`, '--suspend-after', '0', '--backup-interval', '0', '--usage-interval', '0'],
-{ stdio: ['ignore', log, log] });
-const H = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
-async function api(method, path, body) {
-  const r = await fetch(base + path, { method, headers: H, body: body ? JSON.stringify(body) : undefined });
-  const text = await r.text();
-  if (r.status >= 400) throw new Error(`${method} ${path} -> ${r.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
+const api = (method, path, body) => server.api(method, path, body);
 const pgbench = (args, cs) => execFileSync('pgbench', [...args, cs], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PGCONNECT_TIMEOUT: '10' } });
 const median = (xs) => pct(xs, 50);
 
@@ -65,7 +47,7 @@ async function connectLatency(cs) {
 let ref = null;
 const refDir = join(home, 'ref');
 try {
-  for (let i = 0; i < 600; i++) { try { if ((await fetch(base + '/healthz')).ok) break; } catch {} await sleep(50); }
+  await server.start();
   const { data: project } = await api('POST', '/v1/projects', { name: 'bench-datapath' });
   const db = project.database;
   for (;;) {
@@ -80,16 +62,23 @@ try {
   writeFileSync(join(home, 'refpw'), pass);
   if (asRoot) execFileSync('chown', ['-R', 'postgres', refDir, join(home, 'refpw')]);
   const [c0, a0] = asPg([join(pgbin, 'initdb'), '-D', join(refDir, 'data'), '-U', 'bench', `--pwfile=${join(home, 'refpw')}`,
-    '--auth-host=scram-sha-256', '--auth-local=trust']);
+    '--auth-host=scram-sha-256', '--auth-local=trust', '--wal-segsize=1']); // as the golden's
   execFileSync(c0, a0, { stdio: 'ignore' });
-  const conf = readFileSync(join(home, 'instances', db.id, 'data', 'postgresql.conf'), 'utf8').split('\n')
+  // the database's server is an instance of a neutral id: run/<database id> links to its
+  // socket directory run/<instance id>
+  const inst = readlinkSync(join(home, 'run', db.id));
+  const conf = readFileSync(join(home, 'instances', inst, 'data', 'postgresql.conf'), 'utf8').split('\n')
     .filter((l) => !/^(listen_addresses|port|unix_socket_directories|archive_|restore_command)/.test(l)).join('\n');
   writeFileSync(join(refDir, 'data', 'postgresql.conf'), `${conf}\nlisten_addresses = '127.0.0.1'\nport = ${refPort}\nunix_socket_directories = '${refDir}'\narchive_mode = off\n`);
   if (asRoot) execFileSync('chown', ['postgres', join(refDir, 'data', 'postgresql.conf')]);
   const [c1, a1] = asPg([join(pgbin, 'postgres'), '-D', join(refDir, 'data')]);
+  const log = openSync(join(home, 'ref.log'), 'a');
   ref = spawn(c1, a1, { stdio: ['ignore', log, log] });
   const straight = `postgresql://bench:${encodeURIComponent(pass)}@127.0.0.1:${refPort}/postgres?sslmode=require`;
-  for (let i = 0; i < 200; i++) { try { execFileSync('pg_isready', ['-q', '-d', straight]); break; } catch { await sleep(50); } }
+  for (let i = 0; ; i++) {
+    if (ref.exitCode !== null || i === 400) throw new Error('the reference server did not start (see ref.log)');
+    try { execFileSync('pg_isready', ['-q', '-d', straight]); break; } catch { await sleep(50); }
+  }
   for (const cs of [through, straight]) execFileSync('pgbench', ['-i', '-q', '-s', String(SCALE), cs], { stdio: 'ignore' });
   const tps = { through: [], straight: [] }, lat = { through: [], straight: [] };
   for (const cs of [through, straight]) pgbench(['-S', '-n', '-c', '2', '-j', '2', '-T', '2'], cs); // warm up
@@ -110,8 +99,7 @@ try {
     console.log(`new connection (TLS + SCRAM + SELECT 1 + close) ${name}, ${N_CONNECT} sequential: p50 ${pct(t, 50).toFixed(1)} ms, p99 ${pct(t, 99).toFixed(1)} ms`);
   }
 } finally {
-  if (ref) { ref.kill('SIGINT'); await new Promise((r) => ref.on('exit', r)); }
-  server.kill('SIGTERM');
-  await new Promise((r) => server.on('exit', r));
-  rmSync(home, { recursive: true, force: true });
+  // SIGTERM: runuser passes it on to the server (a smart shutdown; its clients are gone)
+  if (ref && ref.exitCode === null && ref.signalCode === null) { ref.kill('SIGTERM'); await new Promise((r) => ref.on('exit', r)); }
+  await server.close();
 }

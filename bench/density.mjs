@@ -16,12 +16,10 @@
 //   BENCH_IDLE_S (default 30), BENCH_SAMPLES (default 300), BENCH_BACKUP_WAIT_S (default 600:
 //   the first backups are timed over what is done by then)
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, openSync, closeSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, sleep, pct } from './lib.mjs';
+import { benchServer, sleep, pct } from './lib.mjs';
 
-const bin = process.env.PGFLEET_BIN ?? 'build/pgfleet';
 const WANT = Number(process.env.BENCH_DENSITY_DBS ?? 500);
 const CREATE_S = Number(process.env.BENCH_CREATE_S ?? 0);
 const MAX_AWAKE = Number(process.env.BENCH_MAX_AWAKE ?? 400);
@@ -33,26 +31,12 @@ const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 300);
 const BACKUP_WAIT_S = Number(process.env.BENCH_BACKUP_WAIT_S ?? 600);
 const SPARES = 4;
 
-const home = mkdtempSync(join(tmpdir(), 'pgfleet-bench-density-'));
-const port = await freePort();
-const metricsPort = await freePort();
-const base = `http://127.0.0.1:${port}`;
-const lo = 20000;
-const hi = 29999; // others on this host hold ports in the range too: the allocator skips them
-const log = openSync(join(home, 'server.log'), 'a');
-const token = execFileSync(bin, ['token', 'create', '--home', home], { encoding: 'utf8' }).trim().split('\n').pop();
-const server = spawn(bin, ['serve', '--home', home, '--listen', `127.0.0.1:${port}`, '--port-range', `${lo}-${hi}`,
-  '--pooler-listen', `127.0.0.1:${await freePort()}`, '--metrics-listen', `127.0.0.1:${metricsPort}`,
-  '--backup-interval', '0', '--workers', '4', '--spares', String(SPARES), '--rate-limit', '0',
-  '--suspend-after', String(SUSPEND_S)], { stdio: ['ignore', log, log] });
-closeSync(log);
-const H = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
-async function api(method, path, body) {
-  const r = await fetch(base + path, { method, headers: H, body: body ? JSON.stringify(body) : undefined });
-  const text = await r.text();
-  if (r.status >= 400) throw new Error(`${method} ${path} -> ${r.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
+// others on this host hold ports in the range too: the allocator skips them
+const server = await benchServer({ name: 'density', range: [20000, 29999], metrics: true, unlimited: true,
+  flags: ['--backup-interval', '0', '--workers', '4', '--spares', String(SPARES), '--suspend-after', String(SUSPEND_S)] });
+const { home, base, H } = server;
+const metricsPort = server.metricsPort;
+const api = (method, path, body) => server.api(method, path, body);
 async function metrics() {
   // a kept-alive socket the server closed meanwhile fails one fetch (EPIPE): asked again
   for (let i = 0; ; i++) {
@@ -122,7 +106,7 @@ const pgbenches = [];
 const pgbenchProcs = [];
 
 try {
-  for (let i = 0; i < 400; i++) { try { if ((await fetch(base + '/healthz')).ok) break; } catch {} await sleep(50); }
+  await server.start();
   console.log(`density: df of the home's filesystem before: ${execFileSync('df', ['-h', home], { encoding: 'utf8' }).trim().split('\n').pop()}`);
   await sleep(10000); // the spares start
   const empty = memory(`before any database (${SPARES} spares)`);
@@ -206,7 +190,6 @@ try {
   console.log(`density: projection for 10,000 databases, 500 awake: memory ${((500 * awakeKiB + 10000 * sleepKiB) / 1048576).toFixed(1)} GiB PSS, disk ${(instKiB / (N + SPARES) * 10000 / 1048576).toFixed(1)} GiB, first backups ${(perBackupMs * 10000 / 3600000).toFixed(1)} h, backups ${(bkKiB * 10000 / 1048576).toFixed(1)} GiB`);
 } finally {
   for (const p of pgbenchProcs) if (p.exitCode === null) p.kill('SIGTERM');
-  server.kill('SIGTERM');
-  await new Promise((r) => server.on('exit', r));
+  await server.stop();
   if (!process.env.BENCH_KEEP) rmSync(home, { recursive: true, force: true });
 }

@@ -9,13 +9,11 @@
 // The server runs with --http-max-per-address 0 (wrk's 1,000 connections share 127.0.0.1)
 // and --http-max-connections 8192, when the binary takes those flags.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, openSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, sleep, pct } from './lib.mjs';
+import { benchServer, bin, freePort, sleep, pct, takes } from './lib.mjs';
 
-const bin = process.env.PGFLEET_BIN ?? 'build/pgfleet';
 const IDLE = Number(process.env.BENCH_IDLE ?? 2000);
 const SLOW = Number(process.env.BENCH_SLOW ?? 1000);
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 300);
@@ -70,34 +68,17 @@ function wrk(url, conns, headers = []) {
   };
 }
 
-const home = mkdtempSync(join(tmpdir(), 'pgfleet-bench-http-'));
-const port = await freePort();
-const lo = 20000 + Math.floor(Math.random() * 100) * 50;
-const base = `http://127.0.0.1:${port}`;
-const help = execFileSync(bin, ['serve', '--help'], { encoding: 'utf8' });
 // the new limits would refuse wrk's load from one address with one token: lift them (an older
 // binary has neither flag)
-const newFlags = [
-  ...(help.includes('--http-max-per-address') ? ['--http-max-per-address', '0', '--http-max-connections', '8192'] : []),
-  ...(help.includes('--rate-limit') ? ['--rate-limit', '0'] : []),
-];
-const token = execFileSync(bin, ['token', 'create', '--home', home], { encoding: 'utf8' }).trim().split('\n').pop();
-const log = openSync(join(home, 'server.log'), 'a');
-const args = ['serve', '--home', home, '--listen', `127.0.0.1:${port}`, '--port-range', `${lo}-${lo + 20}`, '--spares', '1',
-  '--pooler-listen', `127.0.0.1:${await freePort()}`, ...newFlags];
-const server = spawn(bin, args, { stdio: ['ignore', log, log] });
+const server = await benchServer({ name: 'http', ports: 20, unlimited: true,
+  flags: ['--spares', '1', ...(takes('--http-max-per-address') ? ['--http-max-per-address', '0', '--http-max-connections', '8192'] : [])] });
+const { home, port, base, token, H } = server;
+const api = (method, path, body) => server.api(method, path, body);
 let nginx;
-const H = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
-async function api(method, path, body) {
-  const r = await fetch(base + path, { method, headers: H, body: body ? JSON.stringify(body) : undefined, signal: AbortSignal.timeout(10000) });
-  const text = await r.text();
-  if (r.status >= 400) throw new Error(`${method} ${path} -> ${r.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
 
 try {
-  for (let i = 0; i < 600; i++) { try { if ((await fetch(base + '/healthz')).ok) break; } catch {} await sleep(100); }
-  console.log(`# http bench: ${bin} ${args.join(' ')}`);
+  await server.start();
+  console.log(`# http bench: ${bin} ${server.args.join(' ')}`);
   const { data: project } = await api('POST', '/v1/projects', { name: 'bench-http', createDatabase: false });
   const { data: db } = await api('POST', '/v1/databases', { projectId: project.id, name: 'bench-http' });
   for (;;) { const { data } = await api('GET', `/v1/databases/${db.id}`); if (data.status === 'ready') break; await sleep(100); }
@@ -166,7 +147,5 @@ http { access_log off; keepalive_requests 100000000; keepalive_timeout 75s; defa
   }
 } finally {
   if (nginx) { nginx.kill('SIGQUIT'); await sleep(300); }
-  server.kill('SIGTERM');
-  await new Promise((r) => { server.once('exit', r); setTimeout(r, 20000); });
-  rmSync(home, { recursive: true, force: true });
+  await server.close();
 }

@@ -5,54 +5,23 @@
 // acknowledged (a 2xx received before the kill) holds: a created or cloned database ends
 // ready and logs in, a deleted one answers 404, a created or rotated credential logs in with
 // the acknowledged password, a deleted one no longer does, a backup ends completed, a
-// restored database ends ready. Prints trials, acknowledged ops by kind and how many were
+// restored database ends ready without the table made after its backup. What an op that
+// was not acknowledged may have changed (a rotated password) is forgotten. Prints trials, acknowledged ops by kind and how many were
 // lost (aim: 0).
 //   BENCH_KILL_TRIALS (default 100), PGFLEET_BIN (default build/pgfleet)
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, openSync, closeSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { freePort, sleep } from './lib.mjs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { benchServer, sleep } from './lib.mjs';
 
-const bin = process.env.PGFLEET_BIN ?? 'build/pgfleet';
 const TRIALS = Number(process.env.BENCH_KILL_TRIALS ?? 100);
 const KINDS = ['create', 'delete', 'conn_create', 'rotate', 'conn_delete', 'backup', 'restore', 'clone'];
 
 const pick = (a) => a[Math.floor(Math.random() * a.length)];
 
-const home = mkdtempSync(join(tmpdir(), 'pgfleet-killtrials-'));
-const port = await freePort();
-const lo = 20000 + Math.floor(Math.random() * 150) * 60; // below the ephemeral range
-const base = `http://127.0.0.1:${port}`;
-const args = ['serve', '--home', home, '--listen', `127.0.0.1:${port}`, '--port-range', `${lo}-${lo + 59}`,
-  '--pooler-listen', `127.0.0.1:${await freePort()}`, '--backup-interval', '0', '--spares', '2'];
-const token = execFileSync(bin, ['token', 'create', '--home', home], { encoding: 'utf8' }).trim().split('\n').pop();
-const H = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
-let server = null;
-
-async function start() {
-  const log = openSync(join(home, 'server.log'), 'a');
-  server = spawn(bin, args, { stdio: ['ignore', log, log] });
-  closeSync(log);
-  for (let i = 0; i < 600; i++) {
-    try { if ((await fetch(base + '/healthz')).ok) return; } catch { /* not yet */ }
-    await sleep(50);
-  }
-  throw new Error(`server did not start:\n${readFileSync(join(home, 'server.log'), 'utf8').slice(-3000)}`);
-}
-async function kill9() {
-  if (!server) return;
-  const s = server;
-  server = null;
-  const gone = new Promise((r) => s.once('exit', r));
-  s.kill('SIGKILL');
-  await gone;
-}
-async function api(method, path, body) {
-  const r = await fetch(base + path, { method, headers: H, body: body ? JSON.stringify(body) : undefined, signal: AbortSignal.timeout(60000) });
-  const text = await r.text();
-  return { status: r.status, body: text ? JSON.parse(text) : null };
-}
+const server = await benchServer({ name: 'killtrials', ports: 60, flags: ['--backup-interval', '0', '--spares', '2'] });
+const start = () => server.start();
+const kill9 = () => server.kill9();
+const api = (method, path, body) => server.request(method, path, body);
 async function until(fn, ms = 90000) {
   const end = Date.now() + ms;
   for (;;) {
@@ -61,19 +30,21 @@ async function until(fn, ms = 90000) {
     await sleep(250);
   }
 }
-function logsIn(cs) {
+// what psql prints for sql as cs, or null when it cannot log in (or the statement fails)
+function psql(cs, sql) {
   try {
-    execFileSync('psql', [cs, '-tAc', 'SELECT 1'], { env: { ...process.env, PGCONNECT_TIMEOUT: '5' }, stdio: ['ignore', 'pipe', 'pipe'], timeout: 15000 });
-    return true;
+    return execFileSync('psql', [cs, '-tAc', sql], { encoding: 'utf8', env: { ...process.env, PGCONNECT_TIMEOUT: '5' }, stdio: ['ignore', 'pipe', 'pipe'], timeout: 15000 }).trim();
   } catch {
-    return false;
+    return null;
   }
 }
+const logsIn = (cs) => psql(cs, 'SELECT 1') === '1';
 const status = async (id) => (await api('GET', `/v1/databases/${id}`));
 const isReady = async (id) => (await status(id)).body?.data?.status === 'ready';
 const directCs = (c) => c.endpoints.direct.connectionString;
 
-// the fleet we act on: databases known ready, each with its credentials (id -> cs)
+// the fleet we act on: databases known ready, each with the credentials whose password is
+// known (id -> cs); the first one is never deleted
 const fleet = new Map();
 let project;
 
@@ -88,7 +59,8 @@ async function completedBackup(id) {
   return l.body?.data?.find((b) => b.status === 'completed');
 }
 
-// One trial: the request, and once acknowledged, the check of what it promised.
+// One trial: the request; once acknowledged, the check of what it promised (true, or what
+// failed); when not, what it may have changed that the fleet no longer knows (uncertain).
 async function request(kind) {
   const ready = [...fleet.keys()];
   const id = pick(ready);
@@ -104,20 +76,20 @@ async function request(kind) {
           const ready_ = await until(() => isReady(d.id), 120000);
           const good = ready_ && logsIn(directCs(d.connections[0]));
           if (good) fleet.set(d.id, new Map([[d.connections[0].id, directCs(d.connections[0])]]));
-          return good;
+          return good || (ready_ ? 'its credential does not log in' : 'not ready');
         } };
     }
     case 'delete':
       return { kind, send: () => api('DELETE', `/v1/databases/${id}`), ok: (r) => r.status === 204,
         before: () => fleet.delete(id),
-        check: async () => until(async () => (await status(id)).status === 404, 60000) };
+        check: async () => (await until(async () => (await status(id)).status === 404, 60000)) || 'still there' };
     case 'conn_create':
       return { kind, send: () => api('POST', '/v1/connections', { databaseId: id, name: `kt-${Date.now().toString(36)}` }), ok: (r) => r.status === 201,
         check: async (r) => {
           const c = r.body.data;
           const good = await until(async () => logsIn(directCs(c)), 60000);
           if (good) f.set(c.id, directCs(c));
-          return good;
+          return good || 'does not log in';
         } };
     case 'rotate': {
       const [cid] = pick([...f]);
@@ -125,24 +97,38 @@ async function request(kind) {
         check: async (r) => {
           const good = await until(async () => logsIn(directCs(r.body.data)), 60000);
           f.set(cid, directCs(r.body.data));
-          return good;
-        } };
+          return good || 'the new password does not log in';
+        },
+        // the rotate may have happened: the password this bench knows may be the old one
+        uncertain: () => f.delete(cid) };
     }
     case 'conn_delete': {
       if (f.size < 2) return request('conn_create');
       const [cid, cs] = pick([...f].slice(1));
       return { kind, send: () => api('DELETE', `/v1/connections/${cid}`), ok: (r) => r.status === 204,
         before: () => f.delete(cid),
-        check: async () => until(async () => (await api('GET', `/v1/connections/${cid}`)).status === 404 && !logsIn(cs), 60000) };
+        check: async () => (await until(async () => (await api('GET', `/v1/connections/${cid}`)).status === 404 && !logsIn(cs), 60000)) || 'still there or still logs in',
+        uncertain: () => f.delete(cid) };
     }
     case 'backup':
       return { kind, send: () => api('POST', `/v1/databases/${id}/backups`, {}), ok: (r) => r.status === 202,
-        check: async (r) => until(async () => (await api('GET', `/v1/databases/${id}/backups`)).body?.data?.some((b) => b.id === r.body.data.id && b.status === 'completed'), 120000) };
+        check: async (r) => (await until(async () => (await api('GET', `/v1/databases/${id}/backups`)).body?.data?.some((b) => b.id === r.body.data.id && b.status === 'completed'), 120000)) || 'not completed' };
     case 'restore': {
       const b = await completedBackup(id);
       if (!b) return request('backup');
+      // a table made after the backup: the restore takes it away
+      const cs = f.values().next().value;
+      const table = `kt_after_${Date.now().toString(36)}`;
+      if (psql(cs, `CREATE TABLE ${table} ()`) === null) {
+        console.log(`killtrials: cannot create ${table} on ${id}: a backup trial instead`);
+        return request('backup');
+      }
       return { kind, send: () => api('POST', `/v1/databases/${id}/restore`, { source: { type: 'backup', databaseId: id, backupId: b.id } }), ok: (r) => r.status === 200,
-        check: async () => (await until(() => isReady(id), 180000)) && logsIn(f.values().next().value) };
+        check: async () => {
+          if (!(await until(() => isReady(id), 180000))) return 'not ready';
+          const gone = psql(cs, `SELECT to_regclass('${table}') IS NULL`);
+          return gone === 't' || (gone === null ? 'its credential does not log in' : `not restored: ${table}, made after the backup, is still there`);
+        } };
     }
   }
   throw new Error(kind);
@@ -178,17 +164,20 @@ try {
     if (answer && trial.ok(answer)) {
       acked[k]++;
       trial.before?.();
-      if (!(await trial.check(answer))) {
+      const verdict = await trial.check(answer);
+      if (verdict !== true) {
         lost[k]++;
-        lostWhat.push(`trial ${t}: ${k} ${JSON.stringify(answer.body).slice(0, 200)}`);
+        lostWhat.push(`trial ${t}: ${k}: ${verdict}: ${JSON.stringify(answer.body).slice(0, 200)}`);
         // what the server said about it (the home is removed at the end)
         const id = answer.body?.data?.database?.id ?? answer.body?.data?.id ?? '';
-        const lines = readFileSync(join(home, 'server.log'), 'utf8').split('\n').filter((l) => id && l.includes(id) && !l.includes('level=debug'));
+        const lines = readFileSync(server.logPath, 'utf8').split('\n').filter((l) => id && l.includes(id) && !l.includes('level=debug'));
         lostWhat.push(...lines.slice(-12).map((l) => `    ${l.slice(0, 300)}`));
       }
     } else {
       unacked++;
+      trial.uncertain?.();
       // not acknowledged: whatever it did, the fleet must still be usable; re-read it
+      for (const [id, creds] of fleet) if (creds.size === 0) fleet.delete(id);
       for (const id of [...fleet.keys()]) if ((await status(id)).status === 404) fleet.delete(id);
       for (const id of [...fleet.keys()]) await until(() => isReady(id), 120000);
     }
@@ -205,12 +194,6 @@ try {
 } finally {
   await kill9();
   // the servers of the fleet outlive a kill -9: stop them with a clean start and SIGTERM
-  try {
-    await start();
-    const s = server;
-    const gone = new Promise((r) => s.once('exit', r));
-    s.kill('SIGTERM');
-    await gone;
-  } catch { /* best effort */ }
-  rmSync(home, { recursive: true, force: true });
+  try { await start(); } catch { /* best effort */ }
+  await server.close();
 }

@@ -2,36 +2,25 @@
 // single-client p50 of `GET /v1/databases?limit=100` (a full page, from the middle of the
 // list through a cursor) and of `GET /v1/databases/{id}`, and their ratio (aim: at most 2x).
 // Each database is a real PostgreSQL server: N is what the machine's memory and disk allow.
-//   BENCH_LIST_DBS (default 2000), BENCH_LIST_SAMPLES (default 300), PGFLEET_BIN
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, openSync, closeSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { freePort, sleep, pct } from './lib.mjs';
+//   BENCH_LIST_DBS (default 2000), BENCH_LIST_SAMPLES (default 300), BENCH_LIST_ROUNDS
+//   (default 5; the median of their ratios), PGFLEET_BIN
+//   BENCH_LIST_SUSPEND (seconds; default 0: never): --suspend-after, so that many databases
+//   fit asleep; BENCH_LIST_SPARES (default 4)
+import { readFileSync } from 'node:fs';
+import { benchServer, sleep, pct } from './lib.mjs';
 
-const bin = process.env.PGFLEET_BIN ?? 'build/pgfleet';
 const N = Number(process.env.BENCH_LIST_DBS ?? 2000);
 const SAMPLES = Number(process.env.BENCH_LIST_SAMPLES ?? 300);
+const ROUNDS = Number(process.env.BENCH_LIST_ROUNDS ?? 5);
+const SUSPEND = process.env.BENCH_LIST_SUSPEND ?? '0';
+const SPARES = process.env.BENCH_LIST_SPARES ?? '4';
 
-
-const home = mkdtempSync(join(tmpdir(), 'pgfleet-bench-list-'));
-const port = await freePort();
-const base = `http://127.0.0.1:${port}`;
-// one port per database, all below the ephemeral range
-const lo = 20000;
-const hi = Math.min(32767, lo + N + 200);
-const log = openSync(join(home, 'server.log'), 'a');
-const token = execFileSync(bin, ['token', 'create', '--home', home], { encoding: 'utf8' }).trim().split('\n').pop();
-const server = spawn(bin, ['serve', '--home', home, '--listen', `127.0.0.1:${port}`, '--port-range', `${lo}-${hi}`,
-  '--pooler-listen', `127.0.0.1:${await freePort()}`, '--backup-interval', '0', '--workers', '4'], { stdio: ['ignore', log, log] });
-closeSync(log);
-const H = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
-async function api(method, path, body) {
-  const r = await fetch(base + path, { method, headers: H, body: body ? JSON.stringify(body) : undefined });
-  const text = await r.text();
-  if (r.status >= 400) throw new Error(`${method} ${path} -> ${r.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
+// a port per database (others on this host may hold some); one token for every request: no
+// rate limit
+const server = await benchServer({ name: 'list', ports: N + 500, unlimited: true,
+  flags: ['--backup-interval', '0', '--workers', '4', '--spares', SPARES, '--suspend-after', SUSPEND] });
+const { base, H } = server;
+const api = (method, path, body) => server.api(method, path, body);
 async function timed(path) {
   const t0 = performance.now();
   const r = await fetch(base + path, { headers: H });
@@ -41,7 +30,7 @@ async function timed(path) {
 }
 
 try {
-  for (let i = 0; i < 200; i++) { try { if ((await fetch(base + '/healthz')).ok) break; } catch {} await sleep(50); }
+  await server.start();
   const { data: project } = await api('POST', '/v1/projects', { name: 'bench-list', createDatabase: false });
   const ids = [];
   const t0 = Date.now();
@@ -67,25 +56,28 @@ try {
   const cursor = ids[Math.floor(ids.length / 2) - 100] ?? ids[0];
   const one = ids[Math.floor(ids.length / 2)];
   for (let i = 0; i < 20; i++) { await timed(`/v1/databases?limit=100&cursor=${cursor}`); await timed(`/v1/databases/${one}`); }
-  const page = [];
-  const single = [];
-  for (let i = 0; i < SAMPLES; i++) {
-    page.push(await timed(`/v1/databases?limit=100&cursor=${cursor}`));
-    single.push(await timed(`/v1/databases/${one}`));
-  }
-  // the server's own CPU per request (utime + stime), steadier than latency on a shared machine
   const cpuMs = () => { const f = readFileSync(`/proc/${server.pid}/stat`, 'utf8').split(') ')[1].split(' '); return (Number(f[11]) + Number(f[12])) * 1000 / 100; };
-  const c0 = cpuMs();
-  for (let i = 0; i < SAMPLES; i++) await timed(`/v1/databases/${one}`);
-  const c1 = cpuMs();
-  for (let i = 0; i < SAMPLES; i++) await timed(`/v1/databases?limit=100&cursor=${cursor}`);
-  const c2 = cpuMs();
-  console.log(`list: server CPU per request: GET /v1/databases/{id} ${((c1 - c0) / SAMPLES).toFixed(2)} ms, page of 100 ${((c2 - c1) / SAMPLES).toFixed(2)} ms; ratio ${((c2 - c1) / Math.max(1, c1 - c0)).toFixed(2)}x (background work included)`);
-  const p50p = pct(page, 50);
-  const p50s = pct(single, 50);
-  console.log(`list: ${ids.length} databases; GET /v1/databases?limit=100 p50 ${p50p.toFixed(2)} ms (p99 ${pct(page, 99).toFixed(2)}), GET /v1/databases/{id} p50 ${p50s.toFixed(2)} ms (p99 ${pct(single, 99).toFixed(2)}); ratio ${(p50p / p50s).toFixed(2)}x per request, ${(p50p / p50s / 100).toFixed(3)}x per item (aim: at most 2x)`);
+  const ratios = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    const page = [];
+    const single = [];
+    for (let i = 0; i < SAMPLES; i++) {
+      page.push(await timed(`/v1/databases?limit=100&cursor=${cursor}`));
+      single.push(await timed(`/v1/databases/${one}`));
+    }
+    // the server's own CPU per request (utime + stime), steadier than latency on a shared machine
+    const c0 = cpuMs();
+    for (let i = 0; i < SAMPLES; i++) await timed(`/v1/databases/${one}`);
+    const c1 = cpuMs();
+    for (let i = 0; i < SAMPLES; i++) await timed(`/v1/databases?limit=100&cursor=${cursor}`);
+    const c2 = cpuMs();
+    const p50p = pct(page, 50);
+    const p50s = pct(single, 50);
+    ratios.push(p50p / p50s);
+    console.log(`list: round ${round}: ${ids.length} databases; GET /v1/databases?limit=100 p50 ${p50p.toFixed(2)} ms (p99 ${pct(page, 99).toFixed(2)}), GET /v1/databases/{id} p50 ${p50s.toFixed(2)} ms (p99 ${pct(single, 99).toFixed(2)}); ratio ${(p50p / p50s).toFixed(2)}x; ` +
+      `server CPU per request ${((c2 - c1) / SAMPLES).toFixed(2)} ms vs ${((c1 - c0) / SAMPLES).toFixed(2)} ms (background work included)`);
+  }
+  console.log(`list: ${ids.length} databases, ${ROUNDS} rounds of ${SAMPLES}: median ratio of p50s ${pct(ratios, 50).toFixed(2)}x (aim: at most 2x)`);
 } finally {
-  server.kill('SIGTERM');
-  await new Promise((r) => server.once('exit', r));
-  rmSync(home, { recursive: true, force: true });
+  await server.close();
 }

@@ -3,37 +3,19 @@
 // `pgbench -i -s 10`; `pgbench -S -c 16 -j 2 -T 10` by default), and new-connection
 // latency p50/p99 through each: connect (TLS + SCRAM) + SELECT 1 + disconnect with the
 // `pg` client, sequentially. Run through `make bench`.
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, openSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { freePort, sleep, pct } from './lib.mjs';
+import { join } from 'node:path';
+import { benchServer, root, sleep, pct } from './lib.mjs';
 
-const root = resolve(import.meta.dirname, '..');
 const pg = createRequire(join(root, 'tests/e2e/package.json'))('pg');
-const bin = process.env.PGFLEET_BIN ?? join(root, 'build/pgfleet');
 const CLIENTS = Number(process.env.BENCH_PGBENCH_CLIENTS ?? 16);
 const SECONDS = Number(process.env.BENCH_PGBENCH_SECONDS ?? 10);
 const SCALE = Number(process.env.BENCH_PGBENCH_SCALE ?? 10);
 const N_CONNECT = Number(process.env.BENCH_CONNECTS ?? 200);
 
-const home = mkdtempSync(join(tmpdir(), 'pgfleet-bench-pooler-'));
-const port = await freePort();
-const poolerPort = await freePort();
-const lo = 20000 + Math.floor(Math.random() * 200) * 50; // below the ephemeral range (pgfleet refuses an overlap)
-const base = `http://127.0.0.1:${port}`;
-const log = openSync(join(home, 'server.log'), 'a');
-const token = execFileSync(bin, ['token', 'create', '--home', home], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n').pop();
-const server = spawn(bin, ['serve', '--home', home, '--listen', `127.0.0.1:${port}`, '--port-range', `${lo}-${lo + 9}`,
-  '--pooler-listen', `127.0.0.1:${poolerPort}`], { stdio: ['ignore', log, log] });
-const H = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
-async function api(method, path, body) {
-  const r = await fetch(base + path, { method, headers: H, body: body ? JSON.stringify(body) : undefined });
-  const text = await r.text();
-  if (r.status >= 400) throw new Error(`${method} ${path} -> ${r.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
+const server = await benchServer({ name: 'pooler', ports: 10 });
+const api = (method, path, body) => server.api(method, path, body);
 
 function pgbench(args, cs) {
   return execFileSync('pgbench', [...args, cs], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PGCONNECT_TIMEOUT: '10' } });
@@ -53,7 +35,7 @@ async function connectLatency(cs) {
 }
 
 try {
-  for (let i = 0; i < 600; i++) { try { if ((await fetch(base + '/healthz')).ok) break; } catch {} await sleep(50); }
+  await server.start();
   const { data: project } = await api('POST', '/v1/projects', { name: 'bench-pooler' });
   const db = project.database;
   for (;;) {
@@ -79,7 +61,5 @@ try {
     console.log(`new connection (TLS + SCRAM + SELECT 1 + close) ${name}, ${N_CONNECT} sequential: p50 ${pct(t, 50).toFixed(1)} ms, p99 ${pct(t, 99).toFixed(1)} ms`);
   }
 } finally {
-  server.kill('SIGTERM');
-  await new Promise((r) => server.on('exit', r));
-  rmSync(home, { recursive: true, force: true });
+  await server.close();
 }

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # `make bench`: figures, not pass/fail. Each script starts a release build of pgfleet on a
-# temporary home and free ports. bench.mjs prints create-to-ready latency, GET throughput
-# under wrk, the server's RSS with 100 databases, their PostgreSQL servers' PSS and the usage
-# sampler's pass over them; pooler.mjs prints pgbench TPS through
-# the pooled and the direct endpoint and new-connection latency through each; backup.mjs
-# prints full backup, in-place restore and clone of a ~1 GiB database, each as a ratio to
+# temporary home and free ports, the one way of bench/lib.mjs (benchServer). bench.mjs prints
+# create-to-ready latency, GET throughput under wrk, the server's RSS with 100 databases,
+# their PostgreSQL servers' PSS and the usage sampler's pass over them; pooler.mjs prints
+# pgbench TPS through the pooled and the direct endpoint and new-connection latency through
+# each; backup.mjs prints full backup, in-place restore and clone of a ~1 GiB database, each as a ratio to
 # `cp -a` of its data directory; http.mjs prints GET latency, RSS and threads while 2,000 idle
 # and 1,000 slowloris connections are held, and wrk req/s at 32 and 1,000 connections next to
 # nginx serving a static file of the same size; killtrials.mjs prints acknowledged and lost ops

@@ -3,36 +3,18 @@
 // + SELECT 1 with the `pg` client through the direct endpoint, BENCH_WAKES times (default
 // 30), then through the pooled one; prints p50/p99 of each beside the server's own start time
 // in the same run (serve's log: "awake: the server started in N ms"). Run through `make bench`.
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, openSync, readFileSync, existsSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, existsSync, readdirSync, readlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { freePort, sleep, pct } from './lib.mjs';
+import { join } from 'node:path';
+import { benchServer, root, sleep, pct } from './lib.mjs';
 
-const root = resolve(import.meta.dirname, '..');
 const pg = createRequire(join(root, 'tests/e2e/package.json'))('pg');
-const bin = process.env.PGFLEET_BIN ?? join(root, 'build/pgfleet');
 const N = Number(process.env.BENCH_WAKES ?? 30);
 
-const home = mkdtempSync(join(tmpdir(), 'pgfleet-bench-wake-'));
-const port = await freePort();
-const poolerPort = await freePort();
-const lo = 20000 + Math.floor(Math.random() * 200) * 50;
-const base = `http://127.0.0.1:${port}`;
-const logPath = join(home, 'server.log');
-const log = openSync(logPath, 'a');
-const token = execFileSync(bin, ['token', 'create', '--home', home], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n').pop();
-const server = spawn(bin, ['serve', '--home', home, '--listen', `127.0.0.1:${port}`, '--port-range', `${lo}-${lo + 9}`,
-  '--pooler-listen', `127.0.0.1:${poolerPort}`, '--suspend-after', '1', '--backup-interval', '0', '--usage-interval', '0'],
-{ stdio: ['ignore', log, log] });
-const H = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
-async function api(method, path, body) {
-  const r = await fetch(base + path, { method, headers: H, body: body ? JSON.stringify(body) : undefined });
-  const text = await r.text();
-  if (r.status >= 400) throw new Error(`${method} ${path} -> ${r.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
+const server = await benchServer({ name: 'wake', ports: 10, flags: ['--suspend-after', '1', '--backup-interval', '0', '--usage-interval', '0'] });
+const { home, logPath } = server;
+const api = (method, path, body) => server.api(method, path, body);
 
 function postmasterRuns(id) {
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
@@ -42,7 +24,11 @@ function postmasterRuns(id) {
   }
   return false;
 }
-async function waitAsleep(id) {
+// a database's server is an instance of a neutral id: run/<database id> links to its socket
+// directory run/<instance id>
+const instanceOf = (id) => { try { return readlinkSync(join(home, 'run', id)); } catch { return id; } };
+async function waitAsleep(dbId) {
+  const id = instanceOf(dbId);
   for (let i = 0; i < 1200; i++) {
     if (existsSync(join(home, 'instances', id, 'asleep')) && !postmasterRuns(id)) return;
     await sleep(25);
@@ -62,7 +48,7 @@ async function wakeOnce(cs) {
 const starts = () => [...readFileSync(logPath, 'utf8').matchAll(/awake: the server started in (\d+) ms/g)].map((m) => Number(m[1]));
 
 try {
-  for (let i = 0; i < 600; i++) { try { if ((await fetch(base + '/healthz')).ok) break; } catch {} await sleep(50); }
+  await server.start();
   const { data: project } = await api('POST', '/v1/projects', { name: 'bench-wake' });
   const db = project.database;
   for (;;) {
@@ -85,7 +71,5 @@ try {
     console.log(`wake ${name} (connect + TLS + SCRAM + SELECT 1 on a sleeping database), ${N} wakes: p50 ${pct(r.t, 50).toFixed(0)} ms, p99 ${pct(r.t, 99).toFixed(0)} ms; server start alone: p50 ${pct(r.start, 50)} ms, p99 ${pct(r.start, 99)} ms`);
   }
 } finally {
-  server.kill('SIGTERM');
-  await new Promise((r) => server.on('exit', r));
-  rmSync(home, { recursive: true, force: true });
+  await server.close();
 }

@@ -32,10 +32,10 @@ static int load_branch(app *a, http_req *req, store_branch *b, store_project *p,
     return store_project_get(a->st, req->workspace_id, b->project_id, p, e);
 }
 
-static int branch_row(app *a, const void *row, void *p, json_t **out, pf_err *e)
+static int branch_row(app *a, const void *row, void *p, jsonw *w, pf_err *e)
 {
     (void)e;
-    *out = shape_branch(a, row, p);
+    api_item_tree(w, shape_branch(a, row, p));
     return 0;
 }
 

@@ -19,14 +19,14 @@ typedef struct conn_rows {
     store_database d;
 } conn_rows;
 
-static int connection_row(app *a, const void *row, void *arg, json_t **out, pf_err *e)
+static int connection_row(app *a, const void *row, void *arg, jsonw *w, pf_err *e)
 {
     const store_connection *c = row;
     conn_rows *cr = arg;
     if (strcmp(cr->d.id, c->database_id) != 0 &&
         store_database_get(a->st, cr->ws, c->database_id, &cr->d, e) != 0)
         return -1;
-    *out = shape_connection(a, c, &cr->d, NULL);
+    shape_connection_read_w(a, w, NULL, c, &cr->d);
     return 0;
 }
 
@@ -154,7 +154,11 @@ HANDLER(h_connection_get)
     store_database d;
     if (load_conn(a, req, &c, &d, e) != 0)
         return -1;
-    resp->body = json_pack("{s:o}", "data", shape_connection(a, &c, &d, NULL));
+    jsonw w = {0};
+    jsonw_obj(&w, NULL);
+    shape_connection_read_w(a, &w, "data", &c, &d);
+    jsonw_end(&w);
+    api_reply_text(resp, &w);
     return 0;
 }
 

@@ -191,7 +191,7 @@ static const store_project *page_project(app *a, db_page *pg, const store_databa
     return &pg->projects[pg->nprojects++];
 }
 
-static int database_row(app *a, const void *row, void *arg, json_t **out, pf_err *e)
+static int database_row(app *a, const void *row, void *arg, jsonw *w, pf_err *e)
 {
     const store_database *d = row;
     db_page *pg = arg;
@@ -210,7 +210,7 @@ static int database_row(app *a, const void *row, void *arg, json_t **out, pf_err
     size_t end = lo;
     while (end < pg->nconns && strcmp(pg->conns[end].database_id, d->id) == 0)
         end++;
-    *out = shape_database_read(a, d, p, pg->conns + lo, end - lo);
+    shape_database_read_w(a, w, NULL, d, p, pg->conns + lo, end - lo);
     return 0;
 }
 

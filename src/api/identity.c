@@ -145,11 +145,11 @@ static json_t *shape_integration(app *a, const store_integration *i)
                      str_or_null(u.name));
 }
 
-static int integration_row(app *a, const void *row, void *arg, json_t **out, pf_err *e)
+static int integration_row(app *a, const void *row, void *arg, jsonw *w, pf_err *e)
 {
     (void)arg;
     (void)e;
-    *out = shape_integration(a, row);
+    api_item_tree(w, shape_integration(a, row));
     return 0;
 }
 
@@ -235,12 +235,12 @@ static json_t *shape_service_token(const store_token *t)
                      str_or_null(t->expires_at));
 }
 
-static int token_row(app *a, const void *row, void *arg, json_t **out, pf_err *e)
+static int token_row(app *a, const void *row, void *arg, jsonw *w, pf_err *e)
 {
     (void)a;
     (void)arg;
     (void)e;
-    *out = shape_service_token(row);
+    api_item_tree(w, shape_service_token(row));
     return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "api/api.h"
+#include "util/jsonw.h"
 
 #define NAME_MAX_LEN 255
 
@@ -34,10 +35,15 @@ json_t *shape_branch(app *a, const store_branch *b, const store_project *p);
  * (apiKeys, connectionString, directConnection). */
 int shape_database(app *a, const store_database *d, const char *secret_conn,
                    const char *secret_password, bool with_keys, json_t **out, pf_err *e);
-/* The read shape of a database whose project and live connections (n, oldest first) were
- * read already: a list page reads them for all its rows at once. */
-json_t *shape_database_read(app *a, const store_database *d, const store_project *p,
-                            const store_connection *conns, size_t n);
+/* Writes the read shape of a database whose project and live connections (n, oldest
+ * first) were read already: a list page reads them for all its rows at once. */
+void shape_database_read_w(app *a, jsonw *w, const char *key, const store_database *d,
+                           const store_project *p, const store_connection *conns, size_t n);
+/* Writes the read shape of a connection (no secrets). */
+void shape_connection_read_w(app *a, jsonw *w, const char *key, const store_connection *c,
+                             const store_database *d);
+/* Answers the text in w (JSON), which it takes. */
+void api_reply_text(http_resp *resp, jsonw *w);
 /* A connection; password NULL for read shapes (no secrets, no connection strings). */
 json_t *shape_connection(app *a, const store_connection *c, const store_database *d,
                          const char *password);
@@ -47,9 +53,6 @@ json_t *shape_connection_ex(app *a, const store_connection *c, const store_datab
 /* Answers {"data": <d's read shape>} (no secrets); with reread_ws, d is read again first
  * (in that workspace), as a committed change left it. */
 int reply_database(app *a, const char *reread_ws, store_database *d, http_resp *resp, pf_err *e);
-json_t *shape_pagination(const store_page_out *po);
-/* {"data":[...], "pagination":{...}} */
-json_t *shape_list(json_t *data, const store_page_out *po);
 
 /* ---- shared actions ---- */
 typedef struct db_create_req {
@@ -122,10 +125,12 @@ int load_database(app *a, const char *ws, const char *id, const char *hint, stor
 /* The database of the path's {databaseId} (load_database). */
 int load_path_database(app *a, http_req *req, store_database *d, pf_err *e);
 
-/* Shapes one list row into *out (0), or fails with e (-1). */
-typedef int (*api_shaper)(app *a, const void *row, void *arg, json_t **out, pf_err *e);
-/* Answers a list: shapes n rows of `size` bytes, frees rows (malloc'd or NULL) and sets
- * resp->body to {"data":[...],"pagination":{...}}. */
+/* Writes one list row as an item of w's array (0), or fails with e (-1). */
+typedef int (*api_shaper)(app *a, const void *row, void *arg, jsonw *w, pf_err *e);
+/* Writes a tree as the next item of w's array (a shape that only jansson builds). */
+void api_item_tree(jsonw *w, json_t *j);
+/* Answers a list: shapes n rows of `size` bytes, frees rows (malloc'd or NULL) and answers
+ * {"data":[...],"pagination":{"nextCursor","hasMore"}} as text. */
 int api_list_reply(app *a, http_resp *resp, void *rows, size_t n, size_t size, api_shaper shape,
                    void *arg, const store_page_out *po, pf_err *e);
 

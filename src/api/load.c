@@ -3,6 +3,7 @@
  * row, free, wrap with pagination) for every resource. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "api/internal.h"
 
@@ -30,22 +31,36 @@ int load_path_database(app *a, http_req *req, store_database *d, pf_err *e)
     return load_database(a, req->workspace_id, req->params[0], "databaseId", d, e);
 }
 
+void api_item_tree(jsonw *w, json_t *j)
+{
+    char *text = json_dumps(j, JSON_COMPACT);
+    if (!text)
+        abort();
+    jsonw_raw(w, NULL, text, strlen(text));
+    free(text);
+    json_decref(j);
+}
+
 int api_list_reply(app *a, http_resp *resp, void *rows, size_t n, size_t size, api_shaper shape,
                    void *arg, const store_page_out *po, pf_err *e)
 {
-    json_t *data = json_array();
+    jsonw w = {0};
+    jsonw_obj(&w, NULL);
+    jsonw_arr(&w, "data");
     int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        json_t *j = NULL;
-        rc = shape(a, (const char *)rows + i * size, arg, &j, e);
-        if (rc == 0)
-            json_array_append_new(data, j);
-    }
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = shape(a, (const char *)rows + i * size, arg, &w, e);
     free(rows);
     if (rc != 0) {
-        json_decref(data);
+        util_buf_free(&w.b);
         return -1;
     }
-    resp->body = shape_list(data, po);
+    jsonw_end(&w);
+    jsonw_obj(&w, "pagination");
+    jsonw_str_or_null(&w, "nextCursor", po->has_more ? po->next_cursor : NULL);
+    jsonw_bool(&w, "hasMore", po->has_more);
+    jsonw_end(&w);
+    jsonw_end(&w);
+    api_reply_text(resp, &w);
     return 0;
 }

@@ -36,11 +36,11 @@ static int v_expires_at(app *a, json_t *body, bool allow_null, int status, bool 
     return 0;
 }
 
-static int project_row(app *a, const void *row, void *arg, json_t **out, pf_err *e)
+static int project_row(app *a, const void *row, void *arg, jsonw *w, pf_err *e)
 {
     (void)arg;
     (void)e;
-    *out = shape_project(a, row);
+    api_item_tree(w, shape_project(a, row));
     return 0;
 }
 

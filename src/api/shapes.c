@@ -98,35 +98,92 @@ static char *default_string(app *a, const store_connection *c, const store_datab
     return a->pooler_port > 0 ? pooled_string(a, c, d, password) : conn_string(a, c, d, password);
 }
 
-/* Adds endpoints.pooled to an endpoints object. */
-static void add_pooled(app *a, json_t *endpoints, const store_connection *c,
-                       const store_database *d, const char *password)
-{
-    if (a->pooler_port <= 0)
-        return;
-    json_t *j = json_pack("{s:s, s:i}", "host", a->public_host, "port", a->pooler_port);
-    if (password) {
-        char *cs = pooled_string(a, c, d, password);
-        json_object_set_new(j, "connectionString", json_string(cs));
-        free(cs);
-    }
-    json_object_set_new(endpoints, "pooled", j);
-}
+/* ---- connections and databases: written as text (util/jsonw), the shapes of the reads
+ * that answer most (a page of databases, each with its connections) ---- */
 
-static json_t *endpoint(app *a, int port, const char *cs)
+/* {"host","port"[,"connectionString"]} */
+static void w_endpoint(app *a, jsonw *w, const char *key, int port, const char *cs)
 {
-    json_t *j = json_pack("{s:s, s:i}", "host", a->public_host, "port", port);
+    jsonw_obj(w, key);
+    jsonw_str(w, "host", a->public_host);
+    jsonw_int(w, "port", port);
     if (cs)
-        json_object_set_new(j, "connectionString", json_string(cs));
-    return j;
+        jsonw_str(w, "connectionString", cs);
+    jsonw_end(w);
 }
 
-static json_t *direct_connection(app *a, const store_connection *c, const store_database *d,
-                                 const char *password)
+/* "endpoints": direct (its connection string: cs), and pooled when there is a pooled
+ * endpoint (its connection string when the password is known) */
+static void w_endpoints(app *a, jsonw *w, const store_connection *c, const store_database *d,
+                        const char *cs, const char *password)
 {
-    char host[300];
-    snprintf(host, sizeof host, "%s:%d", a->public_host, d->port);
-    return json_pack("{s:s, s:s, s:s}", "host", host, "user", c->role, "pass", password);
+    jsonw_obj(w, "endpoints");
+    w_endpoint(a, w, "direct", d->port, cs);
+    if (a->pooler_port > 0) {
+        char *pcs = password ? pooled_string(a, c, d, password) : NULL;
+        w_endpoint(a, w, "pooled", a->pooler_port, pcs);
+        free(pcs);
+    }
+    jsonw_end(w);
+}
+
+static void w_direct_connection(app *a, jsonw *w, const char *key, const store_connection *c,
+                                const store_database *d, const char *password)
+{
+    jsonw_obj(w, key);
+    jsonw_strf(w, "host", "%s:%d", a->public_host, d->port);
+    jsonw_str(w, "user", c->role);
+    jsonw_str(w, "pass", password);
+    jsonw_end(w);
+}
+
+/* The connection's id, type, url, name, createdAt and kind. */
+static void w_connection_head(app *a, jsonw *w, const store_connection *c)
+{
+    jsonw_str(w, "id", c->id);
+    jsonw_str(w, "type", "connection");
+    jsonw_strf(w, "url", "%s/v1/connections/%s", a->base_url, c->id);
+    jsonw_str(w, "name", c->name);
+    jsonw_str(w, "createdAt", c->created_at);
+    jsonw_str(w, "kind", "postgres");
+}
+
+static void w_connection(app *a, jsonw *w, const char *key, const store_connection *c,
+                         const store_database *d, const char *password, bool extras)
+{
+    char *cs = password ? conn_string(a, c, d, password) : NULL;
+    jsonw_obj(w, key);
+    w_connection_head(a, w, c);
+    w_endpoints(a, w, c, d, cs, password);
+    jsonw_obj(w, "database");
+    jsonw_str(w, "id", d->id);
+    jsonw_strf(w, "url", "%s/v1/databases/%s", a->base_url, d->id);
+    jsonw_str(w, "name", d->name);
+    jsonw_end(w);
+    if (password)
+        w_direct_connection(a, w, "directConnection", c, d, password);
+    else
+        jsonw_null(w, "directConnection");
+    if (password && extras) {
+        char *dcs = default_string(a, c, d, password);
+        jsonw_str(w, "connectionString", dcs);
+        free(dcs);
+        jsonw_strf(w, "host", "%s:%d", a->public_host, d->port);
+        jsonw_str(w, "user", c->role);
+        jsonw_str(w, "pass", password);
+    }
+    jsonw_end(w);
+    free(cs);
+}
+
+/* The tree of text that w holds (a shape written above, valid by construction). */
+static json_t *tree_of(jsonw *w)
+{
+    json_t *j = json_loadb(w->b.s, w->b.len, 0, NULL);
+    if (!j)
+        abort();
+    util_buf_free(&w->b);
+    return j;
 }
 
 json_t *shape_connection(app *a, const store_connection *c, const store_database *d,
@@ -138,94 +195,96 @@ json_t *shape_connection(app *a, const store_connection *c, const store_database
 json_t *shape_connection_ex(app *a, const store_connection *c, const store_database *d,
                             const char *password, bool extras)
 {
-    char *cs = password ? conn_string(a, c, d, password) : NULL;
-    json_t *j = json_pack("{s:s, s:s, s:o, s:s, s:s, s:s, s:{s:o}, s:{s:s, s:o, s:s}}", "id", c->id,
-                          "type", "connection", "url", url_of(a, "connections", c->id), "name",
-                          c->name, "createdAt", c->created_at, "kind", "postgres", "endpoints",
-                          "direct", endpoint(a, d->port, cs), "database", "id", d->id, "url",
-                          url_of(a, "databases", d->id), "name", d->name);
-    add_pooled(a, json_object_get(j, "endpoints"), c, d, password);
-    if (password) {
-        json_object_set_new(j, "directConnection", direct_connection(a, c, d, password));
-    } else {
-        json_object_set_new(j, "directConnection", json_null());
-    }
-    if (password && extras) {
-        char host[300];
-        snprintf(host, sizeof host, "%s:%d", a->public_host, d->port);
-        char *dcs = default_string(a, c, d, password);
-        json_object_set_new(j, "connectionString", json_string(dcs));
-        free(dcs);
-        json_object_set_new(j, "host", json_string(host));
-        json_object_set_new(j, "user", json_string(c->role));
-        json_object_set_new(j, "pass", json_string(password));
-    }
-    free(cs);
-    return j;
+    jsonw w = {0};
+    w_connection(a, &w, NULL, c, d, password, extras);
+    return tree_of(&w);
+}
+
+void shape_connection_read_w(app *a, jsonw *w, const char *key, const store_connection *c,
+                             const store_database *d)
+{
+    w_connection(a, w, key, c, d, NULL, false);
+}
+
+/* A create response's apiKeys item: the connection with its secrets. */
+static void w_api_key(app *a, jsonw *w, const store_connection *c, const store_database *d,
+                      const char *password, const char *cs)
+{
+    jsonw_obj(w, NULL);
+    w_connection_head(a, w, c);
+    w_endpoints(a, w, c, d, NULL, NULL);
+    jsonw_str(w, "connectionString", cs);
+    w_direct_connection(a, w, "directConnection", c, d, password);
+    jsonw_end(w);
 }
 
 /* A database with its project and live connections, read already. */
-static json_t *database_json(app *a, const store_database *d, const store_project *p,
-                             const store_connection *conns, size_t n, const char *secret_conn,
-                             const char *secret_password, bool with_keys)
+static void w_database(app *a, jsonw *w, const char *key, const store_database *d,
+                       const store_project *p, const store_connection *conns, size_t n,
+                       const char *secret_conn, const char *secret_password, bool with_keys)
 {
-    json_t *jconns = json_array();
-    json_t *keys = json_array();
-    json_t *top_cs = json_null();
-    json_t *top_dc = json_null();
+    const store_connection *keyed = NULL; /* the connection whose password is known */
+    jsonw_obj(w, key);
+    jsonw_str(w, "id", d->id);
+    jsonw_str(w, "type", "database");
+    jsonw_strf(w, "url", "%s/v1/databases/%s", a->base_url, d->id);
+    jsonw_str(w, "name", d->name);
+    jsonw_str(w, "status", store_db_status_name(d->status));
+    jsonw_str(w, "createdAt", d->created_at);
+    jsonw_bool(w, "isDefault", d->is_default);
+    jsonw_str_or_null(w, "defaultConnectionId", d->default_connection_id);
+    jsonw_arr(w, "connections");
     for (size_t i = 0; i < n; i++) {
-        const char *pw =
-            secret_conn && strcmp(conns[i].id, secret_conn) == 0 ? secret_password : NULL;
-        json_array_append_new(jconns, shape_connection_ex(a, &conns[i], d, pw, false));
-        if (with_keys && pw) {
-            char *cs = default_string(a, &conns[i], d, pw);
-            json_t *k = json_pack("{s:s, s:s, s:o, s:s, s:s, s:s, s:{s:o}, s:s, s:o}", "id",
-                                  conns[i].id, "type", "connection", "url",
-                                  url_of(a, "connections", conns[i].id), "name", conns[i].name,
-                                  "createdAt", conns[i].created_at, "kind", "postgres", "endpoints",
-                                  "direct", endpoint(a, d->port, NULL), "connectionString", cs,
-                                  "directConnection", direct_connection(a, &conns[i], d, pw));
-            add_pooled(a, json_object_get(k, "endpoints"), &conns[i], d, NULL);
-            json_array_append_new(keys, k);
-            json_decref(top_cs);
-            json_decref(top_dc);
-            top_cs = json_string(cs);
-            top_dc = direct_connection(a, &conns[i], d, pw);
-            free(cs);
-        }
+        bool known = secret_conn && strcmp(conns[i].id, secret_conn) == 0;
+        if (known)
+            keyed = &conns[i];
+        w_connection(a, w, NULL, &conns[i], d, known ? secret_password : NULL, false);
     }
+    jsonw_end(w);
+    jsonw_obj(w, "project");
+    jsonw_str(w, "id", p->id);
+    jsonw_strf(w, "url", "%s/v1/projects/%s", a->base_url, p->id);
+    jsonw_str(w, "name", p->name);
+    jsonw_end(w);
     const api_region *r = api_region_find(a, d->region);
-    json_t *region = json_pack("{s:s, s:s}", "id", d->region, "name", r ? r->name : d->region);
-    json_t *source;
-    if (strcmp(d->source_type, "backup") == 0)
-        source = json_pack("{s:s, s:s, s:s}", "type", "backup", "databaseId", d->source_database_id,
-                           "backupId", d->source_backup_id);
-    else if (strcmp(d->source_type, "database") == 0)
-        source = json_pack("{s:s, s:s}", "type", "database", "databaseId", d->source_database_id);
-    else
-        source = json_pack("{s:s}", "type", "empty");
-    json_t *j = json_pack(
-        "{s:s, s:s, s:o, s:s, s:s, s:s, s:b, s:o, s:o, s:{s:s, s:o, s:s}, s:o, s:o, s:o, s:o}",
-        "id", d->id, "type", "database", "url", url_of(a, "databases", d->id), "name", d->name,
-        "status", store_db_status_name(d->status), "createdAt", d->created_at, "isDefault",
-        d->is_default, "defaultConnectionId", str_or_null(d->default_connection_id), "connections",
-        jconns, "project", "id", p->id, "url", url_of(a, "projects", p->id), "name", p->name,
-        "region", region, "source", source, "branchId", str_or_null(d->branch_id), "logicalId",
-        str_or_null(d->logical_id));
-    if (with_keys) {
-        json_object_set_new(j, "apiKeys", keys);
-        json_object_set_new(j, "connectionString", top_cs);
-        json_object_set_new(j, "directConnection", top_dc);
+    jsonw_obj(w, "region");
+    jsonw_str(w, "id", d->region);
+    jsonw_str(w, "name", r ? r->name : d->region);
+    jsonw_end(w);
+    jsonw_obj(w, "source");
+    if (strcmp(d->source_type, "backup") == 0) {
+        jsonw_str(w, "type", "backup");
+        jsonw_str(w, "databaseId", d->source_database_id);
+        jsonw_str(w, "backupId", d->source_backup_id);
+    } else if (strcmp(d->source_type, "database") == 0) {
+        jsonw_str(w, "type", "database");
+        jsonw_str(w, "databaseId", d->source_database_id);
     } else {
-        json_decref(keys);
-        json_decref(top_cs);
-        json_decref(top_dc);
+        jsonw_str(w, "type", "empty");
     }
-    return j;
+    jsonw_end(w);
+    jsonw_str_or_null(w, "branchId", d->branch_id);
+    jsonw_str_or_null(w, "logicalId", d->logical_id);
+    if (with_keys) {
+        char *cs = keyed ? default_string(a, keyed, d, secret_password) : NULL;
+        jsonw_arr(w, "apiKeys");
+        if (keyed)
+            w_api_key(a, w, keyed, d, secret_password, cs);
+        jsonw_end(w);
+        jsonw_str_or_null(w, "connectionString", cs);
+        if (keyed)
+            w_direct_connection(a, w, "directConnection", keyed, d, secret_password);
+        else
+            jsonw_null(w, "directConnection");
+        free(cs);
+    }
+    jsonw_end(w);
 }
 
-int shape_database(app *a, const store_database *d, const char *secret_conn,
-                   const char *secret_password, bool with_keys, json_t **out, pf_err *e)
+/* Writes d with its project and live connections, read now, as the member key of w. */
+static int w_database_read_now(app *a, jsonw *w, const char *key, const store_database *d,
+                               const char *secret_conn, const char *secret_password, bool with_keys,
+                               pf_err *e)
 {
     store_project p;
     if (store_project_get(a->st, d->workspace_id, d->project_id, &p, e) != 0)
@@ -234,37 +293,47 @@ int shape_database(app *a, const store_database *d, const char *secret_conn,
     size_t n = 0;
     if (store_connection_list_for_db(a->st, d->id, false, &conns, &n, e) != 0)
         return -1;
-    *out = database_json(a, d, &p, conns, n, secret_conn, secret_password, with_keys);
+    w_database(a, w, key, d, &p, conns, n, secret_conn, secret_password, with_keys);
     free(conns);
     return 0;
 }
 
-json_t *shape_database_read(app *a, const store_database *d, const store_project *p,
-                            const store_connection *conns, size_t n)
+int shape_database(app *a, const store_database *d, const char *secret_conn,
+                   const char *secret_password, bool with_keys, json_t **out, pf_err *e)
 {
-    return database_json(a, d, p, conns, n, NULL, NULL, false);
+    jsonw w = {0};
+    if (w_database_read_now(a, &w, NULL, d, secret_conn, secret_password, with_keys, e) != 0) {
+        util_buf_free(&w.b);
+        return -1;
+    }
+    *out = tree_of(&w);
+    return 0;
+}
+
+void shape_database_read_w(app *a, jsonw *w, const char *key, const store_database *d,
+                           const store_project *p, const store_connection *conns, size_t n)
+{
+    w_database(a, w, key, d, p, conns, n, NULL, NULL, false);
+}
+
+void api_reply_text(http_resp *resp, jsonw *w)
+{
+    resp->raw_len = w->b.len;
+    resp->raw = util_buf_take(&w->b);
+    resp->content_type = "application/json";
 }
 
 int reply_database(app *a, const char *reread_ws, store_database *d, http_resp *resp, pf_err *e)
 {
     if (reread_ws && store_database_get(a->st, reread_ws, d->id, d, e) != 0)
         return -1;
-    json_t *j = NULL;
-    if (shape_database(a, d, NULL, NULL, false, &j, e) != 0)
+    jsonw w = {0};
+    jsonw_obj(&w, NULL);
+    if (w_database_read_now(a, &w, "data", d, NULL, NULL, false, e) != 0) {
+        util_buf_free(&w.b);
         return -1;
-    resp->body = json_pack("{s:o}", "data", j);
+    }
+    jsonw_end(&w);
+    api_reply_text(resp, &w);
     return 0;
-}
-
-json_t *shape_pagination(const store_page_out *po)
-{
-    return json_pack("{s:o, s:b}", "nextCursor",
-                     po->has_more && po->next_cursor[0] ? json_string(po->next_cursor)
-                                                        : json_null(),
-                     "hasMore", po->has_more);
-}
-
-json_t *shape_list(json_t *data, const store_page_out *po)
-{
-    return json_pack("{s:o, s:o}", "data", data, "pagination", shape_pagination(po));
 }

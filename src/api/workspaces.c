@@ -14,11 +14,11 @@ HANDLER(h_healthz)
     return 0;
 }
 
-static int workspace_row(app *a, const void *row, void *arg, json_t **out, pf_err *e)
+static int workspace_row(app *a, const void *row, void *arg, jsonw *w, pf_err *e)
 {
     (void)arg;
     (void)e;
-    *out = shape_workspace(a, row);
+    api_item_tree(w, shape_workspace(a, row));
     return 0;
 }
 

@@ -97,6 +97,10 @@ int dp__tls_load(dp *d)
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* one read(2) takes whatever the socket holds, not a record's header and then its body;
+     * what it read beyond one record waits in OpenSSL (SSL_has_pending), not in the socket,
+     * so pump reads on while there is some */
+    SSL_CTX_set_read_ahead(ctx, 1);
     if (SSL_CTX_use_certificate_chain_file(ctx, d->cert) != 1 ||
         SSL_CTX_use_PrivateKey_file(ctx, d->key, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ctx) != 1) {
@@ -474,8 +478,11 @@ static void handshake(conn *c)
     c->c_eof = true; /* nothing can be said to a client whose handshake failed */
 }
 
-/* Moves bytes while any can move; then registers the events still wanted. */
-void dp__pump(dp *d, conn *c)
+/* Moves bytes while any can move; then registers the events still wanted. rd_c and rd_s
+ * say which side may have bytes to read: a side is read until a read comes back short or
+ * empty (a TLS record ended with nothing left in OpenSSL counts as short), not once more to learn
+ * that it would block; what is left unread raises the level-triggered event again. */
+static void pump(dp *d, conn *c, bool rd_c, bool rd_s)
 {
     for (int round = 0; round < 64; round++) {
         bool moved = false;
@@ -497,13 +504,15 @@ void dp__pump(dp *d, conn *c)
             /* client -> buffer (held connections read nothing more: the startup is sent
              * first) */
             rbuf *b = &c->c2s;
-            if (!c->c_eof && b->off + b->len < BUF_SIZE) {
-                ssize_t r = c_read(c, b->d + b->off + b->len, BUF_SIZE - b->off - b->len);
+            if (!c->c_eof && (rd_c || c->ssl_write_wants_read) && b->off + b->len < BUF_SIZE) {
+                size_t want = BUF_SIZE - b->off - b->len;
+                ssize_t r = c_read(c, b->d + b->off + b->len, want);
                 if (r > 0) {
                     b->len += (size_t)r;
                     moved = true;
                 } else if (r == 0 || r == -2)
                     c->c_eof = true;
+                rd_c = r > 0 && ((size_t)r == want || (c->ssl && SSL_has_pending(c->ssl)));
             }
             if (b->len) {
                 ssize_t w = send(c->sfd, b->d + b->off, b->len, MSG_NOSIGNAL);
@@ -519,14 +528,16 @@ void dp__pump(dp *d, conn *c)
                 b->off = 0;
             /* server -> buffer */
             b = &c->s2c;
-            if (!c->s_eof && b->off + b->len < BUF_SIZE) {
-                ssize_t r = recv(c->sfd, b->d + b->off + b->len, BUF_SIZE - b->off - b->len, 0);
+            if (!c->s_eof && rd_s && b->off + b->len < BUF_SIZE) {
+                size_t want = BUF_SIZE - b->off - b->len;
+                ssize_t r = recv(c->sfd, b->d + b->off + b->len, want, 0);
                 if (r > 0) {
                     b->len += (size_t)r;
                     moved = true;
                 } else if (r == 0 ||
                            (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
                     c->s_eof = true;
+                rd_s = r > 0 && (size_t)r == want;
             }
         }
         if (c->state == C_RELAY || c->state == C_DRAIN) {
@@ -588,6 +599,20 @@ void dp__pump(dp *d, conn *c)
     ep_set(d, c->cfd, &c->cev, cw, &c->ct);
     if (c->sfd >= 0)
         ep_set(d, c->sfd, &c->sev, sw ? sw : EPOLLRDHUP, &c->st);
+}
+
+void dp__pump(dp *d, conn *c)
+{
+    pump(d, c, true, true);
+}
+
+void dp__pump_event(dp *d, conn *c, bool server_side)
+{
+    /* the other side's bytes raise their own event; a client's TLS may hold some already */
+    if (server_side)
+        pump(d, c, c->ssl && SSL_has_pending(c->ssl), true);
+    else
+        pump(d, c, true, false);
 }
 
 void dp__on_accept(dp *d, int lfd, dpdb *portdb)

@@ -92,6 +92,8 @@ void dp__free_dead(dp *d);
 void dp__held_tick(dp *d);
 void dp__on_accept(dp *d, int lfd, dpdb *portdb);
 void dp__pump(dp *d, conn *c);
+/* dp__pump on an epoll event of one side (server_side: the Unix socket to the server). */
+void dp__pump_event(dp *d, conn *c, bool server_side);
 int dp__tls_load(dp *d);
 
 #endif

@@ -88,6 +88,12 @@ static void ctl_message(dp *d, char *msg, int fd)
         snprintf(b->pidfile, sizeof b->pidfile, "%s", pid);
         if (b->state != DB_SLEEPING || strcmp(st, "asleep") == 0)
             b->state = !strcmp(st, "asleep") ? DB_ASLEEP : DB_AWAKE;
+        /* connections held while no serve knew the database (a WAKE sent to a serve that
+         * was starting found nothing to wake): asked again now that one does */
+        if (b->held && b->state == DB_ASLEEP) {
+            b->wake_sent_ms = util_now_ms();
+            dp__ctl_send(d, "WAKE %s", b->id);
+        }
         if (fd >= 0 && b->lfd < 0) {
             b->lfd = fd;
             fd = -1;
@@ -294,7 +300,7 @@ int datapath_main(const dp_options *opt)
                     dp__conn_close(&d, c);
                     break;
                 }
-                dp__pump(&d, c);
+                dp__pump_event(&d, c, t->type == T_SERVER);
                 break;
             }
             }

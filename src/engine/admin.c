@@ -77,11 +77,9 @@ out:
     return ret;
 }
 
-/* Runs one statement (params optional); fails unless it returns no error. */
-int engine__exec(PGconn *c, const char *sql, int nparams, const char *const *params, PGresult **res,
-                 pf_err *e)
+/* Fails with e unless r (consumed) is a success; what engine__exec and _script share. */
+static int result_check(PGconn *c, PGresult *r, PGresult **res, pf_err *e)
 {
-    PGresult *r = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         const char *msg = PQresultErrorMessage(r);
@@ -104,4 +102,17 @@ int engine__exec(PGconn *c, const char *sql, int nparams, const char *const *par
     else
         PQclear(r);
     return 0;
+}
+
+/* Runs one statement (params optional); fails unless it returns no error. */
+int engine__exec(PGconn *c, const char *sql, int nparams, const char *const *params, PGresult **res,
+                 pf_err *e)
+{
+    return result_check(c, PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0), res, e);
+}
+
+int engine__exec_script(PGconn *c, const char *sql, pf_err *e)
+{
+    /* PQexec answers the last statement's result, or the first error's (the rest is not run) */
+    return result_check(c, PQexec(c, sql), NULL, e);
 }

@@ -292,7 +292,7 @@ static void pg1_make(engine *en, const char *db_id, int port, pg1_opts *p)
     p->stanza = xasprintf("--stanza=%s", db_id);
     p->path = xasprintf("--pg1-path=%s/%s/data", en->instances_dir, db_id);
     p->sock = xasprintf("--pg1-socket-path=%s/%s", en->run_dir, db_id);
-    p->port = xasprintf("--pg1-port=%d", port);
+    p->port = xasprintf("--pg1-port=%d", engine__server_port(en, port));
     p->user = xstrdup("--pg1-user=" PGFLEET_ADMIN_ROLE);
 }
 

@@ -36,8 +36,10 @@
 #define ENGINE_OVERWRITING_MARK "restore.overwriting"
 /* instances/<id>/<this> marks a spare that no database has taken yet (spares.c) */
 #define ENGINE_SPARE_MARK "spare"
-/* The port number of a server that listens on its private socket only (a spare): it names
- * the socket file, .s.PGSQL.5432, in the instance's own run/<id>/ directory. */
+/* The port number of every server behind the data path (it listens on its private socket
+ * only, spares included): it names the socket file, .s.PGSQL.5432, in the instance's own
+ * run/<id>/ directory. One number for all, so nothing about a spare's server changes when a
+ * database takes it (its database's public port is the data path's). */
 #define ENGINE_SOCKET_PORT 5432
 #define ENGINE_STOP_FAST_MS 10000 /* how long a fast shutdown (SIGINT) may take */
 #define ENGINE_STOP_QUIT_MS 5000  /* and an immediate one (SIGQUIT), or SIGKILL */
@@ -122,6 +124,13 @@ static inline int engine__check_id(const char *id, pf_err *e)
     return engine__valid_id(id) ? 0 : err_kind(e, ERR_INVALID, NULL, "invalid database id");
 }
 
+/* The port a database's server runs on: ENGINE_SOCKET_PORT behind the data path (no TCP
+ * listener), else its public port (a server that listens on TCP itself). */
+static inline int engine__server_port(const engine *en, int port)
+{
+    return en->listen[0] ? port : ENGINE_SOCKET_PORT;
+}
+
 /* A SCRAM-SHA-256 verifier, under 256 characters of printable ASCII without a space and
  * without any of reject (the quotes of where it is written). */
 static inline bool engine__valid_verifier(const char *v, const char *reject)
@@ -150,17 +159,19 @@ static inline void engine__disk_full_is_transient(pf_err *e)
 /* ---- 1. postmaster.c: server processes ---- */
 
 /* Starts `postgres -D datadir` as the engine's user in its own session, output appended
- * to logpath, then waits until it answers on sockdir/port; logs "started the <what>" about
- * db_id (NULL: no database). On failure the server is stopped again: ERR_TRANSIENT when
- * its port is taken, its disk full or it was not ready in time; else the kind of the
- * cause, with the tail of its log. */
+ * to logpath, then waits until it accepts connections on sockdir/port; logs "started the <what>"
+ * about db_id (NULL: no database). On failure the server is stopped again: ERR_TRANSIENT when its
+ * port is taken, its disk full or it was not ready in time; else the kind of the cause, with the
+ * tail of its log. */
 int engine__launch(engine *en, const char *db_id, const char *what, const char *datadir,
                    const char *sockdir, const char *logpath, int port, int timeout_ms,
                    pid_t *pid_out, pf_err *e);
 
-/* Waits until a server answers on sockdir/port; fails early if `child` (> 0) exits.
- * ERR_TRANSIENT on timeout. */
-int engine__wait_ready(const char *sockdir, int port, pid_t child, int timeout_ms, pf_err *e);
+/* Waits until the server of datadir accepts connections (its postmaster.pid, of child when
+ * child > 0, says so) and its socket sockdir/.s.PGSQL.<port> is there; fails early if
+ * `child` (> 0) exits. ERR_TRANSIENT on timeout. */
+int engine__wait_ready(const char *datadir, const char *sockdir, int port, pid_t child,
+                       int timeout_ms, pf_err *e);
 
 /* Reads pid and port from datadir/postmaster.pid. false if missing or unparsable. */
 bool engine__read_pidfile(const char *datadir, pid_t *pid, int *port);
@@ -179,6 +190,8 @@ int engine__stop_temporary(PGconn **c, pid_t *pid, int wait_ms, const char *what
 void engine__track(engine *en, const char *id, pid_t pid, bool child);
 void engine__untrack(engine *en, const char *id);
 pid_t engine__tracked(engine *en, const char *id);
+/* True when id's tracked server is pid and this process started it (its child). */
+bool engine__started_here(engine *en, const char *id, pid_t pid);
 /* A copy of the whole table (caller frees; NULL when empty). */
 engine_proc *engine__tracked_all(engine *en, size_t *n);
 
@@ -239,6 +252,8 @@ int engine__admin_connect_running(engine *en, const char *db_id, PGconn **out, p
 /* Runs one statement with text params; res (optional) receives the result to PQclear. */
 int engine__exec(PGconn *c, const char *sql, int nparams, const char *const *params, PGresult **res,
                  pf_err *e);
+/* Runs several statements (no parameters) in one round trip; fails at the first error. */
+int engine__exec_script(PGconn *c, const char *sql, pf_err *e);
 
 /* ---- 3. golden.c ---- */
 

@@ -66,7 +66,8 @@ int engine__own_dir(engine *en, const char *path, pf_err *e)
 static int write_conf(engine *en, const char *datadir, const char *sock, int port, pf_err *e)
 {
     char *archive = engine__archive_conf(en, datadir);
-    int rc = engine__write_conf(en, datadir, sock, en->listen, port, archive, e);
+    int rc = engine__write_conf(en, datadir, sock, en->listen, engine__server_port(en, port),
+                                archive, e);
     free(archive);
     return rc;
 }
@@ -108,13 +109,15 @@ static bool pidfile_listen(const char *datadir, char *out, size_t n)
     return ok;
 }
 
-/* Whether a running server must restart to serve `port` as configured: it listens on
- * another port, or on TCP when it should not or the other way round (a spare started on its
- * socket only, taken by a database whose server listens on TCP). */
+/* Whether a running server must restart to serve `port` as configured: it runs on another
+ * port than engine__server_port (a server started by a version that named its socket after
+ * the public port: it moves onto ENGINE_SOCKET_PORT), or listens on TCP when it should not
+ * or the other way round (a spare, on its socket only, taken by a server that listens on
+ * TCP). Behind the data path a spare's server is taken as it runs. */
 static bool listener_differs(engine *en, const char *datadir, int run_port, int port)
 {
     char addr[256];
-    if (run_port != port)
+    if (run_port != engine__server_port(en, port))
         return true;
     if (!pidfile_listen(datadir, addr, sizeof addr))
         return false;
@@ -209,38 +212,41 @@ int engine_instance_start(engine *en, const char *db_id, int port, int timeout_m
         err_kind(e, ERR_PERMANENT, NULL, "socket path %s is too long; use a shorter home", p.sock);
         goto out;
     }
+    int sport = engine__server_port(en, port);
     pid_t pid = engine__live_postmaster(p.data);
     if (pid > 0) {
-        int run_port = port;
+        int run_port = sport;
         engine__read_pidfile(p.data, &pid, &run_port);
         if (run_port <= 0)
-            run_port = port;
+            run_port = sport;
         /* a server started by an older pgfleet, without the preloaded libraries of this
          * one (pgfleet_limits, the CREATE DATABASE limit): a fast restart loads them */
         bool stale = !engine__conf_preloads_current(p.data);
         if (stale || listener_differs(en, p.data, run_port, port)) {
-            /* else a spare handed to its database: a fast restart to listen on the port */
             if (stale)
                 log_db_info(db_id,
                             "the server pid=%d lacks pgfleet's preloaded libraries: "
                             "restarting it",
                             (int)pid);
             else
-                log_db_info(db_id, "the server pid=%d listens on port %d, not %d: restarting it",
-                            (int)pid, run_port, port);
+                log_db_info(db_id, "the server pid=%d runs on port %d, not %d: restarting it",
+                            (int)pid, run_port, sport);
             if (stop_with(en, db_id, SIGINT, ENGINE_STOP_FAST_MS, e) < 0)
                 goto out;
             goto launch;
         }
+        /* a server this process started (a spare being taken) runs with this start's
+         * files already */
+        bool ours = engine__started_here(en, db_id, pid);
         engine__track(en, db_id, pid, false);
-        if (engine__wait_ready(p.sock, run_port, 0, timeout_ms, e) < 0)
+        if (engine__wait_ready(p.data, p.sock, run_port, 0, timeout_ms, e) < 0)
             goto out;
         /* a reload: this pgfleet's settings (e.g. --databases-per-server) and TLS files
          * remade at this start (a new --public-host or given files) reach a server that
-         * outlived the last pgfleet */
-        if (write_conf(en, p.data, p.sock, port, e) < 0)
+         * outlived the last pgfleet; one this process started has them already */
+        if (!ours && write_conf(en, p.data, p.sock, port, e) < 0)
             goto out;
-        if (kill(pid, SIGHUP) != 0)
+        if (!ours && kill(pid, SIGHUP) != 0)
             log_db_warn(db_id, "cannot reload the server pid=%d: %s", (int)pid, strerror(errno));
         log_db_info(db_id, "adopted the running server pid=%d", (int)pid);
         ret = 0;
@@ -249,7 +255,7 @@ int engine_instance_start(engine *en, const char *db_id, int port, int timeout_m
     pid_t old = engine__tracked(en, db_id);
     if (old > 0 && !proc_reap(old)) {
         /* our child, still starting (no pid file yet) */
-        if (engine__wait_ready(p.sock, port, old, timeout_ms, e) < 0)
+        if (engine__wait_ready(p.data, p.sock, sport, old, timeout_ms, e) < 0)
             goto out;
         ret = 0;
         goto out;
@@ -265,7 +271,7 @@ launch:
         err_kind(e, ERR_TRANSIENT, "PortBusy", "port %d is already in use", port);
         goto out;
     }
-    if (engine__launch(en, db_id, "server", p.data, p.sock, p.log, port, timeout_ms, &pid, e) < 0)
+    if (engine__launch(en, db_id, "server", p.data, p.sock, p.log, sport, timeout_ms, &pid, e) < 0)
         goto out;
     engine__track(en, db_id, pid, true);
     ret = 0;
@@ -432,7 +438,7 @@ bool engine_restore_overwriting(engine *en, const char *db_id)
 void engine_instance_endpoint(engine *en, const char *db_id, int port, char *sock, size_t nsock,
                               char *pidfile, size_t npid)
 {
-    snprintf(sock, nsock, "%s/%s/.s.PGSQL.%d", en->run_dir, db_id, port);
+    snprintf(sock, nsock, "%s/%s/.s.PGSQL.%d", en->run_dir, db_id, engine__server_port(en, port));
     snprintf(pidfile, npid, "%s/%s/data/postmaster.pid", en->instances_dir, db_id);
 }
 

@@ -16,7 +16,7 @@
 #include "util/log.h"
 #include "util/util.h"
 
-#define READY_POLL_MS 10
+#define READY_POLL_MS 2
 
 /* ---- the table of started/adopted servers ---- */
 
@@ -59,6 +59,17 @@ pid_t engine__tracked(engine *en, const char *id)
             pid = en->procs[i].pid;
     pthread_mutex_unlock(&en->mu);
     return pid;
+}
+
+bool engine__started_here(engine *en, const char *id, pid_t pid)
+{
+    bool child = false;
+    pthread_mutex_lock(&en->mu);
+    for (size_t i = 0; i < en->nprocs; i++)
+        if (!strcmp(en->procs[i].id, id))
+            child = en->procs[i].pid == pid && en->procs[i].child;
+    pthread_mutex_unlock(&en->mu);
+    return child;
 }
 
 engine_proc *engine__tracked_all(engine *en, size_t *n)
@@ -174,24 +185,63 @@ static char *log_tail(const char *logpath)
     return tail;
 }
 
-int engine__wait_ready(const char *sockdir, int port, pid_t child, int timeout_ms, pf_err *e)
+/* The status line of datadir/postmaster.pid (line 8: "starting", "stopping", "ready" or
+ * "standby") into st, when line 1 is pid (any pid when pid <= 0). */
+static bool pidfile_status(const char *datadir, pid_t pid, char *st, size_t n)
 {
-    char portstr[16];
-    snprintf(portstr, sizeof portstr, "%d", port);
-    const char *keys[] = {"host", "port", "user", "dbname", "connect_timeout", NULL};
-    const char *vals[] = {sockdir, portstr, PGFLEET_ADMIN_ROLE, "postgres", "2", NULL};
+    char *path = xasprintf("%s/postmaster.pid", datadir);
+    char *text = fs_read_file(path, NULL);
+    free(path);
+    bool ok = false;
+    long v = 0;
+    char *line = text;
+    size_t l = line ? strcspn(line, "\n") : 0;
+    if (line && line[l] == '\n') {
+        line[l] = '\0';
+        ok = util_parse_int(line, 1, INT_MAX, &v) && (pid <= 0 || v == pid);
+        line += l + 1;
+    }
+    for (int i = 2; ok && i < 8; i++) {
+        line = strchr(line, '\n');
+        ok = line != NULL;
+        if (ok)
+            line++;
+    }
+    if (ok)
+        snprintf(st, n, "%.*s", (int)strcspn(line, " \n"), line);
+    free(text);
+    return ok;
+}
+
+int engine__wait_ready(const char *datadir, const char *sockdir, int port, pid_t child,
+                       int timeout_ms, pf_err *e)
+{
+    /* what pg_ctl waits on: the postmaster writes "ready" (or "standby", a recovery server
+     * that accepts read-only connections) into its pid file once it accepts connections;
+     * a read every READY_POLL_MS costs less than a connection attempt */
+    char *sock = xasprintf("%s/.s.PGSQL.%d", sockdir, port);
     int64_t deadline = util_now_ms() + timeout_ms;
+    int ret = -1;
     for (;;) {
-        if (PQpingParams(keys, vals, 0) == PQPING_OK)
-            return 0;
-        if (child > 0 && proc_reap(child))
-            return err_internal(e, "server exited during start");
-        if (util_now_ms() >= deadline)
-            return err_kind(e, ERR_TRANSIENT, "Timeout", "server not ready after %d ms",
-                            timeout_ms);
+        char st[16] = "";
+        if (pidfile_status(datadir, child, st, sizeof st) &&
+            (!strcmp(st, "ready") || !strcmp(st, "standby")) && fs_exists(sock)) {
+            ret = 0;
+            break;
+        }
+        if (child > 0 && proc_reap(child)) {
+            err_internal(e, "server exited during start");
+            break;
+        }
+        if (util_now_ms() >= deadline) {
+            err_kind(e, ERR_TRANSIENT, "Timeout", "server not ready after %d ms", timeout_ms);
+            break;
+        }
         struct timespec ts = {0, READY_POLL_MS * 1000000L};
         nanosleep(&ts, NULL);
     }
+    free(sock);
+    return ret;
 }
 
 int engine__launch(engine *en, const char *db_id, const char *what, const char *datadir,
@@ -212,7 +262,7 @@ int engine__launch(engine *en, const char *db_id, const char *what, const char *
     pid_t pid = proc_start(&o, e);
     if (pid < 0)
         goto out;
-    if (engine__wait_ready(sockdir, port, pid, timeout_ms, e) < 0) {
+    if (engine__wait_ready(datadir, sockdir, port, pid, timeout_ms, e) < 0) {
         char *tail = log_tail(logpath);
         bool busy = strstr(tail, "Address already in use") != NULL;
         if (!proc_reap(pid))

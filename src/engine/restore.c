@@ -104,13 +104,13 @@ static int live_copy(engine *en, const engine_restore_spec *sp, const rs_paths *
     char *bin = xasprintf("%s/pg_basebackup", en->bindir);
     char *sock = xasprintf("%s/%s", en->run_dir, sp->source_id);
     char *srcdata = xasprintf("%s/%s/data", en->instances_dir, sp->source_id);
-    char *port = xasprintf("%d", sp->source_port);
+    int sport = engine__server_port(en, sp->source_port);
+    char *port = xasprintf("%d", sport);
     char *signal = xasprintf("%s/recovery.signal", p->rst);
     char *autoconf = xasprintf("%s/postgresql.auto.conf", p->rst);
     PGconn *c = NULL;
     /* a source started by an older pgfleet lacks the replication line of pg_hba.conf */
-    if (engine__write_hba(en, srcdata, e) < 0 ||
-        engine__admin_connect(sock, sp->source_port, &c, e) < 0 ||
+    if (engine__write_hba(en, srcdata, e) < 0 || engine__admin_connect(sock, sport, &c, e) < 0 ||
         engine__exec(c, "SELECT pg_reload_conf()", 0, NULL, NULL, e) < 0)
         goto out;
     const char *argv[] = {bin,

@@ -62,30 +62,32 @@ static int role_ensure_on(PGconn *c, const char *role, const char *verifier, boo
         engine__exec(c, "SELECT 1 FROM pg_roles WHERE rolname = $1", 1, params, &r, e) < 0)
         goto out;
     bool exists = PQntuples(r) > 0;
+    /* the rest in one round trip (a simple query of several statements stops at the first
+     * error; the transaction is still open then, and rolled back below). What the owner
+     * role (every session's current role) may do within its own server: see and signal
+     * every session but the superuser's (pgfleet's own), and create and drop databases of
+     * its own; kept here, not in the golden only, so servers made from an older golden get
+     * them on their next role change. */
     if (exists)
         sql = xasprintf("ALTER ROLE %s WITH LOGIN PASSWORD %s NOSUPERUSER NOCREATEDB "
-                        "NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT",
-                        ident, lit);
+                        "NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT;"
+                        "GRANT " PGFLEET_OWNER_ROLE " TO %s;",
+                        ident, lit, ident);
     else
-        sql =
-            xasprintf("CREATE ROLE %s WITH LOGIN PASSWORD %s NOSUPERUSER NOCREATEDB "
-                      "NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT IN ROLE " PGFLEET_OWNER_ROLE,
-                      ident, lit);
-    if (engine__exec(c, sql, 0, NULL, NULL, e) < 0)
-        goto out;
-    if (exists && exec_for_role(c, "GRANT " PGFLEET_OWNER_ROLE " TO %s", ident, e) < 0)
-        goto out;
-    /* what the owner role (every session's current role) may do within its own server:
-     * see and signal every session but the superuser's (pgfleet's own), and create and
-     * drop databases of its own; kept here, not in the golden only, so servers made
-     * from an older golden get them on their next role change */
-    if (engine__exec(c, "GRANT pg_read_all_stats, pg_signal_backend TO " PGFLEET_OWNER_ROLE, 0,
-                     NULL, NULL, e) < 0 ||
-        engine__exec(c, "ALTER ROLE " PGFLEET_OWNER_ROLE " CREATEDB", 0, NULL, NULL, e) < 0)
-        goto out;
-    if (exec_for_role(c, "ALTER ROLE %s SET role = '" PGFLEET_OWNER_ROLE "'", ident, e) < 0 ||
-        exec_for_role(c, "GRANT CONNECT ON DATABASE postgres TO %s", ident, e) < 0 ||
-        engine__exec(c, "COMMIT", 0, NULL, NULL, e) < 0)
+        sql = xasprintf("CREATE ROLE %s WITH LOGIN PASSWORD %s NOSUPERUSER NOCREATEDB "
+                        "NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT IN ROLE " PGFLEET_OWNER_ROLE
+                        ";",
+                        ident, lit);
+    char *script = xasprintf("%s"
+                             "GRANT pg_read_all_stats, pg_signal_backend TO " PGFLEET_OWNER_ROLE ";"
+                             "ALTER ROLE " PGFLEET_OWNER_ROLE " CREATEDB;"
+                             "ALTER ROLE %s SET role = '" PGFLEET_OWNER_ROLE "';"
+                             "GRANT CONNECT ON DATABASE postgres TO %s;"
+                             "COMMIT",
+                             sql, ident, ident);
+    int rc = engine__exec_script(c, script, e);
+    free(script);
+    if (rc < 0)
         goto out;
     in_tx = false;
     if (existed)

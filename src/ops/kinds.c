@@ -145,10 +145,9 @@ int ops__attach_instance(ops *o, store_database *db, bool use_spare, pf_err *e)
      * database created meanwhile) without waiting for the instance */
     if (engine_instance_alias(o->en, inst, db->id, e) != 0)
         return -1;
-    if (spare) {
+    if (spare) { /* the refill starts once the provision is done (refill_kick) */
         pthread_mutex_lock(&o->mu);
         o->spares_wanted = true;
-        pthread_cond_signal(&o->refill);
         pthread_mutex_unlock(&o->mu);
     }
     log_db_info(db->id, "attached to %s %s", spare ? "the warm spare" : "the new instance", inst);
@@ -156,10 +155,22 @@ int ops__attach_instance(ops *o, store_database *db, bool use_spare, pf_err *e)
     return ops_port_hold(o, db->id, db->port, e);
 }
 
+/* Wakes the spares refill when a provision took a spare. Not before the provision ends: a
+ * refill copies the golden and syncs its file system, which the role create's commit (an
+ * fsync) would wait behind. */
+static void refill_kick(ops *o)
+{
+    pthread_mutex_lock(&o->mu);
+    if (o->spares_wanted)
+        pthread_cond_signal(&o->refill);
+    pthread_mutex_unlock(&o->mu);
+}
+
 /* Makes the server exist, run and carry every live credential; a new or recovering
- * database becomes ready. The port is the one the catalog gave the database when it was
+ * database becomes ready (a recovering one only when no restore or clone of it is queued:
+ * that op's own). The port is the one the catalog gave the database when it was
  * created: it never moves (a port that is busy now is a transient error of the start). */
-static int run_provision(ops_run *r, pf_err *e)
+static int provision_steps(ops_run *r, pf_err *e)
 {
     ops *o = r->o;
     store_database db;
@@ -205,9 +216,27 @@ static int run_provision(ops_run *r, pf_err *e)
     log_db_info(db.id, "provision steps: attach %lld ms, create+start %lld ms, roles %lld ms",
                 (long long)(t_attach - t0), (long long)(t_start - t_attach),
                 (long long)(util_now_ms() - t_start));
+    if (db.status == DB_RECOVERING) {
+        /* recovering with a restore or clone queued behind this provision (one a start or a
+         * restart queued before the restore was asked): that op makes it ready, and a
+         * ready database would tell it that it had run before an interruption */
+        int queued = 0;
+        if (store_op_count_pending(o->st, db.id, 1u << OP_DB_RESTORE | 1u << OP_DB_CLONE, &queued,
+                                   e) != 0)
+            return -1;
+        if (queued > 0)
+            return 0;
+    }
     if (db.status == DB_PROVISIONING || db.status == DB_RECOVERING)
         return ops__set_ready(r, &db, db.status == DB_PROVISIONING, e);
     return 0;
+}
+
+static int run_provision(ops_run *r, pf_err *e)
+{
+    int rc = provision_steps(r, e);
+    refill_kick(r->o);
+    return rc;
 }
 
 /* A first provision (or the restart after a failed restore) that runs out of attempts

@@ -75,6 +75,8 @@ static sql_stmt q_count_active =
 static sql_stmt q_count_awake =
     SQL("SELECT COUNT(*) FROM ops WHERE database_id = ?1 AND (state = 'running' OR"
         " (state = 'pending' AND kind <> 'db_backup'))");
+static sql_stmt q_count_pending = SQL("SELECT COUNT(*) FROM ops o WHERE o.database_id = ?1"
+                                      " AND o.state = 'pending' AND " IN_LIST("?2", "o.kind"));
 static sql_stmt q_cancel = SQL("UPDATE ops SET state = 'failed', error = ?3, updated_at = ?4"
                                " WHERE database_id = ?1 AND kind = ?2 AND state = 'pending'");
 static sql_stmt q_prune =
@@ -208,6 +210,17 @@ int store_op_count_needing_server(store *s, const char *database_id, int *count,
 {
     int64_t v = 0;
     if (sql_int(s, &q_count_awake, ARGS(TXT(database_id)), &v, e) < 0)
+        return -1;
+    *count = (int)v;
+    return 0;
+}
+
+int store_op_count_pending(store *s, const char *database_id, uint32_t kinds, int *count, pf_err *e)
+{
+    char list[160];
+    kind_list(kinds, list, sizeof list);
+    int64_t v = 0;
+    if (sql_int(s, &q_count_pending, ARGS(TXT(database_id), TXT(list)), &v, e) < 0)
         return -1;
     *count = (int)v;
     return 0;

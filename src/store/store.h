@@ -345,6 +345,9 @@ int store_op_count_active(store *s, const char *database_id, int *count, pf_err 
 /* The same, less the backups still pending (a sleeping server is backed up offline): the
  * ops that keep a database from sleeping. */
 int store_op_count_needing_server(store *s, const char *database_id, int *count, pf_err *e);
+/* Number of PENDING ops of the kinds (bit 1u << kind) for a database. */
+int store_op_count_pending(store *s, const char *database_id, uint32_t kinds, int *count,
+                           pf_err *e);
 /* Ends every pending op of `kind` of the database as failed with `reason` (a delete cancels
  * the database's queued backups); *count (when asked) gets how many. */
 /* Every workspace's ops for the operator's fleet view: the pending and running ones (oldest

@@ -231,24 +231,24 @@ bool util_iso_parse(const char *s, int64_t *ms)
     return true;
 }
 
-/* Makes room for n more bytes and the terminating NUL. */
-static void buf_reserve(util_buf *b, size_t n)
+char *util_buf_room(util_buf *b, size_t n)
 {
-    if (b->len + n + 1 <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + n + 1)
-        cap *= 2;
-    char *ns = realloc(b->s, cap);
-    if (!ns)
-        abort();
-    b->s = ns;
-    b->cap = cap;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *ns = realloc(b->s, cap);
+        if (!ns)
+            abort();
+        b->s = ns;
+        b->cap = cap;
+    }
+    return b->s + b->len;
 }
 
 void util_buf_add(util_buf *b, const char *s, size_t n)
 {
-    buf_reserve(b, n);
+    util_buf_room(b, n);
     if (n)
         memcpy(b->s + b->len, s, n);
     b->len += n;
@@ -268,7 +268,7 @@ void util_buf_printf(util_buf *b, const char *fmt, ...)
     va_end(ap);
     if (n < 0)
         abort();
-    buf_reserve(b, (size_t)n);
+    util_buf_room(b, (size_t)n);
     va_start(ap, fmt);
     vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);

@@ -54,6 +54,9 @@ typedef struct util_buf {
     size_t len, cap;
 } util_buf;
 void util_buf_add(util_buf *b, const char *s, size_t n);
+/* Room for n more bytes and the NUL: where they go (the caller writes them, then adds what
+ * it wrote to len and puts the NUL). */
+char *util_buf_room(util_buf *b, size_t n);
 void util_buf_puts(util_buf *b, const char *s);
 void util_buf_printf(util_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 char *util_buf_take(util_buf *b);

@@ -52,7 +52,9 @@ ctx.it('1,000 idle and 500 slowloris connections from other addresses: the SDK\'
         worst = Math.max(worst, Date.now() - t);
       }));
     }
-    assert.ok(worst < 3000, `a normal request took ${worst} ms while the connections were held`);
+    // a bound that holds on a loaded machine with the sanitizer build; a thread per
+    // connection fails outright here (the requests time out), bench/http.mjs measures p99
+    assert.ok(worst < 10000, `a normal request took ${worst} ms while the connections were held`);
     if (Date.now() - t0 < 9000) {
       assert.equal(idle.open() + slow.open(), 1500, `connections dropped before the header deadline (opened in ${opened} ms)`);
     }

@@ -327,11 +327,12 @@ it('sign-in: wrong password refused, repeated failures slowed down with 429 + Re
 });
 
 it('workspace isolation: a token from workspace A sees nothing of workspace B', async () => {
-  const { storage } = await login();
-  const at = storage.current.accessToken;
   const cB = client(S.server, S.adminB);
   const projB = expectStatus(await call(cB, 'POST', '/v1/projects', { body: { name: uniq('oauth-b') } }), 201).data;
   const tokB = expectStatus(await call(cB, 'POST', '/v1/workspaces/{workspaceId}/service-tokens', { params: { path: { workspaceId: S.bob.workspaceId } }, body: { name: 'b-token' } }), 201).data;
+  // signed in last: the access token lives ACCESS_TTL seconds, B's setup is not in them
+  const { storage } = await login();
+  const at = storage.current.accessToken;
   const a = client(S.server, at);
   const wsB = S.bob.workspaceId;
   expectError(await call(a, 'GET', '/v1/projects/{id}', { params: { path: { id: projB.id } } }), 404);

@@ -133,22 +133,19 @@ ctx.it('500 concurrent clients through the pooled endpoint use at most --pool-si
   assert.equal(await psql(direct, 'SHOW max_connections'), '120');
 });
 
-ctx.it('rotation and deletion are refused on both endpoints within one second', async () => {
+ctx.it('rotation and deletion: the first connection after the answer is refused on both endpoints', async () => {
   const { db } = await newDatabase('rotate');
   const old = expectStatus(await call(ctx.c, 'POST', '/v1/databases/{databaseId}/connections', { params: { path: { databaseId: db.id } }, body: { name: 'r' } }), 200).data;
   for (const kind of ['direct', 'pooled']) await psql(old.endpoints[kind].connectionString, 'SELECT 1');
   const fresh = expectStatus(await call(ctx.c, 'POST', '/v1/connections/{id}/rotate', { params: { path: { id: old.id } } }), 200).data;
+  // the answer comes once the change is applied: the first connection after it is refused
   for (const kind of ['direct', 'pooled']) {
-    const t0 = Date.now();
-    const refused = await until(async () => !(await psqlTry(old.endpoints[kind].connectionString)).ok, { timeoutMs: 1000, intervalMs: 25 });
-    assert.ok(refused && Date.now() - t0 <= 1000, `old password still works on ${kind}`);
+    assert.ok(!(await psqlTry(old.endpoints[kind].connectionString)).ok, `old password still works on ${kind}`);
     await psql(fresh.endpoints[kind].connectionString, 'SELECT 1');
   }
   expectStatus(await call(ctx.c, 'DELETE', '/v1/connections/{id}', { params: { path: { id: old.id } } }), 204);
   for (const kind of ['direct', 'pooled']) {
-    const t0 = Date.now();
-    const refused = await until(async () => !(await psqlTry(fresh.endpoints[kind].connectionString)).ok, { timeoutMs: 1000, intervalMs: 25 });
-    assert.ok(refused && Date.now() - t0 <= 1000, `deleted credential still works on ${kind}`);
+    assert.ok(!(await psqlTry(fresh.endpoints[kind].connectionString)).ok, `deleted credential still works on ${kind}`);
   }
 });
 

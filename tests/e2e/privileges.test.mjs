@@ -41,10 +41,13 @@ async function newDatabase(name) {
   return { project: p, db: p.database, cs: directCs(p.database.connections[0]) };
 }
 
+// every server's private socket is run/<id>/.s.PGSQL.5432, whatever its public port
+const SOCKET_PORT = 5432;
+
 // pgfleet's own admin session on the database's server, over its private socket (the
 // tests run as the user who may enter it); application_name names it as pgfleet's does
-async function adminSession(dbId, port) {
-  const c = new pg.Client({ host: path.join(ctx.server.home, 'run', dbId), port, user: 'pgfleet_admin', database: 'postgres', application_name: 'pgfleet' });
+async function adminSession(dbId) {
+  const c = new pg.Client({ host: path.join(ctx.server.home, 'run', dbId), port: SOCKET_PORT, user: 'pgfleet_admin', database: 'postgres', application_name: 'pgfleet' });
   await c.connect();
   S.clients.push(c);
   return c;
@@ -54,7 +57,6 @@ ctx.it('setup: a database, two credentials', async () => {
   Object.assign(S, await newDatabase('priv'));
   const made = expectStatus(await call(ctx.c, 'POST', '/v1/connections', { body: { databaseId: S.db.id, name: 'second' } }), 201).data;
   S.cs2 = directCs(made);
-  S.port = Number(new URL(S.cs).port);
 });
 
 ctx.it('a role sees every session of its server, and cancels and terminates one of another credential', async () => {
@@ -84,7 +86,7 @@ ctx.it('a role sees every session of its server, and cancels and terminates one 
 });
 
 ctx.it('pgfleet\'s admin sessions cannot be signalled, and show no query text', async () => {
-  const admin = await adminSession(S.db.id, S.port);
+  const admin = await adminSession(S.db.id);
   const adminPid = (await one(admin, 'SELECT pg_backend_pid() AS pid')).pid;
   const a = await open(S.cs);
   for (const f of ['pg_cancel_backend($1)', 'pg_terminate_backend($1)']) {
@@ -243,7 +245,6 @@ ctx.it('refused: superuser, CREATEROLE, untrusted languages, files and programs,
   const other = await newDatabase('other');
   const otherData = path.join(ctx.server.home, 'instances', other.db.id, 'data');
   const otherSock = path.join(ctx.server.home, 'run', other.db.id);
-  const otherPort = new URL(other.cs).port;
   const checks = [
     ['ALTER ROLE pgfleet_owner SUPERUSER', 'superuser'],
     ['ALTER ROLE CURRENT_USER CREATEROLE', 'CREATEROLE'],
@@ -276,7 +277,7 @@ ctx.it('refused: superuser, CREATEROLE, untrusted languages, files and programs,
   }
   // the other server's socket is not reachable with this server's credentials either
   const u = new URL(S.cs);
-  const c = new pg.Client({ host: otherSock, port: Number(otherPort), user: decodeURIComponent(u.username), password: decodeURIComponent(u.password), database: 'postgres' });
+  const c = new pg.Client({ host: otherSock, port: SOCKET_PORT, user: decodeURIComponent(u.username), password: decodeURIComponent(u.password), database: 'postgres' });
   await assert.rejects(c.connect(), (e) => ['28P01', '28000'].includes(e.code), 'credentials of one server on another\'s socket');
 });
 

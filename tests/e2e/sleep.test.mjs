@@ -98,8 +98,16 @@ ctx.it('the usage sampler, /metrics and `pgfleet status` leave it asleep', async
 ctx.it('wake through the direct endpoint with psql and pg, then through the pooled one', async () => {
   const t0 = Date.now();
   assert.equal(await psql(direct(S.conn), 'SELECT 41 + 1'), '42');
-  console.log(`# direct wake + psql: ${Date.now() - t0} ms`);
+  const wakeMs = Date.now() - t0;
+  console.log(`# direct wake + psql: ${wakeMs} ms`);
   assert.ok(running(S.db.id));
+  // the woken server is on the socket every server uses, and serve timed its start inside
+  // the client's wait
+  assert.ok(fs.existsSync(path.join(ctx.server.home, 'run', S.db.id, '.s.PGSQL.5432')), 'socket .s.PGSQL.5432');
+  const startsLogged = () => [...ctx.server.log().matchAll(new RegExp(`db=${S.db.id} msg="awake: the server started in (\\d+) ms"`, 'g'))];
+  assert.ok(await until(async () => startsLogged().length >= 1, { timeoutMs: 10000 }), 'serve logged the wake');
+  const starts = startsLogged();
+  assert.ok(Number(starts.at(-1)[1]) <= wakeMs, `the server's start (${starts.at(-1)[1]} ms) is part of the wake (${wakeMs} ms)`);
   await waitAsleep(S.db.id);
   const c = await connect(direct(S.conn), { timeoutMs: 30000 });
   assert.equal((await c.query('SELECT 7 AS n')).rows[0].n, 7);

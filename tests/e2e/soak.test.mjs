@@ -3,8 +3,11 @@
 // answer 5xx, and every state the server acknowledged holds at the end: a database created
 // and not deleted exists (ready), one deleted answers 404, a connection created and not
 // deleted exists and its last acknowledged password logs in, one deleted answers 404.
-// E2E_SOAK_SECONDS, E2E_SOAK_CLIENTS, E2E_SOAK_LIVE (databases alive at once) shorten it.
+// E2E_SOAK_SECONDS, E2E_SOAK_CLIENTS, E2E_SOAK_LIVE (databases alive at once) shorten it, or
+// lengthen it for the 10-minute figure (docs/operations.md; PGFLEET_BIN=build/pgfleet for the
+// release build): it prints requests by status, p50/p99 and the server's RSS at start and end.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { useServer } from './lib/fixture.mjs';
 import { call, expectStatus, uniq } from './lib/api.mjs';
 import { sql } from './lib/pg.mjs';
@@ -20,12 +23,15 @@ const ctx = useServer('soak', {
 });
 
 const dbs = new Map(); // id -> { state: 'created'|'ready'|'deleted', conns: Map(id -> {cs, deleted}) }
-const stats = { requests: 0, byStatus: new Map(), errors5xx: [], thrown: [] };
+const stats = { requests: 0, byStatus: new Map(), errors5xx: [], thrown: [], ms: [] };
+const rssMiB = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${ctx.server.pid}/status`, 'utf8'))[1]) / 1024;
+const pct = (xs, q) => { const v = [...xs].sort((a, b) => a - b); return v.length ? v[Math.min(v.length - 1, Math.ceil((q / 100) * v.length) - 1)] : NaN; };
 let project;
 let live = 0;
 
 async function req(method, template, init = {}) {
   let r;
+  const t0 = performance.now();
   try {
     r = await call(ctx.c, method, template, init);
   } catch (e) {
@@ -33,6 +39,7 @@ async function req(method, template, init = {}) {
     return null;
   }
   stats.requests++;
+  stats.ms.push(performance.now() - t0);
   stats.byStatus.set(r.status, (stats.byStatus.get(r.status) || 0) + 1);
   if (r.status >= 500) stats.errors5xx.push(`${method} ${template} -> ${r.status} ${JSON.stringify(r.body?.error ?? r.body).slice(0, 300)}`);
   return r;
@@ -132,9 +139,11 @@ ctx.it('setup: a project', async () => {
 
 ctx.it(`${CLIENTS} clients for ${SECONDS} s: create / get / list / connection create / rotate / delete, 0 5xx`, async () => {
   const end = Date.now() + SECONDS * 1000;
+  const rss0 = rssMiB();
   await Promise.all(Array.from({ length: CLIENTS }, () => worker(end)));
   const summary = [...stats.byStatus].sort().map(([s, n]) => `${s}:${n}`).join(' ');
-  console.log(`# soak: ${stats.requests} requests (${summary}), ${dbs.size} databases created`);
+  console.log(`# soak: ${CLIENTS} clients, ${SECONDS} s: ${stats.requests} requests (${summary}), ${stats.errors5xx.length} 5xx, p50 ${pct(stats.ms, 50).toFixed(1)} ms, ` +
+    `p99 ${pct(stats.ms, 99).toFixed(1)} ms; server RSS ${rss0.toFixed(1)} MiB at start, ${rssMiB().toFixed(1)} MiB at the end; ${dbs.size} databases created`);
   assert.deepEqual(stats.thrown, [], 'requests that failed the contract or the transport');
   assert.deepEqual(stats.errors5xx, [], '5xx answers');
   assert.ok(dbs.size >= 5, `at least 5 databases created (${dbs.size})`);

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { useServer } from './lib/fixture.mjs';
 import { call, expectStatus, waitReady, uniq } from './lib/api.mjs';
 import { connect, closeQuietly, sql } from './lib/pg.mjs';
@@ -43,8 +43,11 @@ ctx.it('setup: a project; the pool fills with started spares that listen on thei
   assert.match(status, new RegExp(`^spares: ${SPARES}$`, 'm'));
 });
 
-ctx.it('a create takes a started spare: ready, served by the spare, the pool refills', async () => {
+const pidOf = (inst) => Number(fs.readFileSync(path.join(ctx.server.home, 'instances', inst, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+
+ctx.it('a create takes a started spare without restarting its server: ready, served by the spare, the pool refills', async () => {
   const spares = new Set(spareDirs());
+  const pids = new Map([...spares].map((id) => [id, pidOf(id)]));
   const taken0 = await metric('pgfleet_spares_taken_total');
   const t0 = Date.now();
   const d = await createDb('from-spare');
@@ -54,6 +57,12 @@ ctx.it('a create takes a started spare: ready, served by the spare, the pool ref
   assert.ok(spares.has(inst), `the database's instance ${inst} is one of the spares ${[...spares]}`);
   assert.equal(await metric('pgfleet_spares_taken_total'), taken0 + 1);
   assert.match(ctx.server.log(), new RegExp(`db=${d.id} msg="attached to the warm spare ${inst}"`));
+  // the hand-over changes nothing about the server: the same postmaster, on the socket every
+  // server uses (run/<instance>/.s.PGSQL.5432), whatever the database's public port
+  assert.equal(pidOf(inst), pids.get(inst), 'the postmaster that served the spare serves the database');
+  assert.ok(alive(pids.get(inst)), 'the spare\'s postmaster still runs');
+  assert.doesNotMatch(ctx.server.log(), new RegExp(`db=${inst} msg="the server pid=\\d+ runs on port`));
+  assert.ok(fs.existsSync(path.join(ctx.server.home, 'run', inst, '.s.PGSQL.5432')), 'the socket is .s.PGSQL.5432');
   const cs = d.connections[0].endpoints.direct.connectionString;
   assert.equal((await sql(cs, 'SELECT 1 AS one'))[0].one, 1);
   assert.ok(!fs.existsSync(path.join(ctx.server.home, 'instances', inst, 'spare')), 'the taken spare is no spare any more');
@@ -97,6 +106,34 @@ ctx.it('20 concurrent creates cause a handful of PgBouncer reloads, not 20', asy
   assert.ok(reloads >= 1 && reloads <= 10, `${reloads} reloads for 20 creates`);
   S.burst = ds;
 }, { timeout: 240000 });
+
+// A home of an older version: servers there named their socket after the database's public
+// port (.s.PGSQL.<port>). serve's start moves such a running server onto .s.PGSQL.5432 (a
+// fast restart), and the database works through the data path.
+ctx.it('upgrade: a server running on its socket named after the public port is restarted onto .s.PGSQL.5432', async () => {
+  const inst = instanceOf(ctx.server.home, S.db.id);
+  const data = path.join(ctx.server.home, 'instances', inst, 'data');
+  const publicPort = S.db.connections[0].endpoints.direct.port;
+  const [pm] = postmasters(ctx.server.home).filter((p) => p.instance === inst);
+  assert.ok(pm, 'the database\'s server runs');
+  const argv = fs.readFileSync(`/proc/${pm.pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+  await ctx.server.kill9(); // the server outlives serve, as after an upgrade's stop
+  process.kill(pm.pid, 'SIGINT');
+  assert.ok(await until(() => !alive(pm.pid), { timeoutMs: 20000 }), 'the server stopped');
+  const conf = path.join(data, 'postgresql.conf');
+  fs.writeFileSync(conf, fs.readFileSync(conf, 'utf8').replace(/^port = \d+$/m, `port = ${publicPort}`));
+  const owner = fs.statSync(data).uid;
+  const old = spawn(argv[0], argv.slice(1), { cwd: data, uid: owner, gid: fs.statSync(data).gid, detached: true, stdio: 'ignore' });
+  old.unref();
+  const oldSock = path.join(ctx.server.home, 'run', inst, `.s.PGSQL.${publicPort}`);
+  assert.ok(await until(() => fs.existsSync(oldSock) && /\nready/.test(fs.readFileSync(path.join(data, 'postmaster.pid'), 'utf8')), { timeoutMs: 30000 }), 'the old-style server is up');
+  await ctx.server.start();
+  await waitReady(ctx.c, S.db.id);
+  assert.ok(await until(() => !alive(old.pid) && fs.existsSync(path.join(ctx.server.home, 'run', inst, '.s.PGSQL.5432')), { timeoutMs: 60000 }), 'moved onto .s.PGSQL.5432');
+  assert.match(ctx.server.log(), new RegExp(`db=${inst} msg="the server pid=${old.pid} runs on port ${publicPort}, not 5432: restarting it"`));
+  const cs = S.db.connections[0].endpoints.direct.connectionString;
+  assert.ok(await until(async () => { try { return (await sql(cs, 'SELECT 5 AS five'))[0].five === 5; } catch { return false; } }, { timeoutMs: 30000, intervalMs: 200 }), 'reachable through the data path');
+});
 
 ctx.it('kill -9 and restart: the running spares are adopted, not started twice', async () => {
   assert.ok(await fullPool());

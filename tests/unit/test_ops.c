@@ -662,6 +662,19 @@ static void test_clone_run_and_give_up(void **state)
     assert_int_equal(get_db(f, db2).status, DB_FAILURE);
 }
 
+/* What a restart of pgfleet does to f: a new ops (cfg), running ops pending again (how
+ * many: the return), the startup reconcile. */
+static int restart_ops(fixture *f, const ops_config *cfg)
+{
+    ops_stop(f->o);
+    mk_ops(f, cfg);
+    int reset = 0;
+    pf_err e;
+    assert_int_equal(store_op_reset_running(f->st, &reset, &e), 0);
+    ops__reconcile(f->o, true);
+    return reset;
+}
+
 /* ---- resume after a failure at every step ---- */
 
 typedef void (*world_fn)(fixture *f, char db[PF_ID_MAX]);
@@ -715,13 +728,7 @@ static void resume_at_every_step(world_fn world)
         world(f, db);
         fake_crash_at(f->en, fake_steps(f->en) + k);
         assert_true(ops__work_one(f->o, OPS_LANE_FAST) + ops__work_one(f->o, OPS_LANE_SLOW) > 0);
-        /* a restart of pgfleet: a new ops, running ops pending, the startup reconcile */
-        ops_stop(f->o);
-        mk_ops(f, &cfg);
-        int reset = 0;
-        pf_err e;
-        assert_int_equal(store_op_reset_running(f->st, &reset, &e), 0);
-        ops__reconcile(f->o, true);
+        restart_ops(f, &cfg);
         drain(f);
         char *got = snapshot(f, db);
         if (strcmp(got, want) != 0)
@@ -760,19 +767,49 @@ static void test_restore_resume_after_ready(void **state)
     /* what the op had done before the kill: the swap, and ready recorded */
     assert_int_equal(store_database_transition(f->st, db, DB_RECOVERING, DB_READY, "", &e), 0);
     int restores = fake_calls(f->en, FAKE_RESTORE);
-    ops_stop(f->o);
     ops_config cfg = test_cfg();
-    mk_ops(f, &cfg);
-    int reset = 0;
-    assert_int_equal(store_op_reset_running(f->st, &reset, &e), 0);
-    assert_int_equal(reset, 1);
-    ops__reconcile(f->o, true);
+    assert_int_equal(restart_ops(f, &cfg), 1);
     drain(f);
     assert_int_equal(get_op(f, claimed.id).state, OPS_DONE);
     assert_int_equal(get_db(f, db).status, DB_READY);
     assert_true(engine_instance_running(f->en, inst_of(f, db)));
     assert_int_equal(fake_calls(f->en, FAKE_RESTORE), restores);
     fx_free(f);
+}
+
+/* A restore asked while a provision of its database is queued (a start's, or the
+ * reconciler's restart): the provision runs first and leaves the database recovering, the
+ * restore then restores (it is not taken for one that ran before an interruption); so too
+ * when pgfleet is killed between the two. */
+static void restore_behind_provision(bool kill_between)
+{
+    fixture *f = fx_new();
+    char db[PF_ID_MAX], conn[PF_ID_MAX], op[PF_ID_MAX], pop[PF_ID_MAX], label[64], bkp[PF_ID_MAX];
+    mk_ready(f, db, conn);
+    completed_label(f, db, label, bkp);
+    queue(f, OP_DB_PROVISION, db, NULL, NULL, pop);
+    queue_restore(f, db, db, label, op);
+    int restores = fake_calls(f->en, FAKE_RESTORE);
+    assert_int_equal(ops__work_one(f->o, OPS_LANE_FAST), 1);
+    assert_int_equal(get_op(f, pop).state, OPS_DONE);
+    assert_int_equal(get_db(f, db).status, DB_RECOVERING);
+    if (kill_between) {
+        ops_config cfg = test_cfg();
+        restart_ops(f, &cfg);
+    }
+    drain(f);
+    assert_int_equal(get_op(f, op).state, OPS_DONE);
+    assert_int_equal(fake_calls(f->en, FAKE_RESTORE), restores + 1);
+    assert_int_equal(get_db(f, db).status, DB_READY);
+    assert_true(engine_instance_running(f->en, inst_of(f, db)));
+    fx_free(f);
+}
+
+static void test_restore_behind_provision(void **state)
+{
+    (void)state;
+    restore_behind_provision(false);
+    restore_behind_provision(true);
 }
 
 static void test_resume_delete(void **state)
@@ -1103,6 +1140,7 @@ int main(void)
         cmocka_unit_test(test_resume_provision),
         cmocka_unit_test(test_resume_restore),
         cmocka_unit_test(test_restore_resume_after_ready),
+        cmocka_unit_test(test_restore_behind_provision),
         cmocka_unit_test(test_resume_delete),
         cmocka_unit_test_setup_teardown(test_lanes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_passes_and_cancels_backups, setup, teardown),

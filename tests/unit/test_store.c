@@ -966,6 +966,14 @@ static void test_op_fifo_per_database(void **state)
     int active = 0;
     assert_int_equal(store_op_count_active(f->s, da, &active, &e), 0);
     assert_int_equal(active, 3);
+    /* pending ops of some kinds: a1 and a3 of da, not a2 (another kind) nor b1 (another db) */
+    int pending = 0;
+    assert_int_equal(
+        store_op_count_pending(f->s, da, 1u << OP_DB_PROVISION | 1u << OP_DB_DELETE, &pending, &e),
+        0);
+    assert_int_equal(pending, 2);
+    assert_int_equal(store_op_count_pending(f->s, da, 1u << OP_DB_RESTORE, &pending, &e), 0);
+    assert_int_equal(pending, 0);
 
     store_op o;
     assert_int_equal(store_op_claim(f->s, &any_lane, &o, &e), 1);

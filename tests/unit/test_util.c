@@ -14,6 +14,7 @@
 
 #include "harness.h"
 #include "util/err.h"
+#include "util/jsonw.h"
 #include "util/log.h"
 #include "util/opt.h"
 #include "util/util.h"
@@ -524,6 +525,54 @@ static void test_opt_help_from_the_table(void **state)
     free(text);
 }
 
+/* jsonw: nesting, commas, every kind of value, escapes; valid UTF-8 kept, a byte that
+ * starts none replaced; what it writes parses back to the same values. */
+static void test_jsonw(void **state)
+{
+    (void)state;
+    jsonw w = {0};
+    jsonw_obj(&w, NULL);
+    jsonw_str(&w, "s", "a\"b\\c\n\t\x01/\xc3\xa9\xf0\x9f\x98\x80");
+    jsonw_str(&w, "bad",
+              "x\xff"
+              "y\xc3"
+              "z\xed\xa0\x80");
+    jsonw_str_or_null(&w, "empty", "");
+    jsonw_str_or_null(&w, "none", NULL);
+    jsonw_strf(&w, "f", "%s/%d", "u", 7);
+    jsonw_int(&w, "i", -42);
+    jsonw_bool(&w, "t", true);
+    jsonw_arr(&w, "arr");
+    jsonw_int(&w, NULL, 1);
+    jsonw_obj(&w, NULL);
+    jsonw_end(&w);
+    jsonw_arr(&w, NULL);
+    jsonw_end(&w);
+    jsonw_raw(&w, NULL, "{\"r\":1}", 7);
+    jsonw_end(&w);
+    jsonw_end(&w);
+    assert_string_equal(w.b.s, "{\"s\":\"a\\\"b\\\\c\\n\\t\\u0001/\xc3\xa9\xf0\x9f\x98\x80\","
+                               "\"bad\":\"x\\ufffdy\\ufffdz\\ufffd\\ufffd\\ufffd\","
+                               "\"empty\":null,\"none\":null,\"f\":\"u/7\",\"i\":-42,\"t\":true,"
+                               "\"arr\":[1,{},[],{\"r\":1}]}");
+    json_error_t err;
+    json_t *j = json_loadb(w.b.s, w.b.len, 0, &err);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "s")),
+                        "a\"b\\c\n\t\x01/\xc3\xa9\xf0\x9f\x98\x80");
+    assert_int_equal(json_array_size(json_object_get(j, "arr")), 4);
+    json_decref(j);
+    /* a string longer than the formatting buffer */
+    util_buf_free(&w.b);
+    w = (jsonw){0};
+    char big[2000];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    jsonw_strf(&w, NULL, "%s!", big);
+    assert_int_equal(w.b.len, sizeof big - 1 + 3);
+    util_buf_free(&w.b);
+}
+
 int main(void)
 {
     util_init();
@@ -545,6 +594,7 @@ int main(void)
         cmocka_unit_test(test_opt_rejects_with_the_tables_texts),
         cmocka_unit_test(test_opt_flag),
         cmocka_unit_test(test_opt_help_from_the_table),
+        cmocka_unit_test(test_jsonw),
     };
     return HARNESS_RUN("util", tests, NULL, NULL);
 }

@@ -117,7 +117,12 @@ export class Server {
       try {
         if ((await this.probe()) === 200) return this;
       } catch { /* not listening yet */ }
-      if (Date.now() > end) throw new Error(`GET /healthz not 200 within ${timeoutMs} ms\n${this.logTail()}`);
+      if (Date.now() > end) {
+        // a server that never answered is stopped before the error: nothing outlives the test
+        const tail = this.logTail();
+        await this.stop({ check: false });
+        throw new Error(`GET /healthz not 200 within ${timeoutMs} ms\n${tail}`);
+      }
       await sleep(100);
     }
   }
