@@ -25,6 +25,15 @@ function isZombie(pid) {
   }
 }
 
+// The parent pid (/proc/<pid>/status PPid), or 0.
+function parentPid(pid) {
+  try {
+    return Number(/\nPPid:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
 function allPids() {
   return fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).filter((p) => p !== process.pid);
 }
@@ -94,10 +103,13 @@ export function postmasters(home, { spares = false } = {}) {
     if (dataDir && path.resolve(dataDir).startsWith(prefix)) {
       const inst = path.resolve(dataDir).slice(prefix.length).split('/')[0];
       if (!spares && fs.existsSync(path.join(prefix, inst, 'spare'))) continue;
-      out.push({ pid, dataDir, instance: inst, dbId: inst.startsWith('in_') ? databaseOfInstance(home, inst) : inst });
+      out.push({ pid, ppid: parentPid(pid), dataDir, instance: inst, dbId: inst.startsWith('in_') ? databaseOfInstance(home, inst) : inst });
     }
   }
-  return out;
+  // a child the postmaster has just forked carries its command line until it sets its own
+  // title: it is no second postmaster
+  const pids = new Set(out.map((p) => p.pid));
+  return out.filter((p) => !pids.has(p.ppid));
 }
 
 // Pid from <home>/instances/<dbId>/data/postmaster.pid (first line), or null.
