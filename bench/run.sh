@@ -19,7 +19,8 @@
 # wake.mjs prints wake p50/p99 through the direct and the
 # pooled endpoint beside the server's own start time; datapath.mjs prints pgbench TPS with
 # TLS through the data path against TLS straight to a server of the same configuration, the
-# microseconds added per query and new-connection latency both ways. BENCH_ONLY=name[,name]
+# microseconds added per query and new-connection latency both ways; sleeprate.mjs prints how
+# fast woken, idle databases go back to sleep (BENCH_SLEEP_DBS, default 24). BENCH_ONLY=name[,name]
 # runs only those scripts.
 set -euo pipefail
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -36,3 +37,4 @@ if want create; then node bench/create.mjs; fi
 if want density; then node bench/density.mjs; fi
 if want wake; then node bench/wake.mjs; fi
 if want datapath; then node bench/datapath.mjs; fi
+if want sleeprate; then node bench/sleeprate.mjs; fi

@@ -15,6 +15,9 @@
 
 #define SLEEP_ANSWER_MS 2000
 #define PAUSE_TIMEOUT_MS 3000
+/* sleeps of one round run on this many threads at once: a sleep mostly waits (for its WAL
+ * to reach the archive, for the checkpoint and the stop), ~1.4 s each one after another */
+#define SLEEP_PARALLEL 4
 
 const int ops_wake_buckets_ms[OPS_WAKE_BUCKETS] = {25, 50, 100, 150, 250, 500, 1000, 2500, 5000};
 
@@ -258,6 +261,43 @@ out:
                     (long long)(util_now_ms() - t0));
 }
 
+/* One round's sleeps, shared by its threads: each takes the next id until none is left. */
+typedef struct sleep_round {
+    ops *o;
+    char (*ids)[PF_ID_MAX];
+    size_t n, next;
+    pthread_mutex_t mu;
+} sleep_round;
+
+static void *round_main(void *arg)
+{
+    sleep_round *r = arg;
+    for (;;) {
+        pthread_mutex_lock(&r->mu);
+        size_t i = r->next < r->n ? r->next++ : r->n;
+        pthread_mutex_unlock(&r->mu);
+        if (i == r->n)
+            return NULL;
+        try_sleep(r->o, r->ids[i]);
+    }
+}
+
+/* Puts ids to sleep, up to SLEEP_PARALLEL at once; returns when every one was tried. */
+static void sleep_all(ops *o, char (*ids)[PF_ID_MAX], size_t n)
+{
+    sleep_round r = {.o = o, .ids = ids, .n = n};
+    pthread_mutex_init(&r.mu, NULL);
+    pthread_t th[SLEEP_PARALLEL];
+    size_t started = 0;
+    for (; started + 1 < SLEEP_PARALLEL && started + 1 < n; started++)
+        if (pthread_create(&th[started], NULL, round_main, &r) != 0)
+            break;
+    round_main(&r); /* this thread takes its share too */
+    for (size_t i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&r.mu);
+}
+
 static void *sleeper_main(void *arg)
 {
     ops *o = arg;
@@ -291,8 +331,7 @@ static void *sleeper_main(void *arg)
             snprintf(ids[n++], PF_ID_MAX, "%s", b->id);
         }
         pthread_mutex_unlock(&d->mu);
-        for (size_t i = 0; i < n; i++)
-            try_sleep(o, ids[i]);
+        sleep_all(o, ids, n);
         free(ids);
     }
     return NULL;
