@@ -6,9 +6,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { useServer } from './lib/fixture.mjs';
+import { sleepProbes } from './lib/sleep.mjs';
 import { call, expectStatus, raw, waitReady, uniq } from './lib/api.mjs';
 import { psql, sql } from './lib/pg.mjs';
-import { postmasters, until, sleep, instanceDir, procsMatching } from './lib/procs.mjs';
+import { until, sleep, instanceDir, procsMatching } from './lib/procs.mjs';
 
 const INTERVAL_S = 3;
 const ctx = useServer('sleep-backup', {
@@ -18,17 +19,13 @@ const ctx = useServer('sleep-backup', {
 const S = {};
 
 const direct = (db) => db.connections[0].endpoints.direct.connectionString;
-const running = (id) => postmasters(ctx.server.home).some((p) => p.dbId === id);
-const asleep = (id) => !running(id) && fs.existsSync(path.join(instanceDir(ctx.server.home, id), 'asleep'));
+const { running, asleep, waitAsleep } = sleepProbes(ctx);
 const listBackups = async (databaseId) =>
   expectStatus(await call(ctx.c, 'GET', '/v1/databases/{databaseId}/backups', { params: { path: { databaseId } } }), 200).data;
 const completed = async (id) => (await listBackups(id)).filter((b) => b.status === 'completed');
 const log = () => fs.readFileSync(ctx.server.logFile, 'utf8');
 const offlineBackups = (inst) => log().split('\n').filter((l) => l.includes(`db=${inst} `) && /backup \S+ \([a-z]+, offline,/.test(l)).length;
 
-async function waitAsleep(id) {
-  assert.ok(await until(async () => asleep(id), { timeoutMs: 90000, intervalMs: 100 }), `${id} did not fall asleep`);
-}
 // asleep, and no backup of it queued or running
 async function waitSettled(id) {
   assert.ok(await until(async () => asleep(id) && (await listBackups(id)).every((b) => b.status !== 'running'),

@@ -11,10 +11,11 @@ import net from 'node:net';
 import path from 'node:path';
 import { execFile, spawn } from 'node:child_process';
 import { useServer } from './lib/fixture.mjs';
+import { sleepProbes } from './lib/sleep.mjs';
 import { cli } from './lib/server.mjs';
 import { call, expectStatus, raw, waitReady, uniq } from './lib/api.mjs';
-import { connect, closeQuietly, psql, sql, connectFails } from './lib/pg.mjs';
-import { freePort, postmasters, until, sleep, procsMatching, instanceDir } from './lib/procs.mjs';
+import { connect, closeQuietly, psql, sql } from './lib/pg.mjs';
+import { freePort, until, sleep, procsMatching, instanceDir } from './lib/procs.mjs';
 
 // Plaintext is allowed from loopback clients here (--tls-mode loopback-optional, the default
 // with a loopback public host), and 127.0.0.2 counts as a remote client's address (a test
@@ -30,25 +31,7 @@ after(async () => { for (const c of S.clients) await closeQuietly(c); });
 
 const direct = (conn) => conn.endpoints.direct.connectionString;
 const pooled = (conn) => conn.endpoints.pooled.connectionString;
-const running = (id) => postmasters(ctx.server.home).some((p) => p.dbId === id);
-const marked = (id) => fs.existsSync(path.join(instanceDir(ctx.server.home, id), 'asleep'));
-const asleep = (id) => !running(id) && marked(id);
-
-async function waitAsleep(id, what = id) {
-  const ok = await until(async () => asleep(id), { timeoutMs: 90000, intervalMs: 100 });
-  assert.ok(ok, `${what} did not fall asleep`);
-}
-
-async function metrics() {
-  const r = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
-  assert.equal(r.status, 200);
-  const m = new Map();
-  for (const line of (await r.text()).split('\n')) {
-    const hit = /^([a-z_]+(?:\{[^}]*\})?) (\S+)$/.exec(line);
-    if (hit) m.set(hit[1], Number(hit[2]));
-  }
-  return m;
-}
+const { running, marked, asleep, waitAsleep, metrics } = sleepProbes(ctx, metricsPort);
 
 async function newDatabase(name) {
   const p = expectStatus(await call(ctx.c, 'POST', '/v1/projects', { body: { name: uniq(name) } }), 201).data;
