@@ -828,13 +828,7 @@ static int cmd_serve(void)
     return serve_run(&c, st, lockfd, listen_fd, metrics_fd);
 fail:
     log_error("%s", e.message);
-    store_close(st);
-    if (lockfd >= 0)
-        close(lockfd);
-    if (listen_fd >= 0)
-        close(listen_fd);
-    if (metrics_fd >= 0)
-        close(metrics_fd);
+    serve_release(st, lockfd, listen_fd, metrics_fd);
     return 1;
 }
 

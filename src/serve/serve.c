@@ -137,6 +137,17 @@ static int start_listeners(serve_config *c, app *a, int listen_fd, int metrics_f
     return 0;
 }
 
+void serve_release(store *st, int lockfd, int listen_fd, int metrics_fd)
+{
+    store_close(st);
+    if (lockfd >= 0)
+        close(lockfd);
+    if (listen_fd >= 0)
+        close(listen_fd);
+    if (metrics_fd >= 0)
+        close(metrics_fd);
+}
+
 int serve_run(serve_config *c, store *st, int lockfd, int listen_fd, int metrics_fd)
 {
     int rc = 1;
@@ -217,13 +228,7 @@ out:
         engine_stop_all(en);
         engine_close(en);
     }
-    store_close(st);
-    if (lockfd >= 0)
-        close(lockfd);
-    if (listen_fd >= 0)
-        close(listen_fd);
-    if (metrics_fd >= 0)
-        close(metrics_fd);
+    serve_release(st, lockfd, listen_fd, metrics_fd);
     if (rc == 0)
         log_info("stopped");
     return rc;

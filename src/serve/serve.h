@@ -38,5 +38,8 @@ typedef struct serve_config {
  * listening sockets (already bound: a busy port fails before the engine starts). Returns
  * 0 after a clean stop, 1 when the start failed (logged). */
 int serve_run(serve_config *c, store *st, int lockfd, int listen_fd, int metrics_fd);
+/* Closes what serve_run would own (st may be NULL, a descriptor -1): for a start that fails
+ * before it. */
+void serve_release(store *st, int lockfd, int listen_fd, int metrics_fd);
 
 #endif
