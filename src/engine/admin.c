@@ -77,6 +77,73 @@ out:
     return ret;
 }
 
+/* ---- kept sessions ---- */
+
+/* Removes id's entry (under kept_mu) and answers its session, or NULL. */
+static PGconn *kept_pop(engine *en, const char *id)
+{
+    PGconn *c = NULL;
+    for (size_t i = 0; i < en->nkept && !c; i++) {
+        if (strcmp(en->kept[i].id, id) != 0)
+            continue;
+        c = en->kept[i].c;
+        en->kept[i] = en->kept[--en->nkept];
+    }
+    return c;
+}
+
+void engine__admin_keep(engine *en, const char *id, PGconn *c)
+{
+    pthread_mutex_lock(&en->kept_mu);
+    PGconn *old = kept_pop(en, id);
+    util_grow((void **)&en->kept, &en->capkept, en->nkept + 1, sizeof *en->kept);
+    engine_kept *k = &en->kept[en->nkept++];
+    snprintf(k->id, sizeof k->id, "%s", id);
+    k->c = c;
+    pthread_mutex_unlock(&en->kept_mu);
+    PQfinish(old);
+}
+
+PGconn *engine__admin_take(engine *en, const char *id)
+{
+    pthread_mutex_lock(&en->kept_mu);
+    PGconn *c = kept_pop(en, id);
+    pthread_mutex_unlock(&en->kept_mu);
+    /* a backend that was ended left its error and EOF in the socket: reading what is there
+     * (it never blocks) tells, before a statement is sent on it */
+    if (c && (!PQconsumeInput(c) || PQstatus(c) != CONNECTION_OK)) {
+        log_db_info(id, "the kept admin session was closed by its server; connecting again");
+        PQfinish(c);
+        c = NULL;
+    }
+    return c;
+}
+
+void engine__admin_forget(engine *en, const char *id)
+{
+    for (;;) {
+        pthread_mutex_lock(&en->kept_mu);
+        PGconn *c = NULL;
+        if (id)
+            c = kept_pop(en, id);
+        else if (en->nkept)
+            c = en->kept[--en->nkept].c;
+        pthread_mutex_unlock(&en->kept_mu);
+        if (!c)
+            return;
+        PQfinish(c);
+        if (id)
+            return;
+    }
+}
+
+int engine__admin_session(engine *en, const char *db_id, PGconn **out, bool *kept, pf_err *e)
+{
+    *out = engine__valid_id(db_id) ? engine__admin_take(en, db_id) : NULL;
+    *kept = *out != NULL;
+    return *kept ? 0 : engine__admin_connect_running(en, db_id, out, e);
+}
+
 /* Fails with e unless r (consumed) is a success; what engine__exec and _script share. */
 static int result_check(PGconn *c, PGresult *r, PGresult **res, pf_err *e)
 {
@@ -111,8 +178,8 @@ int engine__exec(PGconn *c, const char *sql, int nparams, const char *const *par
     return result_check(c, PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0), res, e);
 }
 
-int engine__exec_script(PGconn *c, const char *sql, pf_err *e)
+int engine__exec_script(PGconn *c, const char *sql, PGresult **res, pf_err *e)
 {
     /* PQexec answers the last statement's result, or the first error's (the rest is not run) */
-    return result_check(c, PQexec(c, sql), NULL, e);
+    return result_check(c, PQexec(c, sql), res, e);
 }

@@ -21,6 +21,7 @@ int engine_open(const engine_config *cfg, engine **out, pf_err *e)
     pthread_mutex_init(&en->mu, NULL);
     pthread_mutex_init(&en->pooler_mu, NULL);
     pthread_mutex_init(&en->spares_mu, NULL);
+    pthread_mutex_init(&en->kept_mu, NULL);
     pthread_mutex_init(&en->tls_mu, NULL);
     if (engine_extensions_check(cfg->extensions, e) < 0) {
         free(en);
@@ -100,6 +101,9 @@ void engine_close(engine *en)
     free(en->procs);
     free(en->spares);
     pthread_mutex_destroy(&en->spares_mu);
+    engine__admin_forget(en, NULL);
+    free(en->kept);
+    pthread_mutex_destroy(&en->kept_mu);
     free(en->home);
     free(en->bindir);
     free(en->listen);
@@ -113,6 +117,7 @@ void engine_close(engine *en)
 
 void engine_stop_all(engine *en)
 {
+    engine__admin_forget(en, NULL); /* the spares' kept sessions */
     size_t n = 0;
     engine_proc *snap = engine__tracked_all(en, &n);
     for (size_t i = 0; i < n; i++)

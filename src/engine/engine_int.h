@@ -51,6 +51,12 @@ typedef struct engine_proc {
     bool child; /* started by this process: reap with waitpid */
 } engine_proc;
 
+/* An admin session kept open to a server (admin.c). */
+typedef struct engine_kept {
+    char id[ENGINE_ID_MAX];
+    PGconn *c;
+} engine_kept;
+
 struct engine {
     char *home;
     char *bindir;
@@ -64,6 +70,9 @@ struct engine {
     char (*spares)[ENGINE_ID_MAX]; /* ready spares (their servers run), oldest first */
     size_t nspares, capspares;
     uint64_t spares_taken;
+    pthread_mutex_t kept_mu; /* guards kept (admin.c) */
+    engine_kept *kept;       /* admin sessions kept open, by instance id (the spares') */
+    size_t nkept, capkept;
     pthread_mutex_t mu; /* guards procs (postmaster.c) */
     engine_proc *procs;
     size_t nprocs, capprocs;
@@ -249,11 +258,25 @@ int engine__admin_connect_db(const char *sockdir, int port, const char *dbname, 
  * running, ERR_INVALID for a bad id). */
 int engine__admin_connect_running(engine *en, const char *db_id, PGconn **out, pf_err *e);
 
+/* Kept admin sessions: a spare's is opened while the spare is made, so the role create
+ * of its hand-over runs on an open session (no backend fork, no library loads, warm
+ * caches). Keeping c for id gives the engine ownership (an older one of id is closed);
+ * taking it gives it back to the caller, or NULL when none is kept or the kept one was
+ * found closed by its server (a terminated backend, a restarted or killed server); forget
+ * closes id's (every one: id NULL). */
+void engine__admin_keep(engine *en, const char *id, PGconn *c);
+PGconn *engine__admin_take(engine *en, const char *id);
+void engine__admin_forget(engine *en, const char *id);
+/* The kept session of db_id (*kept true) or else a new admin connection to its running
+ * server (engine__admin_connect_running). */
+int engine__admin_session(engine *en, const char *db_id, PGconn **out, bool *kept, pf_err *e);
+
 /* Runs one statement with text params; res (optional) receives the result to PQclear. */
 int engine__exec(PGconn *c, const char *sql, int nparams, const char *const *params, PGresult **res,
                  pf_err *e);
-/* Runs several statements (no parameters) in one round trip; fails at the first error. */
-int engine__exec_script(PGconn *c, const char *sql, pf_err *e);
+/* Runs several statements (no parameters) in one round trip; fails at the first error; res
+ * (optional) receives the last statement's result to PQclear. */
+int engine__exec_script(PGconn *c, const char *sql, PGresult **res, pf_err *e);
 
 /* ---- 3. golden.c ---- */
 

@@ -296,6 +296,7 @@ static int stop_with(engine *en, const char *db_id, int sig, int wait_ms, pf_err
     int ret = -1;
     inst_paths p;
     paths_make(en, db_id, &p);
+    engine__admin_forget(en, db_id); /* a spare's kept session ends with its server */
     pid_t pid = engine__live_postmaster(p.data);
     if (pid <= 0) {
         pid_t t = engine__tracked(en, db_id);

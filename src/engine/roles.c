@@ -37,7 +37,7 @@ static int role_ensure_on(PGconn *c, const char *role, const char *verifier, boo
 {
     int ret = -1;
     PGresult *r = NULL;
-    char *ident = NULL, *lit = NULL, *sql = NULL;
+    char *ident = NULL, *lit = NULL, *rlit = NULL, *sql = NULL;
     bool in_tx = false;
     if (!valid_role(role)) {
         err_kind(e, ERR_INVALID, NULL, "invalid role name");
@@ -49,17 +49,23 @@ static int role_ensure_on(PGconn *c, const char *role, const char *verifier, boo
     }
     ident = PQescapeIdentifier(c, role, strlen(role));
     lit = PQescapeLiteral(c, verifier, strlen(verifier));
-    if (!ident || !lit) {
+    rlit = PQescapeLiteral(c, role, strlen(role));
+    if (!ident || !lit || !rlit) {
         err_internal(e, "quoting: %s", PQerrorMessage(c));
         goto out;
     }
-    const char *params[] = {role};
-    if (engine__exec(c, "BEGIN", 0, NULL, NULL, e) < 0)
-        goto out;
-    in_tx = true;
-    /* serialize concurrent ensures of the same role */
-    if (engine__exec(c, "SELECT pg_advisory_xact_lock(hashtext($1))", 1, params, NULL, e) < 0 ||
-        engine__exec(c, "SELECT 1 FROM pg_roles WHERE rolname = $1", 1, params, &r, e) < 0)
+    /* two round trips in all (each one waits for the backend to be scheduled, which a busy
+     * machine makes slow): the transaction, the lock that serializes concurrent ensures of
+     * the same role and whether it exists, then the change and the commit */
+    char *head = xasprintf("BEGIN;"
+                           "SELECT pg_advisory_xact_lock(hashtext(%s));"
+                           /* its own statement, so its snapshot follows the lock's wait */
+                           "SELECT 1 FROM pg_roles WHERE rolname = %s",
+                           rlit, rlit);
+    in_tx = true; /* a failed BEGIN leaves none: the ROLLBACK below only warns then */
+    int hrc = engine__exec_script(c, head, &r, e);
+    free(head);
+    if (hrc < 0)
         goto out;
     bool exists = PQntuples(r) > 0;
     /* the rest in one round trip (a simple query of several statements stops at the first
@@ -85,7 +91,7 @@ static int role_ensure_on(PGconn *c, const char *role, const char *verifier, boo
                              "GRANT CONNECT ON DATABASE postgres TO %s;"
                              "COMMIT",
                              sql, ident, ident);
-    int rc = engine__exec_script(c, script, e);
+    int rc = engine__exec_script(c, script, NULL, e);
     free(script);
     if (rc < 0)
         goto out;
@@ -99,6 +105,7 @@ out:
     PQclear(r);
     PQfreemem(ident);
     PQfreemem(lit);
+    PQfreemem(rlit);
     free(sql);
     return ret;
 }
@@ -160,20 +167,45 @@ out:
 typedef struct role_job {
     const char *role, *verifier;
     bool drop;
-    bool had; /* the role existed before an ensure; a drop dropped it */
+    bool had;                   /* the role existed before an ensure; a drop dropped it */
+    bool kept;                  /* it ran on the kept session of a spare (admin.c) */
+    int64_t connect_ms, run_ms; /* getting the session; the statements */
 } role_job;
 
-/* Runs j on an admin connection to the running server of db_id; an error says in e and
- * the log what failed. */
+static int role_job_on(PGconn *c, role_job *j, pf_err *e)
+{
+    return j->drop ? role_drop_on(c, j->role, &j->had, e)
+                   : role_ensure_on(c, j->role, j->verifier, &j->had, e);
+}
+
+/* Runs j on an admin connection to the running server of db_id (the spare's kept session
+ * when it has one); an error says in e and the log what failed. */
 static int role_job_run(engine *en, const char *db_id, role_job *j, pf_err *e)
 {
     const char *what = j->drop ? "dropping a role" : "ensuring a role";
     PGconn *c = NULL;
-    int ret = engine__admin_connect_running(en, db_id, &c, e);
+    int64_t t0 = util_now_ms();
+    int ret = engine__admin_session(en, db_id, &c, &j->kept, e);
+    int64_t t1 = util_now_ms();
     if (ret == 0)
-        ret = j->drop ? role_drop_on(c, j->role, &j->had, e)
-                      : role_ensure_on(c, j->role, j->verifier, &j->had, e);
+        ret = role_job_on(c, j, e);
+    if (ret < 0 && j->kept && PQstatus(c) == CONNECTION_BAD) {
+        /* the kept session broke under the statements (its server restarted or was killed
+         * since the check): each change is idempotent, so it runs again on a new one */
+        log_db_info(db_id, "the kept admin session broke (%s); connecting again",
+                    e ? e->message : "");
+        PQfinish(c);
+        c = NULL;
+        j->kept = false;
+        t0 = util_now_ms();
+        ret = engine__admin_connect_running(en, db_id, &c, e);
+        t1 = util_now_ms();
+        if (ret == 0)
+            ret = role_job_on(c, j, e);
+    }
     PQfinish(c);
+    j->connect_ms = t1 - t0;
+    j->run_ms = util_now_ms() - t1;
     if (ret < 0) {
         err_prefix(e, "while %s of %s: ", what, db_id);
         log_db_warn(db_id, "%s failed: %s", what, e ? e->message : "");
@@ -188,7 +220,9 @@ int engine_role_ensure(engine *en, const char *db_id, const char *role, const ch
     role_job j = {.role = role, .verifier = verifier};
     if (role_job_run(en, db_id, &j, e) < 0)
         return -1;
-    log_db_info(db_id, "%s", j.had ? "rotated the password of a role" : "created a role");
+    log_db_info(db_id, "%s (%s %lld ms, statements %lld ms)",
+                j.had ? "rotated the password of a role" : "created a role",
+                j.kept ? "kept session" : "connect", (long long)j.connect_ms, (long long)j.run_ms);
     return 0;
 }
 

@@ -69,6 +69,22 @@ static int spare_conf(engine *en, const char *data, const char *sock, pf_err *e)
     return rc;
 }
 
+/* Opens the admin session a spare keeps until its hand-over (admin.c), so a create's role
+ * change runs without a backend fork: the fork, the preloaded and session libraries and
+ * the first catalog reads happen here, off the create's path. A spare whose session does
+ * not open still serves: its hand-over connects then. */
+static void spare_session_open(engine *en, const char *id, const char *sock)
+{
+    PGconn *c = NULL;
+    pf_err e;
+    err_clear(&e);
+    if (engine__admin_connect(sock, ENGINE_SOCKET_PORT, &c, &e) < 0) {
+        log_sub(LOG_WARN, "spares", "spare %s keeps no admin session: %s", id, e.message);
+        return;
+    }
+    engine__admin_keep(en, id, c);
+}
+
 /* Between two steps of a make: a stop asked meanwhile ends it. */
 static bool stop_asked(bool (*stop)(void *), void *arg, pf_err *e)
 {
@@ -114,6 +130,7 @@ int engine_spare_make(engine *en, bool (*stop)(void *), void *arg, char *id_out,
                        SPARE_START_TIMEOUT_MS, &pid, e) < 0)
         goto out;
     engine__track(en, id, pid, true);
+    spare_session_open(en, id, sock);
     list_push(en, id);
     log_sub(LOG_INFO, "spares",
             "made spare %s in %lld ms (copy %lld ms, stanza %lld ms, start %lld ms)", id,
@@ -207,6 +224,7 @@ static void adopt_one(engine *en, const char *id)
     err_clear(&e);
     if (pid > 0) {
         engine__track(en, id, pid, false);
+        spare_session_open(en, id, sock);
         list_push(en, id);
         log_sub(LOG_INFO, "spares", "adopted the running spare %s pid=%d", id, (int)pid);
     } else if (fs_exists(version)) {
@@ -217,6 +235,7 @@ static void adopt_one(engine *en, const char *id)
             engine__launch(en, id, "spare server", data, sock, log, ENGINE_SOCKET_PORT,
                            SPARE_START_TIMEOUT_MS, &pid, &e) == 0) {
             engine__track(en, id, pid, true);
+            spare_session_open(en, id, sock);
             list_push(en, id);
             log_sub(LOG_INFO, "spares", "started the stopped spare %s again", id);
         } else {

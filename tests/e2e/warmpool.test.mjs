@@ -9,7 +9,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { useServer } from './lib/fixture.mjs';
 import { call, expectStatus, waitReady, uniq } from './lib/api.mjs';
 import { connect, closeQuietly, sql } from './lib/pg.mjs';
-import { freePort, until, instanceOf, postmasters, alive } from './lib/procs.mjs';
+import { freePort, until, instanceOf, postmasters, alive, procsMatching } from './lib/procs.mjs';
 import { cli } from './lib/server.mjs';
 
 const SPARES = 2;
@@ -43,6 +43,12 @@ ctx.it('setup: a project; the pool fills with started spares that listen on thei
   assert.match(status, new RegExp(`^spares: ${SPARES}$`, 'm'));
 });
 
+// The backends of pgfleet's admin role under the postmaster of instance inst (a backend's
+// title: "postgres: pgfleet_admin postgres [local] idle").
+const parentOf = (pid) => { try { return Number(/\nPPid:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]); } catch { return 0; } };
+const adminBackends = (inst) => procsMatching('postgres: pgfleet_admin').filter((p) => parentOf(p.pid) === pidOf(inst)).map((p) => p.pid);
+const provisionLines = (dbId) => ctx.server.log().split('\n').filter((l) => l.includes(`db=${dbId} `) && /db_provision: /.test(l));
+
 const pidOf = (inst) => Number(fs.readFileSync(path.join(ctx.server.home, 'instances', inst, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
 
 ctx.it('a create takes a started spare without restarting its server: ready, served by the spare, the pool refills', async () => {
@@ -71,6 +77,59 @@ ctx.it('a create takes a started spare without restarting its server: ready, ser
   console.log(`# create from a warm spare: ready ${ms} ms after POST`);
   S.db = d;
 });
+
+// Each started spare keeps an admin session open (opened while the spare is made), so the
+// role create of its hand-over forks no backend: it runs on that session, which ends with it.
+ctx.it('a spare keeps an admin session open; the hand-over creates the role on it', async () => {
+  assert.ok(await fullPool());
+  const spares = spareDirs();
+  for (const id of spares) assert.equal(adminBackends(id).length, 1, `spare ${id} keeps one admin session`);
+  const d = await createDb('kept-session');
+  await waitReady(ctx.c, d.id);
+  const inst = instanceOf(ctx.server.home, d.id);
+  assert.ok(spares.includes(inst));
+  assert.match(ctx.server.log(), new RegExp(`db=${inst} msg="created a role \\(kept session \\d+ ms, statements \\d+ ms\\)"`));
+  assert.ok(await until(() => adminBackends(inst).length === 0, { timeoutMs: 10000, intervalMs: 100 }), 'the kept session is closed after the hand-over');
+  const cs = d.connections[0].endpoints.direct.connectionString;
+  assert.equal((await sql(cs, 'SELECT 3 AS three'))[0].three, 3);
+});
+
+// A kept session can die while its spare waits (its backend terminated, its server
+// restarted): the hand-over notices and connects again, within the same attempt.
+ctx.it('a spare whose kept admin session died (backend ended, server restarted) still hands over on a new connection', async () => {
+  assert.ok(await fullPool());
+  for (const round of ['backend', 'server']) {
+    const spares = spareDirs();
+    for (const id of spares) {
+      if (round === 'backend') {
+        for (const pid of adminBackends(id)) process.kill(pid, 'SIGTERM');
+      } else {
+        // a fast restart of the spare's server under the same files: every session ends
+        const pm = pidOf(id);
+        const data = path.join(ctx.server.home, 'instances', id, 'data');
+        const argv = fs.readFileSync(`/proc/${pm}/cmdline`, 'utf8').split('\0').filter(Boolean);
+        process.kill(pm, 'SIGINT');
+        assert.ok(await until(() => !alive(pm), { timeoutMs: 20000 }), `spare ${id}'s server stopped`);
+        const st = fs.statSync(data);
+        spawn(argv[0], argv.slice(1), { cwd: data, uid: st.uid, gid: st.gid, detached: true, stdio: 'ignore' }).unref();
+        assert.ok(await until(() => { try { return /\nready/.test(fs.readFileSync(path.join(data, 'postmaster.pid'), 'utf8')); } catch { return false; } }, { timeoutMs: 30000 }), `spare ${id}'s server is up again`);
+      }
+    }
+    for (const id of spares) assert.ok(await until(() => adminBackends(id).length === 0, { timeoutMs: 10000, intervalMs: 100 }), `spare ${id}'s session is gone (${round})`);
+    const d = await createDb(`dead-session-${round}`);
+    await waitReady(ctx.c, d.id, { timeoutMs: 60000 });
+    const inst = instanceOf(ctx.server.home, d.id);
+    assert.ok(spares.includes(inst), `${round}: the database took one of the spares`);
+    const log = ctx.server.log();
+    assert.match(log, new RegExp(`db=${inst} msg="the kept admin session (was closed by its server|broke)`), `${round}: the dead session was noticed`);
+    assert.match(log, new RegExp(`db=${inst} msg="created a role \\(connect \\d+ ms`), `${round}: the role was made on a new connection`);
+    // within the first attempt: no failure, no retry
+    assert.deepEqual(provisionLines(d.id).map((l) => /msg="db_provision: (\w+)/.exec(l)[1]), ['attempt', 'done'], `${round}: ${provisionLines(d.id).join('\n')}`);
+    const cs = d.connections[0].endpoints.direct.connectionString;
+    assert.equal((await sql(cs, 'SELECT 4 AS four'))[0].four, 4);
+    assert.ok(await fullPool(), `${round}: the pool refills`);
+  }
+}, { timeout: 180000 });
 
 ctx.it('an empty database costs at most 24 MiB of disk', async () => {
   const inst = instanceOf(ctx.server.home, S.db.id);
@@ -144,6 +203,8 @@ ctx.it('kill -9 and restart: the running spares are adopted, not started twice',
   const after = new Map(sparePms().map((p) => [p.instance, p.pid]));
   assert.deepEqual([...after].sort(), [...before].sort(), 'the same spare servers, adopted');
   assert.match(ctx.server.log(), /adopted the running spare/);
+  // the sessions of the killed serve ended with it; the adopted spares keep new ones
+  for (const id of after.keys()) assert.ok(await until(() => adminBackends(id).length === 1, { timeoutMs: 10000, intervalMs: 100 }), `adopted spare ${id} keeps one admin session`);
 });
 
 ctx.it('restart with --spares 0: the spares are removed, no postmaster of theirs left', async () => {
