@@ -93,10 +93,14 @@ int auth_password_hash(const char *password, char out[STORE_PWHASH_MAX], pf_err 
  * unknown email takes as long as a wrong password. */
 bool auth_password_verify(const char *hash, const char *password);
 
-/* The SCRAM-SHA-256 secret of a connection role's password (scram.c, through libpq's
- * PQencryptPasswordConn: no server is needed), as servers and PgBouncer store it. out must
- * hold 256 bytes. Pure CPU: safe in a request handler. */
+/* The SCRAM-SHA-256 secret of a connection role's password (scram.c: no server is
+ * needed), as servers and PgBouncer store it, with a fresh salt. out must hold 256 bytes.
+ * Pure CPU: safe in a request handler. */
 int auth_scram_verifier(const char *role, const char *password, char out[256], pf_err *e);
+/* The same with a given salt and iteration count, for an ASCII password (exposed for
+ * tests: the same inputs give libpq's verifier). */
+int auth__scram_verifier_salted(const char *password, const unsigned char *salt, size_t saltlen,
+                                int iterations, char out[256], pf_err *e);
 
 /* Sign-in throttling, per key (email + client address), in memory. After
  * AUTH_THROTTLE_FREE failures each further attempt must wait 2^(n - FREE) seconds (at

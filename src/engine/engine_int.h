@@ -288,6 +288,11 @@ int engine__golden_ensure(engine *en, pf_err *e);
 /* Connection roles on an admin connection (to a server of db_id): drop every LOGIN role not
  * in roles (except the admin role), then create or update each of roles with its verifier. */
 int engine__roles_sync(PGconn *c, const char *db_id, const engine_role *roles, size_t n, pf_err *e);
+/* Runs a role create's statements for a throwaway role on c and rolls them back: the
+ * session's catalog caches are loaded and the catalog pages' first WAL images (full-page
+ * writes after the last checkpoint) are written, so the real create on a kept session
+ * only changes and commits. Nothing stays. */
+int engine__roles_rehearse(PGconn *c, pf_err *e);
 
 /* ---- 3. backup.c ---- */
 

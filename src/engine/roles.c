@@ -31,9 +31,10 @@ static int exec_for_role(PGconn *c, const char *fmt, const char *ident, pf_err *
     return rc;
 }
 
-/* Creates or updates role with verifier on an open admin connection. */
-static int role_ensure_on(PGconn *c, const char *role, const char *verifier, bool *existed,
-                          pf_err *e)
+/* Creates or updates role with verifier on an open admin connection; a rehearsal rolls it
+ * back instead of committing. */
+static int role_ensure_tx(PGconn *c, const char *role, const char *verifier, bool rehearse,
+                          bool *existed, pf_err *e)
 {
     int ret = -1;
     PGresult *r = NULL;
@@ -89,8 +90,8 @@ static int role_ensure_on(PGconn *c, const char *role, const char *verifier, boo
                              "ALTER ROLE " PGFLEET_OWNER_ROLE " CREATEDB;"
                              "ALTER ROLE %s SET role = '" PGFLEET_OWNER_ROLE "';"
                              "GRANT CONNECT ON DATABASE postgres TO %s;"
-                             "COMMIT",
-                             sql, ident, ident);
+                             "%s",
+                             sql, ident, ident, rehearse ? "ROLLBACK" : "COMMIT");
     int rc = engine__exec_script(c, script, NULL, e);
     free(script);
     if (rc < 0)
@@ -108,6 +109,21 @@ out:
     PQfreemem(rlit);
     free(sql);
     return ret;
+}
+
+static int role_ensure_on(PGconn *c, const char *role, const char *verifier, bool *existed,
+                          pf_err *e)
+{
+    return role_ensure_tx(c, role, verifier, false, existed, e);
+}
+
+int engine__roles_rehearse(PGconn *c, pf_err *e)
+{
+    /* a well-formed verifier (a salt, two 32-byte keys) that no password matches */
+    static const char verifier[] = "SCRAM-SHA-256$4096:cGdmbGVldHJlaGVhcnNhbA==$"
+                                   "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:"
+                                   "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    return role_ensure_tx(c, "pgfleet_rehearsal", verifier, true, NULL, e);
 }
 
 /* Ends the role's sessions and drops it on an open admin connection; *dropped tells if it

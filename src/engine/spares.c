@@ -82,6 +82,8 @@ static void spare_session_open(engine *en, const char *id, const char *sock)
         log_sub(LOG_WARN, "spares", "spare %s keeps no admin session: %s", id, e.message);
         return;
     }
+    if (engine__roles_rehearse(c, &e) < 0) /* only slower: the session still serves */
+        log_sub(LOG_WARN, "spares", "spare %s: the role rehearsal failed: %s", id, e.message);
     engine__admin_keep(en, id, c);
 }
 

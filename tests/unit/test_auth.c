@@ -13,6 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+#include <openssl/evp.h>
+
 #include "auth/auth.h"
 #include "harness.h"
 #include "store/store.h"
@@ -224,6 +227,42 @@ static void test_jwt_rejects_forgeries(void **state)
     assert_false(auth_looks_like_jwt("a.b.c.d"));
     free(pl);
     free(t);
+}
+
+/* Our verifier is libpq's: for libpq's salt and iteration count, the same text; and a
+ * fresh salt each time. */
+static void test_scram_verifier_matches_libpq(void **state)
+{
+    (void)state;
+    pf_err e;
+    PGconn *c = PQconnectStart("host=/nonexistent/pgfleet port=1 dbname=x user=x");
+    assert_non_null(c);
+    const char *passwords[] = {"secret", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn", "a b~c!"};
+    for (size_t i = 0; i < sizeof passwords / sizeof passwords[0]; i++) {
+        char *ref = PQencryptPasswordConn(c, passwords[i], "u1", "scram-sha-256");
+        assert_non_null(ref);
+        int iter = 0;
+        char b64salt[64] = "";
+        assert_int_equal(sscanf(ref, "SCRAM-SHA-256$%d:%63[^$]$", &iter, b64salt), 2);
+        unsigned char salt[64];
+        int n = EVP_DecodeBlock(salt, (const unsigned char *)b64salt, (int)strlen(b64salt));
+        assert_true(n > 0);
+        n -= (int)(strlen(b64salt) - strcspn(b64salt, "=")); /* the padding decodes to zeros */
+        char ours[256];
+        assert_int_equal(auth__scram_verifier_salted(passwords[i], salt, (size_t)n, iter, ours, &e),
+                         0);
+        assert_string_equal(ours, ref);
+        PQfreemem(ref);
+    }
+    PQfinish(c);
+    char a[256], b[256];
+    assert_int_equal(auth_scram_verifier("u1", "secret", a, &e), 0);
+    assert_int_equal(auth_scram_verifier("u1", "secret", b, &e), 0);
+    assert_string_not_equal(a, b);
+    assert_int_equal(strncmp(a, "SCRAM-SHA-256$4096:", 19), 0);
+    /* not ASCII: libpq's (with SASLprep) */
+    assert_int_equal(auth_scram_verifier("u1", "p\xc3\xa4ss", a, &e), 0);
+    assert_int_equal(strncmp(a, "SCRAM-SHA-256$4096:", 19), 0);
 }
 
 static void test_password_hash_verify(void **state)
@@ -510,6 +549,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_jwt_sign_verify, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jwt_rejects_forgeries, setup, teardown),
         cmocka_unit_test(test_password_hash_verify),
+        cmocka_unit_test(test_scram_verifier_matches_libpq),
         cmocka_unit_test(test_throttle_backs_off),
         cmocka_unit_test(test_ratelimit_bucket),
         cmocka_unit_test_setup_teardown(test_pkce_scope_redirect, setup, teardown),
