@@ -6,17 +6,22 @@
 //  - disk: instances, the backup repository, the whole home (du -sk);
 //  - GET /v1/databases/{id} and a page of GET /v1/databases?limit=100: p50 and p99, idle and
 //    under the pgbench load;
-//  - CPU of the idle fleet over BENCH_IDLE_S seconds (all its processes, % of one core);
-//  - the first backups of the N new databases: how long until all are taken, repository size.
+//  - what the first backups of the N new databases cost: the wall time until none is queued
+//    or running, the CPU seconds of the fleet meanwhile (by kind: pgBackRest's backups, its
+//    WAL archiving and checks, the servers, pgfleet), the repository's growth;
+//  - CPU of the idle fleet over BENCH_IDLE_S seconds once those backups are done and every
+//    database sleeps (all its processes, % of one core);
+//  - the pgbench TPS of each of the BENCH_LOADED woken databases and in all.
 // From these, per-database costs and a projection for 10,000 databases (docs/density.md).
 //   BENCH_DENSITY_DBS (default 500), BENCH_CREATE_S (default 0: no limit; else creates stop
 //   after this many seconds and N is what was created), BENCH_MAX_AWAKE (default 400: creates
 //   wait while more databases are awake, as a new one stays awake until its first backup),
 //   BENCH_SUSPEND_S (default 10), BENCH_LOADED (default 50), BENCH_LOAD_S (default 60),
-//   BENCH_IDLE_S (default 30), BENCH_SAMPLES (default 300), BENCH_BACKUP_WAIT_S (default 600:
-//   the first backups are timed over what is done by then)
+//   BENCH_IDLE_S (default 30), BENCH_SAMPLES (default 300), BENCH_BACKUP_WAIT_S (default 0: wait
+//   for every first backup; else at most this many seconds after the creates, and the idle CPU
+//   is then labelled as measured beside the backups still running)
 import { spawn, execFileSync } from 'node:child_process';
-import { rmSync, readFileSync } from 'node:fs';
+import { rmSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { benchServer, sleep, pct } from './lib.mjs';
 
@@ -28,7 +33,7 @@ const LOADED = Number(process.env.BENCH_LOADED ?? 50);
 const LOAD_S = Number(process.env.BENCH_LOAD_S ?? 60);
 const IDLE_S = Number(process.env.BENCH_IDLE_S ?? 30);
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 300);
-const BACKUP_WAIT_S = Number(process.env.BENCH_BACKUP_WAIT_S ?? 600);
+const BACKUP_WAIT_S = Number(process.env.BENCH_BACKUP_WAIT_S ?? 0);
 const SPARES = 4;
 
 // others on this host hold ports in the range too: the allocator skips them
@@ -60,24 +65,81 @@ async function timed(path) {
 const t = () => `${Math.round((Date.now() - t0) / 1000)} s`;
 
 // every process whose command line names the home, and their descendants
-function fleet() {
-  const rows = execFileSync('ps', ['-eo', 'pid=,ppid=,args='], { encoding: 'utf8', maxBuffer: 64 << 20 }).trim().split('\n')
-    .map((l) => { const m = /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(l); return { pid: +m[1], ppid: +m[2], args: m[3] }; });
-  const set = new Map(rows.filter((r) => (r.args.includes(home) && !/^pgbench/.test(r.args)) || r.pid === server.pid).map((r) => [r.pid, r]));
-  for (let grew = true; grew;) {
-    grew = false;
-    for (const r of rows) if (!set.has(r.pid) && set.has(r.ppid)) { set.set(r.pid, r); grew = true; }
-  }
-  return [...set.values()];
-}
+const fleet = () => fleetOf(procTable());
 const kind = (p) => (p.pid === server.pid ? 'pgfleet' : /pgbouncer/.test(p.args) ? 'pgbouncer' : /pgbackrest/.test(p.args) ? 'pgbackrest'
   : / datapath /.test(p.args) ? 'datapath' : 'postgres');
 function pssKiB(pid) {
   try { return Number(/^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))[1]); } catch { return 0; }
 }
-function cpuTicks(pid) {
-  try { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' '); return Number(f[11]) + Number(f[12]); } catch { return 0; }
+
+// CPU of the fleet over a window. Exactly: the sum over its live processes of their own CPU
+// and their reaped children's (a process that ended during the window is in its parent's
+// cutime), at the end minus at the start. By kind, sampled: each process's own CPU when last
+// seen (one that lived less than a sampling period is missed, and the CPU since its last
+// sample).
+const HZ = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
+const argsSeen = new Map(); // "pid:starttime" -> command line
+function procTable() {
+  const t = new Map();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let f;
+    try { f = readFileSync(`/proc/${name}/stat`, 'utf8'); } catch { continue; }
+    const r = f.slice(f.lastIndexOf(') ') + 2).split(' ');
+    const p = { pid: +name, ppid: +r[1], own: +r[11] + +r[12], reaped: +r[13] + +r[14], key: `${name}:${r[19]}` };
+    if (!argsSeen.has(p.key)) {
+      try { argsSeen.set(p.key, readFileSync(`/proc/${name}/cmdline`, 'utf8').replaceAll('\0', ' ').trim()); } catch { argsSeen.set(p.key, ''); }
+    }
+    p.args = argsSeen.get(p.key);
+    t.set(p.pid, p);
+  }
+  return t;
 }
+function fleetOf(t) {
+  const set = new Set([...t.values()].filter((p) => p.pid === server.pid || (p.args.includes(home) && !/^pgbench/.test(p.args))).map((p) => p.pid));
+  const kids = new Map();
+  for (const p of t.values()) { if (!kids.has(p.ppid)) kids.set(p.ppid, []); kids.get(p.ppid).push(p.pid); }
+  for (const stack = [...set]; stack.length;) for (const c of kids.get(stack.pop()) ?? []) if (!set.has(c)) { set.add(c); stack.push(c); }
+  return [...set].map((pid) => t.get(pid));
+}
+// pgBackRest by its command (the last word): a backup (and its local workers, its expire), or
+// the WAL archiving and checks of the servers (archive-push, check: every sleep runs one)
+const cpuKind = (p) => {
+  const k = kind(p);
+  if (k !== 'pgbackrest') return k;
+  return /\s(backup|backup:\w+|expire)$/.test(p.args) ? 'pgbackrest backup' : 'pgbackrest archive/check';
+};
+class CpuWindow {
+  constructor() {
+    this.t0 = Date.now();
+    this.seen = new Map(); // key -> { kind, base, last }
+    const t = procTable();
+    this.exact0 = this.exact(t);
+    this.sample(t, true);
+  }
+
+  exact(t) { return fleetOf(t).reduce((s, p) => s + p.own + p.reaped, 0); }
+
+  sample(t = procTable(), first = false) {
+    for (const p of fleetOf(t)) {
+      let e = this.seen.get(p.key);
+      if (!e) this.seen.set(p.key, (e = { kind: cpuKind(p), base: first ? p.own : 0 }));
+      e.last = p.own;
+    }
+  }
+
+  // { s: wall seconds, total: exact CPU seconds, byKind: sampled CPU seconds by kind, sampled }
+  end() {
+    const t = procTable();
+    this.sample(t);
+    const byKind = {};
+    for (const e of this.seen.values()) byKind[e.kind] = (byKind[e.kind] ?? 0) + (e.last - e.base) / HZ;
+    return { s: (Date.now() - this.t0) / 1000, total: (this.exact(t) - this.exact0) / HZ, byKind, sampled: Object.values(byKind).reduce((a, b) => a + b, 0) };
+  }
+}
+const cpuLine = (w) => `${w.total.toFixed(1)} CPU s in all (${(100 * w.total / w.s).toFixed(1)}% of one core over ${w.s.toFixed(0)} s); sampled by kind: ` +
+  Object.entries(w.byKind).filter(([, v]) => v >= 0.05).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ') +
+  ` (${w.sampled.toFixed(1)} s of the ${w.total.toFixed(1)} seen by sampling every second)`;
 const rssKiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
 const duKiB = (p) => Number(execFileSync('du', ['-sk', p], { encoding: 'utf8' }).split('\t')[0]);
 const MiB = (kib) => (kib / 1024).toFixed(1);
@@ -102,7 +164,7 @@ async function apiLatency(label, ids) {
 }
 const libpq = (cs) => cs.replace(/\?.*$/, '?sslmode=require');
 let t0 = Date.now();
-const pgbenches = [];
+let sampler = null;
 const pgbenchProcs = [];
 
 try {
@@ -112,7 +174,12 @@ try {
   const empty = memory(`before any database (${SPARES} spares)`);
   const { data: project } = await api('POST', '/v1/projects', { name: 'bench-density', createDatabase: false });
   const dbs = [];
+  const repo0KiB = duKiB(join(home, 'backup'));
   t0 = Date.now();
+  // CPU from the first create on (creates, sleeps and first backups), and from the last
+  // database ready on (the first backups still running, and sleeps)
+  const windows = [new CpuWindow()];
+  sampler = setInterval(() => { const pt = procTable(); for (const w of windows) w.sample(pt); }, 1000);
   let throttled = 0;
   for (let i = 0; i < WANT; i += 8) {
     if (CREATE_S > 0 && Date.now() - t0 > CREATE_S * 1000) { console.log(`density: create time box of ${CREATE_S} s reached at ${dbs.length}`); break; }
@@ -128,17 +195,37 @@ try {
   const readyCount = async () => gauge(await metrics(), 'pgfleet_databases{status="ready"}');
   while ((await readyCount()) < N) await sleep(1000);
   console.log(`density: ${N} databases ready ${t()} after the first create (batches of 8 concurrent creates; ${throttled} s waiting for awake <= ${MAX_AWAKE})`);
-  // the first full backup of each new database is queued when it becomes ready
-  const backedUp = async () => (await metrics()).filter((l) => l.startsWith('pgfleet_database_last_backup_time_seconds{') && Number(l.split(' ').pop()) > 0).length;
-  let done = 0;
-  for (const end = Date.now() + BACKUP_WAIT_S * 1000; Date.now() < end; await sleep(2000)) {
-    done = await backedUp();
-    if (done >= N) break;
+  const tReady = Date.now();
+  windows.push(new CpuWindow());
+  // the first full backup of each new database is queued when it becomes ready: wait until
+  // none is queued or running (and each database has one, unless some failed for good)
+  const backedUp = (mm) => mm.filter((l) => l.startsWith('pgfleet_database_last_backup_time_seconds{') && Number(l.split(' ').pop()) > 0).length;
+  const backupsQueued = (mm) => ['pending', 'running'].reduce((q, st) => q + gauge(mm, `pgfleet_ops_queued{kind="db_backup",state="${st}"}`), 0);
+  let done = 0, queued = 0, idleSince = 0;
+  for (const end = BACKUP_WAIT_S > 0 ? Date.now() + BACKUP_WAIT_S * 1000 : Infinity; ; await sleep(1000)) {
+    const mm = await metrics();
+    done = backedUp(mm);
+    queued = backupsQueued(mm);
+    idleSince = queued > 0 ? 0 : idleSince || Date.now();
+    if (queued === 0 && (done >= N || Date.now() - idleSince > 10000)) break;
+    if (Date.now() > end) break;
   }
-  const tBackups = Date.now();
-  const repoKiB = duKiB(join(home, 'backup'));
-  const perBackupMs = (tBackups - t0) / Math.max(1, done); // from the first create: backups start with the first ready
-  console.log(`density: first backups: ${done}/${N} done ${t()} after the first create (${perBackupMs.toFixed(0)} ms of wall time each, 2 backup workers, creates running beside them); repository ${MiB(repoKiB)} MiB (${MiB(repoKiB / Math.max(1, done))} MiB per backed-up database)`);
+  clearInterval(sampler);
+  const [wAll, wTail] = windows.map((w) => w.end());
+  const mb = await metrics();
+  const backupsDone = queued === 0;
+  const opS = gauge(mb, 'pgfleet_op_seconds_total{kind="db_backup"}');
+  const failed = gauge(mb, 'pgfleet_op_attempts_total{kind="db_backup",outcome="failed"}');
+  const retried = gauge(mb, 'pgfleet_op_attempts_total{kind="db_backup",outcome="retried"}');
+  const repoKiB = duKiB(join(home, 'backup')) - repo0KiB;
+  const perBackupMs = (Date.now() - t0) / Math.max(1, done); // from the first create: backups start with the first ready
+  console.log(`density: first backups of ${N} new databases: ${done}/${N} done ${t()} after the first create, ` +
+    `${((Date.now() - tReady) / 1000).toFixed(0)} s after the last was ready (${backupsDone ? 'none queued or running' : `${queued} still queued or running: the wait of ${BACKUP_WAIT_S} s ended`}; ` +
+    `${failed} failed, ${retried} retried); ${perBackupMs.toFixed(0)} ms of wall time per backup from the first create (2 backup workers, creates running beside them); ` +
+    `the backup ops took ${opS.toFixed(0)} s in all (${(1000 * opS / Math.max(1, done)).toFixed(0)} ms each)`);
+  console.log(`density: first backups: repository grew by ${MiB(repoKiB)} MiB (${MiB(repoKiB / Math.max(1, done))} MiB per backed-up database, WAL archive included)`);
+  console.log(`density: first backups: fleet CPU from the first create until the backups were done (creates, sleeps, backups): ${cpuLine(wAll)}`);
+  console.log(`density: first backups: fleet CPU from the last database ready until the backups were done (backups and sleeps only): ${cpuLine(wTail)}`);
 
   // every database asleep (the spares stay up): wait for the data path's count
   let m;
@@ -151,36 +238,44 @@ try {
   console.log(`density: disk: instances ${MiB(instKiB)} MiB (${MiB(instKiB / (N + SPARES))} MiB each), home ${MiB(homeKiB)} MiB`);
   await apiLatency(`${N} asleep`, ids);
 
-  // idle CPU: every process of the fleet, over IDLE_S seconds
-  const hz = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
-  const a = new Map(fleet().map((p) => [p.pid, cpuTicks(p.pid)]));
+  // idle CPU: every process of the fleet, over IDLE_S seconds, once the first backups are done
+  const wIdle = new CpuWindow();
   await sleep(IDLE_S * 1000);
-  let ticks = 0;
-  for (const p of fleet()) ticks += cpuTicks(p.pid) - (a.get(p.pid) ?? 0);
-  const cpuPct = (100 * ticks) / hz / IDLE_S;
-  console.log(`density: idle fleet CPU over ${IDLE_S} s (${N} asleep, ${SPARES} spares awake): ${cpuPct.toFixed(1)}% of one core`);
+  const idle = wIdle.end();
+  console.log(`density: idle fleet CPU over ${IDLE_S} s (${N} asleep, ${SPARES} spares awake, ${backupsDone ? 'no backup queued or running' : `${queued} first backups still queued or running`}): ` +
+    `${(100 * idle.total / idle.s).toFixed(1)}% of one core; ${cpuLine(idle)}`);
 
   // LOADED databases under pgbench (select-only, rate-limited: the machine is shared), the rest asleep
   const loaded = dbs.slice(0, Math.min(LOADED, N)).map((d) => libpq(d.connections[0].endpoints.direct.connectionString));
   const tInit = Date.now();
   for (const cs of loaded) execFileSync('pgbench', ['-i', '-q', '-s', '1', cs], { stdio: 'ignore', timeout: 120000 });
   console.log(`density: pgbench -i -s 1 of ${loaded.length} databases (woken by it) in ${Math.round((Date.now() - tInit) / 1000)} s`);
-  const tpsOut = [];
-  for (const cs of loaded) {
-    const p = spawn('pgbench', ['-n', '-S', '-c', '2', '-R', '20', '-T', String(LOAD_S + 30), cs], { stdio: ['ignore', 'pipe', 'ignore'] });
+  // pgbench's own summary: the final "tps = X (without initial connection time)" line (its
+  // progress lines, -P, say "N tps"); read once its output is closed, not at its exit, which
+  // can come before the last of its stdout has been read
+  const runs = loaded.map((cs, i) => {
+    const p = spawn('pgbench', ['-n', '-S', '-c', '2', '-R', '20', '-T', String(LOAD_S + 30), cs], { stdio: ['ignore', 'pipe', 'pipe'] });
     pgbenchProcs.push(p);
-    let out = '';
+    let out = '', err = '';
     p.stdout.on('data', (d) => { out += d; });
-    pgbenches.push(new Promise((r) => p.on('exit', () => { tpsOut.push(out); r(); })));
-  }
+    p.stderr.on('data', (d) => { err += d; });
+    return new Promise((r) => p.on('close', (code, signal) => {
+      const tpsLines = [...out.matchAll(/^tps = ([\d.]+)/gm)];
+      r({ i, code, signal, tps: tpsLines.length ? Number(tpsLines.at(-1)[1]) : NaN, why: err.trim().split('\n').pop() ?? '' });
+    }));
+  });
   await sleep(10000);
   m = await metrics();
   console.log(`density: under load: awake ${gauge(m, 'pgfleet_databases_awake')}, asleep ${gauge(m, 'pgfleet_databases_asleep')}`);
   const busy = memory(`with ${loaded.length} databases under pgbench, ${N - loaded.length} asleep, ${SPARES} spares`);
   await apiLatency(`${loaded.length} under pgbench`, ids);
-  await Promise.all(pgbenches);
-  const tps = tpsOut.map((o) => Number((/tps = ([\d.]+)/.exec(o) ?? [0, NaN])[1]));
-  console.log(`density: pgbench -S -c 2 -R 20 on ${loaded.length} databases: ${tps.reduce((s, x) => s + x, 0).toFixed(0)} TPS in all`);
+  const results = await Promise.all(runs);
+  const ok = results.filter((r) => Number.isFinite(r.tps));
+  const tps = ok.map((r) => r.tps);
+  console.log(`density: pgbench -n -S -c 2 -R 20 -T ${LOAD_S + 30} on each of ${loaded.length} databases: ${tps.reduce((a2, x) => a2 + x, 0).toFixed(1)} TPS in all over ${ok.length} runs ` +
+    `(per database: min ${Math.min(...tps).toFixed(1)}, p50 ${pct(tps, 50).toFixed(1)}, max ${Math.max(...tps).toFixed(1)})`);
+  console.log(`density: pgbench TPS per database (d-0..d-${loaded.length - 1}): ${results.map((r) => (Number.isFinite(r.tps) ? r.tps.toFixed(1) : 'failed')).join(' ')}`);
+  for (const r of results.filter((x) => !Number.isFinite(x.tps))) console.log(`density: pgbench on d-${r.i} printed no tps (exit ${r.code ?? r.signal}): ${r.why}`);
 
   const awakeKiB = (busy.total - asleep.total) / Math.max(1, loaded.length);
   // a sleeping database has no process: what it costs is pgfleet's, the data path's and PgBouncer's state
@@ -189,7 +284,8 @@ try {
   console.log(`density: per database: awake (under pgbench) ${MiB(awakeKiB)} MiB PSS, asleep ${(sleepKiB).toFixed(1)} KiB PSS, disk ${MiB(instKiB / (N + SPARES))} MiB, first backup ${MiB(bkKiB)} MiB`);
   console.log(`density: projection for 10,000 databases, 500 awake: memory ${((500 * awakeKiB + 10000 * sleepKiB) / 1048576).toFixed(1)} GiB PSS, disk ${(instKiB / (N + SPARES) * 10000 / 1048576).toFixed(1)} GiB, first backups ${(perBackupMs * 10000 / 3600000).toFixed(1)} h, backups ${(bkKiB * 10000 / 1048576).toFixed(1)} GiB`);
 } finally {
-  for (const p of pgbenchProcs) if (p.exitCode === null) p.kill('SIGTERM');
+  clearInterval(sampler);
+  for (const p of pgbenchProcs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM');
   await server.stop();
   if (!process.env.BENCH_KEEP) rmSync(home, { recursive: true, force: true });
 }
