@@ -142,7 +142,7 @@ static void w_connection_head(app *a, jsonw *w, const store_connection *c)
 {
     jsonw_str(w, "id", c->id);
     jsonw_str(w, "type", "connection");
-    jsonw_strf(w, "url", "%s/v1/connections/%s", a->base_url, c->id);
+    jsonw_str3(w, "url", a->base_url, "/v1/connections/", c->id);
     jsonw_str(w, "name", c->name);
     jsonw_str(w, "createdAt", c->created_at);
     jsonw_str(w, "kind", "postgres");
@@ -157,7 +157,7 @@ static void w_connection(app *a, jsonw *w, const char *key, const store_connecti
     w_endpoints(a, w, c, d, cs, password);
     jsonw_obj(w, "database");
     jsonw_str(w, "id", d->id);
-    jsonw_strf(w, "url", "%s/v1/databases/%s", a->base_url, d->id);
+    jsonw_str3(w, "url", a->base_url, "/v1/databases/", d->id);
     jsonw_str(w, "name", d->name);
     jsonw_end(w);
     if (password)
@@ -227,7 +227,7 @@ static void w_database(app *a, jsonw *w, const char *key, const store_database *
     jsonw_obj(w, key);
     jsonw_str(w, "id", d->id);
     jsonw_str(w, "type", "database");
-    jsonw_strf(w, "url", "%s/v1/databases/%s", a->base_url, d->id);
+    jsonw_str3(w, "url", a->base_url, "/v1/databases/", d->id);
     jsonw_str(w, "name", d->name);
     jsonw_str(w, "status", store_db_status_name(d->status));
     jsonw_str(w, "createdAt", d->created_at);
@@ -243,7 +243,7 @@ static void w_database(app *a, jsonw *w, const char *key, const store_database *
     jsonw_end(w);
     jsonw_obj(w, "project");
     jsonw_str(w, "id", p->id);
-    jsonw_strf(w, "url", "%s/v1/projects/%s", a->base_url, p->id);
+    jsonw_str3(w, "url", a->base_url, "/v1/projects/", p->id);
     jsonw_str(w, "name", p->name);
     jsonw_end(w);
     const api_region *r = api_region_find(a, d->region);

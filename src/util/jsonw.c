@@ -31,23 +31,39 @@ static void put(util_buf *b, const char *s, size_t n)
     b->s[b->len] = '\0';
 }
 
-/* The escaped form of s: room for the worst case (6 bytes a byte) once, runs that need no
- * escape copied whole; a byte that does not start well-formed UTF-8 becomes U+FFFD, so the
- * text is always valid JSON. */
-static void put_string(util_buf *b, const char *s)
+/* Whether any of the 8 bytes of v needs more than a copy: a control byte, '"', '\\' or a
+ * byte >= 0x80 (exact as a whole, whichever byte it is). */
+static bool word_needs_escape(uint64_t v)
+{
+    const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+    uint64_t quote = v ^ (ones * '"'), bslash = v ^ (ones * '\\');
+    uint64_t ctrl = (v - ones * 0x20) & ~v;
+    uint64_t zq = (quote - ones) & ~quote, zb = (bslash - ones) & ~bslash;
+    return ((v | ctrl | zq | zb) & high) != 0;
+}
+
+/* Writes the escaped form of s[0..len) at o (room for 6 bytes a byte): runs that need no
+ * escape are copied whole, 8 bytes are checked at once; a byte that does not start
+ * well-formed UTF-8 becomes U+FFFD, so the text is always valid JSON. Returns the end. */
+static char *escape_into(char *o, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t len = strlen(s);
-    char *o = util_buf_room(b, len * 6 + 2), *start = o;
-    *o++ = '"';
-    const unsigned char *p = (const unsigned char *)s, *run = p;
-    while (*p) {
+    const unsigned char *p = (const unsigned char *)s, *end = p + len, *run = p;
+    while (p < end) {
+        if (end - p >= 8) {
+            uint64_t v;
+            memcpy(&v, p, sizeof v);
+            if (!word_needs_escape(v)) {
+                p += 8;
+                continue;
+            }
+        }
         if (*p >= 0x20 && *p != '"' && *p != '\\' && *p < 0x80) {
             p++;
             continue;
         }
         size_t u = *p >= 0x80 ? utf8_len(p) : 0;
-        if (u) {
+        if (u && u <= (size_t)(end - p)) {
             p += u;
             continue;
         }
@@ -74,10 +90,28 @@ static void put_string(util_buf *b, const char *s)
         run = ++p;
     }
     memcpy(o, run, (size_t)(p - run));
-    o += p - run;
+    return o + (p - run);
+}
+
+/* The string made of the n parts (NULL: none), quoted and escaped, in one reservation. */
+static void put_strings(util_buf *b, const char *const *parts, const size_t *lens, int n)
+{
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += lens[i];
+    char *o = util_buf_room(b, total * 6 + 2), *start = o;
+    *o++ = '"';
+    for (int i = 0; i < n; i++)
+        o = escape_into(o, parts[i], lens[i]);
     *o++ = '"';
     *o = '\0';
     b->len += (size_t)(o - start);
+}
+
+static void put_string(util_buf *b, const char *s)
+{
+    size_t len = strlen(s);
+    put_strings(b, &s, &len, 1);
 }
 
 /* The comma before a value that is not its container's first, and its key: a name this
@@ -140,6 +174,14 @@ void jsonw_str_or_null(jsonw *w, const char *key, const char *s)
         jsonw_str(w, key, s);
     else
         jsonw_null(w, key);
+}
+
+void jsonw_str3(jsonw *w, const char *key, const char *a, const char *b, const char *c)
+{
+    const char *parts[3] = {a ? a : "", b ? b : "", c ? c : ""};
+    size_t lens[3] = {strlen(parts[0]), strlen(parts[1]), strlen(parts[2])};
+    member(w, key);
+    put_strings(&w->b, parts, lens, 3);
 }
 
 void jsonw_strf(jsonw *w, const char *key, const char *fmt, ...)

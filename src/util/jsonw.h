@@ -26,6 +26,8 @@ void jsonw_end(jsonw *w);
 void jsonw_str(jsonw *w, const char *key, const char *s);
 /* s, or null when s is NULL or "" */
 void jsonw_str_or_null(jsonw *w, const char *key, const char *s);
+/* the string a, b and c make one after the other (NULL: ""), e.g. a url: no printf */
+void jsonw_str3(jsonw *w, const char *key, const char *a, const char *b, const char *c);
 /* a string made by printf */
 void jsonw_strf(jsonw *w, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
