@@ -2,7 +2,7 @@
 # runs every test; `make run` starts a server on a default home. See README.md.
 
 CC      ?= cc
-PKGS    := libmicrohttpd jansson sqlite3 libsodium libpq libcurl openssl
+PKGS    := libmicrohttpd gnutls jansson sqlite3 libsodium libpq libcurl openssl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral

@@ -18,7 +18,7 @@
 # (docs/density.md).
 # wake.mjs prints wake p50/p99 through the direct and the
 # pooled endpoint beside the server's own start time; datapath.mjs prints pgbench TPS with
-# TLS through the data path against TLS straight to a server of the same configuration, the
+# TLS through the data path against TLS straight to the same server (a test-only listener), the
 # microseconds added per query and new-connection latency both ways; sleeprate.mjs prints how
 # fast woken, idle databases go back to sleep (BENCH_SLEEP_DBS, default 24). BENCH_ONLY=name[,name]
 # runs only those scripts.

@@ -7,7 +7,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 want=(build-essential pkg-config postgresql-15 postgresql-client-15 libpq-dev postgresql-server-dev-15
-      libmicrohttpd-dev libjansson-dev libsqlite3-dev libsodium-dev libcurl4-openssl-dev libssl-dev openssl curl
+      libmicrohttpd-dev libgnutls28-dev libjansson-dev libsqlite3-dev libsodium-dev libcurl4-openssl-dev libssl-dev openssl curl
       pgbouncer pgbackrest
       postgresql-15-pgextwlist postgresql-15-postgis-3 postgresql-15-hypopg postgresql-15-partman)
 if [ "${1:-build}" = test ]; then

@@ -19,6 +19,7 @@
 void http__conn_started(http_server *s, struct MHD_Connection *c, void **socket_context)
 {
     conn_info *ci = xcalloc(1, sizeof *ci);
+    ci->s = s;
     const union MHD_ConnectionInfo *inf =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     ci->fd = inf ? inf->connect_fd : -1;

@@ -120,6 +120,9 @@ int http_start(const http_config *cfg, http_server **out, pf_err *e);
 /* Stops accepting, answers every waiting request 503 (Retry-After), lets the answers in
  * flight go out (a few seconds at most), then stops the threads and frees s. */
 void http_stop(http_server *s);
+/* A new certificate and key (PEM) for an HTTPS server's next handshakes; a pair that does
+ * not load or belong together is refused (-1) and the served one stays. 0 on plain HTTP. */
+int http_tls_reload(http_server *s, const char *cert_pem, const char *key_pem, pf_err *e);
 
 /* The answer in resp (status, body, headers) waits for wait->arm's event; then runs
  * wait->then. The connection stays suspended meanwhile and no thread is held; a stop

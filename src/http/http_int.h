@@ -14,6 +14,7 @@ struct MHD_Response;
 /* One TCP connection, from accept to close (guard.c). */
 typedef struct conn_info {
     struct conn_info *prev, *next;
+    http_server *s;
     int fd;
     int64_t deadline_ms; /* 0: none now */
     bool cut;            /* shut down by the sweep */
@@ -24,6 +25,8 @@ typedef enum { JOB_HANDLE = 0, JOB_THEN } job_kind;
 
 /* One request, from its header to MHD's completion notice (and, when it waited, until
  * the wait's own reference is given back). */
+typedef struct http__cred http__cred;
+
 typedef struct req_ctx {
     http_server *s;
     struct MHD_Connection *c;
@@ -53,7 +56,10 @@ typedef struct req_ctx {
 struct http_server {
     struct MHD_Daemon *daemon;
     http_config cfg; /* limits resolved */
-    char *tls_cert, *tls_key;
+    /* tls.c: the served pair, under tls_mu (replaced ones behind it) */
+    bool tls_on;
+    pthread_mutex_t tls_mu;
+    struct http__cred *tls;
     /* what http_stats_get reports; buckets are not cumulative here */
     atomic_uint_least64_t by_class[6];
     atomic_uint_least64_t bucket[HTTP_LAT_BUCKETS + 1];
@@ -107,6 +113,11 @@ void http__answer_waiting(http_server *s);
 void http__pool_stop(http_server *s);
 
 /* guard.c */
+/* tls.c */
+int http__tls_start(http_server *s, const char *cert_pem, const char *key_pem, pf_err *e);
+void *http__tls_callback(void);
+void http__tls_stop(http_server *s);
+
 void http__guard_start(http_server *s);
 void http__guard_stop(http_server *s);
 void http__conn_started(http_server *s, struct MHD_Connection *c, void **socket_context);

@@ -451,17 +451,15 @@ int http_start(const http_config *cfg, http_server **out, pf_err *e)
     OPT_ADD(MHD_OPTION_THREAD_POOL_SIZE, (unsigned)l->event_threads, NULL);
     OPT_ADD(MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, NULL);
     if (cfg->tls_cert_pem && cfg->tls_key_pem) {
-        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        if (http__tls_start(s, cfg->tls_cert_pem, cfg->tls_key_pem, e) != 0) {
             close(fd);
+            http__tls_stop(s);
             free(s);
-            return err_internal(e, "this libmicrohttpd has no TLS support: serve plain HTTP "
-                                   "(--http-tls off) or install one built with GnuTLS");
+            return -1;
         }
         flags |= MHD_USE_TLS;
-        s->tls_cert = xstrdup(cfg->tls_cert_pem);
-        s->tls_key = xstrdup(cfg->tls_key_pem);
-        OPT_ADD(MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert);
-        OPT_ADD(MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key);
+        /* the function in both fields: libmicrohttpd reads the one its version reads */
+        OPT_ADD(MHD_OPTION_HTTPS_CERT_CALLBACK, http__tls_callback(), http__tls_callback());
     }
     OPT_ADD(MHD_OPTION_END, 0, NULL);
     http__pool_start(s);
@@ -472,8 +470,7 @@ int http_start(const http_config *cfg, http_server **out, pf_err *e)
         close(fd);
         http__pool_stop(s);
         http__guard_stop(s);
-        free(s->tls_cert);
-        free(s->tls_key);
+        http__tls_stop(s);
         free(s);
         return err_internal(e, "cannot serve HTTP%s on %s:%d", cfg->tls_cert_pem ? "S" : "",
                             cfg->host, cfg->port);
@@ -512,9 +509,6 @@ void http_stop(http_server *s)
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->conns_mu);
     pthread_cond_destroy(&s->sweep_cv);
-    free(s->tls_cert);
-    if (s->tls_key)
-        explicit_bzero(s->tls_key, strlen(s->tls_key));
-    free(s->tls_key);
+    http__tls_stop(s);
     free(s);
 }

@@ -18,14 +18,21 @@
 #include "util/proc.h"
 #include "util/util.h"
 
-/* With HTTPS: the API's certificate and key as text (the database endpoints' by default). */
+/* The API's certificate and key files: given, or the database endpoints' under HOME/tls. */
+static void api_pair_paths(const serve_config *c, char **cp, char **kp)
+{
+    *cp = c->api_tls_cert ? xstrdup(c->api_tls_cert) : xasprintf("%s/tls/server.crt", c->home);
+    *kp = c->api_tls_key ? xstrdup(c->api_tls_key) : xasprintf("%s/tls/server.key", c->home);
+}
+
+/* With HTTPS: the API's certificate and key as text. */
 static int tls_pem(const serve_config *c, char **cert, char **key, pf_err *e)
 {
     *cert = *key = NULL;
     if (!c->api_tls)
         return 0;
-    char *cp = c->api_tls_cert ? xstrdup(c->api_tls_cert) : xasprintf("%s/tls/server.crt", c->home);
-    char *kp = c->api_tls_key ? xstrdup(c->api_tls_key) : xasprintf("%s/tls/server.key", c->home);
+    char *cp, *kp;
+    api_pair_paths(c, &cp, &kp);
     *cert = fs_read_file(cp, NULL);
     *key = fs_read_file(kp, NULL);
     int rc = 0;
@@ -40,11 +47,10 @@ static int tls_pem(const serve_config *c, char **cert, char **key, pf_err *e)
     return rc;
 }
 
-/* The given certificate's and key's identity on disk (a renewal changes it). */
-static void given_stamp(const serve_config *c, char out[128])
+/* A certificate's and key's identity on disk (a renewal changes it); "" without both. */
+static void pair_stamp(const char *cert, const char *key, char out[128])
 {
     struct stat a, b;
-    const char *cert = c->engine.tls_cert, *key = c->engine.tls_key;
     out[0] = '\0';
     if (cert && key && stat(cert, &a) == 0 && stat(key, &b) == 0)
         snprintf(out, 128, "%lld.%ld.%lld/%lld.%ld.%lld", (long long)a.st_mtim.tv_sec,
@@ -52,37 +58,72 @@ static void given_stamp(const serve_config *c, char out[128])
                  b.st_mtim.tv_nsec, (long long)b.st_size);
 }
 
+/* The API's own files' identity ("" on plain HTTP). */
+static void api_stamp(const serve_config *c, char out[128])
+{
+    out[0] = '\0';
+    if (!c->api_tls)
+        return;
+    char *cp, *kp;
+    api_pair_paths(c, &cp, &kp);
+    pair_stamp(cp, kp, out);
+    free(cp);
+    free(kp);
+}
+
+/* The API listener's pair read again and handed to it; a failure keeps the served one. */
+static void api_tls_reload(const serve_config *c, http_server *srv)
+{
+    pf_err e;
+    err_clear(&e);
+    char *cert = NULL, *key = NULL;
+    if (tls_pem(c, &cert, &key, &e) != 0 || (cert && http_tls_reload(srv, cert, key, &e) != 0))
+        log_error("%s (the API keeps its previous certificate)", e.message);
+    if (key)
+        sodium_memzero(key, strlen(key));
+    free(cert);
+    free(key);
+}
+
 /* Waits for SIGTERM or SIGINT (returned). Meanwhile SIGHUP, or a change of the given
  * --tls-cert/--tls-key files (looked at every TLS_WATCH_MS), reloads TLS everywhere online
- * ("tls reload"); a failed reload keeps the previous certificate and is logged. */
+ * ("tls reload"); a failed reload keeps the previous certificate and is logged. The API
+ * listener's pair (--http-tls-cert/--http-tls-key, or the endpoints' copy under HOME/tls)
+ * is read again on SIGHUP, after an endpoints' reload, and when its own files change. */
 #define TLS_WATCH_MS 2000
-static int wait_signal(const serve_config *c, const sigset_t *sigs, engine *en, ops *op)
+static int wait_signal(const serve_config *c, const sigset_t *sigs, engine *en, ops *op,
+                       http_server *srv)
 {
-    char seen[128], now[128];
-    given_stamp(c, seen);
+    char seen[128], now[128], api_seen[128], api_now[128];
+    pair_stamp(c->engine.tls_cert, c->engine.tls_key, seen);
+    api_stamp(c, api_seen);
     for (;;) {
         struct timespec ts = {TLS_WATCH_MS / 1000, (TLS_WATCH_MS % 1000) * 1000000L};
         int sig = sigtimedwait(sigs, NULL, &ts);
         if (sig == SIGTERM || sig == SIGINT)
             return sig;
-        given_stamp(c, now);
+        api_stamp(c, api_now);
+        bool api_moved = strcmp(api_now, api_seen) != 0;
+        snprintf(api_seen, sizeof api_seen, "%s", api_now);
+        pair_stamp(c->engine.tls_cert, c->engine.tls_key, now);
         bool moved = strcmp(now, seen) != 0;
-        if (sig != SIGHUP && !moved)
-            continue;
-        if (sig != SIGHUP && !engine_tls_given_changed(en)) {
-            snprintf(seen, sizeof seen, "%s", now); /* touched, same content */
-            continue;
-        }
+        bool engine_reload = sig == SIGHUP || (moved && engine_tls_given_changed(en));
+        snprintf(seen, sizeof seen, "%s", now); /* a touch with the same content: no reload */
         if (sig == SIGHUP)
             log_info("received SIGHUP: reloading TLS");
-        pf_err e;
-        err_clear(&e);
-        bool changed = false;
-        if (engine_tls_reload(en, &changed, &e) != 0)
-            log_error("%s (the previous certificate is still served)", e.message);
-        else
-            ops_datapath_reload(op); /* the data path ends TLS of the direct endpoint */
-        snprintf(seen, sizeof seen, "%s", now);
+        if (engine_reload) {
+            pf_err e;
+            err_clear(&e);
+            bool changed = false;
+            if (engine_tls_reload(en, &changed, &e) != 0)
+                log_error("%s (the previous certificate is still served)", e.message);
+            else
+                ops_datapath_reload(op); /* the data path ends TLS of the direct endpoint */
+        }
+        if (c->api_tls && (api_moved || sig == SIGHUP || engine_reload)) {
+            api_tls_reload(c, srv);
+            api_stamp(c, api_seen); /* the endpoints' reload may have copied new files */
+        }
     }
 }
 
@@ -203,7 +244,7 @@ int serve_run(serve_config *c, store *st, int lockfd, int listen_fd, int metrics
     log_info("pgfleet %s serving %s on %s:%d (public URL %s)", a->version, c->home, c->listen_host,
              c->listen_port, a->base_url);
 
-    int sig = wait_signal(c, &sigs, en, op);
+    int sig = wait_signal(c, &sigs, en, op, srv);
     log_info("received %s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     ops_interrupt(op); /* running backups end now, not after the HTTP drain */
     rc = 0;

@@ -1,15 +1,19 @@
 // Certificates renewed without a restart (issue 12): the server runs with --tls-cert and
 // --tls-key (a CA of this file's own, as a public CA would sign them); a renewal written over
 // those files is picked up by every database server and PgBouncer, as is a SIGHUP, with
-// every open session kept; a pair that does not belong together is not taken.
+// every open session kept; a pair that does not belong together is not taken. The API
+// listener's own HTTPS pair (--http-tls-cert/--http-tls-key) is renewed the same way.
 import assert from 'node:assert/strict';
 import { after } from 'node:test';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import https from 'node:https';
 import pg from 'pg';
+import tls from 'node:tls';
 import { useServer } from './lib/fixture.mjs';
+import { Server } from './lib/server.mjs';
 import { call, expectStatus, waitReady, uniq } from './lib/api.mjs';
 import { until } from './lib/procs.mjs';
 
@@ -25,8 +29,8 @@ for (const n of ['one', 'two']) {
 }
 const fingerprint = (n) => execFileSync('openssl', ['x509', '-in', f(`${n}.crt`), '-noout', '-fingerprint', '-sha256']).toString().trim().split('=')[1];
 // a renewal lands as a tool writes it: each file replaced whole
-function install(certOf, keyOf) {
-  for (const [src, dst] of [[f(`${keyOf}.key`), f('given.key')], [f(`${certOf}.crt`), f('given.crt')]]) {
+function install(certOf, keyOf, as = 'given') {
+  for (const [src, dst] of [[f(`${keyOf}.key`), f(`${as}.key`)], [f(`${certOf}.crt`), f(`${as}.crt`)]]) {
     fs.copyFileSync(src, `${dst}.tmp`);
     fs.renameSync(`${dst}.tmp`, dst);
   }
@@ -112,6 +116,67 @@ ctx.it('a certificate without its key (a renewal half written) is not taken', as
   assert.equal(await served(S.pooled), fingerprint('one'));
   install('two', 'two'); // the key arrives
   assert.ok(await until(async () => (await served(S.direct)) === fingerprint('two'), { timeoutMs: 15000, intervalMs: 250 }));
+});
+
+// ---- the API listener's HTTPS pair ----
+// the certificate a new TLS connection to the API gets, verified for localhost
+function apiServed(port) {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca }, () => {
+      const fp = s.getPeerCertificate().fingerprint256;
+      s.end();
+      resolve(fp);
+    });
+    s.on('error', reject);
+  });
+}
+// GET /healthz on a kept-alive agent: the status and the socket's certificate
+function healthz(base, agent) {
+  return new Promise((resolve, reject) => {
+    const req = https.get(`${base}/healthz`, { agent, ca, servername: 'localhost' }, (res) => {
+      const { socket } = res; // given back to the agent at the end
+      const fp = socket.getPeerCertificate().fingerprint256;
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode, fp, socket }));
+    });
+    req.on('error', reject);
+  });
+}
+
+ctx.it('the API listener: a renewal of --http-tls-cert is served without a restart; a kept-alive connection stays; a half-written pair and SIGHUP', async () => {
+  install('one', 'one', 'api');
+  const s = await new Server('tls-api', { tls: true, extraArgs: ['--http-tls-cert', f('api.crt'), '--http-tls-key', f('api.key')] }).init();
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    await s.start();
+    assert.equal(await apiServed(s.httpPort), fingerprint('one'));
+    const first = await healthz(s.baseUrl, agent);
+    assert.equal(first.status, 200);
+    assert.equal(first.fp, fingerprint('one'));
+    install('two', 'two', 'api');
+    const t0 = Date.now();
+    assert.ok(await until(async () => (await apiServed(s.httpPort)) === fingerprint('two'), { timeoutMs: 15000, intervalMs: 250 }), 'the renewed API certificate is not served');
+    console.log(`# API renewal served ${Date.now() - t0} ms after the files changed`);
+    const again = await healthz(s.baseUrl, agent);
+    assert.equal(again.status, 200);
+    assert.equal(again.socket, first.socket, 'the kept-alive connection is the same socket');
+    assert.equal(again.fp, fingerprint('one'), 'the kept-alive connection keeps its session');
+    // a certificate whose key has not arrived yet is refused; the served pair stays
+    const refusals = () => fs.readFileSync(s.logFile, 'utf8').split('API keeps its previous certificate').length - 1;
+    install('one', 'two', 'api');
+    assert.ok(await until(() => refusals() > 0, { timeoutMs: 15000, intervalMs: 250 }), 'the mismatched pair is logged');
+    assert.equal(await apiServed(s.httpPort), fingerprint('two'), 'the previous certificate is still served');
+    // the key arrives and a SIGHUP comes at once: whichever is seen first, it is served
+    fs.copyFileSync(f('one.key'), f('api.key'));
+    process.kill(s.pid, 'SIGHUP');
+    assert.ok(await until(async () => (await apiServed(s.httpPort)) === fingerprint('one'), { timeoutMs: 15000, intervalMs: 250 }), 'the pair after SIGHUP is not served');
+    assert.equal(s.exit, null, 'pgfleet still runs');
+    assert.match(fs.readFileSync(s.logFile, 'utf8'), /HTTPS certificate reloaded/);
+  } finally {
+    agent.destroy();
+    await s.stop();
+    await s.cleanup();
+  }
 });
 
 ctx.itShutsDownCleanly();
