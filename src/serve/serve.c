@@ -3,6 +3,7 @@
  * or a busy port fails at once; the ops start before the listeners so the first request
  * finds them; on the way out clients go first (listeners, then the data path), then the
  * servers. */
+#include <malloc.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -199,6 +200,9 @@ int serve_run(serve_config *c, store *st, int lockfd, int listen_fd, int metrics
     pf_err e;
     err_clear(&e);
     app *a = &c->api;
+    /* two malloc arenas, not eight per core: each keeps the memory its threads freed, so a
+     * long run grew by what every thread once held at its peak (docs/decisions.md) */
+    mallopt(M_ARENA_MAX, 2);
     a->started_ms = util_wall_ms();
     a->st = st;
     snprintf(a->home, sizeof a->home, "%s", c->home);

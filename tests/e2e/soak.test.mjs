@@ -24,7 +24,10 @@ const ctx = useServer('soak', {
 
 const dbs = new Map(); // id -> { state: 'created'|'ready'|'deleted', conns: Map(id -> {cs, deleted}) }
 const stats = { requests: 0, byStatus: new Map(), errors5xx: [], thrown: [], ms: [] };
-const rssMiB = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${ctx.server.pid}/status`, 'utf8'))[1]) / 1024;
+const statusKiB = (field) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${ctx.server.pid}/status`, 'utf8'))[1]);
+const rssMiB = () => statusKiB('VmRSS') / 1024;
+// RSS in its parts: anonymous (the heap, thread stacks, SQLite's page caches), file-backed
+const rssParts = () => `anon ${(statusKiB('RssAnon') / 1024).toFixed(1)}, file ${(statusKiB('RssFile') / 1024).toFixed(1)}`;
 const pct = (xs, q) => { const v = [...xs].sort((a, b) => a - b); return v.length ? v[Math.min(v.length - 1, Math.ceil((q / 100) * v.length) - 1)] : NaN; };
 let project;
 let live = 0;
@@ -140,10 +143,19 @@ ctx.it('setup: a project', async () => {
 ctx.it(`${CLIENTS} clients for ${SECONDS} s: create / get / list / connection create / rotate / delete, 0 5xx`, async () => {
   const end = Date.now() + SECONDS * 1000;
   const rss0 = rssMiB();
+  const parts0 = rssParts();
+  // RSS at each tenth of the run: flat means no growth after the warm-up (the first tenth)
+  const rssAt = [];
+  const sampler = setInterval(() => {
+    try {
+      rssAt.push(rssMiB());
+    } catch { /* the server is gone: its requests fail the test */ }
+  }, SECONDS * 100);
   await Promise.all(Array.from({ length: CLIENTS }, () => worker(end)));
+  clearInterval(sampler);
   const summary = [...stats.byStatus].sort().map(([s, n]) => `${s}:${n}`).join(' ');
   console.log(`# soak: ${CLIENTS} clients, ${SECONDS} s: ${stats.requests} requests (${summary}), ${stats.errors5xx.length} 5xx, p50 ${pct(stats.ms, 50).toFixed(1)} ms, ` +
-    `p99 ${pct(stats.ms, 99).toFixed(1)} ms; server RSS ${rss0.toFixed(1)} MiB at start, ${rssMiB().toFixed(1)} MiB at the end; ${dbs.size} databases created`);
+    `p99 ${pct(stats.ms, 99).toFixed(1)} ms; server RSS ${rss0.toFixed(1)} MiB at start (${parts0}), ${rssMiB().toFixed(1)} MiB at the end (${rssParts()}; each tenth: ${rssAt.map((v) => v.toFixed(1)).join(' ')}); ${dbs.size} databases created`);
   assert.deepEqual(stats.thrown, [], 'requests that failed the contract or the transport');
   assert.deepEqual(stats.errors5xx, [], '5xx answers');
   assert.ok(dbs.size >= 5, `at least 5 databases created (${dbs.size})`);
