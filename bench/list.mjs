@@ -6,6 +6,7 @@
 //   (default 5; the median of their ratios), PGFLEET_BIN
 //   BENCH_LIST_SUSPEND (seconds; default 0: never): --suspend-after, so that many databases
 //   fit asleep; BENCH_LIST_SPARES (default 4)
+// The rounds start once no first backup is queued or running (they would share the cores).
 import { readFileSync } from 'node:fs';
 import { benchServer, sleep, pct } from './lib.mjs';
 
@@ -17,7 +18,7 @@ const SPARES = process.env.BENCH_LIST_SPARES ?? '4';
 
 // a port per database (others on this host may hold some); one token for every request: no
 // rate limit
-const server = await benchServer({ name: 'list', ports: N + 500, unlimited: true,
+const server = await benchServer({ name: 'list', ports: N + 500, unlimited: true, metrics: true,
   flags: ['--backup-interval', '0', '--workers', '4', '--spares', SPARES, '--suspend-after', SUSPEND] });
 const { base, H } = server;
 const api = (method, path, body) => server.api(method, path, body);
@@ -52,6 +53,14 @@ try {
     if (ready < ids.length) await sleep(1000);
   }
   console.log(`list: ${ids.length} databases ready (${Math.round((Date.now() - t0) / 1000)} s)`);
+  const backupsQueued = async () => {
+    const text = await (await fetch(`http://127.0.0.1:${server.metricsPort}/metrics`)).text();
+    return ['pending', 'running'].reduce((q, st) => q + Number(new RegExp(`^pgfleet_ops_queued\\{kind="db_backup",state="${st}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0), 0);
+  };
+  for (let q; (q = await backupsQueued()) > 0;) {
+    console.log(`list: ${q} first backups queued or running (${Math.round((Date.now() - t0) / 1000)} s)`);
+    await sleep(30000);
+  }
   // every page full: from a cursor in the middle of the list
   const cursor = ids[Math.floor(ids.length / 2) - 100] ?? ids[0];
   const one = ids[Math.floor(ids.length / 2)];

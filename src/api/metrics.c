@@ -1,6 +1,7 @@
 /* The operator's metrics: GET /metrics in Prometheus' text format (version 0.0.4), served
  * only on --metrics-listen, a listener of its own: the numbers cover every workspace, so no
  * tenant's token reaches them (docs/operations.md lists each metric). */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,18 @@ HANDLER(h_metrics)
     fprintf(b, "pgfleet_start_time_seconds %lld\n", (long long)(a->started_ms / 1000));
     head(b, "pgfleet_resident_memory_bytes", "gauge", "Resident memory of the pgfleet process.");
     fprintf(b, "pgfleet_resident_memory_bytes %lld\n", (long long)rss_bytes());
+    /* what the resident memory holds: live heap, heap freed but kept by malloc, SQLite's
+     * (not in a sanitizer build: its malloc is not glibc's, mallinfo2 would say 0) */
+#ifndef __SANITIZE_ADDRESS__
+    struct mallinfo2 mi = mallinfo2();
+    head(b, "pgfleet_heap_bytes", "gauge",
+         "malloc's heap: in use, and free but kept (mmapped blocks counted as in use).");
+    fprintf(b, "pgfleet_heap_bytes{state=\"in_use\"} %zu\npgfleet_heap_bytes{state=\"free\"} %zu\n",
+            mi.uordblks + mi.hblkhd, mi.fordblks);
+#endif
+    head(b, "pgfleet_catalog_memory_bytes", "gauge",
+         "Memory SQLite holds: the page caches of every thread's catalog connection, statements.");
+    fprintf(b, "pgfleet_catalog_memory_bytes %lld\n", (long long)store_memory_used());
 
     head(b, "pgfleet_databases", "gauge", "Databases in the catalog by status.");
     for (int i = 0; i < STORE_DB_STATUS_COUNT; i++)

@@ -114,6 +114,12 @@ static sql_conn *conn_get(store *s, pf_err *e)
     return c;
 }
 
+int64_t store_memory_used(void)
+{
+    sqlite3_int64 cur = 0, hi = 0;
+    return sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &cur, &hi, 0) == SQLITE_OK ? cur : -1;
+}
+
 store *sql_store_new(const char *path)
 {
     store *s = xcalloc(1, sizeof *s);

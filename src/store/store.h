@@ -382,6 +382,8 @@ typedef struct store_stats {
     int64_t ops[OP__COUNT][2];                /* active ops by kind and state (pending, running) */
 } store_stats;
 int store_stats_get(store *s, store_stats *out, pf_err *e);
+/* Bytes SQLite holds in this process (every thread's page cache and statements). */
+int64_t store_memory_used(void);
 
 typedef struct store_last_backup {
     char database_id[PF_ID_MAX];

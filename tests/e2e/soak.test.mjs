@@ -11,15 +11,17 @@ import { readFileSync } from 'node:fs';
 import { useServer } from './lib/fixture.mjs';
 import { call, expectStatus, uniq } from './lib/api.mjs';
 import { sql } from './lib/pg.mjs';
-import { sleep } from './lib/procs.mjs';
+import { freePort, sleep } from './lib/procs.mjs';
 
 const SECONDS = Number(process.env.E2E_SOAK_SECONDS ?? 120);
 const CLIENTS = Number(process.env.E2E_SOAK_CLIENTS ?? 50);
 const LIVE = Number(process.env.E2E_SOAK_LIVE ?? 12);
 // 50 clients share one address and one token here: as behind a reverse proxy, the
 // per-address connection cap and the per-credential rate limit are lifted (docs/operations.md)
+const metricsPort = await freePort();
 const ctx = useServer('soak', {
-  extraArgs: ['--backup-interval', '5', '--spares', '4', '--http-max-per-address', '0', '--rate-limit', '0'],
+  extraArgs: ['--backup-interval', '5', '--spares', '4', '--http-max-per-address', '0', '--rate-limit', '0',
+    '--metrics-listen', `127.0.0.1:${metricsPort}`],
 });
 
 const dbs = new Map(); // id -> { state: 'created'|'ready'|'deleted', conns: Map(id -> {cs, deleted}) }
@@ -28,6 +30,13 @@ const statusKiB = (field) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(readF
 const rssMiB = () => statusKiB('VmRSS') / 1024;
 // RSS in its parts: anonymous (the heap, thread stacks, SQLite's page caches), file-backed
 const rssParts = () => `anon ${(statusKiB('RssAnon') / 1024).toFixed(1)}, file ${(statusKiB('RssFile') / 1024).toFixed(1)}`;
+// what the heap holds, from /metrics: live blocks, freed ones malloc keeps, SQLite's caches
+async function heapMiB() {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const v = (name) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]) / 1048576;
+  return { inUse: v('pgfleet_heap_bytes\\{state="in_use"\\}'), free: v('pgfleet_heap_bytes\\{state="free"\\}'), sqlite: v('pgfleet_catalog_memory_bytes') };
+}
+const heapText = (h) => `heap in use ${h.inUse.toFixed(1)}, free ${h.free.toFixed(1)}, SQLite ${h.sqlite.toFixed(1)} MiB`;
 const pct = (xs, q) => { const v = [...xs].sort((a, b) => a - b); return v.length ? v[Math.min(v.length - 1, Math.ceil((q / 100) * v.length) - 1)] : NaN; };
 let project;
 let live = 0;
@@ -144,18 +153,22 @@ ctx.it(`${CLIENTS} clients for ${SECONDS} s: create / get / list / connection cr
   const end = Date.now() + SECONDS * 1000;
   const rss0 = rssMiB();
   const parts0 = rssParts();
+  const heap0 = await heapMiB();
   // RSS at each tenth of the run: flat means no growth after the warm-up (the first tenth)
   const rssAt = [];
+  const heapAt = [];
   const sampler = setInterval(() => {
     try {
       rssAt.push(rssMiB());
     } catch { /* the server is gone: its requests fail the test */ }
+    heapMiB().then((h) => heapAt.push(h.inUse), () => {});
   }, SECONDS * 100);
   await Promise.all(Array.from({ length: CLIENTS }, () => worker(end)));
   clearInterval(sampler);
   const summary = [...stats.byStatus].sort().map(([s, n]) => `${s}:${n}`).join(' ');
   console.log(`# soak: ${CLIENTS} clients, ${SECONDS} s: ${stats.requests} requests (${summary}), ${stats.errors5xx.length} 5xx, p50 ${pct(stats.ms, 50).toFixed(1)} ms, ` +
-    `p99 ${pct(stats.ms, 99).toFixed(1)} ms; server RSS ${rss0.toFixed(1)} MiB at start (${parts0}), ${rssMiB().toFixed(1)} MiB at the end (${rssParts()}; each tenth: ${rssAt.map((v) => v.toFixed(1)).join(' ')}); ${dbs.size} databases created`);
+    `p99 ${pct(stats.ms, 99).toFixed(1)} ms; server RSS ${rss0.toFixed(1)} MiB at start (${parts0}; ${heapText(heap0)}), ${rssMiB().toFixed(1)} MiB at the end (${rssParts()}; ${heapText(await heapMiB())}; ` +
+    `each tenth: RSS ${rssAt.map((v) => v.toFixed(1)).join(' ')}, heap in use ${heapAt.map((v) => v.toFixed(1)).join(' ')}); ${dbs.size} databases created`);
   assert.deepEqual(stats.thrown, [], 'requests that failed the contract or the transport');
   assert.deepEqual(stats.errors5xx, [], '5xx answers');
   assert.ok(dbs.size >= 5, `at least 5 databases created (${dbs.size})`);
