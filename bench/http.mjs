@@ -5,7 +5,8 @@
 //     attacker would): GET /v1/databases/{id} p50/p99 from a normal client, its failures, and
 //     the server's RSS and threads.
 //  2. GET /v1/databases/{id} requests/s with wrk at 32 and 1,000 keep-alive connections, next
-//     to nginx serving a static file of the same size in the same run (the ratio to nginx).
+//     to nginx serving a static file of the same size in the same run (the ratio to nginx),
+//     BENCH_WRK_ROUNDS rounds (default 3) alternating the two; the medians.
 // The server runs with --http-max-per-address 0 (wrk's 1,000 connections share 127.0.0.1)
 // and --http-max-connections 8192, when the binary takes those flags.
 import { spawn, execFileSync } from 'node:child_process';
@@ -18,6 +19,7 @@ const IDLE = Number(process.env.BENCH_IDLE ?? 2000);
 const SLOW = Number(process.env.BENCH_SLOW ?? 1000);
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 300);
 const WRK_SECONDS = Number(process.env.BENCH_WRK_SECONDS ?? 10);
+const WRK_ROUNDS = Number(process.env.BENCH_WRK_ROUNDS ?? 3);
 
 function status(pid) {
   const t = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -137,13 +139,22 @@ http { access_log off; keepalive_requests 100000000; keepalive_timeout 75s; defa
   nginx = spawn('nginx', ['-c', join(ndir, 'nginx.conf'), '-p', ndir], { stdio: 'ignore' });
   for (let i = 0; i < 100; i++) { try { if ((await fetch(`http://127.0.0.1:${nport}/db/item`)).ok) break; } catch {} await sleep(50); }
   console.log(`wrk, GET /v1/databases/{id} (${Buffer.byteLength(body)} bytes) vs nginx serving a static file of that size (worker_processes auto):`);
+  // rounds alternate the two (the machine is shared): the median of their ratios
+  const ms = (t) => Number.parseFloat(t) * ({ us: 0.001, ms: 1, s: 1000 }[/[a-z]+$/.exec(t)?.[0]] ?? 1);
   for (const c of [32, 1000]) {
-    const a = wrk(url, c, [`Authorization: Bearer ${token}`]);
-    const st = status(server.pid);
-    const n = wrk(`http://127.0.0.1:${nport}/db/item`, c, [`Authorization: Bearer ${token}`]);
-    console.log(`  ${c} connections: pgfleet ${a.rps.toFixed(0)} req/s (p50 ${a.p50}, p99 ${a.p99}, timeouts ${a.timeouts}, non-2xx ${a.non2xx}, socket errors ${a.errors}; RSS ${st.rssMiB.toFixed(1)} MiB, ${st.threads} threads), ` +
-      `nginx ${n.rps.toFixed(0)} req/s (p50 ${n.p50}, p99 ${n.p99}): ratio ${(a.rps / n.rps).toFixed(2)}`);
-    console.log(`    ${a.cmd}`);
+    const ratios = [], p99a = [], p99n = [];
+    for (let r = 1; r <= WRK_ROUNDS; r++) {
+      const a = wrk(url, c, [`Authorization: Bearer ${token}`]);
+      const st = status(server.pid);
+      const n = wrk(`http://127.0.0.1:${nport}/db/item`, c, [`Authorization: Bearer ${token}`]);
+      ratios.push(a.rps / n.rps);
+      p99a.push(ms(a.p99));
+      p99n.push(ms(n.p99));
+      console.log(`  ${c} connections, round ${r}: pgfleet ${a.rps.toFixed(0)} req/s (p50 ${a.p50}, p99 ${a.p99}, timeouts ${a.timeouts}, non-2xx ${a.non2xx}, socket errors ${a.errors}; RSS ${st.rssMiB.toFixed(1)} MiB, ${st.threads} threads), ` +
+        `nginx ${n.rps.toFixed(0)} req/s (p50 ${n.p50}, p99 ${n.p99}, timeouts ${n.timeouts}): ratio ${(a.rps / n.rps).toFixed(2)}`);
+      if (r === 1) console.log(`    ${a.cmd}`);
+    }
+    console.log(`  ${c} connections, median of ${WRK_ROUNDS} rounds: ratio ${pct(ratios, 50).toFixed(2)}, p99 pgfleet ${pct(p99a, 50).toFixed(1)} ms, nginx ${pct(p99n, 50).toFixed(1)} ms`);
   }
 } finally {
   if (nginx) { nginx.kill('SIGQUIT'); await sleep(300); }

@@ -7,6 +7,9 @@
 //   BENCH_LIST_SUSPEND (seconds; default 0: never): --suspend-after, so that many databases
 //   fit asleep; BENCH_LIST_SPARES (default 4)
 // The rounds start once no first backup is queued or running (they would share the cores).
+// Creates wait while more than BENCH_LIST_MAX_AWAKE (default 200) databases are awake: a new
+// one stays awake until its first backup and its idle time (with 2,000 unthrottled, about
+// 1,000 servers ran at once and memory ran out).
 import { readFileSync } from 'node:fs';
 import { benchServer, sleep, pct } from './lib.mjs';
 
@@ -15,6 +18,7 @@ const SAMPLES = Number(process.env.BENCH_LIST_SAMPLES ?? 300);
 const ROUNDS = Number(process.env.BENCH_LIST_ROUNDS ?? 5);
 const SUSPEND = process.env.BENCH_LIST_SUSPEND ?? '0';
 const SPARES = process.env.BENCH_LIST_SPARES ?? '4';
+const MAX_AWAKE = Number(process.env.BENCH_LIST_MAX_AWAKE ?? 200);
 
 // a port per database (others on this host may hold some); one token for every request: no
 // rate limit
@@ -35,7 +39,12 @@ try {
   const { data: project } = await api('POST', '/v1/projects', { name: 'bench-list', createDatabase: false });
   const ids = [];
   const t0 = Date.now();
+  const metric = async (name) => {
+    const text = await (await fetch(`http://127.0.0.1:${server.metricsPort}/metrics`)).text();
+    return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  };
   for (let i = 0; i < N; i += 8) {
+    for (let k = 0; k < 600 && (await metric('pgfleet_databases_awake')) > MAX_AWAKE; k++) await sleep(1000);
     const batch = [];
     for (let j = i; j < Math.min(N, i + 8); j++) batch.push(api('POST', '/v1/databases', { projectId: project.id, name: `list-${j}` }));
     for (const r of await Promise.all(batch)) ids.push(r.data.id);
@@ -53,10 +62,8 @@ try {
     if (ready < ids.length) await sleep(1000);
   }
   console.log(`list: ${ids.length} databases ready (${Math.round((Date.now() - t0) / 1000)} s)`);
-  const backupsQueued = async () => {
-    const text = await (await fetch(`http://127.0.0.1:${server.metricsPort}/metrics`)).text();
-    return ['pending', 'running'].reduce((q, st) => q + Number(new RegExp(`^pgfleet_ops_queued\\{kind="db_backup",state="${st}"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0), 0);
-  };
+  const backupsQueued = async () => (await metric('pgfleet_ops_queued\\{kind="db_backup",state="pending"\\}')) +
+    (await metric('pgfleet_ops_queued\\{kind="db_backup",state="running"\\}'));
   for (let q; (q = await backupsQueued()) > 0;) {
     console.log(`list: ${q} first backups queued or running (${Math.round((Date.now() - t0) / 1000)} s)`);
     await sleep(30000);

@@ -439,6 +439,12 @@ static void raise_fd_limit(int connections)
                 (unsigned long)rl.rlim_cur, connections, (unsigned long)want);
 }
 
+/* A connection's memory pool (libmicrohttpd's default: 32 KiB), which holds its request
+ * line and headers: libmicrohttpd zeroes all of it before every request, so it is sized for
+ * what clients send (a JWT bearer and a few headers: ~2 KiB) with room to spare; a header
+ * past it is answered 431 by libmicrohttpd. */
+#define HTTP_CONN_MEMORY (16 * 1024)
+
 #define OPT_ADD(o, v, p) (opts[nopt++] = (struct MHD_OptionItem){(o), (intptr_t)(v), (p)})
 
 int http_start(const http_config *cfg, http_server **out, pf_err *e)
@@ -465,6 +471,7 @@ int http_start(const http_config *cfg, http_server **out, pf_err *e)
         OPT_ADD(MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)l->max_per_address, NULL);
     OPT_ADD(MHD_OPTION_THREAD_POOL_SIZE, (unsigned)l->event_threads, NULL);
     OPT_ADD(MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, NULL);
+    OPT_ADD(MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY, NULL);
     if (cfg->tls_cert_pem && cfg->tls_key_pem) {
         if (http__tls_start(s, cfg->tls_cert_pem, cfg->tls_key_pem, e) != 0) {
             close(fd);

@@ -1,7 +1,7 @@
 // The HTTP server under abuse and load (issue 10): idle and slowloris connections from other
 // loopback addresses while the SDK's requests succeed, the per-address cap, a header
 // deadline a trickle cannot extend, 413 from Content-Length, the chunked cap, 400 without
-// Host, HEAD, answers that wait for an op without holding a thread, SIGTERM with waiting
+// Host, the header size cap, HEAD, answers that wait for an op without holding a thread, SIGTERM with waiting
 // answers, and HTTPS on the API listener with the SDK and curl.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -114,6 +114,17 @@ ctx.it('HTTP/1.1 without Host: 400 with the envelope', async () => {
   // HTTP/1.0 needs none
   const ok = await rawRequest(ctx.server.httpPort, 'GET /healthz HTTP/1.0\r\n\r\n', { timeoutMs: 5000 });
   assert.equal(ok.status, 200, ok.head);
+});
+
+// a connection's memory pool is 16 KiB (src/http/server.c): headers of 8 KiB pass, 20 KiB
+// are refused 431 by libmicrohttpd, and the server goes on
+ctx.it('request headers: 8 KiB answered, 20 KiB refused 431', async () => {
+  const big = (n) => `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: ${'a'.repeat(n)}\r\nConnection: close\r\n\r\n`;
+  const ok = await rawRequest(ctx.server.httpPort, big(8 * 1024), { timeoutMs: 5000 });
+  assert.equal(ok.status, 200, ok.head);
+  const tooBig = await rawRequest(ctx.server.httpPort, big(20 * 1024), { timeoutMs: 5000 });
+  assert.equal(tooBig.status, 431, tooBig.head);
+  expectStatus(await call(ctx.c, 'GET', '/v1/regions'), 200);
 });
 
 ctx.it('HEAD wherever GET is served: the same status and headers, no body', async () => {
