@@ -73,11 +73,8 @@ typedef int (*http_handler)(void *app, http_req *req, http_resp *resp, pf_err *e
 typedef int (*http_auth_hook)(void *app, http_req *req, pf_err *e);
 
 /* HTTP_HEAVY: a handler that costs much memory or CPU (an argon2id password check: ~0.1 s
- * and 64 MiB): at most http_config.heavy_max of them run at once, the others queue.
- * HTTP_QUICK: a read that costs little and never waits (its auth check and a read
- * transaction of the catalog, no commit, no child, no wait): run on the event thread that
- * read the request, without the hand-over to a worker and back. */
-enum { HTTP_PUBLIC = 0, HTTP_AUTH = 1, HTTP_HEAVY = 2, HTTP_QUICK = 4 };
+ * and 64 MiB): at most http_config.heavy_max of them run at once, the others queue. */
+enum { HTTP_PUBLIC = 0, HTTP_AUTH = 1, HTTP_HEAVY = 2 };
 
 typedef struct http_route {
     const char *method;  /* "GET", "POST", ... */
@@ -98,7 +95,7 @@ typedef struct http_limits {
     size_t body_max;     /* a body's bytes, chunked or not (HTTP_BODY_MAX) */
     int workers;         /* handler threads (max(4, 2 * cores)) */
     int heavy_max;       /* HTTP_HEAVY handlers at once (max(1, cores)) */
-    int event_threads;   /* libmicrohttpd's threads (cores, at most 4) */
+    int event_threads;   /* libmicrohttpd's threads (2 x cores, at most 8) */
 } http_limits;
 
 typedef struct http_config {

@@ -271,21 +271,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     ctx->req.body_len = ctx->body.len;
     ctx->dispatched = true;
     atomic_fetch_add(&s->inflight, 1);
-    if (route->flags & HTTP_QUICK) {
-        pf_err e;
-        err_clear(&e);
-        int rc = http__handle(ctx, &e);
-        if (rc == 0 && ctx->resp.wait.arm) { /* a quick route that waits after all */
-            MHD_suspend_connection(c);
-            http__start_wait(ctx);
-            return MHD_YES;
-        }
-        http__make_answer(ctx, rc, &e);
-        enum MHD_Result ret = MHD_queue_response(c, (unsigned)ctx->status, ctx->answer);
-        MHD_destroy_response(ctx->answer);
-        ctx->answer = NULL;
-        return ret;
-    }
     MHD_suspend_connection(c);
     http__pool_push(s, ctx, JOB_HANDLE);
     return MHD_YES;
@@ -418,7 +403,7 @@ static void resolve_limits(http_limits *l)
     if (l->heavy_max <= 0)
         l->heavy_max = n;
     if (l->event_threads <= 0)
-        l->event_threads = n < 4 ? n : 4;
+        l->event_threads = 2 * n < 8 ? 2 * n : 8;
 }
 
 /* Every connection is an fd: the soft limit goes up to what the connection cap needs. */

@@ -12,7 +12,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { useServer } from './lib/fixture.mjs';
 import { Server } from './lib/server.mjs';
-import { call, expectStatus, uniq } from './lib/api.mjs';
+import { call, expectStatus, uniq, waitReady } from './lib/api.mjs';
 import { expectEnvelope } from './lib/schemas.mjs';
 import { hold, rawRequest, procStatus } from './lib/sockets.mjs';
 import { sleep } from './lib/procs.mjs';
@@ -129,6 +129,7 @@ ctx.it('request headers: 8 KiB answered, 20 KiB refused 431', async () => {
 
 ctx.it('HEAD wherever GET is served: the same status and headers, no body', async () => {
   const db = await database(ctx.c, 'head');
+  await waitReady(ctx.c, db.id); // its status (and so its length) no longer changes
   for (const url of ['/healthz', `/v1/databases/${db.id}`, '/v1/databases?limit=2', '/v1/regions']) {
     const h = { authorization: `Bearer ${ctx.server.adminToken}` };
     const g = await fetch(ctx.server.baseUrl + url, { headers: h });
