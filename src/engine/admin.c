@@ -109,13 +109,6 @@ PGconn *engine__admin_take(engine *en, const char *id)
     pthread_mutex_lock(&en->kept_mu);
     PGconn *c = kept_pop(en, id);
     pthread_mutex_unlock(&en->kept_mu);
-    /* a backend that was ended left its error and EOF in the socket: reading what is there
-     * (it never blocks) tells, before a statement is sent on it */
-    if (c && (!PQconsumeInput(c) || PQstatus(c) != CONNECTION_OK)) {
-        log_db_info(id, "the kept admin session was closed by its server; connecting again");
-        PQfinish(c);
-        c = NULL;
-    }
     return c;
 }
 

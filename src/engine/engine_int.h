@@ -261,9 +261,9 @@ int engine__admin_connect_running(engine *en, const char *db_id, PGconn **out, p
 /* Kept admin sessions: a spare's is opened while the spare is made, so the role create
  * of its hand-over runs on an open session (no backend fork, no library loads, warm
  * caches). Keeping c for id gives the engine ownership (an older one of id is closed);
- * taking it gives it back to the caller, or NULL when none is kept or the kept one was
- * found closed by its server (a terminated backend, a restarted or killed server); forget
- * closes id's (every one: id NULL). */
+ * taking it gives it back to the caller (NULL when none is kept), who finds out on its
+ * first statement whether the server closed it meanwhile (roles.c connects again then);
+ * forget closes id's (every one: id NULL). */
 void engine__admin_keep(engine *en, const char *id, PGconn *c);
 PGconn *engine__admin_take(engine *en, const char *id);
 void engine__admin_forget(engine *en, const char *id);

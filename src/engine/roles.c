@@ -200,24 +200,23 @@ static int role_job_run(engine *en, const char *db_id, role_job *j, pf_err *e)
 {
     const char *what = j->drop ? "dropping a role" : "ensuring a role";
     PGconn *c = NULL;
-    int64_t t0 = util_now_ms();
-    int ret = engine__admin_session(en, db_id, &c, &j->kept, e);
-    int64_t t1 = util_now_ms();
-    if (ret == 0)
-        ret = role_job_on(c, j, e);
-    if (ret < 0 && j->kept && PQstatus(c) == CONNECTION_BAD) {
-        /* the kept session broke under the statements (its server restarted or was killed
-         * since the check): each change is idempotent, so it runs again on a new one */
+    int ret;
+    int64_t t0, t1;
+    for (;;) {
+        t0 = util_now_ms();
+        ret = engine__admin_session(en, db_id, &c, &j->kept, e);
+        t1 = util_now_ms();
+        if (ret == 0)
+            ret = role_job_on(c, j, e);
+        /* a kept session that broke under the statements (its backend ended, its server
+         * restarted or was killed while the spare waited): each change is idempotent, so it
+         * runs again, on a new connection (the kept one was taken: none is kept now) */
+        if (ret == 0 || !j->kept || PQstatus(c) != CONNECTION_BAD)
+            break;
         log_db_info(db_id, "the kept admin session broke (%s); connecting again",
                     e ? e->message : "");
         PQfinish(c);
         c = NULL;
-        j->kept = false;
-        t0 = util_now_ms();
-        ret = engine__admin_connect_running(en, db_id, &c, e);
-        t1 = util_now_ms();
-        if (ret == 0)
-            ret = role_job_on(c, j, e);
     }
     PQfinish(c);
     j->connect_ms = t1 - t0;
