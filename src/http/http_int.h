@@ -23,10 +23,11 @@ typedef struct conn_info {
 typedef enum { W_NONE = 0, W_WAITING, W_WOKEN, W_ANSWERED } wait_state;
 typedef enum { JOB_HANDLE = 0, JOB_THEN } job_kind;
 
-/* One request, from its header to MHD's completion notice (and, when it waited, until
- * the wait's own reference is given back). */
+/* A certificate chain and its key, as GnuTLS serves them (tls.c). */
 typedef struct http__cred http__cred;
 
+/* One request, from its header to MHD's completion notice (and, when it waited, until
+ * the wait's own reference is given back). */
 typedef struct req_ctx {
     http_server *s;
     struct MHD_Connection *c;
@@ -59,7 +60,7 @@ struct http_server {
     /* tls.c: the served pair, under tls_mu (replaced ones behind it) */
     bool tls_on;
     pthread_mutex_t tls_mu;
-    struct http__cred *tls;
+    http__cred *tls;
     /* what http_stats_get reports; buckets are not cumulative here */
     atomic_uint_least64_t by_class[6];
     atomic_uint_least64_t bucket[HTTP_LAT_BUCKETS + 1];
@@ -112,12 +113,13 @@ void http__answer_waiting(http_server *s);
 /* Runs the queued jobs to the end and joins the workers. */
 void http__pool_stop(http_server *s);
 
-/* guard.c */
-/* tls.c */
+/* tls.c: the served pair loaded (and checked) at start, GnuTLS's certificate callback for
+ * MHD_OPTION_HTTPS_CERT_CALLBACK, every pair freed at stop (nothing without TLS). */
 int http__tls_start(http_server *s, const char *cert_pem, const char *key_pem, pf_err *e);
 void *http__tls_callback(void);
 void http__tls_stop(http_server *s);
 
+/* guard.c */
 void http__guard_start(http_server *s);
 void http__guard_stop(http_server *s);
 void http__conn_started(http_server *s, struct MHD_Connection *c, void **socket_context);

@@ -59,19 +59,6 @@ static void pair_stamp(const char *cert, const char *key, char out[128])
                  b.st_mtim.tv_nsec, (long long)b.st_size);
 }
 
-/* The API's own files' identity ("" on plain HTTP). */
-static void api_stamp(const serve_config *c, char out[128])
-{
-    out[0] = '\0';
-    if (!c->api_tls)
-        return;
-    char *cp, *kp;
-    api_pair_paths(c, &cp, &kp);
-    pair_stamp(cp, kp, out);
-    free(cp);
-    free(kp);
-}
-
 /* The API listener's pair read again and handed to it; a failure keeps the served one. */
 static void api_tls_reload(const serve_config *c, http_server *srv)
 {
@@ -96,14 +83,20 @@ static int wait_signal(const serve_config *c, const sigset_t *sigs, engine *en, 
                        http_server *srv)
 {
     char seen[128], now[128], api_seen[128], api_now[128];
+    char *acp = NULL, *akp = NULL; /* the API's own pair ("" stamps on plain HTTP) */
+    if (c->api_tls)
+        api_pair_paths(c, &acp, &akp);
     pair_stamp(c->engine.tls_cert, c->engine.tls_key, seen);
-    api_stamp(c, api_seen);
+    pair_stamp(acp, akp, api_seen);
     for (;;) {
         struct timespec ts = {TLS_WATCH_MS / 1000, (TLS_WATCH_MS % 1000) * 1000000L};
         int sig = sigtimedwait(sigs, NULL, &ts);
-        if (sig == SIGTERM || sig == SIGINT)
+        if (sig == SIGTERM || sig == SIGINT) {
+            free(acp);
+            free(akp);
             return sig;
-        api_stamp(c, api_now);
+        }
+        pair_stamp(acp, akp, api_now);
         bool api_moved = strcmp(api_now, api_seen) != 0;
         snprintf(api_seen, sizeof api_seen, "%s", api_now);
         pair_stamp(c->engine.tls_cert, c->engine.tls_key, now);
@@ -123,7 +116,7 @@ static int wait_signal(const serve_config *c, const sigset_t *sigs, engine *en, 
         }
         if (c->api_tls && (api_moved || sig == SIGHUP || engine_reload)) {
             api_tls_reload(c, srv);
-            api_stamp(c, api_seen); /* the endpoints' reload may have copied new files */
+            pair_stamp(acp, akp, api_seen); /* the endpoints' reload may have copied new files */
         }
     }
 }
