@@ -40,21 +40,9 @@ const SPARES = 4;
 const server = await benchServer({ name: 'density', range: [20000, 29999], metrics: true, unlimited: true,
   flags: ['--backup-interval', '0', '--workers', '4', '--spares', String(SPARES), '--suspend-after', String(SUSPEND_S)] });
 const { home, base, H } = server;
-const metricsPort = server.metricsPort;
 const api = (method, path, body) => server.api(method, path, body);
-async function metrics() {
-  // a kept-alive socket the server closed meanwhile fails one fetch (EPIPE): asked again
-  for (let i = 0; ; i++) {
-    try {
-      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-      return text.split('\n').filter((l) => l && !l.startsWith('#'));
-    } catch (e) {
-      if (i >= 4) throw e;
-      await sleep(200);
-    }
-  }
-}
-const gauge = (m, name) => Number((m.find((l) => l.startsWith(name + ' ') || l.startsWith(name + '{')) ?? ' NaN').split(' ').pop());
+const metrics = () => server.metrics();
+const gauge = (m, name) => m.get(name) ?? NaN;
 async function timed(path) {
   const t0 = performance.now();
   const r = await fetch(base + path, { headers: H });
@@ -199,7 +187,7 @@ try {
   windows.push(new CpuWindow());
   // the first full backup of each new database is queued when it becomes ready: wait until
   // none is queued or running (and each database has one, unless some failed for good)
-  const backedUp = (mm) => mm.filter((l) => l.startsWith('pgfleet_database_last_backup_time_seconds{') && Number(l.split(' ').pop()) > 0).length;
+  const backedUp = (mm) => [...mm].filter(([k, v]) => k.startsWith('pgfleet_database_last_backup_time_seconds{') && v > 0).length;
   const backupsQueued = (mm) => ['pending', 'running'].reduce((q, st) => q + gauge(mm, `pgfleet_ops_queued{kind="db_backup",state="${st}"}`), 0);
   let done = 0, queued = 0, idleSince = 0;
   for (const end = BACKUP_WAIT_S > 0 ? Date.now() + BACKUP_WAIT_S * 1000 : Infinity; ; await sleep(1000)) {

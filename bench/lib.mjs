@@ -143,9 +143,19 @@ class BenchServer {
     }
   }
 
-  // the /metrics lines (name and labels -> value)
+  // the /metrics lines (name and labels -> value); a kept-alive socket the server closed
+  // meanwhile fails one fetch (EPIPE): asked again
   async metrics() {
-    const text = await (await fetch(`http://127.0.0.1:${this.metricsPort}/metrics`)).text();
+    let text;
+    for (let i = 0; ; i++) {
+      try {
+        text = await (await fetch(`http://127.0.0.1:${this.metricsPort}/metrics`)).text();
+        break;
+      } catch (e) {
+        if (i >= 4) throw e;
+        await sleep(200);
+      }
+    }
     return new Map(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => { const i = l.lastIndexOf(' '); return [l.slice(0, i), Number(l.slice(i + 1))]; }));
   }
 }

@@ -39,10 +39,7 @@ try {
   const { data: project } = await api('POST', '/v1/projects', { name: 'bench-list', createDatabase: false });
   const ids = [];
   const t0 = Date.now();
-  const metric = async (name) => {
-    const text = await (await fetch(`http://127.0.0.1:${server.metricsPort}/metrics`)).text();
-    return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
-  };
+  const metric = async (name) => (await server.metrics()).get(name) ?? NaN;
   for (let i = 0; i < N; i += 8) {
     for (let k = 0; k < 600 && (await metric('pgfleet_databases_awake')) > MAX_AWAKE; k++) await sleep(1000);
     const batch = [];
@@ -62,8 +59,8 @@ try {
     if (ready < ids.length) await sleep(1000);
   }
   console.log(`list: ${ids.length} databases ready (${Math.round((Date.now() - t0) / 1000)} s)`);
-  const backupsQueued = async () => (await metric('pgfleet_ops_queued\\{kind="db_backup",state="pending"\\}')) +
-    (await metric('pgfleet_ops_queued\\{kind="db_backup",state="running"\\}'));
+  const backupsQueued = async () => (await metric('pgfleet_ops_queued{kind="db_backup",state="pending"}')) +
+    (await metric('pgfleet_ops_queued{kind="db_backup",state="running"}'));
   for (let q; (q = await backupsQueued()) > 0;) {
     console.log(`list: ${q} first backups queued or running (${Math.round((Date.now() - t0) / 1000)} s)`);
     await sleep(30000);

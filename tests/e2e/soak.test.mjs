@@ -12,6 +12,7 @@ import { useServer } from './lib/fixture.mjs';
 import { call, expectStatus, uniq } from './lib/api.mjs';
 import { sql } from './lib/pg.mjs';
 import { freePort, sleep } from './lib/procs.mjs';
+import { sleepProbes } from './lib/sleep.mjs';
 
 const SECONDS = Number(process.env.E2E_SOAK_SECONDS ?? 120);
 const CLIENTS = Number(process.env.E2E_SOAK_CLIENTS ?? 50);
@@ -31,10 +32,12 @@ const rssMiB = () => statusKiB('VmRSS') / 1024;
 // RSS in its parts: anonymous (the heap, thread stacks, SQLite's page caches), file-backed
 const rssParts = () => `anon ${(statusKiB('RssAnon') / 1024).toFixed(1)}, file ${(statusKiB('RssFile') / 1024).toFixed(1)}`;
 // what the heap holds, from /metrics: live blocks, freed ones malloc keeps, SQLite's caches
+// (the heap gauges are absent from a sanitizer build: NaN there)
+const { metrics } = sleepProbes(ctx, metricsPort);
 async function heapMiB() {
-  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-  const v = (name) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]) / 1048576;
-  return { inUse: v('pgfleet_heap_bytes\\{state="in_use"\\}'), free: v('pgfleet_heap_bytes\\{state="free"\\}'), sqlite: v('pgfleet_catalog_memory_bytes') };
+  const m = await metrics();
+  const v = (name) => (m.get(name) ?? NaN) / 1048576;
+  return { inUse: v('pgfleet_heap_bytes{state="in_use"}'), free: v('pgfleet_heap_bytes{state="free"}'), sqlite: v('pgfleet_catalog_memory_bytes') };
 }
 const heapText = (h) => `heap in use ${h.inUse.toFixed(1)}, free ${h.free.toFixed(1)}, SQLite ${h.sqlite.toFixed(1)} MiB`;
 const pct = (xs, q) => { const v = [...xs].sort((a, b) => a - b); return v.length ? v[Math.min(v.length - 1, Math.ceil((q / 100) * v.length) - 1)] : NaN; };
