@@ -8,53 +8,58 @@
 #include "api/internal.h"
 #include "auth/auth.h"
 
+/* HTTP_QUICK: the reads answered on the event thread (catalog reads, no wait); /v1/fleet
+ * reads every database of the host and stays on the workers. */
 static const http_route routes[] = {
-    {"GET", "/healthz", h_healthz, HTTP_PUBLIC},
-    {"GET", "/v1/workspaces", h_workspaces_list, HTTP_AUTH},
-    {"GET", "/v1/workspaces/{id}", h_workspace_get, HTTP_AUTH},
-    {"GET", "/v1/workspaces/{id}/subscription", h_workspace_subscription, HTTP_AUTH},
-    {"GET", "/v1/projects", h_projects_list, HTTP_AUTH},
+    {"GET", "/healthz", h_healthz, HTTP_PUBLIC | HTTP_QUICK},
+    {"GET", "/v1/workspaces", h_workspaces_list, HTTP_AUTH | HTTP_QUICK},
+    {"GET", "/v1/workspaces/{id}", h_workspace_get, HTTP_AUTH | HTTP_QUICK},
+    {"GET", "/v1/workspaces/{id}/subscription", h_workspace_subscription, HTTP_AUTH | HTTP_QUICK},
+    {"GET", "/v1/projects", h_projects_list, HTTP_AUTH | HTTP_QUICK},
     {"POST", "/v1/projects", h_projects_create, HTTP_AUTH},
-    {"GET", "/v1/projects/{id}", h_project_get, HTTP_AUTH},
+    {"GET", "/v1/projects/{id}", h_project_get, HTTP_AUTH | HTTP_QUICK},
     {"PATCH", "/v1/projects/{id}", h_project_patch, HTTP_AUTH},
     {"DELETE", "/v1/projects/{id}", h_project_delete, HTTP_AUTH},
     {"POST", "/v1/projects/{id}/transfer", h_project_transfer, HTTP_AUTH},
-    {"GET", "/v1/projects/{projectId}/branches", h_branches_list, HTTP_AUTH},
+    {"GET", "/v1/projects/{projectId}/branches", h_branches_list, HTTP_AUTH | HTTP_QUICK},
     {"POST", "/v1/projects/{projectId}/branches", h_branches_create, HTTP_AUTH},
-    {"GET", "/v1/projects/{projectId}/databases", h_project_databases_list, HTTP_AUTH},
+    {"GET", "/v1/projects/{projectId}/databases", h_project_databases_list, HTTP_AUTH | HTTP_QUICK},
     {"POST", "/v1/projects/{projectId}/databases", h_project_databases_create, HTTP_AUTH},
-    {"GET", "/v1/branches/{branchId}", h_branch_get, HTTP_AUTH},
+    {"GET", "/v1/branches/{branchId}", h_branch_get, HTTP_AUTH | HTTP_QUICK},
     {"PATCH", "/v1/branches/{branchId}", h_branch_patch, HTTP_AUTH},
     {"DELETE", "/v1/branches/{branchId}", h_branch_delete, HTTP_AUTH},
-    {"GET", "/v1/databases", h_databases_list, HTTP_AUTH},
+    {"GET", "/v1/databases", h_databases_list, HTTP_AUTH | HTTP_QUICK},
     {"POST", "/v1/databases", h_databases_create, HTTP_AUTH},
-    {"GET", "/v1/databases/{databaseId}", h_database_get, HTTP_AUTH},
+    {"GET", "/v1/databases/{databaseId}", h_database_get, HTTP_AUTH | HTTP_QUICK},
     {"PATCH", "/v1/databases/{databaseId}", h_database_patch, HTTP_AUTH},
     {"DELETE", "/v1/databases/{databaseId}", h_database_delete, HTTP_AUTH},
-    {"GET", "/v1/databases/{databaseId}/connections", h_db_connections_list, HTTP_AUTH},
+    {"GET", "/v1/databases/{databaseId}/connections", h_db_connections_list,
+     HTTP_AUTH | HTTP_QUICK},
     {"POST", "/v1/databases/{databaseId}/connections", h_db_connections_create, HTTP_AUTH},
-    {"GET", "/v1/databases/{databaseId}/backups", h_db_backups_list, HTTP_AUTH},
+    {"GET", "/v1/databases/{databaseId}/backups", h_db_backups_list, HTTP_AUTH | HTTP_QUICK},
     {"POST", "/v1/databases/{databaseId}/backups", h_db_backups_create, HTTP_AUTH},
     {"POST", "/v1/databases/{targetDatabaseId}/restore", h_db_restore, HTTP_AUTH},
-    {"GET", "/v1/databases/{databaseId}/usage", h_db_usage, HTTP_AUTH},
-    {"GET", "/v1/connections", h_connections_list, HTTP_AUTH},
+    {"GET", "/v1/databases/{databaseId}/usage", h_db_usage, HTTP_AUTH | HTTP_QUICK},
+    {"GET", "/v1/connections", h_connections_list, HTTP_AUTH | HTTP_QUICK},
     {"POST", "/v1/connections", h_connections_create, HTTP_AUTH},
-    {"GET", "/v1/connections/{id}", h_connection_get, HTTP_AUTH},
+    {"GET", "/v1/connections/{id}", h_connection_get, HTTP_AUTH | HTTP_QUICK},
     {"DELETE", "/v1/connections/{id}", h_connection_delete, HTTP_AUTH},
     {"POST", "/v1/connections/{id}/rotate", h_connection_rotate, HTTP_AUTH},
-    {"GET", "/v1/regions", h_regions_list, HTTP_AUTH},
-    {"GET", "/v1/regions/postgres", h_regions_postgres, HTTP_AUTH},
-    {"GET", "/v1/regions/accelerate", h_regions_accelerate, HTTP_AUTH},
+    {"GET", "/v1/regions", h_regions_list, HTTP_AUTH | HTTP_QUICK},
+    {"GET", "/v1/regions/postgres", h_regions_postgres, HTTP_AUTH | HTTP_QUICK},
+    {"GET", "/v1/regions/accelerate", h_regions_accelerate, HTTP_AUTH | HTTP_QUICK},
     /* identity, integrations, service tokens (docs/auth.md) */
-    {"GET", "/v1/me", h_me, HTTP_AUTH},
+    {"GET", "/v1/me", h_me, HTTP_AUTH | HTTP_QUICK},
     {"POST", "/v1/workspaces", h_workspaces_create, HTTP_AUTH},
-    {"GET", "/v1/integrations", h_integrations_list, HTTP_AUTH},
-    {"GET", "/v1/integrations/{id}", h_integration_get, HTTP_AUTH},
+    {"GET", "/v1/integrations", h_integrations_list, HTTP_AUTH | HTTP_QUICK},
+    {"GET", "/v1/integrations/{id}", h_integration_get, HTTP_AUTH | HTTP_QUICK},
     {"DELETE", "/v1/integrations/{id}", h_integration_delete, HTTP_AUTH},
-    {"GET", "/v1/workspaces/{workspaceId}/integrations", h_ws_integrations_list, HTTP_AUTH},
+    {"GET", "/v1/workspaces/{workspaceId}/integrations", h_ws_integrations_list,
+     HTTP_AUTH | HTTP_QUICK},
     {"DELETE", "/v1/workspaces/{workspaceId}/integrations/{clientId}", h_ws_integration_delete,
      HTTP_AUTH},
-    {"GET", "/v1/workspaces/{workspaceId}/service-tokens", h_service_tokens_list, HTTP_AUTH},
+    {"GET", "/v1/workspaces/{workspaceId}/service-tokens", h_service_tokens_list,
+     HTTP_AUTH | HTTP_QUICK},
     {"POST", "/v1/workspaces/{workspaceId}/service-tokens", h_service_tokens_create, HTTP_AUTH},
     {"DELETE", "/v1/workspaces/{workspaceId}/service-tokens/{serviceTokenId}",
      h_service_token_delete, HTTP_AUTH},
@@ -64,15 +69,16 @@ static const http_route routes[] = {
     {"POST", "/login", h_login_post, HTTP_PUBLIC | HTTP_HEAVY}, /* argon2id */
     {"POST", "/token", h_oauth_token, HTTP_PUBLIC},
     {"POST", "/revoke", h_oauth_revoke, HTTP_PUBLIC},
-    {"GET", "/.well-known/oauth-authorization-server", h_oauth_metadata, HTTP_PUBLIC},
-    {"GET", "/.well-known/jwks.json", h_oauth_jwks, HTTP_PUBLIC},
-    {"GET", "/v1/ca.pem", h_ca_pem, HTTP_PUBLIC}, /* extension (ca.c) */
-    {"GET", "/v1/doc", h_doc, HTTP_PUBLIC},       /* extension: the OpenAPI document (doc.c) */
+    {"GET", "/.well-known/oauth-authorization-server", h_oauth_metadata, HTTP_PUBLIC | HTTP_QUICK},
+    {"GET", "/.well-known/jwks.json", h_oauth_jwks, HTTP_PUBLIC | HTTP_QUICK},
+    {"GET", "/v1/ca.pem", h_ca_pem, HTTP_PUBLIC | HTTP_QUICK}, /* extension (ca.c) */
+    {"GET", "/v1/doc", h_doc,
+     HTTP_PUBLIC | HTTP_QUICK}, /* extension: the OpenAPI document (doc.c) */
     /* the operator's read-only view of every workspace (fleet.c, docs/console.md) */
     {"GET", "/v1/fleet", h_fleet, HTTP_AUTH},
     /* the web console's files (console.c), public: it signs in through /authorize */
-    {"GET", "/console", h_console, HTTP_PUBLIC},
-    {"GET", "/console/{file}", h_console, HTTP_PUBLIC},
+    {"GET", "/console", h_console, HTTP_PUBLIC | HTTP_QUICK},
+    {"GET", "/console/{file}", h_console, HTTP_PUBLIC | HTTP_QUICK},
 };
 
 const http_route *api_routes(size_t *n)
@@ -136,4 +142,19 @@ int api_auth(void *ctx, http_req *req, pf_err *e)
         return err_set(e, 403, "Forbidden", "scope",
                        "This token lacks the workspace:admin scope needed to make changes");
     return 0;
+}
+
+int api_read_begin(void *ctx, pf_err *e)
+{
+    app *a = ctx;
+    return store_tx_begin_read(a->st, e);
+}
+
+int api_read_end(void *ctx, int rc, pf_err *e)
+{
+    app *a = ctx;
+    if (rc == 0 && store_tx_commit(a->st, e) == 0)
+        return 0;
+    store_tx_rollback(a->st);
+    return -1;
 }

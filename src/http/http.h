@@ -73,8 +73,11 @@ typedef int (*http_handler)(void *app, http_req *req, http_resp *resp, pf_err *e
 typedef int (*http_auth_hook)(void *app, http_req *req, pf_err *e);
 
 /* HTTP_HEAVY: a handler that costs much memory or CPU (an argon2id password check: ~0.1 s
- * and 64 MiB): at most http_config.heavy_max of them run at once, the others queue. */
-enum { HTTP_PUBLIC = 0, HTTP_AUTH = 1, HTTP_HEAVY = 2 };
+ * and 64 MiB): at most http_config.heavy_max of them run at once, the others queue.
+ * HTTP_QUICK: a read that costs little and never waits (its auth check and a read
+ * transaction of the catalog, no commit, no child, no wait): run on the event thread that
+ * read the request, without the hand-over to a worker and back. */
+enum { HTTP_PUBLIC = 0, HTTP_AUTH = 1, HTTP_HEAVY = 2, HTTP_QUICK = 4 };
 
 typedef struct http_route {
     const char *method;  /* "GET", "POST", ... */
@@ -105,6 +108,11 @@ typedef struct http_config {
     const http_route *routes;
     size_t nroutes;
     http_auth_hook auth;
+    /* Optional, for HTTP_QUICK routes: read_begin before the auth hook, read_end after the
+     * handler with its rc (0, or -1 with e when rc != 0 or the end fails), so both read one
+     * snapshot of the app's store. */
+    int (*read_begin)(void *app, pf_err *e);
+    int (*read_end)(void *app, int rc, pf_err *e);
     void *app;
     http_limits limits;
     /* HTTPS: PEM certificate (chain) and key, as text; NULL: plain HTTP */

@@ -99,6 +99,12 @@ void http__count_and_log(req_ctx *ctx, int status);
 /* Makes the answer of ctx from rc/e/resp (frees what resp owns), counts and logs it, and
  * resumes the connection so the event thread sends it. */
 void http__finish(req_ctx *ctx, int rc, pf_err *e);
+/* http__finish without the resume: the answer made into ctx->answer and ctx->status. */
+void http__make_answer(req_ctx *ctx, int rc, pf_err *e);
+/* The auth hook (HTTP_AUTH routes) and the handler: 0 or -1 with e. */
+int http__handle(req_ctx *ctx, pf_err *e);
+/* After a handler returned 0 with a wait, the connection suspended: arms the wait. */
+void http__start_wait(req_ctx *ctx);
 /* Drops one reference of ctx (freeing it with the last). */
 void http__ctx_unref(req_ctx *ctx);
 

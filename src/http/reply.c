@@ -181,7 +181,7 @@ void http__count_and_log(req_ctx *ctx, int status)
                 ctx->log_url, status, (long long)ms);
 }
 
-void http__finish(req_ctx *ctx, int rc, pf_err *e)
+void http__make_answer(req_ctx *ctx, int rc, pf_err *e)
 {
     http_resp *resp = &ctx->resp;
     struct MHD_Response *r;
@@ -207,6 +207,11 @@ void http__finish(req_ctx *ctx, int rc, pf_err *e)
     http__count_and_log(ctx, status);
     ctx->answer = r;
     ctx->status = status;
+}
+
+void http__finish(req_ctx *ctx, int rc, pf_err *e)
+{
+    http__make_answer(ctx, rc, e);
     MHD_resume_connection(ctx->c);
 }
 

@@ -1,7 +1,7 @@
 /* http: the libmicrohttpd listener in epoll mode with a few event threads (work.c runs the
  * handlers, guard.c the deadlines, reply.c builds and finishes answers): header checks and
  * body limits, the route table, request helpers for handlers. The event threads parse,
- * route and send; they never run a handler. */
+ * route and send; the only handlers they run are the HTTP_QUICK reads. */
 #include "http/http.h"
 
 #include <arpa/inet.h>
@@ -271,6 +271,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     ctx->req.body_len = ctx->body.len;
     ctx->dispatched = true;
     atomic_fetch_add(&s->inflight, 1);
+    if (route->flags & HTTP_QUICK) {
+        pf_err e;
+        err_clear(&e);
+        int rc = http__handle(ctx, &e);
+        if (rc == 0 && ctx->resp.wait.arm) { /* a quick route that waits after all */
+            MHD_suspend_connection(c);
+            http__start_wait(ctx);
+            return MHD_YES;
+        }
+        http__make_answer(ctx, rc, &e);
+        enum MHD_Result ret = MHD_queue_response(c, (unsigned)ctx->status, ctx->answer);
+        MHD_destroy_response(ctx->answer);
+        ctx->answer = NULL;
+        return ret;
+    }
     MHD_suspend_connection(c);
     http__pool_push(s, ctx, JOB_HANDLE);
     return MHD_YES;

@@ -1,5 +1,6 @@
-/* http/work: the handler threads and the waiting answers. The event threads never run a
- * handler: they suspend the connection and queue it here. A bounded pool of workers runs
+/* http/work: the handler threads and the waiting answers. The event threads run only the
+ * HTTP_QUICK handlers themselves (server.c); for any other they suspend the connection and
+ * queue it here. A bounded pool of workers runs
  * the auth hook and the handler (HTTP_HEAVY ones, at most heavy_max at once), makes the
  * answer and resumes the connection. A handler whose answer waits for an event
  * (http_resp_wait) gives its worker back at once: the connection stays suspended until
@@ -73,7 +74,7 @@ static pf_err stopping_err(void)
 
 /* After the handler returned 0 with a wait: arms it. The connection's answer then comes
  * from then (http_wake), or from a stop. */
-static void start_wait(req_ctx *ctx)
+void http__start_wait(req_ctx *ctx)
 {
     http_server *s = ctx->s;
     pf_err e;
@@ -108,18 +109,28 @@ static void start_wait(req_ctx *ctx)
         http__finish(ctx, -1, &e);
 }
 
-static void run_handle(req_ctx *ctx)
+int http__handle(req_ctx *ctx, pf_err *e)
 {
     http_server *s = ctx->s;
-    pf_err e;
-    err_clear(&e);
+    /* a quick route's auth check and handler read one snapshot: one read transaction */
+    bool one_read = (ctx->route->flags & HTTP_QUICK) && s->cfg.read_begin;
+    if (one_read && s->cfg.read_begin(s->cfg.app, e) != 0)
+        return -1;
     int rc = 0;
     if ((ctx->route->flags & HTTP_AUTH) && s->cfg.auth)
-        rc = s->cfg.auth(s->cfg.app, &ctx->req, &e);
+        rc = s->cfg.auth(s->cfg.app, &ctx->req, e);
     if (rc == 0)
-        rc = ctx->route->handler(s->cfg.app, &ctx->req, &ctx->resp, &e);
+        rc = ctx->route->handler(s->cfg.app, &ctx->req, &ctx->resp, e);
+    return one_read ? s->cfg.read_end(s->cfg.app, rc, e) : rc;
+}
+
+static void run_handle(req_ctx *ctx)
+{
+    pf_err e;
+    err_clear(&e);
+    int rc = http__handle(ctx, &e);
     if (rc == 0 && ctx->resp.wait.arm) {
-        start_wait(ctx);
+        http__start_wait(ctx);
         return;
     }
     http__finish(ctx, rc, &e);

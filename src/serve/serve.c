@@ -141,6 +141,8 @@ static int start_listeners(serve_config *c, app *a, int listen_fd, int metrics_f
                       .routes = routes,
                       .nroutes = nroutes,
                       .auth = api_auth,
+                      .read_begin = api_read_begin,
+                      .read_end = api_read_end,
                       .app = a,
                       .limits = c->limits,
                       .tls_cert_pem = cert,

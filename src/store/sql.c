@@ -17,7 +17,8 @@
 typedef struct sql_conn {
     store *s;
     sqlite3 *db;
-    int depth; /* transaction nesting: 0 = autocommit, 1 = BEGIN, > 1 = savepoints */
+    int depth;      /* transaction nesting: 0 = autocommit, 1 = BEGIN, > 1 = savepoints */
+    uint64_t plain; /* bit d: nesting level d (> 0) is a read, begun without a savepoint */
     struct sql_conn *prev, *next;
     sqlite3_stmt **st; /* by sql_stmt slot */
     size_t cap;
@@ -534,13 +535,41 @@ static sql_stmt q_begin = SQL("BEGIN IMMEDIATE"), q_begin_read = SQL("BEGIN DEFE
                 q_savepoint = SQL("SAVEPOINT pf_nested"), q_release = SQL("RELEASE pf_nested"),
                 q_rollback_to = SQL("ROLLBACK TO pf_nested");
 
+/* A read nested in a transaction needs no savepoint: it has nothing to undo, and it reads
+ * the snapshot of the transaction it is in. */
+#define PLAIN_MAX 63
+
+static bool plain_level(const sql_conn *c)
+{
+    return c->depth > 0 && c->depth <= PLAIN_MAX && (c->plain >> c->depth & 1);
+}
+
 static int begin(store *s, sql_stmt *top, pf_err *e)
 {
     sql_conn *c = conn_get(s, e);
-    if (!c || sql_run(s, c->depth == 0 ? top : &q_savepoint, NOARGS, e) != 0)
+    if (!c)
+        return -1;
+    if (c->depth > 0 && c->depth < PLAIN_MAX && top == &q_begin_read) {
+        c->depth++;
+        c->plain |= UINT64_C(1) << c->depth;
+        return 0;
+    }
+    if (sql_run(s, c->depth == 0 ? top : &q_savepoint, NOARGS, e) != 0)
         return -1;
     c->depth++;
+    if (c->depth <= PLAIN_MAX)
+        c->plain &= ~(UINT64_C(1) << c->depth);
     return 0;
+}
+
+/* Leaves a plain level (true), or leaves it to the caller's statement (false). */
+static bool end_plain(sql_conn *c)
+{
+    if (!plain_level(c))
+        return false;
+    c->plain &= ~(UINT64_C(1) << c->depth);
+    c->depth--;
+    return true;
 }
 
 int sql_begin(store *s, pf_err *e)
@@ -561,8 +590,11 @@ void sql_rollback(store *s)
     if (sqlite3_get_autocommit(c->db)) {
         /* SQLite already rolled the whole transaction back (I/O error, out of memory...) */
         c->depth = 0;
+        c->plain = 0;
         return;
     }
+    if (end_plain(c))
+        return;
     c->depth--;
     if (c->depth == 0) {
         sql_run(s, &q_rollback, NOARGS, NULL);
@@ -579,6 +611,8 @@ int sql_commit(store *s, pf_err *e)
         return -1;
     if (c->depth <= 0)
         return err_internal(e, "store: commit without a transaction");
+    if (end_plain(c))
+        return 0;
     if (sql_run(s, c->depth == 1 ? &q_commit : &q_release, NOARGS, e) != 0) {
         sql_rollback(s);
         return -1;

@@ -2005,6 +2005,70 @@ static void test_transactions(void **state)
     assert_int_equal(e.status, 500);
 }
 
+static void *insert_workspace(void *p)
+{
+    probe_arg *a = p;
+    store_workspace w = {0};
+    util_id_new("wksp", w.id);
+    snprintf(w.name, sizeof w.name, "from another thread");
+    now(w.created_at);
+    pf_err e;
+    a->rc = store_workspace_insert(a->s, &w, &e);
+    memcpy((char *)a->id, w.id, PF_ID_MAX);
+    return NULL;
+}
+
+/* A read nested in a transaction (the auth check's and a quick handler's, http/work.c)
+ * reads the outer snapshot and ends only itself, whether it commits or rolls back. */
+static void test_nested_reads(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char keep[PF_ID_MAX], other[PF_ID_MAX] = "", a[PF_ID_MAX];
+    store_workspace w;
+    mk_ws(f->s, keep, "keep");
+
+    /* read in read: one snapshot until the outer read ends */
+    assert_int_equal(store_tx_begin_read(f->s, &e), 0);
+    assert_int_equal(store_workspace_get(f->s, keep, &w, &e), 0); /* the snapshot starts */
+    probe_arg pa = {f->s, other, 99};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, insert_workspace, &pa), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(pa.rc, 0);
+    assert_int_equal(store_tx_begin_read(f->s, &e), 0);
+    assert_int_equal(store_workspace_get(f->s, other, &w, &e), -1);
+    assert_int_equal(store_tx_commit(f->s, &e), 0);
+    assert_int_equal(store_workspace_get(f->s, other, &w, &e), -1); /* still the outer's */
+    assert_int_equal(store_tx_begin_read(f->s, &e), 0);
+    store_tx_rollback(f->s);
+    assert_int_equal(store_workspace_get(f->s, other, &w, &e), -1);
+    assert_int_equal(store_tx_commit(f->s, &e), 0);
+    assert_int_equal(store_workspace_get(f->s, other, &w, &e), 0);
+
+    /* read in write: its rollback keeps the outer's writes, its commit does not commit them */
+    assert_int_equal(store_tx_begin(f->s, &e), 0);
+    mk_ws(f->s, a, "written before the read");
+    assert_int_equal(store_tx_begin_read(f->s, &e), 0);
+    assert_int_equal(store_workspace_get(f->s, a, &w, &e), 0);
+    store_tx_rollback(f->s);
+    assert_int_equal(store_workspace_get(f->s, a, &w, &e), 0);
+    assert_int_equal(store_tx_begin_read(f->s, &e), 0);
+    assert_int_equal(store_tx_commit(f->s, &e), 0);
+    assert_int_equal(probe_from_other_thread(f->s, a), -1); /* not committed yet */
+    store_tx_rollback(f->s);
+    assert_int_equal(store_workspace_get(f->s, a, &w, &e), -1);
+
+    /* a write nested in a read, then a read in that: each level ends once */
+    assert_int_equal(store_tx_begin_read(f->s, &e), 0);
+    assert_int_equal(store_tx_begin(f->s, &e), 0);
+    assert_int_equal(store_tx_begin_read(f->s, &e), 0);
+    assert_int_equal(store_tx_commit(f->s, &e), 0);
+    assert_int_equal(store_tx_commit(f->s, &e), 0);
+    assert_int_equal(store_tx_commit(f->s, &e), 0);
+    assert_int_equal(store_tx_commit(f->s, &e), -1); /* nothing left open */
+}
+
 /* ---- threads ---- */
 
 typedef struct reader_arg {
@@ -2182,6 +2246,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_conflicts_and_references, setup, teardown),
         cmocka_unit_test_setup_teardown(test_op_claim_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nested_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_readers_and_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_durability_across_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_durability_after_kill, setup, teardown),
