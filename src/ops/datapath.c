@@ -287,6 +287,9 @@ static void *reader_main(void *arg)
         pthread_mutex_lock(&d->mu);
         bool stopping = d->stopping;
         pthread_mutex_unlock(&d->mu);
+        pthread_mutex_lock(&o->mu);
+        stopping = stopping || o->stopping; /* SIGTERM came: no new data path to leave behind */
+        pthread_mutex_unlock(&o->mu);
         if (stopping)
             break;
         /* the data path died (or never started): start it again and hand it the ports */
@@ -342,11 +345,11 @@ int ops__dp_start(ops *o, pf_err *e)
     return ops__sleep_start(o, e);
 }
 
-void ops__dp_detach(ops *o)
+int ops__dp_detach(ops *o)
 {
     ops_dp *d = o->dp;
     if (!d)
-        return;
+        return 0;
     ops__sleep_stop(o);
     pthread_mutex_lock(&d->mu);
     d->stopping = true;
@@ -367,17 +370,14 @@ void ops__dp_detach(ops *o)
     pthread_mutex_destroy(&d->mu);
     pthread_mutex_destroy(&d->send_mu);
     pthread_cond_destroy(&d->cv);
+    int pid = d->pid; /* read after the reader's last restart */
     free(d);
     o->dp = NULL;
+    return pid;
 }
 
 void ops_datapath_reload(ops *o)
 {
     if (o && o->dp && ops__dp_send(o->dp, "RELOAD", -1) != 0)
         log_sub(LOG_WARN, "datapath", "the data path did not get the reload");
-}
-
-int ops_datapath_pid(ops *o)
-{
-    return o && o->dp ? o->dp->pid : 0;
 }

@@ -279,10 +279,10 @@ void ops_interrupt(ops *o)
         engine_backups_interrupt(o->en);
 }
 
-void ops_stop(ops *o)
+int ops_stop(ops *o)
 {
     if (!o)
-        return;
+        return 0;
     ops_interrupt(o);
     for (int i = 0; i < o->nworkers; i++)
         pthread_join(o->workers[i], NULL);
@@ -294,7 +294,7 @@ void ops_stop(ops *o)
         pthread_join(o->spares, NULL);
     if (o->usage_started)
         pthread_join(o->usage, NULL);
-    ops__dp_detach(o);
+    int dp_pid = ops__dp_detach(o);
     if (o->pooler_started)
         pthread_join(o->pooler_thr, NULL);
     ops__watch_stop(o);
@@ -308,4 +308,5 @@ void ops_stop(ops *o)
     pthread_mutex_destroy(&o->mu);
     pthread_mutex_destroy(&o->pooler_mu);
     free(o);
+    return dp_pid;
 }

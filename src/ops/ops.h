@@ -64,9 +64,6 @@ int ops_port_hold(ops *o, const char *db_id, int port, pf_err *e);
  * rolled back. No-op when it holds none. */
 void ops_port_release(ops *o, const char *db_id);
 
-/* The data path's pid (0: none): serve's shutdown stops it after ops_stop. */
-int ops_datapath_pid(ops *o);
-
 /* The data path loads the endpoint certificate and key again (after they changed: SIGHUP). */
 void ops_datapath_reload(ops *o);
 
@@ -134,8 +131,9 @@ int64_t ops_mean_attempt_ms(ops *o, store_op_kind kind);
 void ops_interrupt(ops *o);
 
 /* Stops the threads (ops_interrupt, then the op in progress of each worker finishes). Does
- * not stop instances. */
-void ops_stop(ops *o);
+ * not stop instances. Returns the pid of the data path it was attached to at the end (0:
+ * none), which serve's shutdown stops: the one started last, even during the stop. */
+int ops_stop(ops *o);
 
 /* Fills a new pending op (fresh id, timestamps) for the caller to insert in its own
  * transaction with store_op_insert. conn_id may be NULL. */

@@ -190,7 +190,7 @@ typedef struct ops_dp {
 /* Starts or adopts the data path and hands it every database's port; then the sleeper. */
 int ops__dp_start(ops *o, pf_err *e);
 /* Leaves the data path running (serve stops; a kill -9 leaves it too); frees o->dp. */
-void ops__dp_detach(ops *o);
+int ops__dp_detach(ops *o); /* the pid of the data path it was attached to, or 0 */
 ops_dp_db *ops__dp_find(ops_dp *d, const char *id);
 int ops__dp_send(ops_dp *d, const char *text, int fd);
 int ops__sleep_start(ops *o, pf_err *e);

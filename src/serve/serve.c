@@ -254,8 +254,7 @@ out:
     http_stop(srv);
     auth_ratelimit_free(a->ratelimit);
     a->ratelimit = NULL;
-    pid_t dp_pid = (pid_t)ops_datapath_pid(op);
-    ops_stop(op);
+    pid_t dp_pid = (pid_t)ops_stop(op);
     if (dp_pid > 0) {
         /* clients first: the data path closes every connection, then the servers stop */
         if (!proc_signal_wait(dp_pid, SIGTERM, 5000))

@@ -60,3 +60,20 @@ ctx.it('SIGTERM during a backup and a spares refill: exit 0 within seconds; the 
   }
   assert.ok(done.length >= 1, 'the interrupted full backup completed after the restart');
 }, { timeout: 300000 });
+
+// A data path that dies while the server stops is not started again behind the stop (a
+// fresh-clone run once left one running: the reader restarted it after SIGTERM and the stop
+// then signalled the dead one's pid).
+ctx.it('the data path dies during a stop: exit 0 and no process of the home left', async () => {
+  const dp = () => ctx.server.processes().filter((p) => p.argv.includes('datapath'));
+  assert.ok(await until(() => dp().length === 1, { timeoutMs: 10000, intervalMs: 50 }), 'one data path runs');
+  const [{ pid }] = dp();
+  const stopping = ctx.server.stop({ graceMs: 60000 });
+  await sleep(5);
+  process.kill(pid, 'SIGKILL');
+  const ex = await stopping;
+  assert.equal(ex.code, 0);
+  let left = ctx.server.processes();
+  for (let i = 0; i < 20 && left.length; i++) { await sleep(100); left = ctx.server.processes(); }
+  assert.deepEqual(left.map((p) => `${p.pid} ${p.argv.join(' ')}`), [], `processes of this home still running after the server exited\n${ctx.server.logTail(20)}`);
+});

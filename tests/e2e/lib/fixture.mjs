@@ -38,7 +38,8 @@ export function useServer(name, opts = {}) {
     await ctx.server.stop();
     let left = ctx.server.processes();
     for (let i = 0; i < 20 && left.length; i++) { await sleep(100); left = ctx.server.processes(); }
-    assert.deepEqual(left.map((p) => `${p.pid} ${p.argv.join(' ')}`), [], 'processes of this home still running after the server exited');
+    assert.deepEqual(left.map((p) => `${p.pid} ${p.argv.join(' ')}`), [],
+      `processes of this home still running after the server exited\n${ctx.server.logTail(20, 'datapath.log')}`);
   });
   return ctx;
 }

@@ -179,20 +179,24 @@ export class Server {
     const log = this.log();
     const m = SANITIZER_RE.exec(log);
     assert.ok(!m, `sanitizer report in the server log:\n${m ? log.slice(Math.max(0, m.index - 2000), m.index + 6000) : ''}`);
+    // the data path is a process of its own, with its own log
+    const dlog = this.log('datapath.log');
+    const dm = SANITIZER_RE.exec(dlog);
+    assert.ok(!dm, `sanitizer report in datapath.log:\n${dm ? dlog.slice(Math.max(0, dm.index - 2000), dm.index + 6000) : ''}`);
     assert.ok(ex && ex.code === 0 && !ex.signal, `server did not exit 0 after ${how}: ${JSON.stringify(ex)}\n${this.logTail()}`);
   }
 
-  log() {
+  log(name) {
     try {
-      return fs.readFileSync(this.logFile, 'utf8');
+      return fs.readFileSync(name ? path.join(this.home, name) : this.logFile, 'utf8');
     } catch {
       return '';
     }
   }
 
-  logTail(lines = 60) {
-    const l = this.log().split('\n');
-    return `--- ${this.logFile} (last ${lines} lines) ---\n${l.slice(-lines).join('\n')}`;
+  logTail(lines = 60, name) {
+    const l = this.log(name).split('\n');
+    return `--- ${name ? path.join(this.home, name) : this.logFile} (last ${lines} lines) ---\n${l.slice(-lines).join('\n')}`;
   }
 
   postmasters() {
