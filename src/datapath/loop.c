@@ -31,13 +31,15 @@ static void db_drop(dp *d, dpdb *b)
         close(b->lfd);
         b->lfd = -1;
     }
+    /* held across the closes: the last connection's unref would free b under the loop;
+     * dp__db_unref frees it once no connection points at it */
+    b->refs++;
     b->gone = true;
     for (conn *c = d->conns, *nx; c; c = nx) {
         nx = c->next;
         if (c->db == b || c->portdb == b)
             dp__conn_close(d, c);
     }
-    b->refs++; /* dp__db_unref frees it once no connection points at it */
     dp__db_unref(d, b);
 }
 

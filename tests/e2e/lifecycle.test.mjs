@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { useServer } from './lib/fixture.mjs';
 import { call, expectStatus, expectError, waitReady, listAll, unknownLike, uniq } from './lib/api.mjs';
-import { sql, connectFails } from './lib/pg.mjs';
+import { sql, connect, closeQuietly, connectFails } from './lib/pg.mjs';
 import { portClosed, portBindable, until, instanceDir, instanceOf } from './lib/procs.mjs';
 
 const ctx = useServer('lifecycle');
@@ -209,17 +209,22 @@ ctx.it('PATCH database name: 200 and GET reflects it', async () => {
   assert.equal(expectStatus(await getDb(S.db1.id), 200).data.name, name);
 });
 
-ctx.it('DELETE database: 204, then 404; its server stops, files go, its port no longer listens', async () => {
+ctx.it('DELETE database: 204, then 404; its server stops, files go, its port no longer listens; a client still connected is cut', async () => {
   const d = await waitReady(ctx.c, S.db1.id);
   const conn = S.db1.connections.find((c) => c.endpoints?.direct?.connectionString);
   assert.ok(conn, 'POST /v1/databases returned a connection string');
   const cs = conn.endpoints.direct.connectionString;
   const port = conn.endpoints.direct.port;
   await sql(cs, 'SELECT 1');
+  const held = await connect(cs); // open across the delete: the data path drops its connections
+  await held.query('SELECT 1');
   const inst = instanceOf(ctx.server.home, d.id); // the mapping goes with the row
   assert.match(inst, /^in_/, 'a new database is served by an instance of its own id');
   expectStatus(await call(ctx.c, 'DELETE', '/v1/databases/{databaseId}', { params: { path: { databaseId: d.id } } }), 204);
   expectError(await getDb(d.id), 404, { what: 'GET after DELETE' });
+  await assert.rejects(held.query('SELECT 1'), 'a client connected through the delete is cut');
+  await closeQuietly(held);
+  assert.doesNotMatch(ctx.server.log('datapath.log'), /ERROR: AddressSanitizer|runtime error: /, 'the data path dropped the database cleanly');
   expectError(await call(ctx.c, 'DELETE', '/v1/databases/{databaseId}', { params: { path: { databaseId: d.id } } }), 404, { what: 'second DELETE' });
   const ids = expectStatus(await listDbs({ projectId: S.project.id }), 200).data.map((x) => x.id);
   assert.ok(!ids.includes(d.id), 'deleted database still listed');
