@@ -61,8 +61,8 @@ const http_route *api_metrics_routes(size_t *n);
 int api_auth(void *app, http_req *req, pf_err *e);
 /* The http layer's read hooks: a quick route's auth check and handler in one read
  * transaction of the catalog. */
-int api_read_begin(void *app, pf_err *e);
-int api_read_end(void *app, int rc, pf_err *e);
+int api_snapshot_begin(void *app, pf_err *e);
+int api_snapshot_end(void *app, int rc, pf_err *e);
 
 /* The web console's built-in OAuth client (console.c, docs/console.md): a public client
  * (PKCE) whose one redirect URI is <base_url>/console/callback, registered (or brought up to

@@ -144,13 +144,13 @@ int api_auth(void *ctx, http_req *req, pf_err *e)
     return 0;
 }
 
-int api_read_begin(void *ctx, pf_err *e)
+int api_snapshot_begin(void *ctx, pf_err *e)
 {
     app *a = ctx;
     return store_tx_begin_read(a->st, e);
 }
 
-int api_read_end(void *ctx, int rc, pf_err *e)
+int api_snapshot_end(void *ctx, int rc, pf_err *e)
 {
     app *a = ctx;
     if (rc == 0 && store_tx_commit(a->st, e) == 0)

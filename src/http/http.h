@@ -108,11 +108,11 @@ typedef struct http_config {
     const http_route *routes;
     size_t nroutes;
     http_auth_hook auth;
-    /* Optional, for HTTP_QUICK routes: read_begin before the auth hook, read_end after the
+    /* Optional, for HTTP_QUICK routes: snapshot_begin before the auth hook, snapshot_end after the
      * handler with its rc (0, or -1 with e when rc != 0 or the end fails), so both read one
      * snapshot of the app's store. */
-    int (*read_begin)(void *app, pf_err *e);
-    int (*read_end)(void *app, int rc, pf_err *e);
+    int (*snapshot_begin)(void *app, pf_err *e);
+    int (*snapshot_end)(void *app, int rc, pf_err *e);
     void *app;
     http_limits limits;
     /* HTTPS: PEM certificate (chain) and key, as text; NULL: plain HTTP */

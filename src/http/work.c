@@ -113,15 +113,15 @@ int http__handle(req_ctx *ctx, pf_err *e)
 {
     http_server *s = ctx->s;
     /* a quick route's auth check and handler read one snapshot: one read transaction */
-    bool one_read = (ctx->route->flags & HTTP_QUICK) && s->cfg.read_begin;
-    if (one_read && s->cfg.read_begin(s->cfg.app, e) != 0)
+    bool one_read = (ctx->route->flags & HTTP_QUICK) && s->cfg.snapshot_begin;
+    if (one_read && s->cfg.snapshot_begin(s->cfg.app, e) != 0)
         return -1;
     int rc = 0;
     if ((ctx->route->flags & HTTP_AUTH) && s->cfg.auth)
         rc = s->cfg.auth(s->cfg.app, &ctx->req, e);
     if (rc == 0)
         rc = ctx->route->handler(s->cfg.app, &ctx->req, &ctx->resp, e);
-    return one_read ? s->cfg.read_end(s->cfg.app, rc, e) : rc;
+    return one_read ? s->cfg.snapshot_end(s->cfg.app, rc, e) : rc;
 }
 
 static void run_handle(req_ctx *ctx)
