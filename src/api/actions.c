@@ -31,11 +31,25 @@ int tx_end_create(app *a, int rc, const store_database *db, pf_err *e)
     return -1;
 }
 
-int read_end(app *a, int rc, http_resp *resp, pf_err *e)
+int api_snapshot_begin(void *ctx, pf_err *e)
 {
+    app *a = ctx;
+    return store_tx_begin_read(a->st, e);
+}
+
+int api_snapshot_end(void *ctx, int rc, pf_err *e)
+{
+    app *a = ctx;
     if (rc == 0 && store_tx_commit(a->st, e) == 0)
         return 0;
     store_tx_rollback(a->st);
+    return -1;
+}
+
+int read_end(app *a, int rc, http_resp *resp, pf_err *e)
+{
+    if (api_snapshot_end(a, rc, e) == 0)
+        return 0;
     json_decref(resp->body);
     resp->body = NULL;
     return -1;

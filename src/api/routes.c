@@ -143,18 +143,3 @@ int api_auth(void *ctx, http_req *req, pf_err *e)
                        "This token lacks the workspace:admin scope needed to make changes");
     return 0;
 }
-
-int api_snapshot_begin(void *ctx, pf_err *e)
-{
-    app *a = ctx;
-    return store_tx_begin_read(a->st, e);
-}
-
-int api_snapshot_end(void *ctx, int rc, pf_err *e)
-{
-    app *a = ctx;
-    if (rc == 0 && store_tx_commit(a->st, e) == 0)
-        return 0;
-    store_tx_rollback(a->st);
-    return -1;
-}

@@ -202,6 +202,15 @@ static enum MHD_Result on_header(http_server *s, req_ctx *ctx, const char *versi
     return MHD_YES;
 }
 
+/* Queues the answer made into ctx (http__make_answer) on its connection. */
+static enum MHD_Result queue_answer(req_ctx *ctx)
+{
+    enum MHD_Result ret = MHD_queue_response(ctx->c, (unsigned)ctx->status, ctx->answer);
+    MHD_destroy_response(ctx->answer);
+    ctx->answer = NULL;
+    return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -223,12 +232,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *con_cls = ctx;
         return on_header(s, ctx, version);
     }
-    if (ctx->answer) { /* a worker made it; the connection was resumed to send it */
-        enum MHD_Result ret = MHD_queue_response(c, (unsigned)ctx->status, ctx->answer);
-        MHD_destroy_response(ctx->answer);
-        ctx->answer = NULL;
-        return ret;
-    }
+    if (ctx->answer) /* a worker made it; the connection was resumed to send it */
+        return queue_answer(ctx);
     if (ctx->dispatched)
         return MHD_YES;
     if (ctx->early) /* answered from the header: the body is not read */
@@ -281,10 +286,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return MHD_YES;
         }
         http__make_answer(ctx, rc, &e);
-        enum MHD_Result ret = MHD_queue_response(c, (unsigned)ctx->status, ctx->answer);
-        MHD_destroy_response(ctx->answer);
-        ctx->answer = NULL;
-        return ret;
+        return queue_answer(ctx);
     }
     MHD_suspend_connection(c);
     http__pool_push(s, ctx, JOB_HANDLE);

@@ -284,13 +284,9 @@ static void *reader_main(void *arg)
             on_message(o, msg);
             continue;
         }
-        pthread_mutex_lock(&d->mu);
-        bool stopping = d->stopping;
-        pthread_mutex_unlock(&d->mu);
-        pthread_mutex_lock(&o->mu);
-        stopping = stopping || o->stopping; /* SIGTERM came: no new data path to leave behind */
-        pthread_mutex_unlock(&o->mu);
-        if (stopping)
+        /* ops stops before it detaches (d->stopping): once SIGTERM came, no new data path
+         * is started to be left behind */
+        if (ops__stopping(o))
             break;
         /* the data path died (or never started): start it again and hand it the ports */
         pthread_mutex_lock(&d->send_mu);

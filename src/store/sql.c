@@ -541,7 +541,7 @@ static sql_stmt q_begin = SQL("BEGIN IMMEDIATE"), q_begin_read = SQL("BEGIN DEFE
 
 static bool plain_level(const sql_conn *c)
 {
-    return c->depth > 0 && c->depth <= PLAIN_MAX && (c->plain >> c->depth & 1);
+    return c->depth > 0 && (c->plain >> c->depth & 1);
 }
 
 static int begin(store *s, sql_stmt *top, pf_err *e)
@@ -549,16 +549,13 @@ static int begin(store *s, sql_stmt *top, pf_err *e)
     sql_conn *c = conn_get(s, e);
     if (!c)
         return -1;
-    if (c->depth > 0 && c->depth < PLAIN_MAX && top == &q_begin_read) {
-        c->depth++;
-        c->plain |= UINT64_C(1) << c->depth;
-        return 0;
-    }
-    if (sql_run(s, c->depth == 0 ? top : &q_savepoint, NOARGS, e) != 0)
+    if (c->depth >= PLAIN_MAX) /* no caller nests past a few levels */
+        return err_internal(e, "store: transactions nested %d deep", c->depth);
+    bool plain = c->depth > 0 && top == &q_begin_read;
+    if (!plain && sql_run(s, c->depth == 0 ? top : &q_savepoint, NOARGS, e) != 0)
         return -1;
     c->depth++;
-    if (c->depth <= PLAIN_MAX)
-        c->plain &= ~(UINT64_C(1) << c->depth);
+    c->plain = plain ? c->plain | UINT64_C(1) << c->depth : c->plain & ~(UINT64_C(1) << c->depth);
     return 0;
 }
 
