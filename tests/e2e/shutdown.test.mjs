@@ -47,9 +47,7 @@ ctx.it('SIGTERM during a backup and a spares refill: exit 0 within seconds; the 
   assert.ok(Number.isFinite(stopped) && stopped - from < 8000,
     `stopped ${stopped - from} ms after the last op ended (total ${took} ms, ${readySpares()} spares ready):\n${after.slice(0, 40).join('\n')}`);
   assert.ok(after.some((l) => l.includes('interrupted by the stop')), 'the running backup was interrupted, not waited for');
-  let left = ctx.server.processes();
-  for (let i = 0; i < 20 && left.length; i++) { await sleep(100); left = ctx.server.processes(); }
-  assert.deepEqual(left.map((p) => `${p.pid} ${p.argv.join(' ')}`), [], 'processes of this home still running after the server exited');
+  assert.deepEqual(await ctx.server.leftoverProcesses(), [], 'processes of this home still running after the server exited');
   // the interrupted backup's op runs again after the restart and completes
   await ctx.server.start();
   let done = [];
@@ -73,7 +71,5 @@ ctx.it('the data path dies during a stop: exit 0 and no process of the home left
   process.kill(pid, 'SIGKILL');
   const ex = await stopping;
   assert.equal(ex.code, 0);
-  let left = ctx.server.processes();
-  for (let i = 0; i < 20 && left.length; i++) { await sleep(100); left = ctx.server.processes(); }
-  assert.deepEqual(left.map((p) => `${p.pid} ${p.argv.join(' ')}`), [], `processes of this home still running after the server exited\n${ctx.server.logTail(20)}`);
+  assert.deepEqual(await ctx.server.leftoverProcesses(), [], `processes of this home still running after the server exited\n${ctx.server.logTail(20)}`);
 });

@@ -4,7 +4,6 @@ import assert from 'node:assert/strict';
 import { before, after, test } from 'node:test';
 import { startServer, binaryAvailable, BIN } from './server.mjs';
 import { client } from './api.mjs';
-import { sleep } from './procs.mjs';
 
 // opts: the Server's ({ extraArgs }), and `setup(ctx)`, run once the server is up (a file's
 // own before() may run before the server has started: put what needs it here).
@@ -36,9 +35,7 @@ export function useServer(name, opts = {}) {
   // Last test of a file: SIGTERM, exit 0, no sanitizer report, no process of this home left.
   ctx.itShutsDownCleanly = () => ctx.it('SIGTERM: server exits 0, no sanitizer report, no process of its home left', async () => {
     await ctx.server.stop();
-    let left = ctx.server.processes();
-    for (let i = 0; i < 20 && left.length; i++) { await sleep(100); left = ctx.server.processes(); }
-    assert.deepEqual(left.map((p) => `${p.pid} ${p.argv.join(' ')}`), [],
+    assert.deepEqual(await ctx.server.leftoverProcesses(), [],
       `processes of this home still running after the server exited\n${ctx.server.logTail(20, 'datapath.log')}`);
   });
   return ctx;

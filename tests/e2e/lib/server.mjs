@@ -175,14 +175,27 @@ export class Server {
     return this.start();
   }
 
-  assertClean(ex, how) {
-    const log = this.log();
+  // The first sanitizer report in the server's log (or the home's file `name`) with its
+  // surroundings, or null.
+  sanitizerReport(name) {
+    const log = this.log(name);
     const m = SANITIZER_RE.exec(log);
-    assert.ok(!m, `sanitizer report in the server log:\n${m ? log.slice(Math.max(0, m.index - 2000), m.index + 6000) : ''}`);
+    return m ? log.slice(Math.max(0, m.index - 2000), m.index + 6000) : null;
+  }
+
+  // The processes of this home still running after up to 2 s.
+  async leftoverProcesses() {
+    let left = this.processes();
+    for (let i = 0; i < 20 && left.length; i++) { await sleep(100); left = this.processes(); }
+    return left.map((p) => `${p.pid} ${p.argv.join(' ')}`);
+  }
+
+  assertClean(ex, how) {
+    const report = this.sanitizerReport();
+    assert.ok(!report, `sanitizer report in the server log:\n${report}`);
     // the data path is a process of its own, with its own log
-    const dlog = this.log('datapath.log');
-    const dm = SANITIZER_RE.exec(dlog);
-    assert.ok(!dm, `sanitizer report in datapath.log:\n${dm ? dlog.slice(Math.max(0, dm.index - 2000), dm.index + 6000) : ''}`);
+    const dreport = this.sanitizerReport('datapath.log');
+    assert.ok(!dreport, `sanitizer report in datapath.log:\n${dreport}`);
     assert.ok(ex && ex.code === 0 && !ex.signal, `server did not exit 0 after ${how}: ${JSON.stringify(ex)}\n${this.logTail()}`);
   }
 
