@@ -148,7 +148,10 @@ static void test_run_child_reaped_elsewhere(void **state)
     pthread_join(t, NULL);
     assert_int_equal(ra.rc, -1);
     assert_true(ra.took_ms < 10000);
-    assert_non_null(strstr(ra.e.message, "stopped"));
+    /* whichever thread's waitpid took the status: the stopper's (proc_run learns the child
+     * is gone) or proc_run's own poll, which sees the SIGTERM */
+    if (!strstr(ra.e.message, "was stopped") && !strstr(ra.e.message, "killed by signal 15"))
+        fail_msg("proc_run said: %s", ra.e.message);
 }
 
 static void test_no_fd_leak(void **state)
