@@ -33,7 +33,7 @@ static sql_stmt q_seq = SQL("SELECT seq FROM connections WHERE id = ?1 AND works
 static sql_stmt q_for_db =
     SQL("SELECT " CONN_COLS " FROM connections c"
         " WHERE c.database_id = ?1 AND (?2 OR c.deleting = 0) ORDER BY c.seq");
-/* ?1: a JSON array of database ids (built here from ids of rows, never from request text) */
+/* ?1: a JSON array of database ids (sql_all_of_ids) */
 static sql_stmt q_for_dbs =
     SQL("SELECT " CONN_COLS " FROM connections c"
         " WHERE c.database_id IN (SELECT value FROM json_each(?1)) AND c.deleting = 0"
@@ -84,30 +84,7 @@ int store_connection_list_for_db(store *s, const char *database_id, bool include
 int store_connection_list_for_dbs(store *s, const char *const *ids, size_t nids,
                                   store_connection **out, size_t *n, pf_err *e)
 {
-    *out = NULL;
-    *n = 0;
-    if (nids == 0)
-        return 0;
-    util_buf arr = {0};
-    util_buf_add(&arr, "[", 1);
-    for (size_t i = 0; i < nids; i++) {
-        /* ids are ours (letters, digits, '_'): anything else would not be one */
-        for (const char *p = ids[i]; *p; p++)
-            if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) {
-                util_buf_free(&arr);
-                return err_internal(e, "store: not an id: %s", ids[i]);
-            }
-        if (i)
-            util_buf_add(&arr, ",", 1);
-        util_buf_add(&arr, "\"", 1);
-        util_buf_add(&arr, ids[i], strlen(ids[i]));
-        util_buf_add(&arr, "\"", 1);
-    }
-    util_buf_add(&arr, "]", 1);
-    int rc = sql_all(s, &q_for_dbs, ARGS(TXT(arr.s)), &store__row_connection, (void **)out, n, 0,
-                     NULL, e);
-    util_buf_free(&arr);
-    return rc;
+    return sql_all_of_ids(s, &q_for_dbs, ids, nids, &store__row_connection, (void **)out, n, e);
 }
 
 int store_connection_set_verifier(store *s, const char *id, const char *verifier, pf_err *e)

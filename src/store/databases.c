@@ -50,15 +50,22 @@ static sql_stmt q_insert =
 static sql_stmt q_get = SQL("SELECT " DB_COLS " FROM databases d"
                             " WHERE d.id = ?1 AND d.workspace_id = ?2 AND d.status <> 'deleting'");
 static sql_stmt q_get_internal = SQL("SELECT " DB_COLS " FROM databases d WHERE d.id = ?1");
-static sql_stmt q_list = SQL("SELECT " DB_COLS " FROM databases d"
-                             " WHERE d.seq > ?1 AND d.workspace_id = ?3 AND d.status <> 'deleting'"
-                             "   AND (?4 IS NULL OR d.project_id = ?4)"
-                             "   AND (?5 IS NULL OR d.logical_id = ?5)"
-                             "   AND (?6 IS NULL OR d.branch_id = ?6"
-                             "        OR (?6 = 'unassigned' AND d.branch_id IS NULL))"
-                             "   AND (?7 IS NULL OR d.branch_id IN (SELECT b.id FROM branches b"
-                             "        WHERE b.project_id = d.project_id AND b.git_name = ?7))"
-                             " ORDER BY d.seq LIMIT ?2");
+/* a page of the workspace's databases (sql_page: ?1 after seq, ?2 limit, ?3 workspace) */
+#define DB_PAGE                                                                                    \
+    " FROM databases d"                                                                            \
+    " WHERE d.seq > ?1 AND d.workspace_id = ?3 AND d.status <> 'deleting'"                         \
+    "   AND (?4 IS NULL OR d.project_id = ?4)"                                                     \
+    "   AND (?5 IS NULL OR d.logical_id = ?5)"                                                     \
+    "   AND (?6 IS NULL OR d.branch_id = ?6"                                                       \
+    "        OR (?6 = 'unassigned' AND d.branch_id IS NULL))"                                      \
+    "   AND (?7 IS NULL OR d.branch_id IN (SELECT b.id FROM branches b"                            \
+    "        WHERE b.project_id = d.project_id AND b.git_name = ?7))"                              \
+    " ORDER BY d.seq LIMIT ?2"
+static sql_stmt q_list = SQL("SELECT " DB_COLS DB_PAGE);
+static sql_stmt q_list_revs = SQL("SELECT d.id, d.rev" DB_PAGE);
+/* ?1: a JSON array of database ids (sql_all_of_ids) */
+static sql_stmt q_of_ids = SQL("SELECT " DB_COLS " FROM databases d"
+                               " WHERE d.id IN (SELECT value FROM json_each(?1)) ORDER BY d.seq");
 static sql_stmt q_seq = SQL("SELECT seq FROM databases WHERE id = ?1 AND workspace_id = ?2");
 static sql_stmt q_list_all = SQL("SELECT " DB_COLS " FROM databases d ORDER BY d.seq");
 /* the conditional update of a status move (db_status_fsm) */
@@ -227,15 +234,41 @@ int store_database_get_internal(store *s, const char *id, store_database *out, p
                    "Database", id, e);
 }
 
-int store_database_list(store *s, const char *ws, const store_db_filter *f, const store_page *pg,
-                        store_database **out, size_t *n, store_page_out *po, pf_err *e)
+static const sql_col rev_cols[] = {
+    COL_TEXT(store_database_rev, id),
+    COL_I64(store_database_rev, rev),
+};
+static const sql_row row_rev = SQL_ROW(store_database_rev, rev_cols);
+
+static int list_page(store *s, sql_stmt *q, const sql_row *r, const char *ws,
+                     const store_db_filter *f, const store_page *pg, void **out, size_t *n,
+                     store_page_out *po, pf_err *e)
 {
     static const store_db_filter none = {0};
     f = f ? f : &none;
-    return sql_page(s, &q_seq, ws, &q_list, pg,
+    return sql_page(s, &q_seq, ws, q, pg,
                     ARGS(TXT(ws), TXT(f->project_id), TXT(f->logical_id), TXT(f->branch_id),
                          TXT(f->branch_git_name)),
-                    &store__row_database, (void **)out, n, po, e);
+                    r, out, n, po, e);
+}
+
+int store_database_list(store *s, const char *ws, const store_db_filter *f, const store_page *pg,
+                        store_database **out, size_t *n, store_page_out *po, pf_err *e)
+{
+    return list_page(s, &q_list, &store__row_database, ws, f, pg, (void **)out, n, po, e);
+}
+
+int store_database_list_of(store *s, const char *const *ids, size_t nids, store_database **out,
+                           size_t *n, pf_err *e)
+{
+    return sql_all_of_ids(s, &q_of_ids, ids, nids, &store__row_database, (void **)out, n, e);
+}
+
+int store_database_list_revs(store *s, const char *ws, const store_db_filter *f,
+                             const store_page *pg, store_database_rev **out, size_t *n,
+                             store_page_out *po, pf_err *e)
+{
+    return list_page(s, &q_list_revs, &row_rev, ws, f, pg, (void **)out, n, po, e);
 }
 
 int store_database_list_internal(store *s, store_database **out, size_t *n, pf_err *e)

@@ -298,10 +298,29 @@ static const char MIGRATION_3[] =
     "UPDATE databases SET instance_id = id;\n"                                                     \
     "CREATE UNIQUE INDEX databases_instance ON databases (instance_id);\n"
 
+/* Version 10: a database's revision, raised by the catalog itself on every change its list
+ * item shows: its own row, a connection of it made, changed or removed, its project renamed.
+ * A page of databases keeps each item's text under it (api/databases.c). Triggers, not the
+ * statements, so no writer can forget it; a trigger's UPDATE of databases does not fire
+ * databases_rev again (its WHEN sees the raised rev). */
+#define MIGRATION_10                                                                               \
+    "ALTER TABLE databases ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;\n"                           \
+    "CREATE TRIGGER databases_rev AFTER UPDATE ON databases WHEN NEW.rev = OLD.rev\n"              \
+    "BEGIN UPDATE databases SET rev = OLD.rev + 1 WHERE seq = NEW.seq; END;\n"                     \
+    "CREATE TRIGGER connections_rev_insert AFTER INSERT ON connections\n"                          \
+    "BEGIN UPDATE databases SET rev = rev + 1 WHERE id = NEW.database_id; END;\n"                  \
+    "CREATE TRIGGER connections_rev_update AFTER UPDATE ON connections\n"                          \
+    "BEGIN UPDATE databases SET rev = rev + 1 WHERE id IN (OLD.database_id, NEW.database_id);\n"   \
+    "END;\n"                                                                                       \
+    "CREATE TRIGGER connections_rev_delete AFTER DELETE ON connections\n"                          \
+    "BEGIN UPDATE databases SET rev = rev + 1 WHERE id = OLD.database_id; END;\n"                  \
+    "CREATE TRIGGER projects_rev AFTER UPDATE ON projects WHEN NEW.name IS NOT OLD.name\n"         \
+    "BEGIN UPDATE databases SET rev = rev + 1 WHERE project_id = NEW.id; END;\n"
+
 /* Applied in order; migration i is schema version i + 1. Append only, never edit. */
 static const char *const migrations[] = {
     MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5,
-    MIGRATION_6, MIGRATION_7, MIGRATION_8, MIGRATION_9,
+    MIGRATION_6, MIGRATION_7, MIGRATION_8, MIGRATION_9, MIGRATION_10,
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -464,6 +464,33 @@ int sql_all(store *s, sql_stmt *q, sql_args a, const sql_row *r, void **out, siz
     return 0;
 }
 
+int sql_all_of_ids(store *s, sql_stmt *q, const char *const *ids, size_t nids, const sql_row *r,
+                   void **out, size_t *n, pf_err *e)
+{
+    *out = NULL;
+    *n = 0;
+    if (nids == 0)
+        return 0;
+    util_buf arr = {0};
+    util_buf_add(&arr, "[", 1);
+    for (size_t i = 0; i < nids; i++) {
+        for (const char *p = ids[i]; *p; p++)
+            if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) {
+                util_buf_free(&arr);
+                return err_internal(e, "store: not an id: %s", ids[i]);
+            }
+        if (i)
+            util_buf_add(&arr, ",", 1);
+        util_buf_add(&arr, "\"", 1);
+        util_buf_add(&arr, ids[i], strlen(ids[i]));
+        util_buf_add(&arr, "\"", 1);
+    }
+    util_buf_add(&arr, "]", 1);
+    int rc = sql_all(s, q, ARGS(TXT(arr.s)), r, out, n, 0, NULL, e);
+    util_buf_free(&arr);
+    return rc;
+}
+
 int sql_page(store *s, sql_stmt *seq, const char *scope, sql_stmt *list, const store_page *pg,
              sql_args a, const sql_row *r, void **out, size_t *n, store_page_out *po, pf_err *e)
 {

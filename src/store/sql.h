@@ -113,6 +113,11 @@ int sql_all(store *s, sql_stmt *q, sql_args a, const sql_row *r, void **out, siz
  * starts with its id: it is the next cursor. */
 int sql_page(store *s, sql_stmt *seq, const char *scope, sql_stmt *list, const store_page *pg,
              sql_args a, const sql_row *r, void **out, size_t *n, store_page_out *po, pf_err *e);
+/* The rows of q for ids[0..nids) (none: no rows, q not run), q binding ?1 to the ids as a
+ * JSON array (for json_each): ids of rows, never request text; one that is not an id
+ * (a quote, a backslash, a control byte) is an internal error. */
+int sql_all_of_ids(store *s, sql_stmt *q, const char *const *ids, size_t nids, const sql_row *r,
+                   void **out, size_t *n, pf_err *e);
 /* Runs a multi-statement script (migrations) on this thread's connection. */
 int sql_script(store *s, const char *text, pf_err *e);
 

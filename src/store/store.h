@@ -222,6 +222,19 @@ int store_database_get(store *s, const char *ws, const char *id, store_database 
 int store_database_get_internal(store *s, const char *id, store_database *out, pf_err *e);
 int store_database_list(store *s, const char *ws, const store_db_filter *f, const store_page *pg,
                         store_database **out, size_t *n, store_page_out *po, pf_err *e);
+/* The ids and revisions of the page store_database_list would answer (the same rows, in
+ * order). The revision rises with every change a database's list item shows: its row, its
+ * connections, its project's name (the catalog's triggers, schema.c). */
+typedef struct store_database_rev {
+    char id[PF_ID_MAX];
+    int64_t rev;
+} store_database_rev;
+int store_database_list_revs(store *s, const char *ws, const store_db_filter *f,
+                             const store_page *pg, store_database_rev **out, size_t *n,
+                             store_page_out *po, pf_err *e);
+/* The rows of the databases ids[0..nids), any state, in list order (seq). */
+int store_database_list_of(store *s, const char *const *ids, size_t nids, store_database **out,
+                           size_t *n, pf_err *e);
 /* Every database row, any state (reconciler). */
 int store_database_list_internal(store *s, store_database **out, size_t *n, pf_err *e);
 /* A database's status moves only through here. A conditional update: the row must still

@@ -180,7 +180,7 @@ static void assert_err(const pf_err *e, int status, const char *code, const char
 
 /* ---- schema ---- */
 
-#define SCHEMA_LATEST 9 /* the number of migrations */
+#define SCHEMA_LATEST 10 /* the number of migrations */
 
 static void test_migrations_idempotent(void **state)
 {
@@ -610,6 +610,96 @@ static void test_databases(void **state)
     assert_int_equal(store_connection_get_internal(f->s, c1, &c, &e), -1);
     assert_int_equal(store_database_delete_row(f->s, d1, &e), -1);
     assert_int_equal(e.status, 404);
+}
+
+static void rewind_migration(fixture *f, const char *sql);
+
+/* The revision of database id in its workspace's first page (-1: not listed). */
+static int64_t rev_of(store *s, const char *ws, const char *id)
+{
+    store_database_rev *revs = NULL;
+    size_t n = 0;
+    store_page pg = {NULL, 100};
+    store_page_out po;
+    pf_err e;
+    assert_int_equal(store_database_list_revs(s, ws, NULL, &pg, &revs, &n, &po, &e), 0);
+    int64_t rev = -1;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(revs[i].id, id) == 0)
+            rev = revs[i].rev;
+    free(revs);
+    return rev;
+}
+
+/* Every change a database's list item shows raises its revision (the triggers of schema
+ * version 10, applied here to a catalog of version 9 with rows), and nothing else's; a page
+ * of revisions is the page of rows. */
+static void test_database_revisions(void **state)
+{
+    fixture *f = *state;
+    pf_err e;
+    char ws[PF_ID_MAX], proj[PF_ID_MAX], d1[PF_ID_MAX], d2[PF_ID_MAX], c1[PF_ID_MAX];
+    mk_ws(f->s, ws, "default");
+    mk_project(f->s, ws, NULL, proj);
+    mk_db(f->s, ws, proj, NULL, NULL, 0, d1);
+    mk_db(f->s, ws, proj, NULL, NULL, 0, d2);
+    rewind_migration(f, "DROP TRIGGER databases_rev; DROP TRIGGER connections_rev_insert;"
+                        "DROP TRIGGER connections_rev_update; DROP TRIGGER connections_rev_delete;"
+                        "DROP TRIGGER projects_rev; ALTER TABLE databases DROP COLUMN rev;"
+                        "DELETE FROM schema_migrations WHERE version = 10;");
+    int64_t r1 = rev_of(f->s, ws, d1), r2 = rev_of(f->s, ws, d2);
+    assert_int_equal(r1, 0);
+    assert_int_equal(r2, 0);
+#define RISES(what)                                                                                \
+    do {                                                                                           \
+        int64_t now_ = rev_of(f->s, ws, d1);                                                       \
+        if (now_ <= r1)                                                                            \
+            fail_msg("%s: the revision stayed %lld", what, (long long)now_);                       \
+        r1 = now_;                                                                                 \
+        assert_int_equal(rev_of(f->s, ws, d2), r2); /* only d1's */                                \
+    } while (0)
+    assert_int_equal(store_database_transition(f->s, d1, DB_PROVISIONING, DB_READY, "", &e), 0);
+    RISES("a status move");
+    assert_int_equal(store_database_update(f->s, d1, "renamed", NULL, NULL, &e), 0);
+    RISES("a rename");
+    mk_conn(f->s, ws, d1, c1);
+    RISES("a connection made");
+    assert_int_equal(store_connection_set_verifier(f->s, c1, "SCRAM-SHA-256$other", &e), 0);
+    RISES("a connection changed");
+    assert_int_equal(store_connection_delete_row(f->s, c1, &e), 0);
+    RISES("a connection removed");
+    /* the project's name shows in every item of it: both rise */
+    assert_int_equal(store_project_update_name(f->s, ws, proj, "renamed", &e), 0);
+    assert_true(rev_of(f->s, ws, d1) > r1 && rev_of(f->s, ws, d2) > r2);
+    r1 = rev_of(f->s, ws, d1);
+    r2 = rev_of(f->s, ws, d2);
+    /* settings are not in an item */
+    assert_int_equal(store_project_set_settings(f->s, ws, proj, "{}", &e), 0);
+    assert_int_equal(rev_of(f->s, ws, d1), r1);
+#undef RISES
+
+    /* the same page as the rows', and its rows read again by id in that order */
+    store_page pg = {NULL, 1};
+    store_page_out po, po2;
+    store_database_rev *revs = NULL;
+    store_database *rows = NULL, *again = NULL;
+    size_t n = 0, m = 0, k = 0;
+    assert_int_equal(store_database_list_revs(f->s, ws, NULL, &pg, &revs, &n, &po, &e), 0);
+    assert_int_equal(store_database_list(f->s, ws, NULL, &pg, &rows, &m, &po2, &e), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(m, 1);
+    assert_string_equal(revs[0].id, rows[0].id);
+    assert_true(po.has_more && po2.has_more);
+    assert_string_equal(po.next_cursor, po2.next_cursor);
+    const char *ids[] = {d2, d1};
+    assert_int_equal(store_database_list_of(f->s, ids, 2, &again, &k, &e), 0);
+    assert_int_equal(k, 2);
+    assert_string_equal(again[0].id, d1);
+    assert_string_equal(again[1].id, d2);
+    assert_string_equal(again[0].name, "renamed");
+    free(revs);
+    free(rows);
+    free(again);
 }
 
 static void test_connections(void **state)
@@ -2218,6 +2308,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_branches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_databases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connections, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_database_revisions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_workspace_isolation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_cursor_is_unknown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deleting_invisible, setup, teardown),
