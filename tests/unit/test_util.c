@@ -17,6 +17,7 @@
 #include "util/jsonw.h"
 #include "util/log.h"
 #include "util/opt.h"
+#include "util/textcache.h"
 #include "util/util.h"
 
 static void test_id_new_has_prefix_and_is_valid(void **state)
@@ -525,6 +526,74 @@ static void test_opt_help_from_the_table(void **state)
     free(text);
 }
 
+/* textcache: a hit only for the same id and revision; a put replaces the id's text; a
+ * reader's text outlives its replacement and the budget's drop (ASan sees a use after free);
+ * the budget bounds what is kept; many ids share few buckets. */
+static void test_textcache(void **state)
+{
+    (void)state;
+    textcache *c = textcache_new(4, 4096);
+    size_t texts, bytes;
+    assert_null(textcache_get(c, "db_a", 1));
+    textcache_put(c, "db_a", 1, "{\"a\":1}", 7);
+    const textcache_text *t = textcache_get(c, "db_a", 1);
+    assert_non_null(t);
+    assert_int_equal(t->len, 7);
+    assert_string_equal(t->s, "{\"a\":1}");
+    assert_null(textcache_get(c, "db_a", 2));
+    assert_null(textcache_get(c, "db_b", 1));
+    textcache_put(c, "db_a", 2, "{\"a\":2}", 7); /* replaces: the reader's text stays */
+    assert_string_equal(t->s, "{\"a\":1}");
+    textcache_release(t);
+    assert_null(textcache_get(c, "db_a", 1));
+    t = textcache_get(c, "db_a", 2);
+    assert_non_null(t);
+    assert_string_equal(t->s, "{\"a\":2}");
+    textcache_stats(c, &texts, &bytes);
+    assert_int_equal(texts, 1);
+    /* 40 ids in 4 buckets, each found under its own revision */
+    char id[PF_ID_MAX], text[64];
+    for (int i = 0; i < 40; i++) {
+        snprintf(id, sizeof id, "db_%d", i);
+        snprintf(text, sizeof text, "{\"i\":%d}", i);
+        textcache_put(c, id, i, text, strlen(text));
+    }
+    for (int i = 0; i < 40; i++) {
+        snprintf(id, sizeof id, "db_%d", i);
+        snprintf(text, sizeof text, "{\"i\":%d}", i);
+        const textcache_text *u = textcache_get(c, id, i);
+        assert_non_null(u);
+        assert_string_equal(u->s, text);
+        textcache_release(u);
+    }
+    textcache_stats(c, &texts, &bytes);
+    assert_int_equal(texts, 41);
+    assert_true(bytes <= 4096);
+    /* past the budget: everything dropped first, the new text kept; t (db_a) still readable */
+    char big[3000];
+    memset(big, 'x', sizeof big);
+    textcache_put(c, "db_big", 1, big, sizeof big);
+    textcache_put(c, "db_big2", 1, big, sizeof big);
+    textcache_stats(c, &texts, &bytes);
+    assert_int_equal(texts, 1);
+    assert_true(bytes <= 4096);
+    assert_null(textcache_get(c, "db_big", 1));
+    assert_null(textcache_get(c, "db_a", 2));
+    assert_string_equal(t->s, "{\"a\":2}");
+    textcache_release(t); /* its last reference: freed now */
+    t = textcache_get(c, "db_big2", 1);
+    assert_non_null(t);
+    assert_int_equal(t->len, sizeof big);
+    /* a text above the budget is never kept */
+    char *huge = calloc(1, 8192);
+    textcache_put(c, "db_huge", 1, huge, 8192);
+    assert_null(textcache_get(c, "db_huge", 1));
+    free(huge);
+    textcache_free(c); /* t is still referenced: freed by its release */
+    assert_int_equal(t->s[0], 'x');
+    textcache_release(t);
+}
+
 /* jsonw: nesting, commas, every kind of value, escapes; valid UTF-8 kept, a byte that
  * starts none replaced; what it writes parses back to the same values. */
 static void test_jsonw(void **state)
@@ -595,6 +664,7 @@ int main(void)
         cmocka_unit_test(test_opt_flag),
         cmocka_unit_test(test_opt_help_from_the_table),
         cmocka_unit_test(test_jsonw),
+        cmocka_unit_test(test_textcache),
     };
     return HARNESS_RUN("util", tests, NULL, NULL);
 }

@@ -1,0 +1,138 @@
+/* util/textcache: text kept by (id, revision) (textcache.h). A hash table of chained
+ * entries under one mutex; a text is shared by the table and its readers through a count,
+ * freed by the last of them. */
+#include "util/textcache.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/util.h"
+
+typedef struct entry {
+    textcache_text t; /* first: a reader's pointer is the entry's */
+    atomic_int refs;  /* the table's and each reader's */
+    struct entry *next;
+    int64_t rev;
+    char id[PF_ID_MAX];
+    char s[]; /* the text */
+} entry;
+
+struct textcache {
+    pthread_mutex_t mu;
+    entry **buckets;
+    size_t nbuckets, budget, bytes, texts;
+};
+
+textcache *textcache_new(size_t buckets, size_t budget)
+{
+    textcache *c = xcalloc(1, sizeof *c);
+    pthread_mutex_init(&c->mu, NULL);
+    c->nbuckets = buckets ? buckets : 1;
+    c->buckets = xcalloc(c->nbuckets, sizeof *c->buckets);
+    c->budget = budget;
+    return c;
+}
+
+static void unref(entry *en)
+{
+    if (en && atomic_fetch_sub(&en->refs, 1) == 1)
+        free(en);
+}
+
+/* Takes *at out of its chain (the lock held). */
+static void drop(textcache *c, entry **at)
+{
+    entry *en = *at;
+    *at = en->next;
+    c->bytes -= sizeof *en + en->t.len;
+    c->texts--;
+    unref(en);
+}
+
+static void drop_all(textcache *c)
+{
+    for (size_t i = 0; i < c->nbuckets; i++)
+        while (c->buckets[i])
+            drop(c, &c->buckets[i]);
+}
+
+void textcache_free(textcache *c)
+{
+    if (!c)
+        return;
+    drop_all(c);
+    free(c->buckets);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+/* FNV-1a of the id */
+static size_t bucket_of(const textcache *c, const char *id)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        h = (h ^ *p) * 0x100000001b3u;
+    return (size_t)(h % c->nbuckets);
+}
+
+/* Where id's entry is linked from in its chain (*at NULL: none; the lock held). */
+static entry **find(textcache *c, const char *id)
+{
+    entry **at = &c->buckets[bucket_of(c, id)];
+    while (*at && strcmp((*at)->id, id) != 0)
+        at = &(*at)->next;
+    return at;
+}
+
+const textcache_text *textcache_get(textcache *c, const char *id, int64_t rev)
+{
+    pthread_mutex_lock(&c->mu);
+    entry *en = *find(c, id);
+    if (en && en->rev == rev)
+        atomic_fetch_add(&en->refs, 1);
+    else
+        en = NULL;
+    pthread_mutex_unlock(&c->mu);
+    return en ? &en->t : NULL;
+}
+
+void textcache_release(const textcache_text *t)
+{
+    unref((entry *)(void *)t);
+}
+
+void textcache_put(textcache *c, const char *id, int64_t rev, const char *s, size_t len)
+{
+    if (sizeof(entry) + len > c->budget || strlen(id) >= PF_ID_MAX)
+        return;
+    entry *en = xmalloc(sizeof *en + len + 1);
+    memcpy(en->s, s, len);
+    en->s[len] = '\0';
+    en->t.s = en->s;
+    en->t.len = len;
+    atomic_init(&en->refs, 1);
+    en->rev = rev;
+    memcpy(en->id, id, strlen(id) + 1);
+    pthread_mutex_lock(&c->mu);
+    entry **at = find(c, id);
+    if (*at)
+        drop(c, at);
+    if (c->bytes + sizeof *en + len > c->budget)
+        drop_all(c);
+    at = &c->buckets[bucket_of(c, id)];
+    en->next = *at;
+    *at = en;
+    c->bytes += sizeof *en + len;
+    c->texts++;
+    pthread_mutex_unlock(&c->mu);
+}
+
+void textcache_stats(textcache *c, size_t *texts, size_t *bytes)
+{
+    pthread_mutex_lock(&c->mu);
+    *texts = c->texts;
+    *bytes = c->bytes;
+    pthread_mutex_unlock(&c->mu);
+}
