@@ -44,6 +44,10 @@ typedef struct app {
 
     char home[4096]; /* the home (catalog, instances): a create needs room there; "": unchecked */
 
+    /* the JSON of databases' list items by revision (util/textcache.h), shared by the
+     * pages of every workspace; NULL: none kept, every page made from its rows */
+    struct textcache *items;
+
     int pooler_port;    /* the pooled endpoint's port on public_host; 0: none */
     char ca_path[1024]; /* CA certificate served at /v1/ca.pem; "" when unknown */
 

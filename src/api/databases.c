@@ -170,8 +170,8 @@ HANDLER(h_project_databases_create)
     return create_common(ctx, req, req->params[0], resp, e);
 }
 
-/* What the rows of a page need, read once for the page: the connections of all its
- * databases (by database id, oldest first) and their projects (few: read as met). */
+/* What the rows of a page need, read once for the page: the connections of its databases
+ * (by database id, oldest first) and their projects (few: read as met). */
 typedef struct db_page {
     store_connection *conns;
     size_t nconns;
@@ -191,13 +191,12 @@ static const store_project *page_project(app *a, db_page *pg, const store_databa
     return &pg->projects[pg->nprojects++];
 }
 
-static int database_row(app *a, const void *row, void *arg, jsonw *w, pf_err *e)
+/* The JSON text of database d's item (the caller frees it). */
+static char *item_text(app *a, db_page *pg, const store_database *d, size_t *len, pf_err *e)
 {
-    const store_database *d = row;
-    db_page *pg = arg;
     const store_project *p = page_project(a, pg, d, e);
     if (!p)
-        return -1;
+        return NULL;
     /* the first connection of d: a lower bound in the sorted connections */
     size_t lo = 0, hi = pg->nconns;
     while (lo < hi) {
@@ -210,7 +209,63 @@ static int database_row(app *a, const void *row, void *arg, jsonw *w, pf_err *e)
     size_t end = lo;
     while (end < pg->nconns && strcmp(pg->conns[end].database_id, d->id) == 0)
         end++;
-    shape_database_read_w(a, w, NULL, d, p, pg->conns + lo, end - lo);
+    jsonw w = {0};
+    shape_database_read_w(a, &w, NULL, d, p, pg->conns + lo, end - lo);
+    *len = w.b.len;
+    return util_buf_take(&w.b);
+}
+
+/* A page's items: the text kept (a->items) under the revision the page read, else made
+ * now (made[i], kept for the next page). */
+typedef struct page_items {
+    const textcache_text **kept;
+    char **made;
+    size_t *made_len;
+} page_items;
+
+/* Makes the items of refs[0..n) that no text was kept for, from their rows read now (the
+ * same read as refs: the rows are there, in the page's order). */
+static int make_items(app *a, const store_database_rev *refs, size_t n, page_items *it, pf_err *e)
+{
+    const char **ids = xcalloc(n, sizeof *ids);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!it->kept[i])
+            ids[k++] = refs[i].id;
+    store_database *rows = NULL;
+    size_t m = 0;
+    db_page dp = {0};
+    int rc = store_database_list_of(a->st, ids, k, &rows, &m, e);
+    if (rc == 0 && m != k)
+        rc = err_internal(e, "api: %zu of a page's %zu rows read again", m, k);
+    if (rc == 0)
+        rc = store_connection_list_for_dbs(a->st, ids, k, &dp.conns, &dp.nconns, e);
+    free(ids);
+    for (size_t i = 0, j = 0; i < n && rc == 0; i++) {
+        if (it->kept[i])
+            continue;
+        const store_database *d = &rows[j++];
+        if (strcmp(d->id, refs[i].id) != 0) {
+            rc = err_internal(e, "api: a page's rows moved within one read");
+            break;
+        }
+        it->made[i] = item_text(a, &dp, d, &it->made_len[i], e);
+        if (!it->made[i])
+            rc = -1;
+        else if (a->items)
+            textcache_put(a->items, refs[i].id, refs[i].rev, it->made[i], it->made_len[i]);
+    }
+    free(dp.conns);
+    free(dp.projects);
+    free(rows);
+    return rc;
+}
+
+static int item_row(app *a, const void *row, void *arg, jsonw *w, pf_err *e)
+{
+    (void)a, (void)arg, (void)e;
+    const textcache_text *t = row;
+    jsonw_raw(w, NULL, t->s, t->len);
     return 0;
 }
 
@@ -219,28 +274,39 @@ static int list_common(app *a, http_req *req, const store_db_filter *f, http_res
     store_page pg;
     if (v_page(req, &pg, e) != 0)
         return -1;
-    store_database *rows = NULL;
+    store_database_rev *refs = NULL;
     size_t n = 0;
     store_page_out po;
     /* the page and the rows each item needs (its project, its connections) are one read:
      * a database deleted meanwhile is listed whole or not at all */
     if (store_tx_begin_read(a->st, e) != 0)
         return -1;
-    int rc = store_database_list(a->st, req->workspace_id, f, &pg, &rows, &n, &po, e);
-    db_page dp = {0};
-    if (rc == 0 && n > 0) {
-        const char **ids = xcalloc(n, sizeof *ids);
-        for (size_t i = 0; i < n; i++)
-            ids[i] = rows[i].id;
-        rc = store_connection_list_for_dbs(a->st, ids, n, &dp.conns, &dp.nconns, e);
-        free(ids);
-        if (rc != 0)
-            free(rows);
+    int rc = store_database_list_revs(a->st, req->workspace_id, f, &pg, &refs, &n, &po, e);
+    size_t slots = n ? n : 1;
+    page_items it = {xcalloc(slots, sizeof *it.kept), xcalloc(slots, sizeof *it.made),
+                     xcalloc(slots, sizeof *it.made_len)};
+    bool all_kept = true;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        it.kept[i] = a->items ? textcache_get(a->items, refs[i].id, refs[i].rev) : NULL;
+        all_kept = all_kept && it.kept[i];
     }
-    if (rc == 0)
-        rc = api_list_reply(a, resp, rows, n, sizeof *rows, database_row, &dp, &po, e);
-    free(dp.conns);
-    free(dp.projects);
+    if (rc == 0 && !all_kept)
+        rc = make_items(a, refs, n, &it, e);
+    if (rc == 0) {
+        textcache_text *texts = xcalloc(slots, sizeof *texts);
+        for (size_t i = 0; i < n; i++)
+            texts[i] = it.kept[i] ? *it.kept[i] : (textcache_text){it.made[i], it.made_len[i]};
+        rc = api_list_reply(a, resp, texts, n, sizeof *texts, item_row, NULL, &po, e);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (it.kept[i])
+            textcache_release(it.kept[i]);
+        free(it.made[i]);
+    }
+    free(it.kept);
+    free(it.made);
+    free(it.made_len);
+    free(refs);
     return read_end(a, rc, resp, e);
 }
 

@@ -7,6 +7,7 @@
 
 #include "api/api.h"
 #include "util/jsonw.h"
+#include "util/textcache.h"
 
 #define NAME_MAX_LEN 255
 

@@ -107,6 +107,15 @@ HANDLER(h_metrics)
     head(b, "pgfleet_catalog_memory_bytes", "gauge",
          "Memory SQLite holds: the page caches of every thread's catalog connection, statements.");
     fprintf(b, "pgfleet_catalog_memory_bytes %lld\n", (long long)store_memory_used());
+    if (a->items) {
+        size_t texts, bytes;
+        textcache_stats(a->items, &texts, &bytes);
+        head(b, "pgfleet_list_items_kept", "gauge",
+             "Databases whose list item text is kept (pages copy it while the row is unchanged).");
+        fprintf(b, "pgfleet_list_items_kept %zu\n", texts);
+        head(b, "pgfleet_list_items_kept_bytes", "gauge", "Memory the kept list items take.");
+        fprintf(b, "pgfleet_list_items_kept_bytes %zu\n", bytes);
+    }
 
     head(b, "pgfleet_databases", "gauge", "Databases in the catalog by status.");
     for (int i = 0; i < STORE_DB_STATUS_COUNT; i++)

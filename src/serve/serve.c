@@ -17,6 +17,7 @@
 #include "serve/serve.h"
 #include "util/log.h"
 #include "util/proc.h"
+#include "util/textcache.h"
 #include "util/util.h"
 
 /* The API's certificate and key files: given, or the database endpoints' under HOME/tls. */
@@ -203,6 +204,8 @@ int serve_run(serve_config *c, store *st, int lockfd, int listen_fd, int metrics
     snprintf(a->home, sizeof a->home, "%s", c->home);
     /* about 4096 buckets (~300 KiB): credentials active within a burst's refill time */
     a->ratelimit = auth_ratelimit_new(c->rate_limit, c->rate_burst, 4096);
+    /* list items: 8 MiB of text at most (a page of 100 is about 100 KiB) */
+    a->items = textcache_new(8192, 8u << 20);
 
     /* Signals are handled by this thread alone (sigwait); every thread created from here
      * on inherits the blocked mask. */
@@ -254,6 +257,8 @@ out:
     http_stop(srv);
     auth_ratelimit_free(a->ratelimit);
     a->ratelimit = NULL;
+    textcache_free(a->items);
+    a->items = NULL;
     pid_t dp_pid = (pid_t)ops_stop(op);
     if (dp_pid > 0) {
         /* clients first: the data path closes every connection, then the servers stop */

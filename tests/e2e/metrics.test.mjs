@@ -121,4 +121,22 @@ ctx.it('pgfleet status, beside the running server, reads the same fleet from the
   assert.ok(name.length > 0);
 });
 
+ctx.it('list items kept: a page of databases keeps one text per item, a changed item another', async () => {
+  expectStatus(await call(ctx.c, 'POST', '/v1/projects', { body: { name: 'metrics-list' } }), 201);
+  const m0 = await scrape();
+  const page = async () => expectStatus(await call(ctx.c, 'GET', '/v1/databases', {}), 200).data;
+  const items = await page();
+  assert.ok(items.length >= 1, 'a database to list');
+  const m1 = await scrape();
+  assert.equal(m1.get('pgfleet_list_items_kept'), items.length);
+  assert.ok(m1.get('pgfleet_list_items_kept_bytes') > m0.get('pgfleet_list_items_kept_bytes'));
+  await page();
+  assert.equal((await scrape()).get('pgfleet_list_items_kept'), items.length, 'a second page keeps no more');
+  const [first] = items;
+  expectStatus(await call(ctx.c, 'PATCH', '/v1/databases/{databaseId}', { params: { path: { databaseId: first.id } }, body: { name: 'kept-renamed' } }), 200);
+  const again = await page();
+  assert.equal(again.find((d) => d.id === first.id).name, 'kept-renamed');
+  assert.equal((await scrape()).get('pgfleet_list_items_kept'), items.length, 'the item\'s text replaced, not added');
+});
+
 ctx.itShutsDownCleanly();

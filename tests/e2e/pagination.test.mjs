@@ -1,7 +1,7 @@
 // Cursor pagination over 32 real databases; limit and cursor validation.
 import assert from 'node:assert/strict';
 import { useServer } from './lib/fixture.mjs';
-import { call, expectStatus, expectError, uniq } from './lib/api.mjs';
+import { call, expectStatus, expectError, uniq, waitReady } from './lib/api.mjs';
 
 const ctx = useServer('pagination');
 const S = {};
@@ -69,6 +69,50 @@ ctx.it('the order is stable while databases change status (page again after a pa
   const second = await pageThrough('/v1/databases', {}, 10);
   assert.deepEqual(second.seen, first.seen);
 });
+
+// A page keeps each item's text under the row's revision (docs/api.md): every change an item
+// shows must reach the next page at once. Each page is read twice before a change (its texts
+// kept), and after it every item of the page must equal the database's own GET.
+ctx.it('a page shows each change to its items at once: rename, connection made and removed, project renamed, delete', async () => {
+  const [one, two] = [S.ids[3], S.ids[4]];
+  const page = async () => {
+    const r = expectStatus(await call(ctx.c, 'GET', '/v1/databases', { params: { query: { projectId: S.project.id, limit: 100 } } }), 200);
+    return new Map(r.data.map((d) => [d.id, d]));
+  };
+  const same = async (what, ids = [one, two]) => {
+    const items = await page();
+    for (const id of ids) {
+      const got = expectStatus(await call(ctx.c, 'GET', '/v1/databases/{databaseId}', { params: { path: { databaseId: id } } }), 200).data;
+      assert.deepEqual(items.get(id), got, `${what}: the page's item of ${id} is the database's GET`);
+    }
+    return items;
+  };
+  await page();
+  await same('before any change');
+
+  expectStatus(await call(ctx.c, 'PATCH', '/v1/databases/{databaseId}', { params: { path: { databaseId: one } }, body: { name: 'renamed-once' } }), 200);
+  assert.equal((await same('after a rename')).get(one).name, 'renamed-once');
+
+  const before = (await page()).get(two).connections.length;
+  const conn = expectStatus(await call(ctx.c, 'POST', '/v1/databases/{databaseId}/connections', { params: { path: { databaseId: two } }, body: { name: 'kept-text' } }), 200).data;
+  let items = await same('after a connection was made');
+  assert.equal(items.get(two).connections.length, before + 1);
+  assert.ok(items.get(two).connections.some((c) => c.id === conn.id), 'the new connection is listed');
+
+  expectStatus(await call(ctx.c, 'DELETE', '/v1/connections/{id}', { params: { path: { id: conn.id } } }), 204);
+  items = await same('after the connection was removed');
+  assert.ok(!items.get(two).connections.some((c) => c.id === conn.id), 'the removed connection is gone');
+
+  expectStatus(await call(ctx.c, 'PATCH', '/v1/projects/{id}', { params: { path: { id: S.project.id } }, body: { name: 'pages-renamed' } }), 200);
+  items = await same('after the project was renamed');
+  for (const d of items.values()) assert.equal(d.project.name, 'pages-renamed', `${d.id}: its project's new name`);
+
+  const extra = expectStatus(await call(ctx.c, 'POST', '/v1/databases', { body: { projectId: S.project.id, name: 'kept-then-deleted' } }), 201).data;
+  await waitReady(ctx.c, extra.id);
+  await same('a new database', [extra.id]);
+  expectStatus(await call(ctx.c, 'DELETE', '/v1/databases/{databaseId}', { params: { path: { databaseId: extra.id } } }), 204);
+  assert.ok(!(await page()).has(extra.id), 'a deleted database leaves the page');
+}, { timeout: 120000 });
 
 ctx.it('limit 0, 101, "abc", -1, 1.5 -> 400 with a hint naming `limit` (lists of databases, projects, connections)', async () => {
   const lists = [
