@@ -218,7 +218,10 @@ static void w_api_key(app *a, jsonw *w, const store_connection *c, const store_d
     jsonw_end(w);
 }
 
-/* A database with its project and live connections, read already. */
+/* A database with its project and live connections, read already. A page keeps this text
+ * under the database's revision (api/databases.c), which the catalog raises when the row, a
+ * connection of it or its project's name changes (schema.c, version 10): a field taken from
+ * anything else needs a trigger there too. */
 static void w_database(app *a, jsonw *w, const char *key, const store_database *d,
                        const store_project *p, const store_connection *conns, size_t n,
                        const char *secret_conn, const char *secret_password, bool with_keys)

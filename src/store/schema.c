@@ -301,11 +301,12 @@ static const char MIGRATION_3[] =
 /* Version 10: a database's revision, raised by the catalog itself on every change its list
  * item shows: its own row, a connection of it made, changed or removed, its project renamed.
  * A page of databases keeps each item's text under it (api/databases.c). Triggers, not the
- * statements, so no writer can forget it; a trigger's UPDATE of databases does not fire
- * databases_rev again (its WHEN sees the raised rev). */
+ * statements, so no writer can forget it (nor set it back: a rev written lower rises
+ * anyway); a trigger's UPDATE of databases does not fire databases_rev again (its WHEN sees
+ * the raised rev). */
 #define MIGRATION_10                                                                               \
     "ALTER TABLE databases ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;\n"                           \
-    "CREATE TRIGGER databases_rev AFTER UPDATE ON databases WHEN NEW.rev = OLD.rev\n"              \
+    "CREATE TRIGGER databases_rev AFTER UPDATE ON databases WHEN NEW.rev <= OLD.rev\n"             \
     "BEGIN UPDATE databases SET rev = OLD.rev + 1 WHERE seq = NEW.seq; END;\n"                     \
     "CREATE TRIGGER connections_rev_insert AFTER INSERT ON connections\n"                          \
     "BEGIN UPDATE databases SET rev = rev + 1 WHERE id = NEW.database_id; END;\n"                  \

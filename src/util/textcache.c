@@ -23,6 +23,8 @@ struct textcache {
     pthread_mutex_t mu;
     entry **buckets;
     size_t nbuckets, budget, bytes, texts;
+    size_t hand; /* the next bucket to empty when the budget is reached */
+    uint64_t hits, misses;
 };
 
 textcache *textcache_new(size_t buckets, size_t budget)
@@ -46,7 +48,7 @@ static void drop(textcache *c, entry **at)
 {
     entry *en = *at;
     *at = en->next;
-    c->bytes -= sizeof *en + en->t.len;
+    c->bytes -= sizeof *en + en->t.len + 1;
     c->texts--;
     unref(en);
 }
@@ -94,6 +96,10 @@ const textcache_text *textcache_get(textcache *c, const char *id, int64_t rev)
         atomic_fetch_add(&en->refs, 1);
     else
         en = NULL;
+    if (en)
+        c->hits++;
+    else
+        c->misses++;
     pthread_mutex_unlock(&c->mu);
     return en ? &en->t : NULL;
 }
@@ -105,7 +111,7 @@ void textcache_release(const textcache_text *t)
 
 void textcache_put(textcache *c, const char *id, int64_t rev, const char *s, size_t len)
 {
-    if (sizeof(entry) + len > c->budget || strlen(id) >= PF_ID_MAX)
+    if (sizeof(entry) + len + 1 > c->budget || strlen(id) >= PF_ID_MAX)
         return;
     entry *en = xmalloc(sizeof *en + len + 1);
     memcpy(en->s, s, len);
@@ -117,22 +123,34 @@ void textcache_put(textcache *c, const char *id, int64_t rev, const char *s, siz
     memcpy(en->id, id, strlen(id) + 1);
     pthread_mutex_lock(&c->mu);
     entry **at = find(c, id);
+    if (*at && (*at)->rev > rev) { /* a reader of an older snapshot: the newer text stays */
+        pthread_mutex_unlock(&c->mu);
+        free(en);
+        return;
+    }
     if (*at)
         drop(c, at);
-    if (c->bytes + sizeof *en + len > c->budget)
-        drop_all(c);
+    /* room: buckets emptied in turn, a clock over the table (the oldest puts are not known;
+     * each bucket's turn comes once per round) */
+    while (c->bytes + sizeof *en + len + 1 > c->budget) {
+        while (c->buckets[c->hand])
+            drop(c, &c->buckets[c->hand]);
+        c->hand = (c->hand + 1) % c->nbuckets;
+    }
     at = &c->buckets[bucket_of(c, id)];
     en->next = *at;
     *at = en;
-    c->bytes += sizeof *en + len;
+    c->bytes += sizeof *en + len + 1;
     c->texts++;
     pthread_mutex_unlock(&c->mu);
 }
 
-void textcache_stats(textcache *c, size_t *texts, size_t *bytes)
+void textcache_stats(textcache *c, textcache_counts *out)
 {
     pthread_mutex_lock(&c->mu);
-    *texts = c->texts;
-    *bytes = c->bytes;
+    out->texts = c->texts;
+    out->bytes = c->bytes;
+    out->hits = c->hits;
+    out->misses = c->misses;
     pthread_mutex_unlock(&c->mu);
 }

@@ -3,9 +3,10 @@
  * change the item shows): a later page whose rows carry the same revisions copies the text
  * instead of reading and writing the item again. A lookup with another revision misses.
  *
- * An id has one text at most: a put replaces the id's earlier one. When the texts would pass
- * the byte budget every text is dropped first. A hit hands out a reference: the text stays
- * valid until textcache_release, whatever puts happen meanwhile. */
+ * An id has one text at most: a put replaces the id's text of a lower revision (one of a
+ * higher revision stays). When the texts would pass the byte budget, buckets of the table
+ * are emptied in turn (a clock) until the new one fits. A hit hands out a reference: the
+ * text stays valid until textcache_release, whatever puts happen meanwhile. */
 #ifndef PF_UTIL_TEXTCACHE_H
 #define PF_UTIL_TEXTCACHE_H
 
@@ -27,7 +28,12 @@ const textcache_text *textcache_get(textcache *c, const char *id, int64_t rev);
 void textcache_release(const textcache_text *t);
 /* Keeps a copy of s[0..len) for (id, rev). */
 void textcache_put(textcache *c, const char *id, int64_t rev, const char *s, size_t len);
-/* Texts kept and the bytes they take (metrics, tests). */
-void textcache_stats(textcache *c, size_t *texts, size_t *bytes);
+/* Texts kept, the bytes they take, and the lookups that found one and did not (metrics,
+ * tests). */
+typedef struct textcache_counts {
+    size_t texts, bytes;
+    uint64_t hits, misses;
+} textcache_counts;
+void textcache_stats(textcache *c, textcache_counts *out);
 
 #endif

@@ -121,22 +121,33 @@ ctx.it('pgfleet status, beside the running server, reads the same fleet from the
   assert.ok(name.length > 0);
 });
 
-ctx.it('list items kept: a page of databases keeps one text per item, a changed item another', async () => {
-  expectStatus(await call(ctx.c, 'POST', '/v1/projects', { body: { name: 'metrics-list' } }), 201);
-  const m0 = await scrape();
+ctx.it('list items: a page keeps each item\'s text, the next copies it, a changed item is made again', async () => {
+  // a ready database: one still provisioning changes (and is made again) when it gets ready
+  const p = expectStatus(await call(ctx.c, 'POST', '/v1/projects', { body: { name: 'metrics-list' } }), 201).data;
+  await waitReady(ctx.c, p.database.id);
   const page = async () => expectStatus(await call(ctx.c, 'GET', '/v1/databases', {}), 200).data;
+  const delta = (m1, m0, k) => (m1.get(k) ?? NaN) - (m0.get(k) ?? 0);
+  const KEPT = 'pgfleet_list_items_total{source="kept"}', MADE = 'pgfleet_list_items_total{source="made"}';
+  const m0 = await scrape();
   const items = await page();
   assert.ok(items.length >= 1, 'a database to list');
   const m1 = await scrape();
-  assert.equal(m1.get('pgfleet_list_items_kept'), items.length);
-  assert.ok(m1.get('pgfleet_list_items_kept_bytes') > m0.get('pgfleet_list_items_kept_bytes'));
+  assert.equal(delta(m1, m0, KEPT) + delta(m1, m0, MADE), items.length, 'one lookup an item');
+  assert.ok(m1.get('pgfleet_list_items_kept') >= items.length);
+  assert.ok(m1.get('pgfleet_list_items_kept_bytes') > 0);
   await page();
-  assert.equal((await scrape()).get('pgfleet_list_items_kept'), items.length, 'a second page keeps no more');
+  const m2 = await scrape();
+  assert.equal(delta(m2, m1, KEPT), items.length, 'the second page copies every item');
+  assert.equal(delta(m2, m1, MADE), 0);
+  assert.equal(m2.get('pgfleet_list_items_kept'), m1.get('pgfleet_list_items_kept'), 'and keeps no more');
   const [first] = items;
   expectStatus(await call(ctx.c, 'PATCH', '/v1/databases/{databaseId}', { params: { path: { databaseId: first.id } }, body: { name: 'kept-renamed' } }), 200);
   const again = await page();
   assert.equal(again.find((d) => d.id === first.id).name, 'kept-renamed');
-  assert.equal((await scrape()).get('pgfleet_list_items_kept'), items.length, 'the item\'s text replaced, not added');
+  const m3 = await scrape();
+  assert.equal(delta(m3, m2, MADE), 1, 'the renamed item is made again');
+  assert.equal(delta(m3, m2, KEPT), items.length - 1);
+  assert.equal(m3.get('pgfleet_list_items_kept'), m2.get('pgfleet_list_items_kept'), 'its text replaced, not added');
 });
 
 ctx.itShutsDownCleanly();

@@ -666,8 +666,14 @@ static void test_database_revisions(void **state)
     RISES("a connection made");
     assert_int_equal(store_connection_set_verifier(f->s, c1, "SCRAM-SHA-256$other", &e), 0);
     RISES("a connection changed");
+    assert_int_equal(store_database_set_default_connection(f->s, d1, c1, &e), 0);
+    RISES("its default connection set");
+    assert_int_equal(store_connection_mark_deleting(f->s, c1, &e), 0);
+    RISES("a connection marked deleting");
     assert_int_equal(store_connection_delete_row(f->s, c1, &e), 0);
-    RISES("a connection removed");
+    RISES("a connection removed (and the default connection cleared)");
+    assert_int_equal(store_database_set_default(f->s, proj, d1, &e), 0);
+    RISES("made its project's default");
     /* the project's name shows in every item of it: both rise */
     assert_int_equal(store_project_update_name(f->s, ws, proj, "renamed", &e), 0);
     assert_true(rev_of(f->s, ws, d1) > r1 && rev_of(f->s, ws, d2) > r2);
@@ -676,7 +682,22 @@ static void test_database_revisions(void **state)
     /* settings are not in an item */
     assert_int_equal(store_project_set_settings(f->s, ws, proj, "{}", &e), 0);
     assert_int_equal(rev_of(f->s, ws, d1), r1);
+    /* a rev written lower (no writer does) rises anyway */
+    sqlite3 *raw = NULL;
+    assert_int_equal(sqlite3_open(f->path, &raw), SQLITE_OK);
+    char *back = sqlite3_mprintf("UPDATE databases SET rev = 0, name = 'x' WHERE id = %Q", d1);
+    assert_int_equal(sqlite3_exec(raw, back, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_free(back);
+    sqlite3_close(raw);
+    RISES("a rev written back to 0");
 #undef RISES
+    /* a transfer moves the rows to another workspace: their revisions rise there */
+    char ws2[PF_ID_MAX];
+    mk_ws(f->s, ws2, "other");
+    assert_int_equal(store_project_transfer(f->s, ws, proj, ws2, &e), 0);
+    assert_int_equal(rev_of(f->s, ws, d1), -1);
+    assert_true(rev_of(f->s, ws2, d1) > r1 && rev_of(f->s, ws2, d2) > r2);
+    memcpy(ws, ws2, PF_ID_MAX);
 
     /* the same page as the rows', and its rows read again by id in that order */
     store_page pg = {NULL, 1};
@@ -696,7 +717,7 @@ static void test_database_revisions(void **state)
     assert_int_equal(k, 2);
     assert_string_equal(again[0].id, d1);
     assert_string_equal(again[1].id, d2);
-    assert_string_equal(again[0].name, "renamed");
+    assert_string_equal(again[0].name, "x");
     free(revs);
     free(rows);
     free(again);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -532,8 +533,8 @@ static void test_opt_help_from_the_table(void **state)
 static void test_textcache(void **state)
 {
     (void)state;
-    textcache *c = textcache_new(4, 4096);
-    size_t texts, bytes;
+    textcache *c = textcache_new(4, 16384);
+    textcache_counts tc;
     assert_null(textcache_get(c, "db_a", 1));
     textcache_put(c, "db_a", 1, "{\"a\":1}", 7);
     const textcache_text *t = textcache_get(c, "db_a", 1);
@@ -546,11 +547,15 @@ static void test_textcache(void **state)
     assert_string_equal(t->s, "{\"a\":1}");
     textcache_release(t);
     assert_null(textcache_get(c, "db_a", 1));
+    textcache_put(c, "db_a", 1, "{\"a\":1}", 7); /* an older revision: the newer text stays */
+    assert_null(textcache_get(c, "db_a", 1));
     t = textcache_get(c, "db_a", 2);
     assert_non_null(t);
     assert_string_equal(t->s, "{\"a\":2}");
-    textcache_stats(c, &texts, &bytes);
-    assert_int_equal(texts, 1);
+    textcache_stats(c, &tc);
+    assert_int_equal(tc.texts, 1);
+    assert_int_equal(tc.hits, 2);
+    assert_int_equal(tc.misses, 5);
     /* 40 ids in 4 buckets, each found under its own revision */
     char id[PF_ID_MAX], text[64];
     for (int i = 0; i < 40; i++) {
@@ -566,32 +571,86 @@ static void test_textcache(void **state)
         assert_string_equal(u->s, text);
         textcache_release(u);
     }
-    textcache_stats(c, &texts, &bytes);
-    assert_int_equal(texts, 41);
-    assert_true(bytes <= 4096);
-    /* past the budget: everything dropped first, the new text kept; t (db_a) still readable */
-    char big[3000];
+    textcache_stats(c, &tc);
+    assert_int_equal(tc.texts, 41);
+    assert_true(tc.bytes <= 16384);
+    /* past the budget: buckets emptied in turn until the new text fits, within the budget;
+     * t (db_a) still readable whatever was dropped */
+    char big[6000];
     memset(big, 'x', sizeof big);
-    textcache_put(c, "db_big", 1, big, sizeof big);
-    textcache_put(c, "db_big2", 1, big, sizeof big);
-    textcache_stats(c, &texts, &bytes);
-    assert_int_equal(texts, 1);
-    assert_true(bytes <= 4096);
-    assert_null(textcache_get(c, "db_big", 1));
-    assert_null(textcache_get(c, "db_a", 2));
+    for (int i = 0; i < 8; i++) {
+        snprintf(id, sizeof id, "db_big%d", i);
+        textcache_put(c, id, 1, big, sizeof big);
+        textcache_stats(c, &tc);
+        assert_true(tc.bytes <= 16384);
+        const textcache_text *u = textcache_get(c, id, 1); /* the newest is always kept */
+        assert_non_null(u);
+        assert_int_equal(u->len, sizeof big);
+        textcache_release(u);
+    }
+    textcache_stats(c, &tc);
+    assert_true(tc.texts >= 1 && tc.texts < 41);
     assert_string_equal(t->s, "{\"a\":2}");
-    textcache_release(t); /* its last reference: freed now */
-    t = textcache_get(c, "db_big2", 1);
-    assert_non_null(t);
-    assert_int_equal(t->len, sizeof big);
     /* a text above the budget is never kept */
-    char *huge = calloc(1, 8192);
-    textcache_put(c, "db_huge", 1, huge, 8192);
+    char *huge = calloc(1, 16384);
+    textcache_put(c, "db_huge", 1, huge, 16384);
     assert_null(textcache_get(c, "db_huge", 1));
     free(huge);
     textcache_free(c); /* t is still referenced: freed by its release */
-    assert_int_equal(t->s[0], 'x');
+    assert_string_equal(t->s, "{\"a\":2}");
     textcache_release(t);
+}
+
+/* textcache shared by threads: gets, puts and releases of few ids under a small budget
+ * (drops while readers hold texts); each text read is the one put for its revision. */
+typedef struct tc_arg {
+    textcache *c;
+    int seed;
+    int bad;
+} tc_arg;
+
+static void *textcache_worker(void *p)
+{
+    tc_arg *a = p;
+    char id[PF_ID_MAX], text[128];
+    unsigned r = (unsigned)a->seed;
+    for (int i = 0; i < 20000; i++) {
+        r = r * 1103515245u + 12345u;
+        int k = (int)(r >> 8) % 16, rev = (int)(r >> 16) % 4;
+        snprintf(id, sizeof id, "db_%d", k);
+        snprintf(text, sizeof text, "{\"id\":\"%s\",\"rev\":%d,\"pad\":\"%0*d\"}", id, rev, 40 + k,
+                 0);
+        const textcache_text *t = textcache_get(a->c, id, rev);
+        if (t) {
+            if (strcmp(t->s, text) != 0)
+                a->bad++;
+            textcache_release(t);
+        } else {
+            textcache_put(a->c, id, rev, text, strlen(text));
+        }
+    }
+    return NULL;
+}
+
+static void test_textcache_threads(void **state)
+{
+    (void)state;
+    textcache *c = textcache_new(8, 1024);
+    pthread_t th[4];
+    tc_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (tc_arg){c, i + 1, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, textcache_worker, &args[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(args[i].bad, 0);
+    }
+    textcache_counts tc;
+    textcache_stats(c, &tc);
+    assert_true(tc.hits > 0 && tc.misses > 0);
+    assert_true(tc.bytes <= 1024);
+    textcache_free(c);
 }
 
 /* jsonw: nesting, commas, every kind of value, escapes; valid UTF-8 kept, a byte that
@@ -665,6 +724,7 @@ int main(void)
         cmocka_unit_test(test_opt_help_from_the_table),
         cmocka_unit_test(test_jsonw),
         cmocka_unit_test(test_textcache),
+        cmocka_unit_test(test_textcache_threads),
     };
     return HARNESS_RUN("util", tests, NULL, NULL);
 }
