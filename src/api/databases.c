@@ -417,6 +417,8 @@ HANDLER(h_database_delete)
         return -1;
     if (tx_end(a, action_delete_database(a, &d, op_id, e), e) != 0)
         return -1;
+    if (a->items) /* no page lists it again: its text would only wait for the clock */
+        textcache_drop(a->items, d.id);
     /* answer once the server is stopped and its port free, as the client expects */
     if (action_wait_op(a, resp, op_id, e) != 0)
         return -1;

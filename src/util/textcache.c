@@ -145,6 +145,15 @@ void textcache_put(textcache *c, const char *id, int64_t rev, const char *s, siz
     pthread_mutex_unlock(&c->mu);
 }
 
+void textcache_drop(textcache *c, const char *id)
+{
+    pthread_mutex_lock(&c->mu);
+    entry **at = find(c, id);
+    if (*at)
+        drop(c, at);
+    pthread_mutex_unlock(&c->mu);
+}
+
 void textcache_stats(textcache *c, textcache_counts *out)
 {
     pthread_mutex_lock(&c->mu);

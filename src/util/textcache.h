@@ -28,6 +28,8 @@ const textcache_text *textcache_get(textcache *c, const char *id, int64_t rev);
 void textcache_release(const textcache_text *t);
 /* Keeps a copy of s[0..len) for (id, rev). */
 void textcache_put(textcache *c, const char *id, int64_t rev, const char *s, size_t len);
+/* Drops the text kept for id, if any (its row is gone: no page will ask for it again). */
+void textcache_drop(textcache *c, const char *id);
 /* Texts kept, the bytes they take, and the lookups that found one and did not (metrics,
  * tests). */
 typedef struct textcache_counts {

@@ -148,6 +148,13 @@ ctx.it('list items: a page keeps each item\'s text, the next copies it, a change
   assert.equal(delta(m3, m2, MADE), 1, 'the renamed item is made again');
   assert.equal(delta(m3, m2, KEPT), items.length - 1);
   assert.equal(m3.get('pgfleet_list_items_kept'), m2.get('pgfleet_list_items_kept'), 'its text replaced, not added');
+  // a deleted database's text goes with it
+  const extra = expectStatus(await call(ctx.c, 'POST', '/v1/databases', { body: { projectId: p.id, name: 'kept-deleted' } }), 201).data;
+  await waitReady(ctx.c, extra.id);
+  assert.ok((await page()).some((d) => d.id === extra.id));
+  const m4 = await scrape();
+  expectStatus(await call(ctx.c, 'DELETE', '/v1/databases/{databaseId}', { params: { path: { databaseId: extra.id } } }), 204);
+  assert.equal((await scrape()).get('pgfleet_list_items_kept'), m4.get('pgfleet_list_items_kept') - 1);
 });
 
 ctx.itShutsDownCleanly();

@@ -591,6 +591,15 @@ static void test_textcache(void **state)
     textcache_stats(c, &tc);
     assert_true(tc.texts >= 1 && tc.texts < 41);
     assert_string_equal(t->s, "{\"a\":2}");
+    /* a dropped id is gone, the others stay */
+    textcache_put(c, "db_gone", 1, "{}", 2);
+    textcache_stats(c, &tc);
+    size_t before = tc.texts;
+    textcache_drop(c, "db_gone");
+    textcache_drop(c, "db_never");
+    assert_null(textcache_get(c, "db_gone", 1));
+    textcache_stats(c, &tc);
+    assert_int_equal(tc.texts, before - 1);
     /* a text above the budget is never kept */
     char *huge = calloc(1, 16384);
     textcache_put(c, "db_huge", 1, huge, 16384);
