@@ -224,27 +224,31 @@ typedef struct page_items {
 } page_items;
 
 /* Makes the items of refs[0..n) that no text was kept for, from their rows read now (the
- * same read as refs: the rows are there, in the page's order). */
-static int make_items(app *a, const store_database_rev *refs, size_t n, page_items *it, pf_err *e)
+ * same read as refs: the rows are there, in the page's order). Most of a page missing (a
+ * first page, every item changed): the page's rows are read as a range, else by ids. */
+static int make_items(app *a, const char *ws, const store_db_filter *f, const store_page *pg,
+                      const store_database_rev *refs, size_t n, page_items *it, pf_err *e)
 {
     const char **ids = xcalloc(n, sizeof *ids);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (!it->kept[i])
             ids[k++] = refs[i].id;
+    bool whole = k * 2 > n;
     store_database *rows = NULL;
     size_t m = 0;
     db_page dp = {0};
-    int rc = store_database_list_of(a->st, ids, k, &rows, &m, e);
-    if (rc == 0 && m != k)
-        rc = err_internal(e, "api: %zu of a page's %zu rows read again", m, k);
+    int rc = whole ? store_database_list(a->st, ws, f, pg, &rows, &m, NULL, e)
+                   : store_database_list_of(a->st, ids, k, &rows, &m, e);
+    if (rc == 0 && m != (whole ? n : k))
+        rc = err_internal(e, "api: %zu of a page's %zu rows read again", m, whole ? n : k);
     if (rc == 0)
         rc = store_connection_list_for_dbs(a->st, ids, k, &dp.conns, &dp.nconns, e);
     free(ids);
     for (size_t i = 0, j = 0; i < n && rc == 0; i++) {
         if (it->kept[i])
             continue;
-        const store_database *d = &rows[j++];
+        const store_database *d = whole ? &rows[i] : &rows[j++];
         if (strcmp(d->id, refs[i].id) != 0) {
             rc = err_internal(e, "api: a page's rows moved within one read");
             break;
@@ -291,7 +295,7 @@ static int list_common(app *a, http_req *req, const store_db_filter *f, http_res
         all_kept = all_kept && it.kept[i];
     }
     if (rc == 0 && !all_kept)
-        rc = make_items(a, refs, n, &it, e);
+        rc = make_items(a, req->workspace_id, f, &pg, refs, n, &it, e);
     if (rc == 0) {
         textcache_text *texts = xcalloc(slots, sizeof *texts);
         for (size_t i = 0; i < n; i++)
