@@ -45,7 +45,7 @@ typedef struct app {
     char home[4096]; /* the home (catalog, instances): a create needs room there; "": unchecked */
 
     /* the JSON of databases' list items by revision (util/textcache.h), shared by the
-     * pages of every workspace; NULL: none kept, every page made from its rows */
+     * pages of every workspace; NULL (unit tests): none kept, every item made */
     struct textcache *items;
 
     int pooler_port;    /* the pooled endpoint's port on public_host; 0: none */

@@ -191,8 +191,10 @@ static const store_project *page_project(app *a, db_page *pg, const store_databa
     return &pg->projects[pg->nprojects++];
 }
 
-/* The JSON text of database d's item (the caller frees it). */
-static char *item_text(app *a, db_page *pg, const store_database *d, size_t *len, pf_err *e)
+/* The text of database d's item, kept (a->items) under the revision rev the page read;
+ * referenced for the caller. */
+static const textcache_text *make_item(app *a, db_page *pg, const store_database *d, int64_t rev,
+                                       pf_err *e)
 {
     const store_project *p = page_project(a, pg, d, e);
     if (!p)
@@ -211,28 +213,22 @@ static char *item_text(app *a, db_page *pg, const store_database *d, size_t *len
         end++;
     jsonw w = {0};
     shape_database_read_w(a, &w, NULL, d, p, pg->conns + lo, end - lo);
-    *len = w.b.len;
-    return util_buf_take(&w.b);
+    size_t len = w.b.len;
+    return textcache_keep(a->items, d->id, rev, util_buf_take(&w.b), len);
 }
 
-/* A page's items: the text kept (a->items) under the revision the page read, else made
- * now (made[i], kept for the next page). */
-typedef struct page_items {
-    const textcache_text **kept;
-    char **made;
-    size_t *made_len;
-} page_items;
-
-/* Makes the items of refs[0..n) that no text was kept for, from their rows read now (the
- * same read as refs: the rows are there, in the page's order). Most of a page missing (a
- * first page, every item changed): the page's rows are read as a range, else by ids. */
+/* Makes the items of refs[0..n) that no text was kept for (items[i] NULL), from their rows
+ * read now (the same read as refs: the rows are there, in the page's order). Most of a page
+ * missing (a first page, every item changed): the page's rows are read as a range, else by
+ * ids. */
 static int make_items(app *a, const char *ws, const store_db_filter *f, const store_page *pg,
-                      const store_database_rev *refs, size_t n, page_items *it, pf_err *e)
+                      const store_database_rev *refs, size_t n, const textcache_text **items,
+                      pf_err *e)
 {
     const char **ids = xcalloc(n, sizeof *ids);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (!it->kept[i])
+        if (!items[i])
             ids[k++] = refs[i].id;
     bool whole = k * 2 > n;
     store_database *rows = NULL;
@@ -246,18 +242,13 @@ static int make_items(app *a, const char *ws, const store_db_filter *f, const st
         rc = store_connection_list_for_dbs(a->st, ids, k, &dp.conns, &dp.nconns, e);
     free(ids);
     for (size_t i = 0, j = 0; i < n && rc == 0; i++) {
-        if (it->kept[i])
+        if (items[i])
             continue;
         const store_database *d = whole ? &rows[i] : &rows[j++];
-        if (strcmp(d->id, refs[i].id) != 0) {
+        if (strcmp(d->id, refs[i].id) != 0)
             rc = err_internal(e, "api: a page's rows moved within one read");
-            break;
-        }
-        it->made[i] = item_text(a, &dp, d, &it->made_len[i], e);
-        if (!it->made[i])
+        else if (!(items[i] = make_item(a, &dp, d, refs[i].rev, e)))
             rc = -1;
-        else if (a->items)
-            textcache_put(a->items, refs[i].id, refs[i].rev, it->made[i], it->made_len[i]);
     }
     free(dp.conns);
     free(dp.projects);
@@ -273,6 +264,8 @@ static int item_row(app *a, const void *row, void *arg, jsonw *w, pf_err *e)
     return 0;
 }
 
+/* A page of databases: its ids and revisions read first; each item's text copied from
+ * a->items when kept under the same revision, else made from its rows (make_items). */
 static int list_common(app *a, http_req *req, const store_db_filter *f, http_resp *resp, pf_err *e)
 {
     store_page pg;
@@ -286,30 +279,24 @@ static int list_common(app *a, http_req *req, const store_db_filter *f, http_res
     if (store_tx_begin_read(a->st, e) != 0)
         return -1;
     int rc = store_database_list_revs(a->st, req->workspace_id, f, &pg, &refs, &n, &po, e);
-    size_t slots = n ? n : 1;
-    page_items it = {xcalloc(slots, sizeof *it.kept), xcalloc(slots, sizeof *it.made),
-                     xcalloc(slots, sizeof *it.made_len)};
+    const textcache_text **items = xcalloc(n ? n : 1, sizeof *items);
     bool all_kept = true;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        it.kept[i] = a->items ? textcache_get(a->items, refs[i].id, refs[i].rev) : NULL;
-        all_kept = all_kept && it.kept[i];
+        items[i] = textcache_get(a->items, refs[i].id, refs[i].rev);
+        all_kept = all_kept && items[i];
     }
     if (rc == 0 && !all_kept)
-        rc = make_items(a, req->workspace_id, f, &pg, refs, n, &it, e);
+        rc = make_items(a, req->workspace_id, f, &pg, refs, n, items, e);
     if (rc == 0) {
-        textcache_text *texts = xcalloc(slots, sizeof *texts);
+        textcache_text *texts = xcalloc(n ? n : 1, sizeof *texts); /* api_list_reply frees it */
         for (size_t i = 0; i < n; i++)
-            texts[i] = it.kept[i] ? *it.kept[i] : (textcache_text){it.made[i], it.made_len[i]};
+            texts[i] = *items[i];
         rc = api_list_reply(a, resp, texts, n, sizeof *texts, item_row, NULL, &po, e);
     }
-    for (size_t i = 0; i < n; i++) {
-        if (it.kept[i])
-            textcache_release(it.kept[i]);
-        free(it.made[i]);
-    }
-    free(it.kept);
-    free(it.made);
-    free(it.made_len);
+    for (size_t i = 0; i < n; i++)
+        if (items[i])
+            textcache_release(items[i]);
+    free(items);
     free(refs);
     return read_end(a, rc, resp, e);
 }
@@ -421,8 +408,7 @@ HANDLER(h_database_delete)
         return -1;
     if (tx_end(a, action_delete_database(a, &d, op_id, e), e) != 0)
         return -1;
-    if (a->items) /* no page lists it again: its text would only wait for the clock */
-        textcache_drop(a->items, d.id);
+    textcache_drop(a->items, d.id); /* no page lists it again: it would wait for the clock */
     /* answer once the server is stopped and its port free, as the client expects */
     if (action_wait_op(a, resp, op_id, e) != 0)
         return -1;

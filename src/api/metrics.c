@@ -107,20 +107,17 @@ HANDLER(h_metrics)
     head(b, "pgfleet_catalog_memory_bytes", "gauge",
          "Memory SQLite holds: the page caches of every thread's catalog connection, statements.");
     fprintf(b, "pgfleet_catalog_memory_bytes %lld\n", (long long)store_memory_used());
-    if (a->items) {
-        textcache_counts tc;
-        textcache_stats(a->items, &tc);
-        head(b, "pgfleet_list_items_kept", "gauge",
-             "Databases whose list item text is kept (pages copy it while the row is unchanged).");
-        fprintf(b, "pgfleet_list_items_kept %zu\n", tc.texts);
-        head(b, "pgfleet_list_items_kept_bytes", "gauge", "Memory the kept list items take.");
-        fprintf(b, "pgfleet_list_items_kept_bytes %zu\n", tc.bytes);
-        head(b, "pgfleet_list_items_total", "counter",
-             "List items answered: copied from the kept text (kept) or read and written (made).");
-        fprintf(b, "pgfleet_list_items_total{source=\"kept\"} %llu\n", (unsigned long long)tc.hits);
-        fprintf(b, "pgfleet_list_items_total{source=\"made\"} %llu\n",
-                (unsigned long long)tc.misses);
-    }
+    textcache_counts tc;
+    textcache_stats(a->items, &tc);
+    head(b, "pgfleet_list_items_kept", "gauge",
+         "Databases whose list item text is kept (pages copy it while the row is unchanged).");
+    fprintf(b, "pgfleet_list_items_kept %zu\n", tc.texts);
+    head(b, "pgfleet_list_items_kept_bytes", "gauge", "Memory the kept list items take.");
+    fprintf(b, "pgfleet_list_items_kept_bytes %zu\n", tc.bytes);
+    head(b, "pgfleet_list_items_total", "counter",
+         "List items answered: copied from the kept text (kept) or read and written (made).");
+    fprintf(b, "pgfleet_list_items_total{source=\"kept\"} %llu\n", (unsigned long long)tc.hits);
+    fprintf(b, "pgfleet_list_items_total{source=\"made\"} %llu\n", (unsigned long long)tc.misses);
 
     head(b, "pgfleet_databases", "gauge", "Databases in the catalog by status.");
     for (int i = 0; i < STORE_DB_STATUS_COUNT; i++)

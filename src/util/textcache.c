@@ -11,12 +11,11 @@
 #include "util/util.h"
 
 typedef struct entry {
-    textcache_text t; /* first: a reader's pointer is the entry's */
-    atomic_int refs;  /* the table's and each reader's */
+    textcache_text t; /* first: a reader's pointer is the entry's; t.s is the entry's own */
+    atomic_int refs;  /* the table's (when linked) and each reader's */
     struct entry *next;
     int64_t rev;
     char id[PF_ID_MAX];
-    char s[]; /* the text */
 } entry;
 
 struct textcache {
@@ -39,8 +38,10 @@ textcache *textcache_new(size_t buckets, size_t budget)
 
 static void unref(entry *en)
 {
-    if (en && atomic_fetch_sub(&en->refs, 1) == 1)
+    if (en && atomic_fetch_sub(&en->refs, 1) == 1) {
+        free((char *)en->t.s);
         free(en);
+    }
 }
 
 /* Takes *at out of its chain (the lock held). */
@@ -90,6 +91,8 @@ static entry **find(textcache *c, const char *id)
 
 const textcache_text *textcache_get(textcache *c, const char *id, int64_t rev)
 {
+    if (!c)
+        return NULL;
     pthread_mutex_lock(&c->mu);
     entry *en = *find(c, id);
     if (en && en->rev == rev)
@@ -109,44 +112,46 @@ void textcache_release(const textcache_text *t)
     unref((entry *)(void *)t);
 }
 
-void textcache_put(textcache *c, const char *id, int64_t rev, const char *s, size_t len)
+const textcache_text *textcache_keep(textcache *c, const char *id, int64_t rev, char *s, size_t len)
 {
-    if (sizeof(entry) + len + 1 > c->budget || strlen(id) >= PF_ID_MAX)
-        return;
-    entry *en = xmalloc(sizeof *en + len + 1);
-    memcpy(en->s, s, len);
-    en->s[len] = '\0';
-    en->t.s = en->s;
+    entry *en = xcalloc(1, sizeof *en);
+    en->t.s = s;
     en->t.len = len;
-    atomic_init(&en->refs, 1);
+    atomic_init(&en->refs, 1); /* the caller's */
     en->rev = rev;
+    size_t cost = sizeof *en + len + 1;
+    if (!c || cost > c->budget || strlen(id) >= PF_ID_MAX)
+        return &en->t;
     memcpy(en->id, id, strlen(id) + 1);
     pthread_mutex_lock(&c->mu);
     entry **at = find(c, id);
     if (*at && (*at)->rev > rev) { /* a reader of an older snapshot: the newer text stays */
         pthread_mutex_unlock(&c->mu);
-        free(en);
-        return;
+        return &en->t;
     }
     if (*at)
         drop(c, at);
-    /* room: buckets emptied in turn, a clock over the table (the oldest puts are not known;
+    /* room: buckets emptied in turn, a clock over the table (the oldest texts are not known;
      * each bucket's turn comes once per round) */
-    while (c->bytes + sizeof *en + len + 1 > c->budget) {
+    while (c->bytes + cost > c->budget) {
         while (c->buckets[c->hand])
             drop(c, &c->buckets[c->hand]);
         c->hand = (c->hand + 1) % c->nbuckets;
     }
     at = &c->buckets[bucket_of(c, id)];
+    atomic_fetch_add(&en->refs, 1); /* the table's */
     en->next = *at;
     *at = en;
-    c->bytes += sizeof *en + len + 1;
+    c->bytes += cost;
     c->texts++;
     pthread_mutex_unlock(&c->mu);
+    return &en->t;
 }
 
 void textcache_drop(textcache *c, const char *id)
 {
+    if (!c)
+        return;
     pthread_mutex_lock(&c->mu);
     entry **at = find(c, id);
     if (*at)
@@ -156,6 +161,9 @@ void textcache_drop(textcache *c, const char *id)
 
 void textcache_stats(textcache *c, textcache_counts *out)
 {
+    *out = (textcache_counts){0};
+    if (!c)
+        return;
     pthread_mutex_lock(&c->mu);
     out->texts = c->texts;
     out->bytes = c->bytes;

@@ -527,27 +527,36 @@ static void test_opt_help_from_the_table(void **state)
     free(text);
 }
 
-/* textcache: a hit only for the same id and revision; a put replaces the id's text; a
+/* textcache: a hit only for the same id and revision; a keep replaces the id's text; a
  * reader's text outlives its replacement and the budget's drop (ASan sees a use after free);
  * the budget bounds what is kept; many ids share few buckets. */
+/* Keeps a copy of s[0..len) for (id, rev) and lets go of the caller's reference. */
+static void keep_copy(textcache *c, const char *id, int64_t rev, const char *s, size_t len)
+{
+    char *own = xmalloc(len + 1);
+    memcpy(own, s, len);
+    own[len] = '\0';
+    textcache_release(textcache_keep(c, id, rev, own, len));
+}
+
 static void test_textcache(void **state)
 {
     (void)state;
     textcache *c = textcache_new(4, 16384);
     textcache_counts tc;
     assert_null(textcache_get(c, "db_a", 1));
-    textcache_put(c, "db_a", 1, "{\"a\":1}", 7);
+    keep_copy(c, "db_a", 1, "{\"a\":1}", 7);
     const textcache_text *t = textcache_get(c, "db_a", 1);
     assert_non_null(t);
     assert_int_equal(t->len, 7);
     assert_string_equal(t->s, "{\"a\":1}");
     assert_null(textcache_get(c, "db_a", 2));
     assert_null(textcache_get(c, "db_b", 1));
-    textcache_put(c, "db_a", 2, "{\"a\":2}", 7); /* replaces: the reader's text stays */
+    keep_copy(c, "db_a", 2, "{\"a\":2}", 7); /* replaces: the reader's text stays */
     assert_string_equal(t->s, "{\"a\":1}");
     textcache_release(t);
     assert_null(textcache_get(c, "db_a", 1));
-    textcache_put(c, "db_a", 1, "{\"a\":1}", 7); /* an older revision: the newer text stays */
+    keep_copy(c, "db_a", 1, "{\"a\":1}", 7); /* an older revision: the newer text stays */
     assert_null(textcache_get(c, "db_a", 1));
     t = textcache_get(c, "db_a", 2);
     assert_non_null(t);
@@ -561,7 +570,7 @@ static void test_textcache(void **state)
     for (int i = 0; i < 40; i++) {
         snprintf(id, sizeof id, "db_%d", i);
         snprintf(text, sizeof text, "{\"i\":%d}", i);
-        textcache_put(c, id, i, text, strlen(text));
+        keep_copy(c, id, i, text, strlen(text));
     }
     for (int i = 0; i < 40; i++) {
         snprintf(id, sizeof id, "db_%d", i);
@@ -580,7 +589,7 @@ static void test_textcache(void **state)
     memset(big, 'x', sizeof big);
     for (int i = 0; i < 8; i++) {
         snprintf(id, sizeof id, "db_big%d", i);
-        textcache_put(c, id, 1, big, sizeof big);
+        keep_copy(c, id, 1, big, sizeof big);
         textcache_stats(c, &tc);
         assert_true(tc.bytes <= 16384);
         const textcache_text *u = textcache_get(c, id, 1); /* the newest is always kept */
@@ -592,7 +601,7 @@ static void test_textcache(void **state)
     assert_true(tc.texts >= 1 && tc.texts < 41);
     assert_string_equal(t->s, "{\"a\":2}");
     /* a dropped id is gone, the others stay */
-    textcache_put(c, "db_gone", 1, "{}", 2);
+    keep_copy(c, "db_gone", 1, "{}", 2);
     textcache_stats(c, &tc);
     size_t before = tc.texts;
     textcache_drop(c, "db_gone");
@@ -600,18 +609,28 @@ static void test_textcache(void **state)
     assert_null(textcache_get(c, "db_gone", 1));
     textcache_stats(c, &tc);
     assert_int_equal(tc.texts, before - 1);
-    /* a text above the budget is never kept */
-    char *huge = calloc(1, 16384);
-    textcache_put(c, "db_huge", 1, huge, 16384);
+    /* a text above the budget is never kept, but handed back all the same */
+    char *huge = xcalloc(1, 16384 + 1);
+    const textcache_text *h = textcache_keep(c, "db_huge", 1, huge, 16384);
+    assert_ptr_equal(h->s, huge);
+    assert_int_equal(h->len, 16384);
     assert_null(textcache_get(c, "db_huge", 1));
-    free(huge);
+    textcache_release(h); /* frees huge */
+    /* an older revision is handed back too, kept or not; and no cache at all keeps nothing */
+    const textcache_text *o = textcache_keep(c, "db_a", 1, xstrdup("{\"a\":1}"), 7);
+    assert_string_equal(o->s, "{\"a\":1}");
+    textcache_release(o);
+    const textcache_text *none = textcache_keep(NULL, "db_x", 1, xstrdup("{}"), 2);
+    assert_string_equal(none->s, "{}");
+    textcache_release(none);
+    assert_null(textcache_get(NULL, "db_x", 1));
     textcache_free(c); /* t is still referenced: freed by its release */
     assert_string_equal(t->s, "{\"a\":2}");
     textcache_release(t);
 }
 
-/* textcache shared by threads: gets, puts and releases of few ids under a small budget
- * (drops while readers hold texts); each text read is the one put for its revision. */
+/* textcache shared by threads: gets, keeps and releases of few ids under a small budget
+ * (drops while readers hold texts); each text read is the one kept for its revision. */
 typedef struct tc_arg {
     textcache *c;
     int seed;
@@ -635,7 +654,7 @@ static void *textcache_worker(void *p)
                 a->bad++;
             textcache_release(t);
         } else {
-            textcache_put(a->c, id, rev, text, strlen(text));
+            keep_copy(a->c, id, rev, text, strlen(text));
         }
     }
     return NULL;
